@@ -1,0 +1,43 @@
+/**
+ * Frame decoding by transfer syntax. Each decoder checks the bitstream's geometry against the DICOM header and
+ * returns stored values; pixels.ts turns those into modality values.
+ */
+import { UnsupportedTransferSyntaxError } from '../errors.ts';
+import type { PixelModule } from '../pixel-module.ts';
+import { TS } from '../transfer-syntax.ts';
+import { decodeJpegBaseline } from './jpeg-baseline.ts';
+import { decodeJpegLossless } from './jpeg-lossless.ts';
+import { decodeJpegLs } from './jpeg-ls.ts';
+import { decodeJpeg2000 } from './jpeg2000.ts';
+import { decodeNative } from './native.ts';
+import { decodeRle } from './rle.ts';
+import type { FrameDecoder, StoredArray } from './types.ts';
+
+export type { StoredArray } from './types.ts';
+export { warmUpCodecs } from './wasm.ts';
+
+const DECODERS: Record<string, FrameDecoder> = {
+  [TS.implicitLE]: decodeNative,
+  [TS.explicitLE]: decodeNative,
+  [TS.rle]: decodeRle,
+  [TS.jpegLossless]: decodeJpegLossless,
+  [TS.jpegLosslessSV1]: decodeJpegLossless,
+  [TS.jpegLS]: decodeJpegLs,
+  [TS.jpegLSNear]: decodeJpegLs,
+  [TS.jpeg2000Lossless]: decodeJpeg2000,
+  [TS.jpeg2000]: decodeJpeg2000,
+  [TS.jpegBaseline]: decodeJpegBaseline,
+};
+
+/** Syntaxes with a local decoder (the others need the PACS to transcode). */
+export const LOCALLY_DECODABLE: readonly string[] = Object.keys(DECODERS);
+
+/**
+ * Decodes one frame's stored bytes. Throws UnsupportedTransferSyntaxError (caller may ask the PACS to transcode)
+ * or DecodeError (the bytes are bad).
+ */
+export async function decodeFrame(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule): Promise<StoredArray> {
+  const decoder = DECODERS[transferSyntaxUid];
+  if (!decoder) throw new UnsupportedTransferSyntaxError(transferSyntaxUid);
+  return decoder(bytes, pm, transferSyntaxUid);
+}
