@@ -1,0 +1,399 @@
+/**
+ * The one place the service reads its configuration: environment variables (table `SETTINGS` below) and the JSON
+ * files in `smart-config/` (each validated against `smart-config/schema/<name>.schema.json`).
+ *
+ * Validation uses ajv (one schema per setting, so an error can name the setting). Any wrong value makes
+ * {@link loadConfig} throw a {@link ConfigError} whose message names every offending setting; `server/index.ts`
+ * prints that one message and exits non-zero. The README configuration table is generated from `SETTINGS`
+ * (`npx tsx server/config.ts --markdown`) so the two cannot drift apart.
+ */
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+
+/** Repository root (the folder holding `package.json`), derived from this file's location. */
+export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A configuration value is missing or wrong. The message names the setting(s) and is meant for the operator. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    message: string,
+    /** The names of the offending settings (environment variables or `smart-config/<file>.json#/<pointer>`). */
+    readonly settings: readonly string[],
+  ) {
+    super(message);
+  }
+}
+
+/** How the service authenticates to the DICOMweb server (PACS). */
+export type DicomWebAuth =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'basic'; readonly username: string; readonly password: string }
+  | { readonly kind: 'bearer'; readonly token: string };
+
+/** Settings from `smart-config/sandbox.json` (schema: `smart-config/schema/sandbox.schema.json`). */
+export interface SandboxFileConfig {
+  readonly fhir: {
+    /** Page size of a search without `_count`. */
+    readonly defaultPageSize: number;
+    /** Largest `_count` honoured; larger requests are capped (and the `self` link says so). */
+    readonly maxPageSize: number;
+    /** Largest accepted request body in bytes. */
+    readonly maxRequestBytes: number;
+  };
+}
+
+/** The JSON settings files in `smart-config/`, validated. Later features add files (and schemas) here. */
+export interface SmartFileConfig {
+  readonly sandbox: SandboxFileConfig;
+}
+
+/** The validated configuration of the whole service. Built once by {@link loadConfig}; never mutated. */
+export interface AppConfig {
+  /** TCP port the HTTP server listens on (`PORT`). */
+  readonly port: number;
+  /** Interface the HTTP server binds to (`HOST`). */
+  readonly host: string;
+  /** Base URL users and other systems reach this service at, without a trailing slash (`PUBLIC_BASE_URL`). */
+  readonly publicBaseUrl: string;
+  readonly fhir: {
+    /** True when no external FHIR server is configured: the embedded sandbox serves `/sandbox/fhir`. */
+    readonly sandbox: boolean;
+    /** FHIR base URL the service itself calls (external server, or the sandbox over loopback). */
+    readonly baseUrl: string;
+    /** FHIR base URL as published to clients (external server, or the sandbox under `PUBLIC_BASE_URL`). */
+    readonly publicBaseUrl: string;
+    /** Time-out for calls to the FHIR server, in ms (`FHIR_TIMEOUT_MS`). */
+    readonly timeoutMs: number;
+  };
+  readonly dicomweb: {
+    /** True when no external DICOMweb server is configured: the embedded sandbox serves `/sandbox/dicom-web`. */
+    readonly sandbox: boolean;
+    /** DICOMweb root the service itself calls (PACS, or the sandbox over loopback). */
+    readonly baseUrl: string;
+    /** DICOMweb root as published to clients, and written into sandbox `Endpoint.address`. */
+    readonly publicBaseUrl: string;
+    readonly auth: DicomWebAuth;
+    /** Time-out per DICOMweb request, in ms (`DICOMWEB_TIMEOUT_MS`). */
+    readonly timeoutMs: number;
+    /** Retries after a failed idempotent DICOMweb request (`DICOMWEB_RETRIES`). */
+    readonly retries: number;
+    /** Largest accepted DICOMweb response body in bytes (`DICOMWEB_MAX_RESPONSE_BYTES`). */
+    readonly maxResponseBytes: number;
+  };
+  readonly log: {
+    /** pino level (`LOG_LEVEL`). */
+    readonly level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+    /** Secret mixed into patient-id hashes in logs (`LOG_HASH_SALT`); random per process when unset. */
+    readonly hashSalt: string | undefined;
+  };
+  /** Folder holding the demo cohort (`fhir/*.json`, `dicom/**.dcm`) the sandboxes serve (`SANDBOX_DATA_DIR`). */
+  readonly sandboxDataDir: string;
+  /** Folder holding the JSON settings files and their schemas (`SMART_CONFIG_DIR`). */
+  readonly smartConfigDir: string;
+  /** The validated JSON settings files. */
+  readonly files: SmartFileConfig;
+}
+
+/** One environment variable: its schema (after string→type coercion), default and documentation. */
+interface Setting {
+  readonly env: string;
+  readonly description: string;
+  /** Human-readable default for the README table. */
+  readonly defaultText: string;
+  readonly schema: Record<string, unknown>;
+  readonly secret?: boolean;
+  /** What a valid value looks like, for the error message (derived from the schema when absent). */
+  readonly hint?: string;
+}
+
+const URL_SCHEMA = { type: 'string', format: 'uri', pattern: '^https?://[^\\s]+$' } as const;
+
+/** Every environment variable the service reads. Order = order in the README table. */
+export const SETTINGS: readonly Setting[] = [
+  { env: 'PORT', description: 'TCP port of the HTTP server.', defaultText: '`8080`', schema: { type: 'integer', minimum: 1, maximum: 65535 } },
+  {
+    env: 'HOST',
+    description: 'Interface to bind. Loopback by default; use `0.0.0.0` to accept connections from other machines (e.g. in a container).',
+    defaultText: '`127.0.0.1`',
+    schema: { type: 'string', minLength: 1, pattern: '^[0-9A-Za-z.:\\-\\[\\]]+$' },
+    hint: 'must be a host name or IP address',
+  },
+  {
+    env: 'PUBLIC_BASE_URL',
+    description: 'URL users and other systems reach this service at (behind a proxy: the proxy\'s URL). Used in FHIR `fullUrl`s, paging links, `Location` headers and the seeded `Endpoint.address`.',
+    defaultText: '`http://localhost:<PORT>`',
+    schema: URL_SCHEMA,
+  },
+  {
+    env: 'FHIR_BASE_URL',
+    description: 'Base URL of an external FHIR R4 server. Unset: the embedded sandbox FHIR server runs at `/sandbox/fhir`, seeded with the demo cohort. Set: the sandbox FHIR server is off.',
+    defaultText: 'unset (sandbox)',
+    schema: URL_SCHEMA,
+  },
+  { env: 'FHIR_TIMEOUT_MS', description: 'Time-out for calls to the FHIR server (including the readiness probe of an external server), in ms.', defaultText: '`5000`', schema: { type: 'integer', minimum: 100, maximum: 120000 } },
+  {
+    env: 'DICOMWEB_BASE_URL',
+    description: 'DICOMweb root of the PACS (e.g. `https://pacs.example.org/dicom-web`). Unset: the embedded sandbox DICOMweb server runs at `/sandbox/dicom-web` serving the demo DICOM files. Set: the sandbox DICOMweb server is off.',
+    defaultText: 'unset (sandbox)',
+    schema: URL_SCHEMA,
+  },
+  { env: 'DICOMWEB_AUTH', description: 'How to authenticate to the PACS: `none`, `basic` (needs `DICOMWEB_USERNAME` and `DICOMWEB_PASSWORD`) or `bearer` (needs `DICOMWEB_TOKEN`).', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'basic', 'bearer'] } },
+  { env: 'DICOMWEB_USERNAME', description: 'User name for `DICOMWEB_AUTH=basic`.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[^:]+$' }, hint: 'must be non-empty and contain no colon' },
+  { env: 'DICOMWEB_PASSWORD', description: 'Password for `DICOMWEB_AUTH=basic`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
+  { env: 'DICOMWEB_TOKEN', description: 'Bearer token for `DICOMWEB_AUTH=bearer`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be printable ASCII without spaces' },
+  { env: 'DICOMWEB_TIMEOUT_MS', description: 'Time-out per DICOMweb request (QIDO-RS, WADO-RS metadata or frames), in ms.', defaultText: '`10000`', schema: { type: 'integer', minimum: 100, maximum: 300000 } },
+  { env: 'DICOMWEB_RETRIES', description: 'Retries (with exponential back-off) after a failed or timed-out DICOMweb GET.', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 10 } },
+  { env: 'DICOMWEB_MAX_RESPONSE_BYTES', description: 'Largest DICOMweb response body accepted, in bytes; larger responses are aborted with a typed error.', defaultText: '`268435456` (256 MiB)', schema: { type: 'integer', minimum: 1024, maximum: 4294967296 } },
+  { env: 'LOG_LEVEL', description: 'pino log level: `fatal`, `error`, `warn`, `info`, `debug`, `trace` or `silent`.', defaultText: '`info`', schema: { type: 'string', enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] } },
+  {
+    env: 'LOG_HASH_SALT',
+    description: 'Secret mixed into the HMAC that replaces patient ids in logs. Set it (≥ 16 characters) to correlate log lines across restarts; unset, a random salt is drawn at each start. Never logged.',
+    defaultText: 'random per process',
+    schema: { type: 'string', minLength: 16 },
+    secret: true,
+    hint: 'must be at least 16 characters',
+  },
+  {
+    env: 'SANDBOX_DATA_DIR',
+    description: 'Folder with the demo cohort the sandboxes serve (`fhir/*.json` transaction bundles, `dicom/<study>/<series>/<sop>.dcm`). Relative paths are resolved against the repository root.',
+    defaultText: '`server/sandbox/demo-cohort`',
+    schema: { type: 'string', minLength: 1 },
+  },
+  {
+    env: 'SMART_CONFIG_DIR',
+    description: 'Folder with the JSON settings files (`<name>.json`) and their JSON Schemas (`schema/<name>.schema.json`). Relative paths are resolved against the repository root.',
+    defaultText: '`smart-config`',
+    schema: { type: 'string', minLength: 1 },
+  },
+];
+
+const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
+
+// ajv-formats is CommonJS with `exports.default`; NodeNext typing of its default import is the module object, so
+// load it through require to get the plugin function with its real type.
+const addFormats = (createRequire(import.meta.url)('ajv-formats') as { default: (ajv: Ajv) => Ajv }).default;
+
+function newAjv(coerce: boolean): Ajv {
+  const ajv = new Ajv({ allErrors: true, coerceTypes: coerce, strict: true, useDefaults: false });
+  addFormats(ajv);
+  return ajv;
+}
+
+function describeErrors(errors: readonly ErrorObject[] | null | undefined): string {
+  if (!errors || errors.length === 0) return 'is invalid';
+  const e = errors[0]!;
+  if (e.keyword === 'enum') return `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`;
+  if (e.keyword === 'pattern' || e.keyword === 'format') return e.params && 'format' in e.params ? `must be a valid ${String(e.params.format)}` : 'has an invalid format';
+  return e.message ?? 'is invalid';
+}
+
+function hintFor(s: Setting): string | undefined {
+  if (s.hint) return s.hint;
+  if (s.schema === URL_SCHEMA) return 'must be an absolute http:// or https:// URL';
+  if (s.schema['type'] === 'integer') return `must be an integer from ${String(s.schema['minimum'])} to ${String(s.schema['maximum'])}`;
+  return undefined;
+}
+
+function stripTrailingSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** Reads and validates the environment variables; returns the coerced values by name. */
+function readEnv(env: NodeJS.ProcessEnv, problems: string[], bad: string[]): Map<string, string | number> {
+  const ajv = newAjv(true);
+  const values = new Map<string, string | number>();
+  for (const s of SETTINGS) {
+    const raw = env[s.env];
+    if (raw === undefined || raw === '') continue;
+    const holder: { v: unknown } = { v: raw.trim() };
+    const validate = ajv.compile({ type: 'object', properties: { v: s.schema }, required: ['v'] });
+    if (!validate(holder)) {
+      const shown = SECRET_ENVS.has(s.env) ? '' : `=${JSON.stringify(raw.length > 60 ? raw.slice(0, 57) + '...' : raw)}`;
+      problems.push(`${s.env}${shown} ${hintFor(s) ?? describeErrors(validate.errors)}`);
+      bad.push(s.env);
+      continue;
+    }
+    values.set(s.env, holder.v as string | number);
+  }
+  return values;
+}
+
+/**
+ * Loads every `smart-config/<name>.json`, validating each against `schema/<name>.schema.json`.
+ * A JSON file without a schema is an error too: an unvalidated file would be a setting nobody checks.
+ */
+export function loadSmartConfigFiles(dir: string): SmartFileConfig {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new ConfigError(`Configuration error: SMART_CONFIG_DIR=${JSON.stringify(dir)} is not a folder`, ['SMART_CONFIG_DIR']);
+  }
+  const ajv = newAjv(false);
+  const problems: string[] = [];
+  const bad: string[] = [];
+  const loaded: Record<string, unknown> = {};
+  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  for (const file of files) {
+    const name = file.slice(0, -'.json'.length);
+    const setting = `smart-config/${file}`;
+    const schemaPath = join(dir, 'schema', `${name}.schema.json`);
+    let data: unknown;
+    let schema: Record<string, unknown>;
+    try {
+      data = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+    } catch (err) {
+      problems.push(`${setting} is not valid JSON (${(err as Error).message})`);
+      bad.push(setting);
+      continue;
+    }
+    if (!existsSync(schemaPath)) {
+      problems.push(`${setting} has no schema (expected smart-config/schema/${name}.schema.json)`);
+      bad.push(setting);
+      continue;
+    }
+    try {
+      schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      problems.push(`smart-config/schema/${name}.schema.json is not valid JSON (${(err as Error).message})`);
+      bad.push(setting);
+      continue;
+    }
+    const validate: ValidateFunction = ajv.compile(schema);
+    if (!validate(data)) {
+      for (const e of validate.errors ?? []) {
+        const pointer = e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}` : e.instancePath;
+        const where = `${setting}#${pointer || '/'}`;
+        const what = e.keyword === 'required' ? 'is required' : e.keyword === 'additionalProperties' ? `has unknown property ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}` : describeErrors([e]);
+        problems.push(`${where} ${what}`);
+        bad.push(where);
+      }
+      continue;
+    }
+    loaded[name] = data;
+  }
+  for (const required of ['sandbox']) {
+    if (!(required in loaded) && !bad.some((b) => b.startsWith(`smart-config/${required}.json`))) {
+      problems.push(`smart-config/${required}.json is missing`);
+      bad.push(`smart-config/${required}.json`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
+  }
+  const sandbox = loaded['sandbox'] as SandboxFileConfig;
+  if (sandbox.fhir.defaultPageSize > sandbox.fhir.maxPageSize) {
+    throw new ConfigError(
+      'Configuration error: smart-config/sandbox.json#/fhir/defaultPageSize must not exceed #/fhir/maxPageSize',
+      ['smart-config/sandbox.json#/fhir/defaultPageSize'],
+    );
+  }
+  return { sandbox };
+}
+
+/**
+ * Builds the {@link AppConfig} from the environment and `smart-config/`.
+ * @throws ConfigError naming every wrong setting, in one message.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const problems: string[] = [];
+  const bad: string[] = [];
+  const v = readEnv(env, problems, bad);
+  const str = (name: string): string | undefined => v.get(name) as string | undefined;
+  const num = (name: string, dflt: number): number => (v.get(name) as number | undefined) ?? dflt;
+
+  const auth = str('DICOMWEB_AUTH') ?? 'none';
+  let dicomAuth: DicomWebAuth = { kind: 'none' };
+  if (auth === 'basic') {
+    const username = str('DICOMWEB_USERNAME');
+    const password = str('DICOMWEB_PASSWORD');
+    if (!username && !bad.includes('DICOMWEB_USERNAME')) {
+      problems.push('DICOMWEB_USERNAME is required when DICOMWEB_AUTH=basic');
+      bad.push('DICOMWEB_USERNAME');
+    }
+    if (!password && !bad.includes('DICOMWEB_PASSWORD')) {
+      problems.push('DICOMWEB_PASSWORD is required when DICOMWEB_AUTH=basic');
+      bad.push('DICOMWEB_PASSWORD');
+    }
+    if (username && password) dicomAuth = { kind: 'basic', username, password };
+  } else if (auth === 'bearer') {
+    const token = str('DICOMWEB_TOKEN');
+    if (!token && !bad.includes('DICOMWEB_TOKEN')) {
+      problems.push('DICOMWEB_TOKEN is required when DICOMWEB_AUTH=bearer');
+      bad.push('DICOMWEB_TOKEN');
+    }
+    if (token) dicomAuth = { kind: 'bearer', token };
+  }
+  if (auth !== 'none' && !str('DICOMWEB_BASE_URL') && !bad.includes('DICOMWEB_BASE_URL')) {
+    problems.push(`DICOMWEB_AUTH=${auth} needs DICOMWEB_BASE_URL (the embedded sandbox takes no credentials)`);
+    bad.push('DICOMWEB_AUTH');
+  }
+
+  const resolveDir = (name: string, dflt: string): string => {
+    const p = str(name) ?? dflt;
+    return isAbsolute(p) ? p : resolve(REPO_ROOT, p);
+  };
+  const sandboxDataDir = resolveDir('SANDBOX_DATA_DIR', 'server/sandbox/demo-cohort');
+  const smartConfigDir = resolveDir('SMART_CONFIG_DIR', 'smart-config');
+
+  let files: SmartFileConfig | undefined;
+  try {
+    files = loadSmartConfigFiles(smartConfigDir);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    problems.push(err.message.replace(/^Configuration error: /, ''));
+    bad.push(...err.settings);
+  }
+
+  if (problems.length > 0 || !files) {
+    throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
+  }
+
+  const port = num('PORT', 8080);
+  const host = str('HOST') ?? '127.0.0.1';
+  const publicBaseUrl = stripTrailingSlash(str('PUBLIC_BASE_URL') ?? `http://localhost:${port}`);
+  // The service calls its own sandboxes over loopback: PUBLIC_BASE_URL may be a proxy the process cannot reach.
+  const loopHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  const selfUrl = `http://${loopHost}:${port}`;
+  const fhirExternal = str('FHIR_BASE_URL');
+  const dicomExternal = str('DICOMWEB_BASE_URL');
+
+  return {
+    port,
+    host,
+    publicBaseUrl,
+    fhir: {
+      sandbox: fhirExternal === undefined,
+      baseUrl: fhirExternal ? stripTrailingSlash(fhirExternal) : `${selfUrl}/sandbox/fhir`,
+      publicBaseUrl: fhirExternal ? stripTrailingSlash(fhirExternal) : `${publicBaseUrl}/sandbox/fhir`,
+      timeoutMs: num('FHIR_TIMEOUT_MS', 5000),
+    },
+    dicomweb: {
+      sandbox: dicomExternal === undefined,
+      baseUrl: dicomExternal ? stripTrailingSlash(dicomExternal) : `${selfUrl}/sandbox/dicom-web`,
+      publicBaseUrl: dicomExternal ? stripTrailingSlash(dicomExternal) : `${publicBaseUrl}/sandbox/dicom-web`,
+      auth: dicomAuth,
+      timeoutMs: num('DICOMWEB_TIMEOUT_MS', 10000),
+      retries: num('DICOMWEB_RETRIES', 2),
+      maxResponseBytes: num('DICOMWEB_MAX_RESPONSE_BYTES', 268435456),
+    },
+    log: {
+      level: (str('LOG_LEVEL') ?? 'info') as AppConfig['log']['level'],
+      hashSalt: str('LOG_HASH_SALT'),
+    },
+    sandboxDataDir,
+    smartConfigDir,
+    files,
+  };
+}
+
+/** The configuration table of the README, generated from {@link SETTINGS}. */
+export function settingsMarkdown(): string {
+  const rows = SETTINGS.map((s) => `| \`${s.env}\` | ${s.defaultText} | ${s.description.replace(/\|/g, '\\|')} |`);
+  return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n');
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--markdown')) {
+  process.stdout.write(settingsMarkdown() + '\n');
+}

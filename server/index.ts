@@ -1,0 +1,149 @@
+/**
+ * Composition root: `npm start` (= `tsx server/index.ts`).
+ *
+ * Order matters for operators: configuration is checked first (a wrong value stops the process with one message),
+ * then the HTTP server listens at once so `/healthz` and `/readyz` answer while the embedded sandboxes are built and
+ * seeded (readiness lists them as `starting`), then the URLs a user should open are logged.
+ */
+import type { Server } from 'node:http';
+import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
+import { createApp, usefulUrls, type SandboxMounts } from './app.ts';
+import { ConfigError, loadConfig, REPO_ROOT, type AppConfig } from './config.ts';
+import { createMetrics } from './health/metrics.ts';
+import { httpProbe, Readiness } from './health/readiness.ts';
+import { createLogger, type Logger } from './logging.ts';
+import { createFhirSandbox } from './sandbox/fhir/router.ts';
+import { seedFhirSandbox } from './sandbox/seed.ts';
+
+export interface RunningService {
+  readonly server: Server;
+  readonly readiness: Readiness;
+  /** Resolves when the sandboxes are built and seeded (or failed: see readiness). */
+  readonly started: Promise<void>;
+  close(): Promise<void>;
+}
+
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
+function dicomWebAuthHeaders(config: AppConfig): Record<string, string> {
+  const auth = config.dicomweb.auth;
+  if (auth.kind === 'basic') return { Authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+  if (auth.kind === 'bearer') return { Authorization: `Bearer ${auth.token}` };
+  return {};
+}
+
+async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
+  const component = 'fhir-sandbox';
+  try {
+    const sandbox = createFhirSandbox({
+      baseUrl: config.fhir.publicBaseUrl,
+      page: config.files.sandbox.fhir,
+      maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes,
+      logger,
+      version: packageVersion(),
+    });
+    const seeded = await seedFhirSandbox(sandbox.repo, {
+      fhirDir: join(config.sandboxDataDir, 'fhir'),
+      dicomWebBaseUrl: config.dicomweb.publicBaseUrl,
+      logger,
+    });
+    mounts.fhir = sandbox.router;
+    if (seeded.bundles === 0) {
+      readiness.set(component, 'failed', seeded.failedBundles > 0 ? `all ${seeded.failedBundles} seed bundles were rejected (see log)` : 'no seed bundles found');
+    } else if (seeded.failedBundles > 0) {
+      readiness.set(component, 'failed', `${seeded.failedBundles} of ${seeded.bundles + seeded.failedBundles} seed bundles were rejected (see log)`);
+    } else {
+      readiness.set(component, 'ready', `${seeded.bundles} patients, ${seeded.resources} resources`);
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const detail = code === 'ENOENT' ? `no demo cohort at SANDBOX_DATA_DIR (missing fhir/ folder)` : (err as Error).message;
+    logger.error({ err }, 'sandbox FHIR server failed to start');
+    readiness.set(component, 'failed', detail);
+  }
+}
+
+/** Starts the whole service on `config.port`. */
+export async function startService(config: AppConfig, logger: Logger): Promise<RunningService> {
+  const readiness = new Readiness();
+  const metrics = createMetrics();
+  const mounts: SandboxMounts = {};
+
+  if (config.fhir.sandbox) readiness.set('fhir-sandbox', 'starting');
+  else readiness.addProbe('fhir-server', httpProbe(`${config.fhir.baseUrl}/metadata`, { Accept: 'application/fhir+json' }), config.fhir.timeoutMs);
+  if (!config.dicomweb.sandbox) {
+    readiness.addProbe('dicomweb-server', httpProbe(`${config.dicomweb.baseUrl}/studies?limit=1`, { Accept: 'application/dicom+json', ...dicomWebAuthHeaders(config) }), config.dicomweb.timeoutMs);
+  }
+
+  const app = createApp({ config, logger, readiness, metrics, sandboxes: mounts });
+  const server = await new Promise<Server>((resolveListen, reject) => {
+    const s = app.listen(config.port, config.host, () => resolveListen(s));
+    s.once('error', reject);
+  });
+  logger.info({ host: config.host, port: config.port }, 'listening');
+
+  const started = (async () => {
+    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts);
+    const report = await readiness.report();
+    const urls = usefulUrls(config);
+    logger.info(
+      { urls, ready: report.ready, notReady: Object.keys(report.components).filter((c) => !report.components[c]!.ready) },
+      `Fracture Risk CDS is up (research use — trained on synthetic data). Open: ${Object.values(urls).join('  ')}`,
+    );
+  })();
+
+  return {
+    server,
+    readiness,
+    started,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.close(() => resolveClose());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.log.level, hashSalt: config.log.hashSalt });
+  let service: RunningService;
+  try {
+    service = await startService(config, logger);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const message = code === 'EADDRINUSE' ? `port ${config.port} is already in use (set PORT)` : code === 'EACCES' ? `no permission to listen on ${config.host}:${config.port}` : (err as Error).message;
+    logger.fatal({ code }, `cannot start: ${message}`);
+    process.exit(1);
+  }
+  const stop = (signal: string): void => {
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => process.exit(0), 5000);
+    timer.unref();
+    void service.close().then(() => process.exit(0));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  void main();
+}

@@ -1,0 +1,117 @@
+/**
+ * Structured JSON logging (pino) that carries no PHI (issue 4, item 7; project rule "Logs carry no PHI").
+ *
+ * pino's built-in `redact` only matches fixed paths (one `*` level), but PHI can sit at any depth of whatever object
+ * a caller logs (a FHIR Patient, a DICOM JSON dataset). So every log object is walked by {@link scrubPhi} in the
+ * `formatters.log` hook: keys that carry names, identifiers, contact details or credentials are replaced by
+ * `[REDACTED]`, and keys that carry a patient id are replaced by a salted hash (`patientIdHash`), so log lines about
+ * one patient can still be correlated without revealing the id. Message strings are not scanned: callers must not
+ * interpolate PHI into them (the tests check the components here do not).
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { pino, type DestinationStream, type Logger } from 'pino';
+
+export type { Logger } from 'pino';
+
+/** Keys (case-insensitive) whose values are PHI or secrets and are never logged. */
+const REDACTED_KEYS = new Set(
+  [
+    // people and their contact details (FHIR and DICOM JSON spellings)
+    'name', 'given', 'family', 'prefix', 'suffix', 'div', 'patientName', 'PatientName', '00100010',
+    'birthDate', 'PatientBirthDate', '00100030', 'address', 'telecom', 'email', 'phone', 'contact',
+    // identifiers
+    'identifier', 'mrn', 'PatientID', '00100020', 'OtherPatientIDs', '00101000', 'accession', 'accessionNumber',
+    'AccessionNumber', '00080050', 'ssn', 'nhsNumber',
+    // credentials
+    'authorization', 'cookie', 'set-cookie', 'token', 'access_token', 'accessToken', 'id_token', 'refresh_token',
+    'password', 'secret', 'clientSecret', 'client_secret', 'jwt', 'apiKey', 'x-api-key',
+  ].map((k) => k.toLowerCase()),
+);
+
+/**
+ * Keys (exact spelling) whose values are FHIR patient ids: logged as a salted hash under `<key>Hash`. Checked before
+ * {@link REDACTED_KEYS}, so `patientId` is hashed while DICOM's `PatientID` (the MRN) is redacted, and a count keyed
+ * by resource type (`{ Patient: 7 }`) is left alone.
+ */
+const PATIENT_ID_KEYS = new Set(['patientId', 'patient_id', 'patient', 'subjectId']);
+
+export const REDACTED = '[REDACTED]';
+
+/** Hashes patient ids for logs. One salt per process unless configured, see `LOG_HASH_SALT`. */
+export class PatientIdHasher {
+  readonly #salt: string;
+  constructor(salt?: string) {
+    this.#salt = salt ?? randomBytes(32).toString('hex');
+  }
+  /** HMAC-SHA256 of the id, truncated to 16 hex characters (64 bits: collisions are negligible at cohort scale). */
+  hash(patientId: string): string {
+    return createHmac('sha256', this.#salt).update(patientId, 'utf8').digest('hex').slice(0, 16);
+  }
+}
+
+let defaultHasher = new PatientIdHasher();
+
+/** Sets the process-wide salt (called once by {@link createLogger}). */
+export function setPatientIdSalt(salt: string | undefined): void {
+  defaultHasher = new PatientIdHasher(salt);
+}
+
+/**
+ * The value to log instead of a patient id. Accepts a bare id or a reference (`Patient/123`): both hash the same.
+ */
+export function hashPatientId(patientId: string): string {
+  return defaultHasher.hash(patientId.replace(/^Patient\//, ''));
+}
+
+const MAX_DEPTH = 8;
+
+/** Returns a copy of `value` with PHI keys redacted and patient ids hashed (see file header). */
+export function scrubPhi(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') return value;
+  if (depth >= MAX_DEPTH) return '[Truncated]';
+  if (value instanceof Error) return value; // pino's err serializer handles errors
+  if (Array.isArray(value)) return value.map((v) => scrubPhi(v, depth + 1));
+  if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
+  const out: Record<string, unknown> = {};
+  for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+    if (PATIENT_ID_KEYS.has(key) && (typeof v === 'string' || typeof v === 'number')) {
+      out[`${key}Hash`] = hashPatientId(String(v));
+    } else if (PATIENT_ID_KEYS.has(key) && v && typeof v === 'object' && typeof (v as { reference?: unknown }).reference === 'string') {
+      out[`${key}Hash`] = hashPatientId((v as { reference: string }).reference);
+    } else if (PATIENT_ID_KEYS.has(key) || REDACTED_KEYS.has(key.toLowerCase())) {
+      out[key] = REDACTED;
+    } else {
+      out[key] = scrubPhi(v, depth + 1);
+    }
+  }
+  return out;
+}
+
+export interface LoggerOptions {
+  readonly level: string;
+  readonly hashSalt?: string | undefined;
+  /** Where to write; stdout when absent. Tests pass a capturing stream. */
+  readonly destination?: DestinationStream;
+}
+
+/** Creates the service logger: pino JSON lines, PHI scrubbed, error objects serialised with their type and stack. */
+export function createLogger(options: LoggerOptions): Logger {
+  setPatientIdSalt(options.hashSalt);
+  return pino(
+    {
+      level: options.level,
+      base: { service: 'frcds' },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: {
+        level: (label) => ({ level: label }),
+        log: (obj) => scrubPhi(obj) as Record<string, unknown>,
+      },
+      // Second line of defence for the common fixed paths (cheap, and covers the `err` object which scrubPhi skips).
+      redact: {
+        paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization', 'err.config.headers.authorization'],
+        censor: REDACTED,
+      },
+    },
+    options.destination,
+  );
+}

@@ -1,0 +1,251 @@
+/**
+ * The embedded FHIR R4 server at `/sandbox/fhir` (issue 4, item 3): Medplum's `FhirRouter` over a
+ * {@link SandboxRepository}, behind an Express adapter that adds what the router lacks (platform-notes, "Embedded
+ * FHIR R4 server"): `/metadata`, `Bundle.link` paging and `entry.fullUrl` with the public base URL, `Location`/`ETag`
+ * headers, OperationOutcome errors with the right status codes, validation (in the repository), normalised searches.
+ * @see https://hl7.org/fhir/R4/http.html
+ */
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { getStatus, isOk, normalizeOperationOutcome, notFound, badRequest, OperationOutcomeError } from '@medplum/core';
+import { FhirRouter, type FhirRequest, type HttpMethod } from '@medplum/fhir-router';
+import type { Bundle, CapabilityStatement, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Logger } from '../../logging.ts';
+import { buildCapabilityStatement } from './capability.ts';
+import { SandboxRepository } from './repo.ts';
+import { normaliseSearch, pagingLinks, type PageSettings } from './search.ts';
+import { FhirValidator } from './validate.ts';
+
+export const FHIR_JSON = 'application/fhir+json';
+
+export interface FhirSandboxOptions {
+  /** Public base URL of the sandbox (e.g. `http://localhost:8080/sandbox/fhir`), used in fullUrls, links, Location. */
+  readonly baseUrl: string;
+  readonly page: PageSettings;
+  readonly maxRequestBytes: number;
+  readonly logger: Logger;
+  /** Software version shown in the CapabilityStatement. */
+  readonly version?: string;
+}
+
+export interface FhirSandboxResult {
+  readonly status: number;
+  readonly body: Resource;
+  readonly headers: Record<string, string>;
+}
+
+export interface FhirSandbox {
+  readonly router: Router;
+  readonly repo: SandboxRepository;
+  readonly capabilityStatement: CapabilityStatement;
+  /**
+   * Runs one FHIR interaction without HTTP (seeding, tests). `path` is relative to the base, with its query,
+   * e.g. `Patient?_count=5`.
+   */
+  handle(method: HttpMethod, path: string, body?: unknown, headers?: Record<string, string>): Promise<FhirSandboxResult>;
+}
+
+function outcome(status: number, code: OperationOutcomeIssue['code'], text: string): [number, OperationOutcome] {
+  return [status, { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, details: { text } }] }];
+}
+
+const RESOURCE_INTERACTIONS = new Set(['_history', '_search']);
+
+/**
+ * Creates the sandbox (indexes the definitions and compiles the validator: ≈4 s on first call in a process).
+ */
+export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
+  const validator = new FhirValidator();
+  validator.warmUp(['Patient', 'Observation', 'Condition', 'ImagingStudy', 'Endpoint', 'MedicationStatement', 'Bundle']);
+  const repo = new SandboxRepository(validator);
+  const fhirRouter = new FhirRouter();
+  const base = options.baseUrl.replace(/\/+$/, '');
+  const capabilityStatement = buildCapabilityStatement(base, options.version ?? '0.0.0', new Date().toISOString());
+  const log = options.logger.child({ component: 'sandbox-fhir' });
+
+  const fullUrl = (r: Resource): string | undefined => (r.id ? `${base}/${r.resourceType}/${r.id}` : undefined);
+
+  /** Adds fullUrl (and search.mode) to searchset/history entries; absolute locations to transaction responses. */
+  function decorateBundle(bundle: Bundle, searchedType?: string): void {
+    for (const entry of bundle.entry ?? []) {
+      if (entry.resource && !entry.fullUrl) {
+        const url = fullUrl(entry.resource);
+        if (url) entry.fullUrl = url;
+      }
+      if (searchedType && entry.resource && bundle.type === 'searchset') {
+        entry.search ??= { mode: entry.resource.resourceType === searchedType ? 'match' : 'include' };
+      }
+      if (entry.response?.location && !/^https?:/.test(entry.response.location)) {
+        entry.response.location = `${base}/${entry.response.location.replace(/^\/+/, '')}`;
+      }
+    }
+  }
+
+  async function handle(method: HttpMethod, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<FhirSandboxResult> {
+    const [pathPart = '', queryPart = ''] = path.replace(/^\/+/, '').split(/\?(.*)/s, 2);
+    const segments = pathPart.split('/').filter(Boolean);
+    const type = segments[0];
+    const respond = (status: number, resource: Resource, extra: Record<string, string> = {}): FhirSandboxResult => ({ status, body: resource, headers: extra });
+
+    if (method === 'GET' && pathPart === 'metadata') return respond(200, capabilityStatement);
+    if (type && !type.startsWith('$') && !validator.isResourceType(type)) {
+      const [s, o] = outcome(404, 'not-supported', `Unknown resource type "${type}"`);
+      return respond(s, o);
+    }
+    if (segments.length === 0 && method !== 'POST') {
+      const [s, o] = outcome(400, 'not-supported', 'System-level interactions other than batch/transaction are not supported; search a resource type, e.g. Patient?_count=10');
+      return respond(s, o);
+    }
+    const isTypeSearch = (method === 'GET' && segments.length === 1) || (method === 'POST' && segments.length === 2 && segments[1] === '_search');
+    if (segments.length >= 2 && !RESOURCE_INTERACTIONS.has(segments[1]!) && !/^[A-Za-z0-9\-.]{1,64}$/.test(segments[1]!)) {
+      const [s, o] = outcome(400, 'invalid', `"${segments[1]}" is not a valid resource id`);
+      return respond(s, o);
+    }
+
+    let url = pathPart;
+    let search: ReturnType<typeof normaliseSearch> | undefined;
+    let requestBody = body;
+    try {
+      if (isTypeSearch) {
+        const query = new URLSearchParams(queryPart);
+        if (method === 'POST' && body && typeof body === 'object') {
+          for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
+            for (const item of Array.isArray(v) ? v : [v]) query.append(k, String(item));
+          }
+        }
+        search = normaliseSearch(type!, query, options.page);
+        url = `${type}?${search.params.toString()}`;
+        method = 'GET';
+        requestBody = undefined;
+      } else if (queryPart) {
+        url = `${pathPart}?${queryPart}`;
+      }
+      if (method === 'POST' && segments.length === 1 && requestBody && typeof requestBody === 'object') {
+        // create: the server assigns the id (FHIR http.html#create); Medplum's MemoryRepository would keep the client's.
+        const { id: _ignored, ...rest } = requestBody as Resource;
+        requestBody = rest;
+      }
+      if ((method === 'POST' && segments.length === 0) && (requestBody as Bundle | undefined)?.resourceType !== 'Bundle') {
+        throw new OperationOutcomeError(badRequest('POST to the base must be a batch or transaction Bundle'));
+      }
+    } catch (err) {
+      const oo = normalizeOperationOutcome(err);
+      return respond(getStatus(oo), oo);
+    }
+
+    let existedBefore = false;
+    if (method === 'PUT' && segments.length === 2) {
+      try {
+        await repo.readResource(type!, segments[1]!);
+        existedBefore = true;
+      } catch {
+        existedBefore = false;
+      }
+    }
+
+    const req: FhirRequest = {
+      method,
+      url,
+      pathname: '',
+      params: {},
+      query: {},
+      body: requestBody,
+      headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v])),
+      config: { transactions: true },
+    };
+    const [oo, resource] = await fhirRouter.handleRequest(req, repo);
+    let status = getStatus(oo);
+    if (!isOk(oo) || !resource) {
+      if (status >= 500) log.error({ status, issue: oo.issue?.[0]?.details?.text }, 'sandbox FHIR interaction failed');
+      return respond(status, oo.id === notFound.id ? outcome(404, 'not-found', `${pathPart} not found`)[1] : oo);
+    }
+    const extra: Record<string, string> = {};
+    if (resource.resourceType === 'Bundle') {
+      const bundle = resource as Bundle;
+      decorateBundle(bundle, search ? type : undefined);
+      if (search && bundle.type === 'searchset') {
+        bundle.link = pagingLinks(`${base}/${type}`, search, bundle.total ?? 0);
+      }
+    }
+    const created = status === 201 || (method === 'PUT' && segments.length === 2 && !existedBefore);
+    if (created) status = 201;
+    if (resource.id && resource.meta?.versionId && resource.resourceType !== 'Bundle' && resource.resourceType !== 'OperationOutcome') {
+      extra['ETag'] = `W/"${resource.meta.versionId}"`;
+      if (resource.meta.lastUpdated) extra['Last-Modified'] = new Date(resource.meta.lastUpdated).toUTCString();
+      if (created || method === 'PUT') {
+        extra[created ? 'Location' : 'Content-Location'] = `${base}/${resource.resourceType}/${resource.id}/_history/${resource.meta.versionId}`;
+      }
+    }
+    return respond(status, resource, extra);
+  }
+
+  const router = Router();
+  // CORS: the sandbox is read by browser apps (the SMART app) served from other origins in development.
+  router.use((req, res, next) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    res.set('Access-Control-Expose-Headers', 'Location, Content-Location, ETag, Last-Modified');
+    if (req.method === 'OPTIONS') {
+      res.set('Access-Control-Allow-Methods', 'GET, POST, PUT, PATCH, DELETE, OPTIONS');
+      res.set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept, If-Match, If-None-Exist, Prefer');
+      res.set('Access-Control-Max-Age', '600');
+      res.status(204).end();
+      return;
+    }
+    next();
+  });
+  router.use(
+    express.json({
+      limit: options.maxRequestBytes,
+      type: ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'],
+    }),
+  );
+  router.use(express.urlencoded({ extended: false, limit: options.maxRequestBytes }));
+
+  router.use(async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const method = req.method.toUpperCase();
+      if (!['GET', 'POST', 'PUT', 'PATCH', 'DELETE', 'HEAD'].includes(method)) {
+        sendOutcome(res, ...outcome(405, 'not-supported', `Method ${method} is not supported`));
+        return;
+      }
+      if (!req.accepts([FHIR_JSON, 'application/json'])) {
+        sendOutcome(res, ...outcome(406, 'not-supported', 'The sandbox serves application/fhir+json only'));
+        return;
+      }
+      if (['POST', 'PUT', 'PATCH'].includes(method) && !req.path.endsWith('/_search') && (req.body === undefined || req.body === null || typeof req.body !== 'object')) {
+        sendOutcome(res, ...outcome(415, 'structure', 'The body must be JSON (Content-Type: application/fhir+json)'));
+        return;
+      }
+      const headers: Record<string, string> = {};
+      for (const h of ['if-match', 'if-none-exist', 'prefer']) {
+        const v = req.get(h);
+        if (v) headers[h] = v;
+      }
+      const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+      const result = await handle((method === 'HEAD' ? 'GET' : method) as HttpMethod, `${req.path}${query ? `?${query}` : ''}`, req.body, headers);
+      res.status(result.status).set(result.headers).type(FHIR_JSON).send(JSON.stringify(result.body));
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  // Errors from the body parser (bad JSON, too large) and anything unexpected, as OperationOutcomes.
+  router.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { status?: number; type?: string; message?: string };
+    if (e.type === 'entity.too.large') {
+      sendOutcome(res, ...outcome(413, 'too-costly', `The body exceeds ${options.maxRequestBytes} bytes`));
+    } else if (e.type === 'entity.parse.failed') {
+      sendOutcome(res, ...outcome(400, 'structure', 'The body is not valid JSON'));
+    } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      sendOutcome(res, ...outcome(e.status, 'invalid', e.message ?? 'Bad request'));
+    } else {
+      log.error({ err }, 'unexpected error in sandbox FHIR server');
+      sendOutcome(res, ...outcome(500, 'exception', 'Internal error in the sandbox FHIR server'));
+    }
+  });
+
+  return { router, repo, capabilityStatement, handle };
+}
+
+function sendOutcome(res: Response, status: number, body: OperationOutcome): void {
+  res.status(status).type(FHIR_JSON).send(JSON.stringify(body));
+}
