@@ -80,8 +80,8 @@ class Predictors:
     true_lp_mof: float
 
 
-def predictors(p: Person, b: BoneState, eff: TrueEffects = TRUE_EFFECTS) -> Predictors:
-    x = qf_inputs(p)
+def predictors(p: Person, b: BoneState, eff: TrueEffects = TRUE_EFFECTS, age_years: int | None = None) -> Predictors:
+    x = qf_inputs(p, age_years)
     a_hip = qfracture.linear_predictor("hip", p.sex, x)
     a_mof = qfracture.linear_predictor("mof", p.sex, x)
     micro = -math.log(eff.hr_micro) * b.micro_z
@@ -144,9 +144,9 @@ def _cumhaz_at(grid: np.ndarray, t: float) -> float:
 
 
 def simulate(p: Person, b: BoneState, rng: np.random.Generator, calib: dict | None = None,
-             admin_years: float = float(HORIZON_YEARS)) -> Outcome:
+             admin_years: float = float(HORIZON_YEARS), age_years: int | None = None) -> Outcome:
     calib = calib or calibration()
-    pr = predictors(p, b)
+    pr = predictors(p, b, age_years=age_years)
     g_hip, g_oth, floor_years = cumhaz_grids(pr.true_lp_hip, pr.true_lp_mof, p.sex, calib)
     g_mof = g_hip + g_oth
     e_hip, e_oth, e_death, e_ltfu = (float(x) for x in rng.exponential(size=4))

@@ -227,10 +227,12 @@ def sample_person(rng: np.random.Generator, site: str) -> Person:
                   prior_fractures=fractures)
 
 
-def qf_inputs(p: Person) -> dict:
-    """QFracture-2012 inputs from the TRUE values (BMI clamped to 20–40, the equation's range; documented)."""
+def qf_inputs(p: Person, age_years: int | None = None) -> dict:
+    """QFracture-2012 inputs from the TRUE values (BMI clamped to 20–40, the equation's range; documented).
+    ``age_years``: completed years from the charted birth date (defaults to floor(age))."""
     from ..qfracture import clamp_bmi
-    d = {"age": min(max(p.age_years, 30), 100), "bmi": clamp_bmi(p.bmi), "ethrisk": p.ethrisk,
+    ay = p.age_years if age_years is None else age_years
+    d = {"age": min(max(ay, 30), 100), "bmi": clamp_bmi(p.bmi), "ethrisk": p.ethrisk,
          "smoke_cat": p.smoke_cat, "alcohol_cat6": p.alcohol_cat6}
     d.update(p.flags)
     return d
