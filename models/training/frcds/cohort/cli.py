@@ -298,7 +298,8 @@ def _clean(o):
 def generate(parts: list[CohortConfig], out: str, workers: int, config: dict) -> dict:
     t_start = time.perf_counter()
     os.makedirs(os.path.join(out, "fhir"), exist_ok=True)
-    os.makedirs(os.path.join(out, "arrays"), exist_ok=True)
+    if all(p.write_arrays for p in parts):
+        os.makedirs(os.path.join(out, "arrays"), exist_ok=True)
     if any(p.n_dicom for p in parts):
         os.makedirs(os.path.join(out, "dicom"), exist_ok=True)
     rows: list[dict] = []
@@ -315,8 +316,9 @@ def generate(parts: list[CohortConfig], out: str, workers: int, config: dict) ->
                   f, indent=1, default=_json_default, allow_nan=False)
         f.write("\n")
     write_truth_csv(os.path.join(out, "truth.csv"), truths)
-    save_npz(os.path.join(out, "arrays", "tabular.npz"), tabular_arrays(truths))
-    if all(p.images for p in parts):
+    if all(p.write_arrays for p in parts):
+        save_npz(os.path.join(out, "arrays", "tabular.npz"), tabular_arrays(truths))
+    if all(p.images and p.write_arrays for p in parts):
         imgs = np.stack([r["image"][0] for r in rows]).astype(np.float32)
         msks = np.stack([r["image"][1] for r in rows]).astype(np.float32)
         save_npz(os.path.join(out, "arrays", "images.npz"),

@@ -7,7 +7,8 @@ for ≈10 % of people, and ethnicity not stated for ≈30 % in older GP records)
   (weight SD 1 kg, height SD 1 cm),
 - smoking and alcohol status recorded with probabilities ``p_smoking``, ``p_alcohol``,
 - a true condition is coded with probability ``SENSITIVITY`` (falls and family history are often not coded),
-  never coded when absent (no false positives); each prior fracture is coded with probability 0.85.
+  never coded when absent (no false positives); each prior fracture is coded with probability 0.85 (0.97 if
+  within 2 years).
 
 QFracture-2012 inputs from the chart (the service must do the same; documented in models/training/README.md):
 - age = completed years between birthDate and the index date,
@@ -34,6 +35,7 @@ SITE_RECORDING = {
 SENSITIVITY = {"b_falls": 0.60, "fh_osteoporosis": 0.50, "b_dementia": 0.90, "b_carehome": 0.90}
 DEFAULT_SENSITIVITY = 0.97
 FRACTURE_SENSITIVITY = 0.85
+RECENT_FRACTURE_SENSITIVITY = 0.97
 BMI_IMPUTE = 27.0
 # Alcohol intake written as UK units/day (LOINC 74013-4); one representative value per category so the
 # category can be read back exactly (valueset observation-codes documents the cut points).
@@ -90,7 +92,9 @@ def record(p: Person, rng: np.random.Generator, site: str) -> EhrView:
     smoke = p.smoke_cat if u[2] < r["p_smoking"] else None
     alc = p.alcohol_cat6 if u[3] < r["p_alcohol"] else None
     obs_years = float(u[4] * 2.0)
-    fractures = [fr for fr in p.prior_fractures if rng.random() < FRACTURE_SENSITIVITY]
+    # recent fractures (< 2 years) are nearly always coded; older ones less often
+    fractures = [fr for fr in p.prior_fractures
+                 if rng.random() < (RECENT_FRACTURE_SENSITIVITY if fr[1] < 2.0 else FRACTURE_SENSITIVITY)]
     flags = {}
     su = rng.random(len(BOOLEANS))
     for b, x in zip(BOOLEANS, su):

@@ -28,7 +28,7 @@ SYNTAX_P = (0.60, 0.10, 0.10, 0.10, 0.10)   # share of written studies per trans
 class Override:
     """Demo-cohort adjustments applied to one patient (see :mod:`demo`)."""
     recent_fracture_years: float | None = None   # add a prior fracture this many years before the index date
-    artefact: str | None = None                  # force this artefact kind ('auto' = let the acquisition draw)
+    artefact: str = "auto"                       # 'auto' (acquisition draws), 'none', or an artefact kind
     size: str | None = None                      # 'full' | 'demo'
     syntax: str | None = None                    # force a transfer syntax
 
@@ -46,6 +46,7 @@ class CohortConfig:
     index_end: dt.date = dt.date(2015, 12, 31)
     admin_cutoff: dt.date | None = None          # data cut-off (demo); None = full 10-year follow-up
     overrides: dict = field(default_factory=dict)  # patient index -> Override
+    write_arrays: bool = True                    # the committed demo skips arrays/ to stay small
 
     @property
     def stream_seed(self) -> int:
@@ -131,7 +132,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
         t1 = time.perf_counter()
         size = ov.size or cfg.size
         acq = acquisition.sample_acquisition(cfg.site, st.image, size=size,
-                                             artefact=ov.artefact if ov.artefact is not None else "auto")
+                                             artefact=None if ov.artefact == "none" else ov.artefact)
         subj = phantom.PhantomSubject(sex=p.sex, age=float(p.age), bmi=float(p.bmi), height_cm=float(p.height_cm),
                                       bmd_t=float(b.bmd_t), micro_z=float(b.micro_z))
         img = phantom.render_hip(subj, acq, st.image)
