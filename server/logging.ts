@@ -6,7 +6,8 @@
  * `formatters.log` hook: keys that carry names, identifiers, contact details or credentials are replaced by
  * `[REDACTED]`, and keys that carry a patient id are replaced by a salted hash (`patientIdHash`), so log lines about
  * one patient can still be correlated without revealing the id. Message strings are not scanned: callers must not
- * interpolate PHI into them (the tests check the components here do not).
+ * interpolate PHI into them (the tests check the components here do not). A Patient resource's `id` and any
+ * `Patient/<id>` reference are hashed too.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { pino, type DestinationStream, type Logger } from 'pino';
@@ -73,8 +74,13 @@ export function scrubPhi(value: unknown, depth = 0): unknown {
   if (Array.isArray(value)) return value.map((v) => scrubPhi(v, depth + 1));
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
   const out: Record<string, unknown> = {};
+  const isPatient = (value as { resourceType?: unknown }).resourceType === 'Patient';
   for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
-    if (PATIENT_ID_KEYS.has(key) && (typeof v === 'string' || typeof v === 'number')) {
+    if (isPatient && key === 'id' && typeof v === 'string') {
+      out['idHash'] = hashPatientId(v);
+    } else if (key === 'reference' && typeof v === 'string' && v.startsWith('Patient/')) {
+      out['referenceHash'] = hashPatientId(v);
+    } else if (PATIENT_ID_KEYS.has(key) && (typeof v === 'string' || typeof v === 'number')) {
       out[`${key}Hash`] = hashPatientId(String(v));
     } else if (PATIENT_ID_KEYS.has(key) && v && typeof v === 'object' && typeof (v as { reference?: unknown }).reference === 'string') {
       out[`${key}Hash`] = hashPatientId((v as { reference: string }).reference);

@@ -12,7 +12,7 @@ import type { Bundle, CapabilityStatement, OperationOutcome, OperationOutcomeIss
 import type { Logger } from '../../logging.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import { SandboxRepository } from './repo.ts';
-import { normaliseSearch, pagingLinks, type PageSettings } from './search.ts';
+import { addIncludes, normaliseSearch, pagingLinks, routerQuery, type PageSettings } from './search.ts';
 import { FhirValidator } from './validate.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
@@ -113,7 +113,7 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
           }
         }
         search = normaliseSearch(type!, query, options.page);
-        url = `${type}?${search.params.toString()}`;
+        url = `${type}?${routerQuery(search)}`;
         method = 'GET';
         requestBody = undefined;
       } else if (queryPart) {
@@ -161,6 +161,7 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
     const extra: Record<string, string> = {};
     if (resource.resourceType === 'Bundle') {
       const bundle = resource as Bundle;
+      if (search && bundle.type === 'searchset') await addIncludes(bundle, search, repo);
       decorateBundle(bundle, search ? type : undefined);
       if (search && bundle.type === 'searchset') {
         bundle.link = pagingLinks(`${base}/${type}`, search, bundle.total ?? 0);

@@ -1,0 +1,261 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { before, describe, test } from 'node:test';
+import type { Express } from 'express';
+import request from 'supertest';
+import type { Bundle, BundleLink, CapabilityStatement, OperationOutcome, Patient } from '@medplum/fhirtypes';
+import { createApp } from '../../app.ts';
+import { loadConfig, REPO_ROOT } from '../../config.ts';
+import { createMetrics } from '../../health/metrics.ts';
+import { Readiness } from '../../health/readiness.ts';
+import { createLogger } from '../../logging.ts';
+import { seedFhirSandbox } from '../seed.ts';
+import { createFhirSandbox, type FhirSandbox } from './router.ts';
+
+const BASE = 'http://localhost:8080/sandbox/fhir';
+const FIXTURES = join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir');
+let app: Express;
+let sandbox: FhirSandbox;
+const logs: string[] = [];
+
+before(async () => {
+  const config = loadConfig({});
+  const logger = createLogger({
+    level: 'info',
+    destination: new Writable({
+      write(c: Buffer, _e, cb) {
+        logs.push(c.toString());
+        cb();
+      },
+    }),
+  });
+  sandbox = createFhirSandbox({ baseUrl: config.fhir.publicBaseUrl, page: { defaultPageSize: 4, maxPageSize: 6 }, maxRequestBytes: 65536, logger });
+  await seedFhirSandbox(sandbox.repo, { fhirDir: FIXTURES, dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger });
+  app = createApp({ config, logger, readiness: new Readiness(), metrics: createMetrics(), sandboxes: { fhir: sandbox.router } });
+});
+
+const fhirJson = 'application/fhir+json';
+const link = (b: Bundle, rel: string): string | undefined => b.link?.find((l: BundleLink) => l.relation === rel)?.url;
+const rel = (url: string): string => url.slice('http://localhost:8080'.length);
+const issueText = (o: OperationOutcome): string => (o.issue ?? []).map((i) => i.details?.text).join(' | ');
+
+describe('sandbox FHIR: /metadata', () => {
+  test('serves a valid R4 CapabilityStatement listing the resource types and their search parameters', async () => {
+    const r = await request(app).get('/sandbox/fhir/metadata').expect(200).expect('Content-Type', /application\/fhir\+json/);
+    const cs = JSON.parse(r.text) as CapabilityStatement;
+    assert.equal(cs.resourceType, 'CapabilityStatement');
+    assert.equal(cs.fhirVersion, '4.0.1');
+    assert.equal(cs.implementation?.url, BASE);
+    const imaging = cs.rest?.[0]?.resource?.find((x) => x.type === 'ImagingStudy');
+    assert.ok(imaging?.searchParam?.some((p) => p.name === 'patient' && p.type === 'reference'));
+    assert.ok(imaging?.interaction?.some((i) => i.code === 'search-type'));
+    assert.doesNotThrow(() => sandbox.repo.validator.validate(cs));
+  });
+});
+
+describe('sandbox FHIR: search', () => {
+  test('a searchset has total, fullUrls with the public base, search.mode and self/first/next/last links', async () => {
+    const r = await request(app).get('/sandbox/fhir/Patient?_count=3').expect(200);
+    const b = JSON.parse(r.text) as Bundle<Patient>;
+    assert.equal(b.type, 'searchset');
+    assert.equal(b.total, 7);
+    assert.equal(b.entry?.length, 3);
+    for (const e of b.entry ?? []) {
+      assert.equal(e.fullUrl, `${BASE}/Patient/${e.resource?.id}`);
+      assert.equal(e.search?.mode, 'match');
+    }
+    assert.equal(link(b, 'self'), `${BASE}/Patient?_count=3&_offset=0`);
+    assert.equal(link(b, 'next'), `${BASE}/Patient?_count=3&_offset=3`);
+    assert.equal(link(b, 'last'), `${BASE}/Patient?_count=3&_offset=6`);
+    assert.equal(link(b, 'previous'), undefined);
+  });
+
+  test('following next links visits every patient exactly once; the last page has previous but no next', async () => {
+    const seen: string[] = [];
+    let url: string | undefined = '/sandbox/fhir/Patient?_count=3&_sort=_id';
+    let pages = 0;
+    let last: Bundle | undefined;
+    while (url) {
+      const b = JSON.parse((await request(app).get(url).expect(200)).text) as Bundle<Patient>;
+      seen.push(...(b.entry ?? []).map((e) => e.resource!.id!));
+      last = b;
+      const next = link(b, 'next');
+      url = next ? rel(next) : undefined;
+      assert.ok(++pages < 10);
+    }
+    assert.equal(pages, 3);
+    assert.deepEqual(seen, ['fx-0001', 'fx-0002', 'fx-0003', 'fx-0004', 'fx-0005', 'fx-0006', 'fx-0007']);
+    assert.equal(link(last!, 'previous'), `${BASE}/Patient?_sort=_id&_count=3&_offset=3`);
+  });
+
+  test('_count defaults and is capped (smart-config/sandbox.json); _summary=count gives the total only', async () => {
+    let b = JSON.parse((await request(app).get('/sandbox/fhir/Patient').expect(200)).text) as Bundle;
+    assert.equal(b.entry?.length, 4);
+    b = JSON.parse((await request(app).get('/sandbox/fhir/Patient?_count=1000').expect(200)).text) as Bundle;
+    assert.equal(b.entry?.length, 6);
+    assert.equal(link(b, 'self'), `${BASE}/Patient?_count=6&_offset=0`);
+    b = JSON.parse((await request(app).get('/sandbox/fhir/Patient?_summary=count').expect(200)).text) as Bundle;
+    assert.equal(b.total, 7);
+    assert.equal(b.entry, undefined);
+    assert.equal(link(b, 'next'), undefined);
+  });
+
+  test('ImagingStudy?patient=<bare id> finds the study (Medplum quirk normalised), as does Patient/<id>', async () => {
+    for (const q of ['patient=fx-0003', 'patient=Patient/fx-0003', 'subject=fx-0003', 'subject:Patient=fx-0003']) {
+      const b = JSON.parse((await request(app).get(`/sandbox/fhir/ImagingStudy?${q}`).expect(200)).text) as Bundle;
+      assert.equal(b.total, 1, q);
+      assert.equal(b.entry?.[0]?.resource?.id, 'fx-0003-xr', q);
+    }
+  });
+
+  test('token search on the MRN identifier and _include of the endpoint work', async () => {
+    const mrn = encodeURIComponent('urn:frcds:synthetic-mrn|FX9000005');
+    const p = JSON.parse((await request(app).get(`/sandbox/fhir/Patient?identifier=${mrn}`).expect(200)).text) as Bundle<Patient>;
+    assert.deepEqual(p.entry?.map((e) => e.resource?.id), ['fx-0005']);
+    const inc = JSON.parse((await request(app).get('/sandbox/fhir/ImagingStudy?patient=fx-0005&_include=ImagingStudy:endpoint').expect(200)).text) as Bundle;
+    const ep = inc.entry?.find((e) => e.resource?.resourceType === 'Endpoint');
+    assert.equal(ep?.search?.mode, 'include');
+    assert.equal(ep?.fullUrl, `${BASE}/Endpoint/frcds-pacs`);
+    assert.equal(inc.total, 1, 'total counts matches only');
+    const rev = JSON.parse((await request(app).get('/sandbox/fhir/Patient?_id=fx-0005&_revinclude=DiagnosticReport:subject').expect(200)).text) as Bundle;
+    assert.deepEqual(rev.entry?.map((e) => [e.resource?.resourceType, e.search?.mode]), [['Patient', 'match'], ['DiagnosticReport', 'include']]);
+  });
+
+  test('unknown parameters, bad _count, chaining and unknown types are rejected with OperationOutcomes', async () => {
+    const cases: [string, number, RegExp][] = [
+      ['/sandbox/fhir/Patient?colour=red', 400, /Unknown search parameter "colour" for Patient/],
+      ['/sandbox/fhir/Patient?_count=-1', 400, /_count must be a non-negative integer/],
+      ['/sandbox/fhir/Patient?_sort=shoe', 400, /Unknown sort parameter "shoe"/],
+      ['/sandbox/fhir/Observation?subject.name=x', 400, /chained search/],
+      ['/sandbox/fhir/Observation?subject:Medication=x', 400, /not a target type/],
+      ['/sandbox/fhir/ImagingStudy?_include=Patient:link', 400, /does not start with the searched type/],
+      ['/sandbox/fhir/ImagingStudy?_include=ImagingStudy:status', 400, /no reference search parameter "status"/],
+      ['/sandbox/fhir/ImagingStudy?_include:iterate=ImagingStudy:endpoint', 400, /not supported/],
+      ['/sandbox/fhir/Patient?_format=xml', 400, /JSON only/],
+      ['/sandbox/fhir/Spaceship?x=1', 404, /Unknown resource type "Spaceship"/],
+      ['/sandbox/fhir/Patient/does-not-exist', 404, /not found/],
+      ['/sandbox/fhir', 400, /System-level/],
+    ];
+    for (const [url, status, text] of cases) {
+      const r = await request(app).get(url).expect(status).expect('Content-Type', /application\/fhir\+json/);
+      const o = JSON.parse(r.text) as OperationOutcome;
+      assert.equal(o.resourceType, 'OperationOutcome', url);
+      assert.match(issueText(o), text, url);
+    }
+  });
+
+  test('POST _search with a form body works like GET', async () => {
+    const r = await request(app).post('/sandbox/fhir/ImagingStudy/_search').type('form').send({ patient: 'fx-0002' }).expect(200);
+    assert.equal((JSON.parse(r.text) as Bundle).total, 1);
+  });
+});
+
+describe('sandbox FHIR: create, read, update, delete', () => {
+  test('create assigns an id and answers 201 with Location, ETag and the resource', async () => {
+    const body = { resourceType: 'Patient', id: 'client-chosen', gender: 'male', birthDate: '1950-01-01' };
+    const r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send(JSON.stringify(body)).expect(201);
+    const p = JSON.parse(r.text) as Patient;
+    assert.notEqual(p.id, 'client-chosen');
+    assert.equal(r.headers['location'], `${BASE}/Patient/${p.id}/_history/${p.meta?.versionId}`);
+    assert.equal(r.headers['etag'], `W/"${p.meta?.versionId}"`);
+    const read = await request(app).get(`/sandbox/fhir/Patient/${p.id}`).expect(200);
+    assert.equal((JSON.parse(read.text) as Patient).birthDate, '1950-01-01');
+    await request(app).delete(`/sandbox/fhir/Patient/${p.id}`).expect(200);
+    await request(app).get(`/sandbox/fhir/Patient/${p.id}`).expect(404);
+  });
+
+  test('PUT creates (201 + Location) then updates (200) with a new version', async () => {
+    const body = { resourceType: 'Patient', id: 'put-1', gender: 'female' };
+    const c = await request(app).put('/sandbox/fhir/Patient/put-1').set('Content-Type', fhirJson).send(JSON.stringify(body)).expect(201);
+    assert.match(c.headers['location'] ?? '', /\/sandbox\/fhir\/Patient\/put-1\/_history\//);
+    const u = await request(app).put('/sandbox/fhir/Patient/put-1').set('Content-Type', fhirJson).send(JSON.stringify({ ...body, gender: 'other' })).expect(200);
+    assert.notEqual(u.headers['etag'], c.headers['etag']);
+    const mismatch = await request(app).put('/sandbox/fhir/Patient/put-2').set('Content-Type', fhirJson).send(JSON.stringify(body)).expect(400);
+    assert.match(issueText(JSON.parse(mismatch.text) as OperationOutcome), /Incorrect resource ID/);
+  });
+
+  test('invalid resources are rejected with 400 and an OperationOutcome naming the element', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ resourceType: 'Patient', gender: 'bogus' }, /Patient\.gender must be one of "male", "female", "other", "unknown"/],
+      [{ resourceType: 'Observation', status: 'final' }, /Observation\.code is required/],
+      [{ resourceType: 'Patient', shoeSize: 44 }, /Patient\.shoeSize is not a property/],
+      [{ resourceType: 'Patient', birthDate: '1950-13-45' }, /Patient\.birthDate/],
+      [{ resourceType: 'Observation', status: 'bogus', code: { text: 'x' } }, /Observation\.status must be one of/],
+    ];
+    for (const [body, text] of cases) {
+      const type = (body as { resourceType: string }).resourceType;
+      const r = await request(app).post(`/sandbox/fhir/${type}`).set('Content-Type', fhirJson).send(JSON.stringify(body)).expect(400);
+      const o = JSON.parse(r.text) as OperationOutcome;
+      assert.equal(o.resourceType, 'OperationOutcome');
+      assert.match(issueText(o), text);
+      assert.ok(o.issue?.every((i) => i.severity === 'error'));
+    }
+    const total = (JSON.parse((await request(app).get('/sandbox/fhir/Patient?gender=other,unknown&_summary=count')).text) as Bundle).total;
+    assert.equal(total, 1, 'only put-1 (gender other); no invalid patient was stored');
+  });
+
+  test('bad bodies: not JSON 400, wrong content type 415, too large 413, wrong type in body 400', async () => {
+    let r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send('{"resourceType":').expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /not valid JSON/);
+    r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', 'text/plain').send('hello').expect(415);
+    r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send(JSON.stringify({ resourceType: 'Patient', text: { status: 'generated', div: 'x'.repeat(70000) } })).expect(413);
+    r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send(JSON.stringify({ resourceType: 'Observation', status: 'final', code: { text: 'x' } })).expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /Incorrect resource type/);
+  });
+
+  test('content negotiation and CORS', async () => {
+    await request(app).get('/sandbox/fhir/metadata').set('Accept', 'application/fhir+xml').expect(406);
+    await request(app).get('/sandbox/fhir/metadata').set('Accept', 'application/json').expect(200);
+    const pre = await request(app).options('/sandbox/fhir/Patient').expect(204);
+    assert.equal(pre.headers['access-control-allow-origin'], '*');
+    assert.match(pre.headers['access-control-allow-headers'] ?? '', /Authorization/);
+    await request(app).get('/sandbox/fhir/Patient/bad%20id!').expect(400);
+  });
+});
+
+describe('sandbox FHIR: transactions', () => {
+  test('a transaction is atomic: one invalid entry rejects it and nothing is written', async () => {
+    const tx = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { resource: { resourceType: 'Patient', id: 'tx-1', gender: 'male' }, request: { method: 'PUT', url: 'Patient/tx-1' } },
+        { resource: { resourceType: 'Patient', id: 'fx-0001', gender: 'male' }, request: { method: 'PUT', url: 'Patient/fx-0001' } },
+        { resource: { resourceType: 'Observation', id: 'tx-obs', status: 'bogus', code: { text: 'x' } }, request: { method: 'PUT', url: 'Observation/tx-obs' } },
+      ],
+    };
+    const r = await request(app).post('/sandbox/fhir').set('Content-Type', fhirJson).send(JSON.stringify(tx)).expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /Observation\.status/);
+    await request(app).get('/sandbox/fhir/Patient/tx-1').expect(404);
+    const fx1 = JSON.parse((await request(app).get('/sandbox/fhir/Patient/fx-0001').expect(200)).text) as Patient;
+    assert.equal(fx1.gender, 'female', 'the update of an existing patient was rolled back');
+    assert.equal(fx1.name?.[0]?.family, 'Synthetic-Abbott');
+  });
+
+  test('a valid transaction with urn:uuid references commits every entry; response locations are absolute', async () => {
+    const tx = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        { fullUrl: 'urn:uuid:5f0c7d4e-1111-4a4a-9b9b-000000000001', resource: { resourceType: 'Patient', gender: 'female' }, request: { method: 'POST', url: 'Patient' } },
+        {
+          resource: { resourceType: 'Observation', status: 'final', code: { text: 'BMI' }, subject: { reference: 'urn:uuid:5f0c7d4e-1111-4a4a-9b9b-000000000001' } },
+          request: { method: 'POST', url: 'Observation' },
+        },
+      ],
+    };
+    const r = await request(app).post('/sandbox/fhir').set('Content-Type', fhirJson).send(JSON.stringify(tx)).expect(200);
+    const b = JSON.parse(r.text) as Bundle;
+    assert.equal(b.type, 'transaction-response');
+    const obs = b.entry?.[1]?.resource as { subject?: { reference?: string } } | undefined;
+    const patientId = b.entry?.[0]?.resource?.id;
+    assert.equal(obs?.subject?.reference, `Patient/${patientId}`);
+    for (const e of b.entry ?? []) assert.match(e.response?.location ?? e.fullUrl ?? '', /^http:\/\/localhost:8080\/sandbox\/fhir\//);
+  });
+
+  test('POST to the base with something other than a Bundle is a 400', async () => {
+    const r = await request(app).post('/sandbox/fhir').set('Content-Type', fhirJson).send(JSON.stringify({ resourceType: 'Patient' })).expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /batch or transaction Bundle/);
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * `npm start` end to end: the composition root started as a child process on a free port with the small fixture
+ * cohort, checked over real HTTP the way the README's Quick start says, then stopped by its PID.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Bundle } from '@medplum/fhirtypes';
+import { REPO_ROOT } from '../server/config.ts';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+let child: ChildProcess;
+let base = '';
+let stdout = '';
+let stderr = '';
+
+before(async () => {
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'server/index.ts')], {
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: 'test/fixtures/fhir-cohort', LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const deadline = Date.now() + 60_000;
+  while (!stdout.includes('Fracture Risk CDS is up')) {
+    if (child.exitCode !== null) assert.fail(`server exited early (${child.exitCode}): ${stderr}`);
+    if (Date.now() > deadline) assert.fail(`server did not start within 60 s; stdout: ${stdout}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+});
+
+after(async () => {
+  if (child.exitCode === null) {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+});
+
+describe('npm start (server/index.ts)', () => {
+  test('logs JSON lines, the last of them listing the URLs to open', () => {
+    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const up = lines.find((l) => String(l['msg']).startsWith('Fracture Risk CDS is up'));
+    assert.ok(up);
+    assert.match(String(up['msg']), /research use — trained on synthetic data/);
+    const urls = up['urls'] as Record<string, string>;
+    assert.equal(urls['fhirPatients'], `${base.replace('127.0.0.1', 'localhost')}/sandbox/fhir/Patient?_count=5`);
+    assert.equal(urls['readiness'], `${base.replace('127.0.0.1', 'localhost')}/readyz`);
+    assert.doesNotMatch(stdout, /fx-000\d|Synthetic-|FX900/, 'no patient ids, names or MRNs in the log');
+  });
+
+  test('/readyz is 200 and /sandbox/fhir/Patient?_count=5 is a searchset with fullUrls and a next link', async () => {
+    const ready = await fetch(`${base}/readyz`);
+    assert.equal(ready.status, 200, await ready.clone().text());
+    const res = await fetch(`${base}/sandbox/fhir/Patient?_count=5`);
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /application\/fhir\+json/);
+    const b = (await res.json()) as Bundle;
+    assert.equal(b.type, 'searchset');
+    assert.equal(b.entry?.length, 5);
+    assert.ok(b.entry?.every((e) => e.fullUrl?.startsWith(`${base.replace('127.0.0.1', 'localhost')}/sandbox/fhir/Patient/`)));
+    assert.ok(b.link?.some((l) => l.relation === 'next'));
+  });
+
+  test('stops cleanly on SIGTERM', async () => {
+    child.kill('SIGTERM');
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)));
+    assert.equal(code, 0);
+  });
+});
