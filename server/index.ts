@@ -15,6 +15,7 @@ import { ConfigError, loadConfig, REPO_ROOT, type AppConfig } from './config.ts'
 import { createMetrics } from './health/metrics.ts';
 import { httpProbe, Readiness } from './health/readiness.ts';
 import { createLogger, type Logger } from './logging.ts';
+import { createDicomWebRouter } from './sandbox/dicomweb/router.ts';
 import { createFhirSandbox } from './sandbox/fhir/router.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
 
@@ -72,6 +73,19 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
   }
 }
 
+async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
+  const component = 'dicomweb-sandbox';
+  try {
+    const { router, instanceCount } = await createDicomWebRouter({ dicomDir: join(config.sandboxDataDir, 'dicom'), logger: logger.child({ component }) });
+    mounts.dicomWeb = router;
+    if (instanceCount === 0) readiness.set(component, 'failed', 'no DICOM files under SANDBOX_DATA_DIR/dicom');
+    else readiness.set(component, 'ready', `${instanceCount} instances`);
+  } catch (err) {
+    logger.error({ err }, 'sandbox DICOMweb server failed to start');
+    readiness.set(component, 'failed', (err as Error).message);
+  }
+}
+
 /** Starts the whole service on `config.port`. */
 export async function startService(config: AppConfig, logger: Logger): Promise<RunningService> {
   const readiness = new Readiness();
@@ -80,7 +94,8 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
 
   if (config.fhir.sandbox) readiness.set('fhir-sandbox', 'starting');
   else readiness.addProbe('fhir-server', httpProbe(`${config.fhir.baseUrl}/metadata`, { Accept: 'application/fhir+json' }), config.fhir.timeoutMs);
-  if (!config.dicomweb.sandbox) {
+  if (config.dicomweb.sandbox) readiness.set('dicomweb-sandbox', 'starting');
+  else {
     readiness.addProbe('dicomweb-server', httpProbe(`${config.dicomweb.baseUrl}/studies?limit=1`, { Accept: 'application/dicom+json', ...dicomWebAuthHeaders(config) }), config.dicomweb.timeoutMs);
   }
 
@@ -92,7 +107,10 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   logger.info({ host: config.host, port: config.port }, 'listening');
 
   const started = (async () => {
+    // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
+    const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
     if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts);
+    await dicom;
     const report = await readiness.report();
     const urls = usefulUrls(config);
     logger.info(

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -19,15 +21,20 @@ async function freePort(): Promise<number> {
 }
 
 let child: ChildProcess;
+let dataDir = '';
 let base = '';
 let stdout = '';
 let stderr = '';
 
 before(async () => {
+  // A small cohort: the fixture FHIR bundles and the imaging fixtures' DICOM files.
+  dataDir = mkdtempSync(join(tmpdir(), 'frcds-start-'));
+  cpSync(join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir'), join(dataDir, 'fhir'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'test/fixtures/dicom'), join(dataDir, 'dicom'), { recursive: true, filter: (src) => !src.endsWith('.json') });
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'server/index.ts')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: 'test/fixtures/fhir-cohort', LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -45,6 +52,7 @@ after(async () => {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
   }
+  rmSync(dataDir, { recursive: true, force: true });
 });
 
 describe('npm start (server/index.ts)', () => {
@@ -70,6 +78,18 @@ describe('npm start (server/index.ts)', () => {
     assert.equal(b.entry?.length, 5);
     assert.ok(b.entry?.every((e) => e.fullUrl?.startsWith(`${base.replace('127.0.0.1', 'localhost')}/sandbox/fhir/Patient/`)));
     assert.ok(b.link?.some((l) => l.relation === 'next'));
+  });
+
+  test('the DICOMweb sandbox answers QIDO-RS with DICOM JSON for the demo files', async () => {
+    const res = await fetch(`${base}/sandbox/dicom-web/studies`, { headers: { Accept: 'application/dicom+json' } });
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get('content-type') ?? '', /application\/dicom\+json/);
+    const studies = (await res.json()) as Record<string, { Value?: unknown[] }>[];
+    assert.ok(studies.length > 0);
+    assert.ok(studies.every((s) => typeof s['0020000D']?.Value?.[0] === 'string'));
+    const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: string[] };
+    assert.deepEqual(ready.ready, ['dicomweb-sandbox', 'fhir-sandbox']);
+    assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
   });
 
   test('stops cleanly on SIGTERM', async () => {
