@@ -27,7 +27,7 @@ describe('loadConfig: environment', () => {
     assert.equal(c.fhir.baseUrl, 'http://127.0.0.1:8080/sandbox/fhir');
     assert.equal(c.dicomweb.sandbox, true);
     assert.equal(c.dicomweb.publicBaseUrl, 'http://localhost:8080/sandbox/dicom-web');
-    assert.deepEqual(c.dicomweb.auth, { kind: 'none' });
+    assert.deepEqual(c.dicomweb.auth, { type: 'none' });
     assert.equal(c.dicomweb.timeoutMs, 10000);
     assert.equal(c.log.level, 'info');
     assert.equal(c.sandboxDataDir, join(REPO_ROOT, 'server/sandbox/demo-cohort'));
@@ -54,10 +54,10 @@ describe('loadConfig: environment', () => {
     assert.equal(c.fhir.sandbox, false);
     assert.equal(c.fhir.baseUrl, 'https://ehr.example.org/fhir/r4');
     assert.equal(c.dicomweb.sandbox, false);
-    assert.deepEqual(c.dicomweb.auth, { kind: 'basic', username: 'pacs', password: 'secret' });
+    assert.deepEqual(c.dicomweb.auth, { type: 'basic', username: 'pacs', password: 'secret' });
     assert.equal(c.dicomweb.timeoutMs, 2500);
     const b = loadConfig({ DICOMWEB_BASE_URL: 'http://127.0.0.1:8042/dicom-web', DICOMWEB_AUTH: 'bearer', DICOMWEB_TOKEN: 'abc.def' });
-    assert.deepEqual(b.dicomweb.auth, { kind: 'bearer', token: 'abc.def' });
+    assert.deepEqual(b.dicomweb.auth, { type: 'bearer', token: 'abc.def' });
   });
 
   const wrong: [NodeJS.ProcessEnv, string, RegExp][] = [

@@ -28,11 +28,11 @@ export class ConfigError extends Error {
   }
 }
 
-/** How the service authenticates to the DICOMweb server (PACS). */
+/** How the service authenticates to the DICOMweb server (PACS); the imaging client's `DicomWebAuth` shape plus `none`. */
 export type DicomWebAuth =
-  | { readonly kind: 'none' }
-  | { readonly kind: 'basic'; readonly username: string; readonly password: string }
-  | { readonly kind: 'bearer'; readonly token: string };
+  | { readonly type: 'none' }
+  | { readonly type: 'basic'; readonly username: string; readonly password: string }
+  | { readonly type: 'bearer'; readonly token: string };
 
 /** Settings from `smart-config/sandbox.json` (schema: `smart-config/schema/sandbox.schema.json`). */
 export interface SandboxFileConfig {
@@ -304,7 +304,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const num = (name: string, dflt: number): number => (v.get(name) as number | undefined) ?? dflt;
 
   const auth = str('DICOMWEB_AUTH') ?? 'none';
-  let dicomAuth: DicomWebAuth = { kind: 'none' };
+  let dicomAuth: DicomWebAuth = { type: 'none' };
   if (auth === 'basic') {
     const username = str('DICOMWEB_USERNAME');
     const password = str('DICOMWEB_PASSWORD');
@@ -316,14 +316,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       problems.push('DICOMWEB_PASSWORD is required when DICOMWEB_AUTH=basic');
       bad.push('DICOMWEB_PASSWORD');
     }
-    if (username && password) dicomAuth = { kind: 'basic', username, password };
+    if (username && password) dicomAuth = { type: 'basic', username, password };
   } else if (auth === 'bearer') {
     const token = str('DICOMWEB_TOKEN');
     if (!token && !bad.includes('DICOMWEB_TOKEN')) {
       problems.push('DICOMWEB_TOKEN is required when DICOMWEB_AUTH=bearer');
       bad.push('DICOMWEB_TOKEN');
     }
-    if (token) dicomAuth = { kind: 'bearer', token };
+    if (token) dicomAuth = { type: 'bearer', token };
   }
   if (auth !== 'none' && !str('DICOMWEB_BASE_URL') && !bad.includes('DICOMWEB_BASE_URL')) {
     problems.push(`DICOMWEB_AUTH=${auth} needs DICOMWEB_BASE_URL (the embedded sandbox takes no credentials)`);

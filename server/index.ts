@@ -37,8 +37,8 @@ function packageVersion(): string {
 
 function dicomWebAuthHeaders(config: AppConfig): Record<string, string> {
   const auth = config.dicomweb.auth;
-  if (auth.kind === 'basic') return { Authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
-  if (auth.kind === 'bearer') return { Authorization: `Bearer ${auth.token}` };
+  if (auth.type === 'basic') return { Authorization: `Basic ${Buffer.from(`${auth.username}:${auth.password}`).toString('base64')}` };
+  if (auth.type === 'bearer') return { Authorization: `Bearer ${auth.token}` };
   return {};
 }
 
