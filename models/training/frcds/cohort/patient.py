@@ -63,9 +63,13 @@ class CohortConfig:
         return f"SYN{self.site}{self.seed}-{i + 1:06d}"
 
 
+def study_key(cfg: CohortConfig, i: int) -> str:
+    return f"frcds|{cfg.namespace}|{cfg.seed}|{cfg.site}|{i}"
+
+
 def dicom_uid(cfg: CohortConfig, i: int, kind: str) -> str:
     """Deterministic DICOM UID under the UUID-derived root 2.25 (PS3.5 B.2): 2.25.<128-bit integer>."""
-    h = hashlib.sha256(f"frcds|{cfg.namespace}|{cfg.seed}|{cfg.site}|{i}|{kind}".encode()).digest()
+    h = hashlib.sha256(f"{study_key(cfg, i)}|{kind}".encode()).digest()
     return "2.25." + str(int.from_bytes(h[:16], "big"))
 
 
@@ -153,8 +157,9 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
                        "pixel_spacing_mm": [float(x) for x in img.pixel_spacing_mm],
                        "manufacturer": img.manufacturer, "model_name": img.model_name,
                        "mask_fraction": float(np.mean(img.signal_mask)), "acquisition": img.acquisition}
+    accession = "ACC" + hashlib.sha256(study_key(cfg, i).encode()).hexdigest()[:13].upper()   # SH: <= 16 chars
     study = StudyRefs(study_uid=dicom_uid(cfg, i, "study"), series_uid=dicom_uid(cfg, i, "series"),
-                      sop_uid=dicom_uid(cfg, i, "instance"), accession=f"ACC{mrn[-10:]}", laterality=laterality,
+                      sop_uid=dicom_uid(cfg, i, "instance"), accession=accession, laterality=laterality,
                       started=started, report_text=report_text(artefact, laterality))
     dicom_info = {"written": False, "study_uid": study.study_uid, "series_uid": study.series_uid,
                   "sop_uid": study.sop_uid, "accession": study.accession}
