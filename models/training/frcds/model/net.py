@@ -13,6 +13,7 @@ instead of also painting features that are the same in every image (background, 
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn as nn
 
@@ -77,7 +78,7 @@ class EnsembleGraph(nn.Module):
         self.register_buffer("beta", torch.zeros(m_count, 2))      # clinical coefficient
         self.register_buffer("bias", torch.zeros(m_count, 2))
         self.register_buffer("ood_mean", torch.zeros(m_count * c))
-        self.register_buffer("ood_precision", torch.eye(m_count * c))
+        self.register_buffer("ood_whiten", torch.eye(m_count * c))     # L with precision = L L^T
         self.register_buffer("cam_reference", torch.zeros(2, 1, 1))  # [2,h,w] once set; zero = plain CAM
 
     def set_heads(self, w, beta, bias) -> None:
@@ -90,8 +91,11 @@ class EnsembleGraph(nn.Module):
         self.cam_reference = torch.as_tensor(ref, dtype=torch.float32).clone()
 
     def set_ood(self, mean, precision) -> None:
+        """d = ||(z - mean) L|| with precision = L L^T: a sum of squares is better conditioned in float32 than the
+        quadratic form with the precision itself."""
         self.ood_mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
-        self.ood_precision.copy_(torch.as_tensor(precision, dtype=torch.float32))
+        whiten = np.linalg.cholesky(np.asarray(precision, dtype=np.float64))
+        self.ood_whiten.copy_(torch.as_tensor(whiten, dtype=torch.float32))
 
     def forward(self, image: torch.Tensor, clinical: torch.Tensor):
         etas, cams, zs = [], [], []
@@ -103,8 +107,8 @@ class EnsembleGraph(nn.Module):
             cams.append(torch.einsum("bchw,kc->bkhw", fmap, self.w[m]))                  # [B,2,h,w]
         log_hazard = torch.stack(etas, dim=1)                                            # [B,M,2]
         cam = torch.relu(torch.stack(cams, dim=0).mean(dim=0) - self.cam_reference)      # [B,2,h,w]
-        d = torch.cat(zs, dim=1) - self.ood_mean
-        ood = torch.sqrt(torch.clamp((d @ self.ood_precision * d).sum(dim=1), min=0.0))  # [B]
+        y = (torch.cat(zs, dim=1) - self.ood_mean) @ self.ood_whiten
+        ood = torch.sqrt((y * y).sum(dim=1))                                             # [B]
         return log_hazard, cam, ood
 
     @torch.no_grad()
