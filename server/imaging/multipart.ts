@@ -51,6 +51,7 @@ export function parseMultipart(body: Uint8Array, contentType: string, limits: Pa
   const maxParts = limits.maxParts ?? 10_000;
   const maxPartBytes = limits.maxPartBytes ?? Number.MAX_SAFE_INTEGER;
   const buf = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+  const view = new Uint8Array(body.buffer, body.byteOffset, body.byteLength); // parts are plain Uint8Array views
   const dash = Buffer.from(`--${boundary}`);
   const delim = Buffer.from(`\r\n--${boundary}`);
 
@@ -91,7 +92,7 @@ export function parseMultipart(body: Uint8Array, contentType: string, limits: Pa
     if (next < 0) throw new MalformedResponseError('multipart body ends without a closing boundary (truncated?)');
     if (next - bodyStart > maxPartBytes) throw new ResponseTooLargeError(maxPartBytes, `multipart part is larger than ${maxPartBytes} bytes`);
     if (parts.length >= maxParts) throw new ResponseTooLargeError(maxParts, `multipart body has more than ${maxParts} parts`);
-    parts.push({ headers, contentType: headers['content-type'] ?? '', body: body.subarray(bodyStart, next) });
+    parts.push({ headers, contentType: headers['content-type'] ?? '', body: view.subarray(bodyStart, next) });
     pos = next + delim.length;
   }
 }
