@@ -1,0 +1,84 @@
+/**
+ * Pointing the service at "real" external servers: a second service instance is configured with FHIR_BASE_URL and
+ * DICOMWEB_BASE_URL aimed at the embedded servers of a first instance (real HTTP, real servers, nothing mocked).
+ * Its own sandboxes must be off, and /readyz must probe the external ones and follow them going away.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { loadConfig, REPO_ROOT } from '../server/config.ts';
+import { startService, type RunningService } from '../server/index.ts';
+import { createLogger } from '../server/logging.ts';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+const sink = new Writable({ write: (_c, _e, cb) => cb() });
+const logger = createLogger({ level: 'silent', destination: sink });
+let upstream: RunningService | undefined;
+let service: RunningService;
+let dataDir = '';
+let upstreamPort = 0;
+let port = 0;
+
+before(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'frcds-ext-'));
+  cpSync(join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir'), join(dataDir, 'fhir'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'test/fixtures/dicom'), join(dataDir, 'dicom'), { recursive: true, filter: (src) => !src.endsWith('.json') });
+  upstreamPort = await freePort();
+  upstream = await startService(loadConfig({ PORT: String(upstreamPort), SANDBOX_DATA_DIR: dataDir }), logger);
+  await upstream.started;
+  port = await freePort();
+  const config = loadConfig({
+    PORT: String(port),
+    FHIR_BASE_URL: `http://127.0.0.1:${upstreamPort}/sandbox/fhir`,
+    DICOMWEB_BASE_URL: `http://127.0.0.1:${upstreamPort}/sandbox/dicom-web`,
+    DICOMWEB_AUTH: 'bearer',
+    DICOMWEB_TOKEN: 'not-checked-by-the-sandbox',
+    FHIR_TIMEOUT_MS: '2000',
+    DICOMWEB_TIMEOUT_MS: '2000',
+  });
+  service = await startService(config, logger);
+  await service.started;
+});
+
+after(async () => {
+  await service?.close();
+  await upstream?.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('service configured with an external FHIR server and PACS', () => {
+  test('/readyz probes both and is 200 while they answer', async () => {
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    const body = (await res.json()) as { ready: string[]; components: Record<string, { detail?: string }> };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.deepEqual(body.ready, ['dicomweb-server', 'fhir-server']);
+    assert.equal(body.components['fhir-server']?.detail, `http://127.0.0.1:${upstreamPort}/sandbox/fhir/metadata answered 200`);
+  });
+
+  test('its own sandbox paths are off (404)', async () => {
+    assert.equal((await fetch(`http://127.0.0.1:${port}/sandbox/fhir/metadata`)).status, 404);
+    assert.equal((await fetch(`http://127.0.0.1:${port}/sandbox/dicom-web/studies`)).status, 404);
+  });
+
+  test('/readyz turns 503 naming both servers when they go away', async () => {
+    await upstream!.close();
+    upstream = undefined;
+    await new Promise((r) => setTimeout(r, 2100)); // probe results are cached for 2 s
+    const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+    const body = (await res.json()) as { notReady: string[]; components: Record<string, { detail?: string }> };
+    assert.equal(res.status, 503);
+    assert.deepEqual(body.notReady, ['dicomweb-server', 'fhir-server']);
+    assert.match(body.components['fhir-server']?.detail ?? '', /unreachable \(ECONNREFUSED\)/);
+  });
+});
