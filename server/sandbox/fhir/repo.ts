@@ -66,6 +66,11 @@ export class SandboxRepository extends MemoryRepository {
   override createResource<T extends Resource>(resource: T): Promise<WithId<T>> {
     return this.#write(async (journal) => {
       this.validator.validate(resource);
+      if (resource.meta?.versionId || resource.meta?.lastUpdated) {
+        // Server-managed (FHIR http.html#update): MemoryRepository would keep a client's values.
+        const { versionId: _v, lastUpdated: _l, ...meta } = resource.meta;
+        resource = { ...resource, meta };
+      }
       const prior = journal ? await this.#prior(resource.resourceType, resource.id) : undefined;
       const result = await super.createResource(resource);
       journal?.push({ resourceType: result.resourceType, id: result.id, prior });

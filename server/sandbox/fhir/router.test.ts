@@ -136,6 +136,7 @@ describe('sandbox FHIR: search', () => {
       ['/sandbox/fhir/Spaceship?x=1', 404, /Unknown resource type "Spaceship"/],
       ['/sandbox/fhir/Patient/does-not-exist', 404, /not found/],
       ['/sandbox/fhir', 400, /System-level/],
+      ['/sandbox/fhir/Patient/fx-0001/$everything', 400, /Operations \(\$everything\) are not supported/],
     ];
     for (const [url, status, text] of cases) {
       const r = await request(app).get(url).expect(status).expect('Content-Type', /application\/fhir\+json/);
@@ -153,10 +154,12 @@ describe('sandbox FHIR: search', () => {
 
 describe('sandbox FHIR: create, read, update, delete', () => {
   test('create assigns an id and answers 201 with Location, ETag and the resource', async () => {
-    const body = { resourceType: 'Patient', id: 'client-chosen', gender: 'male', birthDate: '1950-01-01' };
+    const body = { resourceType: 'Patient', id: 'client-chosen', meta: { versionId: 'forged', lastUpdated: '2001-01-01T00:00:00Z' }, gender: 'male', birthDate: '1950-01-01' };
     const r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send(JSON.stringify(body)).expect(201);
     const p = JSON.parse(r.text) as Patient;
     assert.notEqual(p.id, 'client-chosen');
+    assert.notEqual(p.meta?.versionId, 'forged', 'versionId and lastUpdated are server-managed');
+    assert.notEqual(p.meta?.lastUpdated, '2001-01-01T00:00:00Z');
     assert.equal(r.headers['location'], `${BASE}/Patient/${p.id}/_history/${p.meta?.versionId}`);
     assert.equal(r.headers['etag'], `W/"${p.meta?.versionId}"`);
     const read = await request(app).get(`/sandbox/fhir/Patient/${p.id}`).expect(200);

@@ -87,7 +87,11 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
     const respond = (status: number, resource: Resource, extra: Record<string, string> = {}): FhirSandboxResult => ({ status, body: resource, headers: extra });
 
     if (method === 'GET' && pathPart === 'metadata') return respond(200, capabilityStatement);
-    if (type && !type.startsWith('$') && !validator.isResourceType(type)) {
+    if (segments.some((seg) => seg.startsWith('$'))) {
+      const [s, o] = outcome(400, 'not-supported', `Operations (${segments.find((seg) => seg.startsWith('$'))}) are not supported by the sandbox`);
+      return respond(s, o);
+    }
+    if (type && !validator.isResourceType(type)) {
       const [s, o] = outcome(404, 'not-supported', `Unknown resource type "${type}"`);
       return respond(s, o);
     }
