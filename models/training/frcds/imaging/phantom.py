@@ -1,0 +1,744 @@
+"""Projection phantom of an AP hip radiograph (issue 2, item 4).
+
+The body is a set of analytic solids whose X-ray line integrals are closed-form: soft tissue as superelliptic and
+elliptic cylinders (fat and muscle, sizes following BMI, a little bowel gas), the proximal femur as a union of
+cone-capsules (head, neck at the subject's neck-shaft angle, calcar, greater and lesser trochanter, shaft) each
+with a cortical shell and a medullary cavity, and the hemipelvis as plates (ilium, sacrum), tubes (pubic rami,
+ischium) and the dense lines a radiologist reads (acetabular roof, pelvic brim, ilioischial line, teardrop,
+acetabular walls). Cortical thickness and trabecular density follow the femoral-neck BMD T-score; the trabecular
+pattern is drawn as strokes along the streamlines of the principal and secondary compressive and tensile groups
+and the greater-trochanter group, whose presence follows BMD the way the Singh index describes (secondary groups
+fade first, the principal compressive group last) and whose connectivity and thickness follow the
+microarchitecture score.
+
+Detector and processing (parameters in ``acquisition.py``): attenuation -> scatter -> quantum noise -> the
+vendor's equalisation, edge enhancement and look-up table -> collimation and lead side marker -> linear
+resampling from the render grid (twice the detector pitch for full-size images: this stands for the system MTF)
+-> fine detector noise -> quantisation to ``bits_stored``. Everything runs in float32 inside bounding boxes, on
+grids as coarse as each structure allows (soft tissue 8x, pelvis 4x, femur 2x the detector pitch), because the
+5,000-patient cohort needs a full-size image in about a tenth of a second on one core (``bench/``).
+
+Anatomy frame: patient millimetres for a canonical RIGHT hip as the viewer sees it on an AP film: origin at the
+femoral-head centre, x to the viewer's right (medial for a right hip), y down. Left hips are mirror images.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .acquisition import Acquisition
+from .raster import (F32, Frame, blur_sep, box_blur, fill_outside, gauss_kernel, glyph, poly_inside, row_intervals,
+                     tube, up2, up2_region)
+
+
+@dataclass(frozen=True)
+class PhantomSubject:
+    """What the body is like (truth)."""
+
+    sex: str           # 'female' | 'male'
+    age: float
+    bmi: float
+    height_cm: float
+    bmd_t: float       # femoral-neck BMD T-score (truth)
+    micro_z: float     # microarchitecture score, SD units, higher = healthier (truth)
+
+
+@dataclass
+class RenderedImage:
+    pixels: np.ndarray              # 2-D uint16 STORED values exactly as written to DICOM PixelData
+    photometric: str                # 'MONOCHROME2' | 'MONOCHROME1'
+    bits_stored: int
+    rescale_slope: float
+    rescale_intercept: float
+    window_center: float
+    window_width: float
+    pixel_spacing_mm: tuple[float, float]   # (row, col)
+    laterality: str                 # 'L' | 'R'
+    view_position: str              # 'AP'
+    manufacturer: str
+    model_name: str
+    signal_mask: np.ndarray         # bool, same shape as pixels: femoral neck + intertrochanteric region
+    artefact: str | None
+    should_exclude: bool
+    acquisition: dict[str, Any] = field(default_factory=dict)
+    body_part: str = "HIP"          # DICOM BodyPartExamined (non-hip images carry their own)
+
+
+# Effective linear attenuation (/mm) at a ~55 keV effective energy; bone is counted as cortical-equivalent path.
+MU_MUSCLE = 0.0205
+MU_FAT = 0.0180
+MU_BONE = 0.050
+METAL_EQ = 12.0      # mm of cortical bone equivalent per mm of steel (saturates the image, as metal does)
+
+
+def _unit(deg: float) -> np.ndarray:
+    a = math.radians(deg)
+    return np.array([math.cos(a), math.sin(a)])
+
+
+def _sig(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# anatomy
+
+@dataclass
+class _Femur:
+    sc: float            # body scale
+    rh: float            # head radius
+    d_neck: np.ndarray   # unit vector from the neck base towards the head centre
+    n_sup: np.ndarray    # unit normal towards the superior side of the neck
+    lna: float           # projected distance head centre -> neck/shaft axes intersection
+    rn: float            # neck radius at its waist
+    p0: np.ndarray       # neck axis / shaft axis intersection
+    u_down: np.ndarray   # shaft axis, distal
+    m_shaft: np.ndarray  # shaft normal, medial
+    rs: float            # shaft radius
+    lt: np.ndarray       # lesser trochanter centre
+    lt_r: float
+    gt_a: np.ndarray     # greater trochanter base and tip (capsule ends)
+    gt_b: np.ndarray
+    gt_ra: float
+    gt_rb: float
+
+
+def _body_scale(subj: PhantomSubject) -> float:
+    male = subj.sex == "male"
+    return (subj.height_cm / (176.0 if male else 163.0)) ** 0.9 * (1.09 if male else 1.0)
+
+
+def _femur(subj: PhantomSubject, leg_rot: float, rng: np.random.Generator) -> _Femur:
+    male = subj.sex == "male"
+    e = rng.standard_normal(9)
+    sc = _body_scale(subj) * float(np.exp(0.035 * e[0]))
+    rh = 21.5 * sc * float(np.exp(0.03 * e[1]))
+    nsa = float(np.clip((127.0 if male else 128.5) + 4.5 * e[2], 116.0, 142.0))
+    anteversion = float(np.clip(12.0 + 6.0 * e[3], -5.0, 30.0))
+    psi = max(0.0, anteversion + leg_rot)              # obliquity of the neck to the film
+    nsa_app = nsa + 0.22 * psi                         # external rotation looks like valgus on the film
+    beta = 7.0 + 1.5 * e[4]                            # shaft adduction in the AP view (deg)
+    u_down = np.array([math.sin(math.radians(beta)), math.cos(math.radians(beta))])
+    m_shaft = np.array([u_down[1], -u_down[0]])
+    ang_down = math.degrees(math.atan2(u_down[1], u_down[0]))
+    d_neck = _unit(ang_down - nsa_app)                 # up and medial
+    n_sup = np.array([d_neck[1], -d_neck[0]])
+    if n_sup[1] > 0:
+        n_sup = -n_sup
+    lna = 54.0 * sc * float(np.exp(0.05 * e[5])) * (0.35 + 0.65 * math.cos(math.radians(psi)))
+    rn = 15.0 * sc * float(np.exp(0.05 * e[6]))
+    p0 = -lna * d_neck
+    rs = 14.0 * sc * float(np.exp(0.04 * e[7]))
+    lt_prom = 2.0 + 9.0 * math.sin(math.radians(psi))   # the lesser trochanter shows more in external rotation
+    lt = p0 + 40.0 * sc * u_down + (1.05 * rs + lt_prom - 4.0) * m_shaft
+    gt_a = p0 + np.array([-13.0, 8.0]) * sc
+    gt_b = p0 + np.array([-18.0, -29.0 + 3.0 * e[8]]) * sc
+    return _Femur(sc=sc, rh=rh, d_neck=d_neck, n_sup=n_sup, lna=lna, rn=rn, p0=p0, u_down=u_down,
+                  m_shaft=m_shaft, rs=rs, lt=lt, lt_r=8.5 * sc, gt_a=gt_a, gt_b=gt_b, gt_ra=14.5 * sc,
+                  gt_rb=10.0 * sc)
+
+
+def _bone_state(subj: PhantomSubject) -> dict[str, float]:
+    """How cortex and trabeculae follow BMD (T) and microarchitecture (M). Femoral-neck areal BMD is about
+    0.86 + 0.12*T g/cm^2 against the young-adult reference, i.e. x(1 + 0.14*T); cortex and trabecular mass share
+    that trend. Microarchitecture acts mostly on the pattern (connectivity, group presence), little on mass."""
+    t, m = float(subj.bmd_t), float(subj.micro_z)
+    return {
+        "cort": float(np.clip(1.0 + 0.13 * t, 0.4, 1.4)),                 # cortical thickness factor
+        "trab": float(np.clip(1.0 + 0.15 * t + 0.03 * m, 0.3, 1.5)),      # unresolved trabecular density factor
+        "amp": float(np.clip(1.0 + 0.12 * t + 0.10 * m, 0.3, 1.6)),       # resolved trabecula thickness factor
+        "keep": float(np.clip(0.82 + 0.06 * m + 0.03 * t, 0.35, 0.97)),   # connectivity: share of dashes kept
+        "n_lines": float(np.clip(1.0 + 0.08 * t + 0.12 * m, 0.45, 1.4)),  # trabecular line count factor
+        "w_st": _sig((t + 0.8 + 0.4 * m) / 0.45),       # secondary tensile (Singh grade 6 -> 5)
+        "w_gt": _sig((t + 1.2 + 0.3 * m) / 0.5),        # greater trochanter group
+        "w_sc": _sig((t + 1.6 + 0.4 * m) / 0.45),       # secondary compressive (-> 4)
+        "w_pt": _sig((t + 2.6 + 0.4 * m) / 0.45),       # principal tensile (-> 2)
+        "w_pc": 0.45 + 0.55 * _sig((t + 3.6 + 0.3 * m) / 0.5),   # principal compressive: last to thin
+    }
+
+
+def _bezier(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """Quadratic Bezier points; p* are (n, 2), s is (m,) -> (n, m, 2)."""
+    s = s[None, :, None]
+    return ((1 - s) ** 2) * p0[:, None, :] + 2 * (1 - s) * s * p1[:, None, :] + (s ** 2) * p2[:, None, :]
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
+    return a[None, :] + f[:, None] * (b - a)[None, :]
+
+
+def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator, step_mm: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Points (n, 2) in patient mm along trabecular streamlines, and their weights."""
+    h = np.zeros(2)
+    dn, ns, p0, ud, ms = fm.d_neck, fm.n_sup, fm.p0, fm.u_down, fm.m_shaft
+    rh, rn, lna, rs = fm.rh, fm.rn, fm.lna, fm.rs
+    lat = -ms
+
+    def neck_pt(t: float, w: float) -> np.ndarray:   # t: mm from the head centre towards p0; w: mm along n_sup
+        return h - t * dn + w * ns
+
+    def head_pt(deg: float, f: float = 0.9) -> np.ndarray:
+        return h + f * rh * _unit(deg)
+
+    # (n lines, start a, start b, end a, end b, control a, control b, presence weight)
+    groups = [
+        # principal compressive: inferomedial neck cortex (calcar) fanning up into the weight-bearing dome
+        (70, neck_pt(1.0 * lna, -1.0 * rn), neck_pt(0.45 * lna, -0.95 * rn), head_pt(-150, 0.95),
+         head_pt(-40, 0.95), neck_pt(0.45 * lna, -0.2 * rn), neck_pt(0.2 * lna, -0.35 * rn), bs["w_pc"]),
+        # principal tensile: lateral cortex below the greater trochanter, arching over the superior neck into
+        # the inferior head
+        (48, p0 + 20 * ud + 0.95 * rs * lat, p0 + 50 * ud + 0.95 * rs * lat, head_pt(10, 0.92),
+         head_pt(80, 0.92), neck_pt(0.5 * lna, 0.95 * rn), neck_pt(0.55 * lna, 1.7 * rn), bs["w_pt"]),
+        # secondary compressive: calcar / lesser trochanter up towards the greater trochanter base
+        (34, p0 + 25 * ud + 0.95 * rs * ms, p0 + 48 * ud + 1.0 * rs * ms, p0 + np.array([-8.0, -14.0]),
+         p0 + np.array([-26.0, 0.0]), p0 + 8 * ud, p0 + 22 * ud - 3 * ms, bs["w_sc"]),
+        # secondary tensile: lateral shaft cortex arching medially under the neck base
+        (24, p0 + 55 * ud + 0.95 * rs * lat, p0 + 80 * ud + 0.95 * rs * lat, p0 + 12 * ud + 0.9 * rs * ms,
+         p0 + 30 * ud + 0.95 * rs * ms, p0 + 20 * ud + 0.2 * rs * lat, p0 + 48 * ud, bs["w_st"]),
+        # greater trochanter group
+        (30, fm.gt_b + np.array([-fm.gt_rb * 0.9, 2.0]), fm.gt_b + np.array([fm.gt_rb * 0.6, -fm.gt_rb * 0.6]),
+         fm.gt_a + np.array([-fm.gt_ra * 0.7, fm.gt_ra * 0.5]), p0 + np.array([0.0, 10.0]),
+         fm.gt_a + np.array([-fm.gt_ra * 0.6, -8.0]), fm.gt_a + np.array([0.0, -10.0]), bs["w_gt"]),
+    ]
+    pts_all, w_all = [], []
+    for n0, sa, sb, ea, eb, ca, cb, wg in groups:
+        n = max(2, int(round(n0 * bs["n_lines"] * (0.4 + 0.6 * wg))))
+        f = np.clip((np.arange(n) + 0.5 + rng.uniform(-0.4, 0.4, n)) / n, 0.0, 1.0)
+        s0, e0, c0 = _lerp(sa, sb, f), _lerp(ea, eb, f), _lerp(ca, cb, f)
+        c0 = c0 + rng.normal(0, 1.5, c0.shape)
+        s0 = s0 + rng.normal(0, 1.0, s0.shape)
+        length = float(np.median(np.linalg.norm(e0 - s0, axis=1))) * 1.2
+        m = max(8, int(length / step_mm))
+        s = np.linspace(0.0, 1.0, m)
+        p = _bezier(s0, c0, e0, s)
+        tang = p[:, 1:, :] - p[:, :-1, :]
+        tang = np.concatenate([tang, tang[:, -1:, :]], axis=1)
+        tn = np.linalg.norm(tang, axis=2, keepdims=True) + 1e-9
+        perp = np.stack([-tang[..., 1], tang[..., 0]], axis=2) / tn
+        wob = 0.4 * np.sin(2 * math.pi * s[None, :] * rng.uniform(1.5, 4.0, (n, 1)) + rng.uniform(0, 6.3, (n, 1)))
+        p = p + perp * wob[..., None]
+        # connectivity: lines are broken into dashes of ~2.5 mm, a share of which survive
+        nd = int(math.ceil(length / 2.5)) + 2
+        keep = rng.random((n, nd)) < (bs["keep"] * (0.45 + 0.55 * wg))
+        di = np.minimum((s[None, :] * (nd - 2) + rng.random((n, 1))).astype(np.int64), nd - 1)
+        kk = np.take_along_axis(keep, di, axis=1)
+        wl = (wg * rng.lognormal(0.0, 0.3, (n, 1))) * np.minimum(1.0, 5.0 * np.minimum(s, 1 - s)[None, :] + 0.3)
+        pts_all.append(p[kk])
+        w_all.append(wl[kk])
+    # unresolved network: short random struts throughout head, neck and trochanters
+    n_rand = int(2200 * bs["n_lines"] * bs["keep"])
+    k3 = n_rand // 3
+    centres = np.concatenate([
+        h + rng.normal(0, 0.45 * rh, (k3, 2)),
+        (h + (p0 - h) * rng.random((k3, 1))) + rng.normal(0, 0.45 * rn, (k3, 2)),
+        (fm.gt_a + (fm.lt - fm.gt_a) * rng.random((n_rand - 2 * k3, 1))) + rng.normal(0, 8.0, (n_rand - 2 * k3, 2)),
+    ])
+    ang = rng.uniform(0, math.pi, len(centres))
+    ln = rng.uniform(0.8, 2.4, len(centres))
+    m = max(4, int(2.4 / step_mm))
+    s = np.linspace(-0.5, 0.5, m)
+    d = np.stack([np.cos(ang), np.sin(ang)], axis=1)
+    p = centres[:, None, :] + (ln[:, None] * s[None, :])[..., None] * d[:, None, :]
+    pts_all.append(p.reshape(-1, 2))
+    w_all.append(np.full(p.shape[0] * m, 0.45))
+    return np.concatenate(pts_all), np.concatenate(w_all)
+
+
+def _smoothstep(x: np.ndarray) -> np.ndarray:
+    x = np.minimum(np.maximum(x, 0.0), 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def _soft_tissue(fr: Frame, subj: PhantomSubject, sc: float, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, dict[str, float]]:
+    """Soft-tissue log-attenuation on the coarse grid (whole image): trunk (superellipse), thighs (ellipses),
+    a subcutaneous fat layer whose thickness follows BMI, and bowel gas in the pelvis."""
+    x, y = fr.coords((0, fr.shape[0], 0, fr.shape[1]))
+    bmi = subj.bmi
+    x_mid = 88.0 * sc
+    s_lat = float(np.clip(24.0 + 4.5 * (bmi - 25.0), 8.0, 110.0))
+    x_lat = -66.0 * sc - s_lat
+    w = x_mid - x_lat
+    depth = float(np.clip(205.0 + 7.5 * (bmi - 25.0), 150.0, 360.0)) * sc ** 0.5
+    fat = float(np.clip(12.0 + 3.2 * (bmi - 22.0), 5.0, 90.0))
+    q = np.minimum(np.abs((x - x_mid) * F32(1.0 / w)), 1.0)
+    trunk = depth * np.cbrt(1.0 - q ** 3)
+    qm = np.minimum(np.abs((x - x_mid) * F32(1.0 / max(w - fat, 20.0))), 1.0)
+    trunk_m = max(depth - 2 * fat, 40.0) * np.cbrt(1.0 - qm ** 3)
+    r_th = float(np.clip(80.0 + 3.4 * (bmi - 25.0), 58.0, 150.0)) * sc
+    x_th = -12.0 * sc
+
+    def thigh(xc: float, r: float) -> np.ndarray:
+        v = r * r - (x - xc) ** 2
+        np.maximum(v, 0.0, out=v)
+        return 1.85 * np.sqrt(v)
+
+    th = thigh(x_th, r_th) + thigh(2 * x_mid - x_th, r_th)
+    th_m = thigh(x_th, r_th - fat * 0.8) + thigh(2 * x_mid - x_th, r_th - fat * 0.8)
+    y_fold = 70.0 * sc
+    s = _smoothstep((y - y_fold + 40.0) / 90.0)
+    tot = trunk * (1 - s) + th * s
+    mus = np.minimum(trunk_m * (1 - s) + th_m * s, tot)
+    lsoft = MU_MUSCLE * mus + MU_FAT * (tot - mus)
+    for _ in range(int(rng.integers(2, 7))):      # bowel gas in the true pelvis, above the pubis
+        cx, cy = x_mid + rng.normal(-25, 25), rng.uniform(-160, -40) * sc
+        rr = rng.uniform(8, 22)
+        g = np.exp(-(((x - cx) / rr) ** 2 + ((y - cy) / (rr * rng.uniform(0.6, 1.4))) ** 2))
+        lsoft -= F32(rng.uniform(0.15, 0.45)) * g * (1 - s)
+    return lsoft.astype(F32), {"depth_mm": depth, "x_mid": x_mid, "x_lat": x_lat, "fat_mm": fat}
+
+
+def _pelvis_plates(sc: float, x_mid: float, rng: np.random.Generator) -> list[tuple[list, tuple, float, float]]:
+    """(polygon, dense-centre, base thickness, extra thickness near the centre) of the plate-like pelvic bones,
+    in cortical-equivalent mm."""
+    j = rng.normal(0, 2.5, 16)
+    s = sc
+    ilium = [(-29, -6), (-31 + j[0], -28), (-27, -42), (-42 + j[1], -62), (-58 + j[2], -96), (-60, -135),
+             (-30, -175), (30, -175), (62 + j[3], -130), (58, -95), (44 + j[4], -52), (34, -14), (32, 8),
+             (22, 24), (6, 28), (-14, 18)]
+    ilium = [(a * s, b * s) for a, b in ilium]
+    sacrum = [(x_mid - 42 * s, -175 * s), (x_mid + 42 * s, -175 * s), (x_mid + 30 * s, -95 * s),
+              (x_mid + 12 * s, -55 * s), (x_mid - 12 * s, -55 * s), (x_mid - 30 * s, -95 * s)]
+    return [(ilium, (6 * s, -28 * s), 4.0, 9.0), (sacrum, (x_mid, -120 * s), 2.5, 1.5)]
+
+
+def _pelvis_tubes(sc: float, rh: float, x_mid: float, rng: np.random.Generator) -> list[tuple]:
+    """(a, b, ra, rb, k, cortex, density) tubes of the pubis and ischium (and the contralateral pubis)."""
+    j = rng.normal(0, 2.0, 6)
+    s = sc
+    parts = [
+        ((26 * s, 10 * s), (x_mid - 8 * s, (24 + j[0]) * s), 11 * s, 9 * s, 0.8, 1.4, 0.30),    # sup. pubic ramus
+        ((x_mid - 9 * s, 18 * s), (x_mid - 7 * s, 50 * s), 11 * s, 10 * s, 0.8, 1.5, 0.30),    # pubic body
+        ((x_mid - 9 * s, 50 * s), ((56 + j[1]) * s, 90 * s), 8 * s, 7 * s, 0.8, 1.4, 0.30),    # inf. pubic ramus
+        ((8 * s, 26 * s), ((20 + j[2]) * s, 76 * s), 17 * s, 14 * s, 0.85, 1.8, 0.28),         # ischium body
+        ((24 * s, 84 * s), (32 * s, 94 * s), 15 * s, 12 * s, 0.8, 2.0, 0.28),                  # ischial tuberosity
+        ((32 * s, 96 * s), (58 * s, 91 * s), 8 * s, 7 * s, 0.8, 1.4, 0.30),                   # ischial ramus
+    ]
+    mirrored = [((2 * x_mid - a[0], a[1]), (2 * x_mid - b[0], b[1]), ra, rb, k, c, d)
+                for (a, b, ra, rb, k, c, d) in parts]
+    return parts + mirrored
+
+
+def _pelvis_lines(sc: float, rh: float, x_mid: float) -> list[tuple[list[tuple[float, float]], float, float]]:
+    """Dense lines (bone seen tangentially): (polyline, half-width mm, strength)."""
+    s = sc
+    def p(pts):
+        return [(a * s, b * s) for a, b in pts]
+    return [
+        (p([(62, -128), (50, -70), (40, -30), (35, -6), (44, 10), (70, 18), (x_mid / s - 6, 22)]), 1.2, 3.2),  # brim
+        (p([(46, -60), (36, -10), (31, 30), (26, 62)]), 1.0, 2.4),                                # ilioischial line
+        (p([(27, -4), (23, 10), (25, 22), (31, 24), (33, 12), (30, -2)]), 1.2, 3.0),              # teardrop
+        (p([(-29, -8), (-31, -28), (-27, -42), (-42, -62), (-58, -96), (-60, -135)]), 0.9, 2.0),  # lateral ilium
+        (p([(-27, -10), (-22, 6), (-14, 18), (-2, 26), (12, 30)]), 0.8, 1.4),                     # posterior wall
+        (p([(-18, -16), (-4, 0), (8, 12), (18, 20)]), 0.7, 1.0),                                  # anterior wall
+    ]
+
+
+def _poly_into(dst: np.ndarray, fr: Frame, pts: list[tuple[float, float]], r: float, amp: float) -> None:
+    for a, b in zip(pts[:-1], pts[1:]):
+        bx = fr.box(np.array([a, b]), r + 1.0)
+        if bx is None:
+            continue
+        x, y = fr.coords(bx)
+        ch, _ = tube(x, y, a, b, r, r, amp)
+        v = dst[bx[0]:bx[1], bx[2]:bx[3]]
+        np.maximum(v, ch, out=v)
+
+
+def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: float, rng: np.random.Generator
+            ) -> np.ndarray:
+    """Pelvic bone in cortical-equivalent mm on the medium grid."""
+    sc = fm.sc
+    plates2 = np.zeros(fr2.shape, F32)
+    for poly, ctr, base, extra in _pelvis_plates(sc, x_mid, rng):
+        bx = fr2.box(np.array(poly), 4.0)
+        if bx is None:
+            continue
+        x, y = fr2.coords(bx)
+        inside = poly_inside(x, y, poly).astype(F32)
+        thick = F32(base) + F32(extra) * np.exp(-((x - F32(ctr[0])) ** 2 + (y - F32(ctr[1])) ** 2) * F32(1 / 1600.0))
+        plates2[bx[0]:bx[1], bx[2]:bx[3]] += inside * thick
+    plates2 = box_blur(plates2, 1)
+    pel = up2(plates2, fr1.shape)
+    pel *= F32(0.85 + 0.15 * bs["cort"])
+    tub_out = np.zeros(fr1.shape, F32)
+    tub_trab = np.zeros(fr1.shape, F32)
+    for (a, b, ra, rb, k, c, d) in _pelvis_tubes(sc, fm.rh, x_mid, rng):
+        bx = fr1.box(np.array([a, b]), max(ra, rb) + 1.0)
+        if bx is None:
+            continue
+        x, y = fr1.coords(bx)
+        o, i = tube(x, y, a, b, ra, rb, k, (c * bs["cort"], c * bs["cort"]))
+        sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
+        v = (o - i) + i * F32(d)
+        np.maximum(tub_out[sl], v, out=tub_out[sl])
+    pel += tub_out
+    lines = np.zeros(fr1.shape, F32)
+    for poly, r, amp in _pelvis_lines(sc, fm.rh, x_mid):
+        _poly_into(lines, fr1, poly, r, amp * (0.7 + 0.3 * bs["cort"]))
+    # acetabular roof (sourcil): a dense arc over the head from the lateral rim to the medial wall, and the joint
+    # space under it (the pelvic plate stops at the cartilage)
+    rs_arc = fm.rh + 3.2
+    bx = fr1.box(np.array([[-rs_arc - 6, -rs_arc - 6], [rs_arc + 6, rs_arc + 6]]), 2.0)
+    if bx is not None:
+        x, y = fr1.coords(bx)
+        rho = np.sqrt(x * x + y * y)
+        phi = np.degrees(np.arctan2(y, x))
+        win = _smoothstep((phi + 172.0) / 12.0) * _smoothstep((-25.0 - phi) / 25.0)
+        wd = 1.8 * (0.75 + 0.25 * bs["cort"])
+        arc = np.sqrt(np.maximum(wd * wd - (rho - rs_arc - wd) ** 2, 0.0)) * F32(3.2) * win
+        sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
+        np.maximum(lines[sl], arc.astype(F32), out=lines[sl])
+        inside = _smoothstep((rs_arc + 0.5 - rho) / 2.0) * _smoothstep((-phi - 5.0) / 40.0)
+        pel[sl] *= (F32(1.0) - F32(0.6) * inside)
+    pel += lines
+    return pel
+
+
+def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Generator
+                ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+    """Femur in cortical-equivalent mm inside its grid box, and the truth mask there."""
+    sc = fm.sc
+    dn, ns, p0, ud, ms = fm.d_neck, fm.n_sup, fm.p0, fm.u_down, fm.m_shaft
+    fem_pts = np.array([[-fm.rh, -fm.rh], [fm.rh, fm.rh], fm.gt_b - fm.gt_rb, fm.lt + fm.lt_r,
+                        p0 + 400 * ud - 1.3 * fm.rs, p0 + 400 * ud + 1.3 * fm.rs, fm.gt_a - fm.gt_ra])
+    fbx = fr.box(fem_pts, 3.0)
+    if fbx is None:
+        return None
+    X, Y = fr.coords(fbx)
+    fo = np.zeros(X.shape, F32)
+    fi = np.zeros(X.shape, F32)
+    ct = bs["cort"]
+    h0 = (0.0, 0.0)
+    nmid = -0.55 * fm.lna * dn
+    t = tuple
+    parts = [
+        # (a, b, ra, rb, depth k, (cortex at a, at b), cavity offset)
+        (h0, h0, fm.rh, fm.rh, 1.0, (0.9 * ct, 0.9 * ct), (0.0, 0.0)),                                   # head
+        (h0, t(nmid), 0.80 * fm.rh, fm.rn, 0.85, (1.3 * ct, 1.5 * ct), t(0.5 * ct * ns)),                 # neck
+        (t(nmid), t(p0 - 6 * dn), fm.rn, 1.42 * fm.rn, 0.85, (1.5 * ct, 1.9 * ct), t(0.8 * ct * ns)),     # neck base
+        (t(nmid - 0.3 * fm.rn * ns), t(p0 + 30 * sc * ud + 0.15 * fm.rs * ms), 0.95 * fm.rn, 1.05 * fm.rs,
+         0.9, (2.2 * ct, 3.2 * ct), t(0.9 * ct * ns)),                                                     # calcar
+        (t(p0 + 8 * sc * ud), t(p0 + 75 * sc * ud), 1.22 * fm.rs, 1.0 * fm.rs, 1.0, (2.0 * ct, 4.8 * ct),
+         (0.0, 0.0)),                                                                                     # metaphysis
+        (t(p0 + 75 * sc * ud), t(p0 + 420 * ud), 1.0 * fm.rs, 0.96 * fm.rs, 1.0, (4.8 * ct, 6.0 * ct),
+         (0.0, 0.0)),                                                                                     # shaft
+        (t(fm.gt_a), t(fm.gt_b), fm.gt_ra, fm.gt_rb, 0.95, (1.1 * ct, 1.0 * ct), (0.0, 0.0)),             # GT
+        (t(p0 + np.array([-6.0, 2.0]) * sc), t(fm.lt - 4 * ms), 13.0 * sc, 9.0 * sc, 0.8, (1.2 * ct, 1.4 * ct),
+         (0.0, 0.0)),                                                                                     # intertroch.
+        (t(fm.lt), t(fm.lt + 5 * ud), fm.lt_r, fm.lt_r * 0.8, 0.75, (1.3 * ct, 1.3 * ct), (0.0, 0.0)),    # LT
+    ]
+    for (a, b, ra, rb, k, cc, off) in parts:
+        pb = fr.box(np.array([a, b]), max(ra, rb) + 1.0)
+        if pb is None:
+            continue
+        r0, r1 = max(pb[0], fbx[0]), min(pb[1], fbx[1])
+        c0, c1 = max(pb[2], fbx[2]), min(pb[3], fbx[3])
+        if r0 >= r1 or c0 >= c1:
+            continue
+        ls = (slice(r0 - fbx[0], r1 - fbx[0]), slice(c0 - fbx[2], c1 - fbx[2]))
+        o, i = tube(X[ls], Y[ls], a, b, ra, rb, k, cc, off)
+        np.maximum(fo[ls], o, out=fo[ls])
+        np.maximum(fi[ls], i, out=fi[ls])
+    cortex = fo - fi
+    # the shaft's marrow is fatty: trabecular bone fades below the lesser trochanter
+    sd = (X - F32(p0[0])) * F32(ud[0]) + (Y - F32(p0[1])) * F32(ud[1])
+    wtr = np.minimum(np.maximum(F32(1.0) - (sd - F32(45.0 * sc)) * F32(1.0 / (40.0 * sc)), 0.1), 1.0)
+    trab_frac = np.minimum(fi * F32(1.0 / 6.0), 1.0) * wtr
+    # resolved trabeculae: strokes along the streamlines, splatted on the grid and blurred to their width
+    s = fr.s
+    step = 0.5 / s
+    pts, wts = _trabecular_lines(fm, bs, rng, step)
+    g = fr.to_grid(pts)
+    hh, ww = X.shape
+    ci = np.rint(g[:, 0]).astype(np.int64) - fbx[2]
+    ri = np.rint(g[:, 1]).astype(np.int64) - fbx[0]
+    ok = (ci >= 0) & (ci < ww) & (ri >= 0) & (ri < hh)
+    tex = np.bincount(ri[ok] * ww + ci[ok], weights=wts[ok], minlength=hh * ww).reshape(hh, ww).astype(F32)
+    tex = blur_sep(tex, gauss_kernel(0.25 * s))        # ~0.25 mm wide trabeculae
+    tex *= F32(step * s)
+    fem = cortex + fi * wtr * F32(0.15 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])
+    # truth mask: femoral neck (head-neck junction to neck base) + intertrochanteric region
+    tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
+    neck = (tn > 0.85 * fm.rh) & (tn <= fm.lna)
+    itr = (tn > fm.lna) & (sd < 50.0 * sc) & (Y > F32(p0[1] - 6.0 * sc))
+    mask = (fo > 1.0) & (neck | itr)
+    return fbx, fem, mask
+
+
+def _hardware(fr: Frame, fm: _Femur, device: str) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """Orthopaedic metal in cortical-equivalent mm: a dynamic hip screw (lag screw along the neck, side plate,
+    cortical screws) or three cannulated screws."""
+    sc, dn, ud, p0 = fm.sc, fm.d_neck, fm.u_down, fm.p0
+    lat = -fm.m_shaft
+    items = []
+    if device == "dynamic_hip_screw":
+        entry = p0 + 32 * sc * ud + fm.rs * 1.15 * lat
+        items.append((entry, 0.35 * fm.rh * dn, 6.0 * sc, 1.0))
+        items.append((p0 + 26 * sc * ud + fm.rs * 1.3 * lat, p0 + 150 * sc * ud + fm.rs * 1.15 * lat, 8.0 * sc, 0.3))
+        for k in range(4):
+            c = p0 + (62 + 24 * k) * sc * ud
+            items.append((c + fm.rs * 1.5 * lat, c - fm.rs * 1.15 * lat + 3 * ud, 2.4 * sc, 1.0))
+    else:
+        for w in (-0.5, 0.0, 0.5):
+            entry = p0 + (32 + 16 * w) * sc * ud + fm.rs * 1.1 * lat
+            items.append((entry, 0.45 * fm.rh * dn + w * 0.6 * fm.rn * fm.n_sup, 3.3 * sc, 1.0))
+    allp = np.array([p for it in items for p in (it[0], it[1])])
+    bx = fr.box(allp, 12.0)
+    if bx is None:
+        return None
+    X, Y = fr.coords(bx)
+    out = np.zeros(X.shape, F32)
+    for a, b, r, k in items:
+        ch, _ = tube(X, Y, tuple(a), tuple(b), r, r, k)
+        out += np.minimum(ch, F32(10.0)) * F32(METAL_EQ)
+    return bx, out
+
+
+def _bterm(lb_mm: np.ndarray, spr: float, mu: float) -> np.ndarray:
+    """Log-signal change from bone with scatter: p = Ls - log(exp(-Lb) + spr) + log(1 + spr)."""
+    e = np.exp(lb_mm * F32(-mu))
+    e += F32(spr)
+    np.log(e, out=e)
+    np.subtract(F32(math.log1p(spr)), e, out=e)
+    return e
+
+
+_BANK: dict[str, np.ndarray] = {}
+
+
+def _bank_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A (h, w) window of unit white noise. Drawing millions of normal deviates per image would cost more than the
+    anatomy, so each process keeps one fixed-seed normal field and every image takes a random window of it, with
+    a random flip; the realisation of detector noise carries no information about the patient."""
+    n = 2800
+    if "w" not in _BANK:
+        _BANK["w"] = np.random.default_rng(20261127).standard_normal((n, n), dtype=F32)
+    bank = _BANK["w"]
+    if h > n or w > n:
+        return rng.standard_normal((h, w), dtype=F32)
+    r0 = int(rng.integers(0, n - h + 1))
+    c0 = int(rng.integers(0, n - w + 1))
+    v = bank[r0:r0 + h, c0:c0 + w]
+    fl = rng.random(2)
+    if fl[0] < 0.5:
+        v = v[::-1]
+    if fl[1] < 0.5:
+        v = v[:, ::-1]
+    return v
+
+
+def _lut_table(acq: Acquisition) -> tuple[np.ndarray, float, float]:
+    """Vendor look-up table over the ranged value x (0 = soft tissue reference, 1 = dense bone): 4096 entries over
+    x in [X0, X1], returned with (X0, X1)."""
+    x0, x1 = -2.5, 1.6
+    x = np.linspace(x0, x1, 4096)
+    if acq.lut == "sigmoid":
+        c = acq.lut_contrast
+        xm = 0.35 + acq.lut_shift
+        y = 1.0 / (1.0 + np.exp(-c * (x - xm)))
+        ya, yb = 1.0 / (1.0 + np.exp(c * (xm + 2.0))), 1.0 / (1.0 + np.exp(-c * (1.25 - xm)))
+        y = (y - ya) / (yb - ya)
+    else:
+        g = acq.lut_contrast
+        z = np.clip((x + 1.6 + acq.lut_shift) / 2.9, 0.0, 1.0)
+        y = z ** g
+    return np.clip(y, 0.0, 1.0).astype(F32), x0, x1
+
+
+def _apply_lut(d: np.ndarray, ref: float, hi: float, acq: Acquisition) -> np.ndarray:
+    tab, x0, x1 = _lut_table(acq)
+    scale = (len(tab) - 1) / (x1 - x0)
+    a = F32(scale / max(hi - ref, 1e-6))
+    b = F32(-ref * scale / max(hi - ref, 1e-6) - x0 * scale)
+    idx = d * a
+    idx += b
+    np.maximum(idx, 0.0, out=idx)
+    np.minimum(idx, F32(len(tab) - 1), out=idx)
+    return tab[idx.astype(np.int16)]
+
+
+def _marker(y: np.ndarray, acq: Acquisition, start: np.ndarray, stop: np.ndarray, g_mm: float) -> None:
+    """Lead side marker (R/L) in the upper or lower lateral corner of the exposed field: white on the image."""
+    gl = glyph(acq.marker, max(7, int(round(13.0 / g_mm))))
+    live = np.flatnonzero(stop > start)
+    if live.size == 0:
+        return
+    m = int(round(10.0 / g_mm))
+    hh, ww = gl.shape
+    r0 = live[0] + m if acq.marker_corner == "top" else live[-1] - m - hh
+    r0 = int(np.clip(r0, 0, y.shape[0] - hh))
+    rr = slice(r0, r0 + hh)
+    if acq.laterality == "R":            # the lateral side of a right hip is the viewer's left
+        c0 = int(start[rr].max()) + m
+    else:
+        c0 = int(stop[rr].min()) - m - ww
+    c0 = int(np.clip(c0, 0, y.shape[1] - ww))
+    pad = max(2, m // 2)
+    y[max(r0 - pad, 0): r0 + hh + pad, max(c0 - pad, 0): c0 + ww + pad] += F32(0.05)   # plastic holder
+    sub = y[r0: r0 + hh, c0: c0 + ww]
+    sub[gl[: sub.shape[0], : sub.shape[1]]] = F32(0.985)
+
+
+def _motion(d: np.ndarray, length_px: float, angle_deg: float) -> np.ndarray:
+    """Linear motion blur: the mean of shifted copies along the direction of motion."""
+    n = max(3, int(round(length_px / 1.5)))
+    a = math.radians(angle_deg)
+    acc = np.zeros_like(d)
+    for k in range(n):
+        f = (k / (n - 1) - 0.5) * length_px
+        acc += np.roll(d, (int(round(f * math.sin(a))), int(round(f * math.cos(a)))), axis=(0, 1))
+    return acc / F32(n)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# rendering
+
+def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generator) -> RenderedImage:
+    """Render one AP hip radiograph of ``subject`` under ``acq``: stored pixels, DICOM attributes, truth mask."""
+    if subject.sex not in ("female", "male"):
+        raise ValueError(f"sex must be 'female' or 'male', got {subject.sex!r}")
+    if not (10.0 <= subject.bmi <= 80.0 and 120.0 <= subject.height_cm <= 230.0):
+        raise ValueError("bmi or height out of the phantom's range (10-80 kg/m2, 120-230 cm)")
+    R, C, F = acq.rows, acq.cols, acq.render_factor
+    gh, gw = (R + F - 1) // F, (C + F - 1) // F
+    g_mm = acq.pixel_spacing_mm * F                         # detector mm per render-grid pixel
+    s = acq.magnification / g_mm                            # render-grid pixels per patient mm
+    fm = _femur(subject, acq.leg_rotation_deg, rng)
+    bs = _bone_state(subject)
+    theta = math.radians(acq.rotation_deg)
+    fx = 1.0 if acq.laterality == "R" else -1.0
+    # the femoral-neck midpoint goes to the image centre plus the positioning shift
+    nm = Frame(s, theta, fx, 0.0, 0.0, (gh, gw)).to_grid((-0.5 * fm.lna * fm.d_neck)[None, :])[0]
+    fr = Frame(s, theta, fx, (gw - 1) / 2.0 + acq.shift_mm[0] / g_mm - nm[0],
+               (gh - 1) / 2.0 + acq.shift_mm[1] / g_mm - nm[1], (gh, gw))
+    fr1 = fr.scaled(2)     # pelvis grid
+    fr2 = fr1.scaled(2)    # soft-tissue grid
+
+    # ---- soft tissue (coarse grid), pelvis (medium grid)
+    lsoft2, soft = _soft_tissue(fr2, subject, fm.sc, rng)
+    kv = 75.0 / acq.kvp
+    lsoft2 *= F32(kv ** 0.3)
+    lref = float(np.median(lsoft2))
+    spr = 0.25 + 0.35 * (soft["depth_mm"] - 150.0) / 200.0          # scatter-to-primary ratio behind a grid
+    mu_b = MU_BONE * kv ** 1.1
+    pel1 = _pelvis(fr1, fr2, fm, bs, soft["x_mid"], rng)
+    bt1 = _bterm(pel1, spr, mu_b)
+    r1 = max(1, int(round(1.5 / (2 * g_mm))))
+    if acq.edge_gain > 0:
+        bt1 += F32(acq.edge_gain) * (bt1 - box_blur(bt1, r1))
+    base1 = up2(lsoft2, fr1.shape)
+    base1 *= F32(1.0 - acq.equalisation)
+    base1 += bt1
+    # quantum noise s.d.: relative noise grows where fewer photons arrive (exp(+p/2)) and with lower dose
+    sig2 = np.exp((lsoft2 - F32(lref)) * F32(0.5))
+    sig2 *= F32(acq.noise_quantum / math.sqrt(acq.dose_rel))
+    sig1 = up2(sig2, fr1.shape)
+    if acq.mtf_blur > 0:
+        # coarser detector (site B): noise grain at the medium grid
+        base1 += sig1 * _bank_window(*fr1.shape, rng) * F32(2.0)
+    d = up2(base1, (gh, gw))
+
+    # ---- femur (render grid, inside its box): add its log-signal on top of the pelvis behind it
+    fb = _femur_bone(fr, fm, bs, rng)
+    mask_box = None
+    if fb is not None:
+        fbx, fem, mbox = fb
+        sl = (slice(fbx[0], fbx[1]), slice(fbx[2], fbx[3]))
+        pel_here = up2_region(pel1, fbx)
+        extra = _bterm(pel_here + fem, spr, mu_b) - _bterm(pel_here, spr, mu_b)
+        if acq.edge_gain > 0:
+            rr = max(1, int(round(1.5 / g_mm)))
+            extra += F32(acq.edge_gain) * (extra - box_blur(extra, rr))
+        d[sl] += extra
+        mask_box = (fbx, mbox)
+    if acq.artefact == "hardware":
+        hw = _hardware(fr, fm, acq.artefact_params.get("device", "dynamic_hip_screw"))
+        if hw is not None:
+            hbx, metal = hw
+            hsl = (slice(hbx[0], hbx[1]), slice(hbx[2], hbx[3]))
+            d[hsl] += _bterm(metal, spr, mu_b) * F32(1.6)
+    if acq.mtf_blur > 0:
+        d = blur_sep(d, gauss_kernel(acq.mtf_blur))
+    else:
+        sig = up2(sig1, (gh, gw))
+        sig *= _bank_window(gh, gw, rng)
+        d += sig
+    if acq.artefact == "motion":
+        d = _motion(d, acq.artefact_params["blur_mm"] * acq.magnification / g_mm, acq.artefact_params["angle_deg"])
+
+    # ---- collimation, automatic ranging, look-up table, marker
+    inset = [v / g_mm for v in acq.collimation_mm]
+    if acq.artefact == "cropped_neck":
+        frac = float(acq.artefact_params.get("cut_fraction", 0.5))
+        pt = fr.to_grid((-(1.0 - frac) * fm.lna * fm.d_neck)[None, :])[0]
+        if acq.artefact_params.get("edge") == "superior":
+            inset[0] = max(inset[0], pt[1])
+        elif acq.laterality == "R":
+            inset[3] = max(inset[3], gw - pt[0])
+        else:
+            inset[2] = max(inset[2], pt[0])
+    start, stop = row_intervals(gh, gw, tuple(inset), acq.collimation_angle_deg)
+    rows8 = np.arange(0, gh, 8)
+    cols8 = np.arange(0, gw, 8)
+    sub8 = d[::8, ::8]
+    inf = (cols8[None, :] >= start[rows8][:, None]) & (cols8[None, :] < stop[rows8][:, None])
+    vals = sub8[inf] if inf.sum() >= 100 else sub8.ravel()
+    ref, hi = np.percentile(vals, [50.0, 99.7])
+    y = _apply_lut(d, float(ref), float(hi), acq)
+    _marker(y, acq, start, stop, g_mm)
+    fill_outside(y, start, stop, 0.0 if acq.shutter == "black" else 0.94)
+    w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [1.0, 99.5])
+
+    # ---- detector pitch, fine noise, quantisation
+    yf = up2(y, (R, C)) if F == 2 else y[:R, :C].copy()
+    yf += _bank_window(R, C, rng) * F32(acq.noise_white)
+    np.maximum(yf, 0.0, out=yf)
+    np.minimum(yf, 1.0, out=yf)
+    maxv = (1 << acq.bits_stored) - 1
+    top, off = 0.96 * maxv, 0.02 * maxv
+    yf *= F32(top)
+    yf += F32(off + 0.5)
+    stored = yf.astype(np.uint16)
+    if acq.shutter == "black":
+        # an electronic shutter writes exact zeros
+        if F == 2:
+            fs, fe = np.repeat(start * 2, 2)[:R], np.repeat(stop * 2, 2)[:R]
+            fe = np.where(fe > fs, np.minimum(fe, C), fs)
+        else:
+            fs, fe = start[:R], stop[:R]
+        fill_outside(stored, fs, fe, 0)
+    if acq.photometric == "MONOCHROME1":
+        np.subtract(np.uint16(maxv), stored, out=stored)
+    mask = np.zeros((R, C), bool)
+    if mask_box is not None:
+        (r0, r1_, c0, c1), mb = mask_box
+        if F > 1:
+            big = np.repeat(np.repeat(mb, F, axis=0), F, axis=1)
+            R0, C0 = r0 * F, c0 * F
+            big = big[: R - R0, : C - C0]
+            mask[R0:R0 + big.shape[0], C0:C0 + big.shape[1]] = big
+        else:
+            mask[r0:r1_, c0:c1] = mb
+    wl, wh = w_lo * top + off, w_hi * top + off
+    if acq.photometric == "MONOCHROME1":
+        wl, wh = maxv - wh, maxv - wl
+    info = acq.as_dict()
+    info.update({"anatomy": {"head_radius_mm": round(fm.rh, 2), "neck_length_proj_mm": round(fm.lna, 2),
+                             "neck_radius_mm": round(fm.rn, 2), "shaft_radius_mm": round(fm.rs, 2),
+                             "soft_depth_mm": round(soft["depth_mm"], 1), "fat_mm": round(soft["fat_mm"], 1)},
+                 "bone_state": {k: round(v, 4) for k, v in bs.items()},
+                 "scatter_to_primary": round(spr, 3)})
+    return RenderedImage(
+        pixels=stored, photometric=acq.photometric, bits_stored=acq.bits_stored, rescale_slope=1.0,
+        rescale_intercept=0.0, window_center=float(round((wl + wh) / 2.0)),
+        window_width=float(max(round(wh - wl), 16.0)),
+        pixel_spacing_mm=(acq.pixel_spacing_mm, acq.pixel_spacing_mm), laterality=acq.laterality,
+        view_position="AP", manufacturer=acq.manufacturer, model_name=acq.model_name, signal_mask=mask,
+        artefact=acq.artefact, should_exclude=acq.artefact is not None, acquisition=info,
+    )
