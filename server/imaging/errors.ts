@@ -138,3 +138,9 @@ export class NoMatchingImageError extends ImagingError {
   readonly code = 'NO_MATCHING_IMAGE';
   readonly retryable = false;
 }
+
+/** The image cannot go through the model's preprocessing recipe (photometric, spacing, unknown recipe...). */
+export class PreprocessError extends ImagingError {
+  readonly code = 'PREPROCESS';
+  readonly retryable = false;
+}
