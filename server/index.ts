@@ -44,20 +44,24 @@ function dicomWebAuthHeaders(config: AppConfig): Record<string, string> {
 
 async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
   const component = 'fhir-sandbox';
+  let sandbox: ReturnType<typeof createFhirSandbox>;
   try {
-    const sandbox = createFhirSandbox({
+    sandbox = createFhirSandbox({
       baseUrl: config.fhir.publicBaseUrl,
       page: config.files.sandbox.fhir,
       maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes,
       logger,
       version: packageVersion(),
     });
-    const seeded = await seedFhirSandbox(sandbox.repo, {
-      fhirDir: join(config.sandboxDataDir, 'fhir'),
-      dicomWebBaseUrl: config.dicomweb.publicBaseUrl,
-      logger,
-    });
-    mounts.fhir = sandbox.router;
+  } catch (err) {
+    logger.error({ err }, 'sandbox FHIR server failed to start');
+    readiness.set(component, 'failed', (err as Error).message);
+    mounts.fhir = (_req, res) => void res.status(503).json({ error: 'The embedded FHIR server failed to start; see /readyz', status: 503 });
+    return;
+  }
+  const fhirDir = join(config.sandboxDataDir, 'fhir');
+  try {
+    const seeded = await seedFhirSandbox(sandbox.repo, { fhirDir, dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger });
     if (seeded.bundles === 0) {
       readiness.set(component, 'failed', seeded.failedBundles > 0 ? `all ${seeded.failedBundles} seed bundles were rejected (see log)` : 'no seed bundles found');
     } else if (seeded.failedBundles > 0) {
@@ -66,11 +70,14 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
       readiness.set(component, 'ready', `${seeded.bundles} patients, ${seeded.resources} resources`);
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const detail = code === 'ENOENT' ? `no demo cohort at SANDBOX_DATA_DIR (missing fhir/ folder)` : (err as Error).message;
-    logger.error({ err }, 'sandbox FHIR server failed to start');
+    const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+    const detail = missing ? 'no demo cohort: SANDBOX_DATA_DIR has no fhir/ folder' : (err as Error).message;
+    if (missing) logger.error({ fhirDir }, `sandbox FHIR server not seeded: ${detail}`);
+    else logger.error({ err }, 'sandbox FHIR seeding failed');
     readiness.set(component, 'failed', detail);
   }
+  // Served even when seeding failed (empty or partial), so the problem can be looked at; /readyz says it is not ready.
+  mounts.fhir = sandbox.router;
 }
 
 async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
@@ -113,9 +120,13 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     await dicom;
     const report = await readiness.report();
     const urls = usefulUrls(config);
-    logger.info(
-      { urls, ready: report.ready, notReady: Object.keys(report.components).filter((c) => !report.components[c]!.ready) },
-      `Fracture Risk CDS is up (research use — trained on synthetic data). Open: ${Object.values(urls).join('  ')}`,
+    const notReady = Object.keys(report.components).filter((c) => !report.components[c]!.ready);
+    const state = report.ready
+      ? 'and ready'
+      : `but NOT ready (${notReady.map((c) => `${c}: ${report.components[c]!.detail ?? report.components[c]!.state}`).join('; ')})`;
+    logger[report.ready ? 'info' : 'warn'](
+      { urls, ready: report.ready, notReady },
+      `Fracture Risk CDS is up ${state} (research use — trained on synthetic data). Open: ${Object.values(urls).join('  ')}`,
     );
   })();
 

@@ -60,7 +60,7 @@ describe('npm start (server/index.ts)', () => {
     const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const up = lines.find((l) => String(l['msg']).startsWith('Fracture Risk CDS is up'));
     assert.ok(up);
-    assert.match(String(up['msg']), /research use — trained on synthetic data/);
+    assert.match(String(up['msg']), /^Fracture Risk CDS is up and ready \(research use — trained on synthetic data\)/);
     const urls = up['urls'] as Record<string, string>;
     assert.equal(urls['fhirPatients'], `${base.replace('127.0.0.1', 'localhost')}/sandbox/fhir/Patient?_count=5`);
     assert.equal(urls['readiness'], `${base.replace('127.0.0.1', 'localhost')}/readyz`);

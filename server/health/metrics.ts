@@ -69,7 +69,8 @@ export function observeRequests(metrics: Metrics, logger: Logger): RequestHandle
       const labels = { method: req.method, route: routeLabel(req), status_code: String(res.statusCode) };
       metrics.httpDuration.observe(labels, seconds);
       metrics.httpRequests.inc(labels);
-      const level = res.statusCode >= 500 ? 'error' : 'info';
+      // 503 is what /readyz and starting sandboxes answer by design: worth a warning, not an error.
+      const level = res.statusCode === 503 ? 'warn' : res.statusCode >= 500 ? 'error' : 'info';
       logger[level]({ method: req.method, route: labels.route, status: res.statusCode, durationMs: Math.round(seconds * 1e4) / 10 }, 'http request');
     });
     next();
