@@ -11,10 +11,11 @@ import { decodeFrame } from '../../server/imaging/decode/index.ts';
 import { parseDicomFile, type DicomFile } from '../../server/imaging/dicom.ts';
 import { jsonString, jsonStrings, TAG } from '../../server/imaging/dicom-json.ts';
 import type { DicomWebClient } from '../../server/imaging/dicomweb-client.ts';
-import { NotAcceptableError, PacsAuthError, PacsHttpError, UnsupportedTransferSyntaxError } from '../../server/imaging/errors.ts';
+import { NoMatchingImageError, NotAcceptableError, PacsAuthError, PacsHttpError, UnsupportedTransferSyntaxError } from '../../server/imaging/errors.ts';
 import { pixelModuleFromJson } from '../../server/imaging/pixel-module.ts';
 import { maskStored } from '../../server/imaging/pixels.ts';
 import { fetchFrame } from '../../server/imaging/retrieve.ts';
+import { selectImage, type ImagingStudyLike } from '../../server/imaging/select.ts';
 import { isLossy, TS } from '../../server/imaging/transfer-syntax.ts';
 import { demoCohortFiles, fixtureIndex, fixturePath, repoRelative } from '../support/dicom-fixtures.ts';
 
@@ -266,6 +267,25 @@ export function imagingAccessCases(server: () => ServerUnderTest, corpus: () => 
     it('answers 404 (typed, not retryable) for an unknown study', async () => {
       const { client } = server();
       await assert.rejects(client.retrieveMetadata('1.2.3.4.5.6.7.8.9'), (e: unknown) => e instanceof PacsHttpError && e.status === 404 && !e.retryable);
+    });
+
+    it('selects the image from an ImagingStudy by the model rule, using the DICOM tags from the server', async () => {
+      const { client } = server();
+      const left = byLabel('explicit-le-12.dcm');
+      const right = byLabel('explicit-le-16.dcm');
+      const anotherLeft = byLabel('jpeg-ls-80-12.dcm');
+      const study: ImagingStudyLike = {
+        resourceType: 'ImagingStudy',
+        identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${left.studyUid}` }],
+        series: [left, right, anotherLeft].map((e, i) => ({ uid: e.seriesUid, number: i + 1, modality: { code: 'DX' } })),
+      };
+      const rule = { modality: 'DX', bodyPart: 'HIP', viewPosition: 'AP', laterality: 'R' };
+      const sel = await selectImage(client, study, rule);
+      assert.equal(sel.sopUid, right.sopUid);
+      assert.equal(sel.laterality, 'R');
+      const frame = await fetchFrame(client, sel, { metadata: sel.metadata });
+      assert.deepEqual(Int32Array.from(maskStored(frame.stored, frame.pixelModule)), await localPixels(right.file, 0));
+      await assert.rejects(selectImage(client, study, { ...rule, viewPosition: 'LL' }), (e: unknown) => e instanceof NoMatchingImageError && /ViewPosition is AP/.test(e.message));
     });
 
     it('rejects wrong credentials with PacsAuthError', async () => {
