@@ -171,10 +171,12 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
         path = os.path.join(out_dir, rel)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         _call(dicom.write_dx, path, img, patient_id=mrn, study_uid=study.study_uid, series_uid=study.series_uid,
-              sop_uid=study.sop_uid, study_date=index, study_time=started.time(), study_datetime=started,
-              accession=study.accession, patient_sex="F" if p.sex == "female" else "M", patient_birth_date=birth,
-              patient_name="^".join(["Synthetic", pid]), patient_age=age_years, site=cfg.site,
-              study_description=f"XR hip {'left' if laterality == 'L' else 'right'} AP")
+              sop_uid=study.sop_uid, study_date=index.strftime("%Y%m%d"), study_time=started.strftime("%H%M%S"),
+              accession=study.accession, patient_sex="F" if p.sex == "female" else "M",
+              patient_birth_date=birth.strftime("%Y%m%d"), patient_name=f"Synthetic^{pid}",
+              patient_age=f"{min(age_years, 999):03d}Y", institution_name=f"Synthetic hospital {cfg.site}",
+              study_description=f"XR hip {'left' if laterality == 'L' else 'right'} AP",
+              series_description=f"AP {'left' if laterality == 'L' else 'right'} hip")
         if syntax != "explicit":
             dicom.compress(path, syntax)
         dicom_info.update({"written": True, "syntax": syntax, "path": rel.replace(os.sep, "/")})
