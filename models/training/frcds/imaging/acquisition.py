@@ -49,14 +49,14 @@ VENDORS: dict[str, Vendor] = {
     "A": Vendor(
         site="A", manufacturer="FRCDS Synthetic Imaging A", model_name="PhantomDR A-400",
         pitches_mm=(0.143, 0.148), bits_choices=(12, 14), bits_p=(0.75, 0.25), mono1_p=0.12,
-        noise_quantum=0.010, noise_white=0.004, mtf_blur=0.0, lut="sigmoid", lut_contrast=(4.2, 5.2),
-        equalisation=(0.45, 0.6), edge_gain=(0.35, 0.6), shutter="white", artefact_rate=0.04,
+        noise_quantum=0.010, noise_white=0.004, mtf_blur=0.0, lut="sigmoid", lut_contrast=(3.4, 4.2),
+        equalisation=(0.75, 0.85), edge_gain=(0.35, 0.6), shutter="white", artefact_rate=0.04,
     ),
     "B": Vendor(
         site="B", manufacturer="FRCDS Synthetic Imaging B", model_name="PhantomCR B-70",
         pitches_mm=(0.175, 0.19), bits_choices=(15, 16), bits_p=(0.4, 0.6), mono1_p=0.35,
         noise_quantum=0.018, noise_white=0.007, mtf_blur=0.9, lut="gamma", lut_contrast=(1.6, 2.1),
-        equalisation=(0.3, 0.45), edge_gain=(0.8, 1.2), shutter="black", artefact_rate=0.05,
+        equalisation=(0.65, 0.75), edge_gain=(0.8, 1.2), shutter="black", artefact_rate=0.05,
     ),
 }
 

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from .acquisition import Acquisition
-from .raster import (F32, Frame, blur_sep, box_blur, fill_outside, gauss_kernel, glyph, poly_inside, row_intervals,
-                     tube, up2, up2_region)
+from .raster import (F32, Frame, SmoothUnion, blur_sep, box_blur, fill_outside, gauss_kernel, glyph, poly_inside,
+                     row_intervals, tube, up2, up2_region)
 
 
 @dataclass(frozen=True)
@@ -134,12 +134,12 @@ def _femur(subj: PhantomSubject, leg_rot: float, rng: np.random.Generator) -> _F
     p0 = -lna * d_neck
     rs = 14.0 * sc * float(np.exp(0.04 * e[7]))
     lt_prom = 2.0 + 9.0 * math.sin(math.radians(psi))   # the lesser trochanter shows more in external rotation
-    lt = p0 + 40.0 * sc * u_down + (1.05 * rs + lt_prom - 4.0) * m_shaft
-    gt_a = p0 + np.array([-13.0, 8.0]) * sc
-    gt_b = p0 + np.array([-18.0, -29.0 + 3.0 * e[8]]) * sc
+    lt = p0 + 38.0 * sc * u_down + (1.1 * rs + lt_prom - 5.0) * m_shaft
+    gt_a = p0 + np.array([-10.0, 8.0]) * sc
+    gt_b = p0 + np.array([-14.0, -27.0 + 3.0 * e[8]]) * sc
     return _Femur(sc=sc, rh=rh, d_neck=d_neck, n_sup=n_sup, lna=lna, rn=rn, p0=p0, u_down=u_down,
-                  m_shaft=m_shaft, rs=rs, lt=lt, lt_r=8.5 * sc, gt_a=gt_a, gt_b=gt_b, gt_ra=14.5 * sc,
-                  gt_rb=10.0 * sc)
+                  m_shaft=m_shaft, rs=rs, lt=lt, lt_r=8.0 * sc, gt_a=gt_a, gt_b=gt_b, gt_ra=14.0 * sc,
+                  gt_rb=9.5 * sc)
 
 
 def _bone_state(subj: PhantomSubject) -> dict[str, float]:
@@ -185,15 +185,15 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
     def head_pt(deg: float, f: float = 0.9) -> np.ndarray:
         return h + f * rh * _unit(deg)
 
-    # (n lines, start a, start b, end a, end b, control a, control b, presence weight)
+    # (n lines, start a, start b, end a, end b, control a, control b, presence weight x thickness)
     groups = [
         # principal compressive: inferomedial neck cortex (calcar) fanning up into the weight-bearing dome
         (70, neck_pt(1.0 * lna, -1.0 * rn), neck_pt(0.45 * lna, -0.95 * rn), head_pt(-150, 0.95),
-         head_pt(-40, 0.95), neck_pt(0.45 * lna, -0.2 * rn), neck_pt(0.2 * lna, -0.35 * rn), bs["w_pc"]),
+         head_pt(-40, 0.95), neck_pt(0.45 * lna, -0.2 * rn), neck_pt(0.2 * lna, -0.35 * rn), 1.5 * bs["w_pc"]),
         # principal tensile: lateral cortex below the greater trochanter, arching over the superior neck into
         # the inferior head
         (48, p0 + 20 * ud + 0.95 * rs * lat, p0 + 50 * ud + 0.95 * rs * lat, head_pt(10, 0.92),
-         head_pt(80, 0.92), neck_pt(0.5 * lna, 0.95 * rn), neck_pt(0.55 * lna, 1.7 * rn), bs["w_pt"]),
+         head_pt(80, 0.92), neck_pt(0.5 * lna, 0.95 * rn), neck_pt(0.55 * lna, 1.7 * rn), 0.75 * bs["w_pt"]),
         # secondary compressive: calcar / lesser trochanter up towards the greater trochanter base
         (34, p0 + 25 * ud + 0.95 * rs * ms, p0 + 48 * ud + 1.0 * rs * ms, p0 + np.array([-8.0, -14.0]),
          p0 + np.array([-26.0, 0.0]), p0 + 8 * ud, p0 + 22 * ud - 3 * ms, bs["w_sc"]),
@@ -207,7 +207,7 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
     ]
     pts_all, w_all = [], []
     for n0, sa, sb, ea, eb, ca, cb, wg in groups:
-        n = max(2, int(round(n0 * bs["n_lines"] * (0.4 + 0.6 * wg))))
+        n = max(2, int(round(n0 * bs["n_lines"] * (0.4 + 0.6 * min(wg, 1.0)))))
         f = np.clip((np.arange(n) + 0.5 + rng.uniform(-0.4, 0.4, n)) / n, 0.0, 1.0)
         s0, e0, c0 = _lerp(sa, sb, f), _lerp(ea, eb, f), _lerp(ca, cb, f)
         c0 = c0 + rng.normal(0, 1.5, c0.shape)
@@ -224,14 +224,14 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
         p = p + perp * wob[..., None]
         # connectivity: lines are broken into dashes of ~2.5 mm, a share of which survive
         nd = int(math.ceil(length / 2.5)) + 2
-        keep = rng.random((n, nd)) < (bs["keep"] * (0.45 + 0.55 * wg))
+        keep = rng.random((n, nd)) < (bs["keep"] * (0.45 + 0.55 * min(wg, 1.0)))
         di = np.minimum((s[None, :] * (nd - 2) + rng.random((n, 1))).astype(np.int64), nd - 1)
         kk = np.take_along_axis(keep, di, axis=1)
         wl = (wg * rng.lognormal(0.0, 0.3, (n, 1))) * np.minimum(1.0, 5.0 * np.minimum(s, 1 - s)[None, :] + 0.3)
         pts_all.append(p[kk])
         w_all.append(wl[kk])
     # unresolved network: short random struts throughout head, neck and trochanters
-    n_rand = int(2200 * bs["n_lines"] * bs["keep"])
+    n_rand = int(5000 * bs["n_lines"] * bs["keep"])
     k3 = n_rand // 3
     centres = np.concatenate([
         h + rng.normal(0, 0.45 * rh, (k3, 2)),
@@ -240,12 +240,12 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
     ])
     ang = rng.uniform(0, math.pi, len(centres))
     ln = rng.uniform(0.8, 2.4, len(centres))
-    m = max(4, int(2.4 / step_mm))
+    m = max(4, int(1.6 / step_mm))
     s = np.linspace(-0.5, 0.5, m)
     d = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     p = centres[:, None, :] + (ln[:, None] * s[None, :])[..., None] * d[:, None, :]
     pts_all.append(p.reshape(-1, 2))
-    w_all.append(np.full(p.shape[0] * m, 0.45))
+    w_all.append(np.full(p.shape[0] * m, 0.4))
     return np.concatenate(pts_all), np.concatenate(w_all)
 
 
@@ -261,7 +261,7 @@ def _soft_tissue(fr: Frame, subj: PhantomSubject, sc: float, rng: np.random.Gene
     x, y = fr.coords((0, fr.shape[0], 0, fr.shape[1]))
     bmi = subj.bmi
     x_mid = 88.0 * sc
-    s_lat = float(np.clip(24.0 + 4.5 * (bmi - 25.0), 8.0, 110.0))
+    s_lat = float(np.clip(45.0 + 5.0 * (bmi - 25.0), 15.0, 130.0))
     x_lat = -66.0 * sc - s_lat
     w = x_mid - x_lat
     depth = float(np.clip(205.0 + 7.5 * (bmi - 25.0), 150.0, 360.0)) * sc ** 0.5
@@ -270,16 +270,17 @@ def _soft_tissue(fr: Frame, subj: PhantomSubject, sc: float, rng: np.random.Gene
     trunk = depth * np.cbrt(1.0 - q ** 3)
     qm = np.minimum(np.abs((x - x_mid) * F32(1.0 / max(w - fat, 20.0))), 1.0)
     trunk_m = max(depth - 2 * fat, 40.0) * np.cbrt(1.0 - qm ** 3)
-    r_th = float(np.clip(80.0 + 3.4 * (bmi - 25.0), 58.0, 150.0)) * sc
-    x_th = -12.0 * sc
+    r_th = float(np.clip(100.0 + 3.5 * (bmi - 25.0), 70.0, 170.0)) * sc
+    x_th = -5.0 * sc
 
     def thigh(xc: float, r: float) -> np.ndarray:
         v = r * r - (x - xc) ** 2
         np.maximum(v, 0.0, out=v)
         return 1.85 * np.sqrt(v)
 
-    th = thigh(x_th, r_th) + thigh(2 * x_mid - x_th, r_th)
-    th_m = thigh(x_th, r_th - fat * 0.8) + thigh(2 * x_mid - x_th, r_th - fat * 0.8)
+    # thighs that touch deform against each other rather than overlap: take the thicker of the two
+    th = np.maximum(thigh(x_th, r_th), thigh(2 * x_mid - x_th, r_th))
+    th_m = np.maximum(thigh(x_th, r_th - fat * 0.8), thigh(2 * x_mid - x_th, r_th - fat * 0.8))
     y_fold = 70.0 * sc
     s = _smoothstep((y - y_fold + 40.0) / 90.0)
     tot = trunk * (1 - s) + th * s
@@ -293,18 +294,34 @@ def _soft_tissue(fr: Frame, subj: PhantomSubject, sc: float, rng: np.random.Gene
     return lsoft.astype(F32), {"depth_mm": depth, "x_mid": x_mid, "x_lat": x_lat, "fat_mm": fat}
 
 
-def _pelvis_plates(sc: float, x_mid: float, rng: np.random.Generator) -> list[tuple[list, tuple, float, float]]:
-    """(polygon, dense-centre, base thickness, extra thickness near the centre) of the plate-like pelvic bones,
-    in cortical-equivalent mm."""
-    j = rng.normal(0, 2.5, 16)
+def _chaikin(poly: list[tuple[float, float]], n: int = 2, keep: int = 0) -> list[tuple[float, float]]:
+    """Corner-cutting smoothing of a closed polygon (bones have no corners); the first ``keep`` points (the
+    acetabular roof arc, already smooth) are left alone."""
+    fixed, rest = poly[:keep], poly[keep:]
+    pts = np.array(rest, dtype=np.float64)
+    for _ in range(n):
+        a, b = pts[:-1], pts[1:]
+        pts = np.concatenate([np.stack([0.75 * a + 0.25 * b, 0.25 * a + 0.75 * b], axis=1).reshape(-1, 2)])
+    return fixed + [tuple(p) for p in pts]
+
+
+def _pelvis_plates(sc: float, rh: float, x_mid: float, rng: np.random.Generator
+                   ) -> list[tuple[list, tuple, float, float]]:
+    """(polygon, dense centre, base thickness, extra thickness near the centre) of the plate-like pelvic bones in
+    cortical-equivalent mm. The ilium's lower border is the acetabular roof, one joint space above the head."""
+    j = rng.normal(0, 2.5, 8)
     s = sc
-    ilium = [(-29, -6), (-31 + j[0], -28), (-27, -42), (-42 + j[1], -62), (-58 + j[2], -96), (-60, -135),
-             (-30, -175), (30, -175), (62 + j[3], -130), (58, -95), (44 + j[4], -52), (34, -14), (32, 8),
-             (22, 24), (6, 28), (-14, 18)]
-    ilium = [(a * s, b * s) for a, b in ilium]
-    sacrum = [(x_mid - 42 * s, -175 * s), (x_mid + 42 * s, -175 * s), (x_mid + 30 * s, -95 * s),
-              (x_mid + 12 * s, -55 * s), (x_mid - 12 * s, -55 * s), (x_mid - 30 * s, -95 * s)]
-    return [(ilium, (6 * s, -28 * s), 4.0, 9.0), (sacrum, (x_mid, -120 * s), 2.5, 1.5)]
+    ra = rh + 3.2
+    roof = [(ra * math.cos(math.radians(a)), ra * math.sin(math.radians(a))) for a in np.linspace(-172, -25, 16)]
+    medial = [(33 * s, -8 * s), (33 * s, 12 * s), (27 * s, 27 * s), (40 * s, 12 * s), ((44 + j[0]) * s, -52 * s),
+              (58 * s, -95 * s), ((62 + j[1]) * s, -130 * s), (30 * s, -178 * s), (-30 * s, -178 * s),
+              (-60 * s, -135 * s), ((-58 + j[2]) * s, -96 * s), ((-42 + j[3]) * s, -62 * s), (-27 * s, -42 * s),
+              ((-31 + j[4]) * s, -28 * s), (-30 * s, -8 * s)]
+    ilium = _chaikin(roof + medial, 2, keep=len(roof) - 1)
+    sacrum = [(x_mid - 40 * s, -178 * s), (x_mid + 40 * s, -178 * s), (x_mid + 28 * s, -95 * s),
+              (x_mid + 12 * s, -58 * s), (x_mid - 12 * s, -58 * s), (x_mid - 28 * s, -95 * s)]
+    sacrum = _chaikin(sacrum + [sacrum[0]], 2)
+    return [(ilium, (4 * s, -(ra + 12 * s)), 1.4, 7.0), (sacrum, (x_mid, -120 * s), 1.0, 0.8)]
 
 
 def _pelvis_tubes(sc: float, rh: float, x_mid: float, rng: np.random.Generator) -> list[tuple]:
@@ -312,12 +329,12 @@ def _pelvis_tubes(sc: float, rh: float, x_mid: float, rng: np.random.Generator) 
     j = rng.normal(0, 2.0, 6)
     s = sc
     parts = [
-        ((26 * s, 10 * s), (x_mid - 8 * s, (24 + j[0]) * s), 11 * s, 9 * s, 0.8, 1.4, 0.30),    # sup. pubic ramus
-        ((x_mid - 9 * s, 18 * s), (x_mid - 7 * s, 50 * s), 11 * s, 10 * s, 0.8, 1.5, 0.30),    # pubic body
-        ((x_mid - 9 * s, 50 * s), ((56 + j[1]) * s, 90 * s), 8 * s, 7 * s, 0.8, 1.4, 0.30),    # inf. pubic ramus
-        ((8 * s, 26 * s), ((20 + j[2]) * s, 76 * s), 17 * s, 14 * s, 0.85, 1.8, 0.28),         # ischium body
-        ((24 * s, 84 * s), (32 * s, 94 * s), 15 * s, 12 * s, 0.8, 2.0, 0.28),                  # ischial tuberosity
-        ((32 * s, 96 * s), (58 * s, 91 * s), 8 * s, 7 * s, 0.8, 1.4, 0.30),                   # ischial ramus
+        ((30 * s, 10 * s), (x_mid - 8 * s, (24 + j[0]) * s), 10 * s, 8 * s, 0.6, 1.1, 0.2),     # sup. pubic ramus
+        ((x_mid - 9 * s, 18 * s), (x_mid - 7 * s, 50 * s), 11 * s, 10 * s, 0.6, 1.2, 0.2),     # pubic body
+        ((x_mid - 9 * s, 50 * s), ((56 + j[1]) * s, 92 * s), 7 * s, 6 * s, 0.6, 1.0, 0.2),     # inf. pubic ramus
+        ((24 * s, 30 * s), ((28 + j[2]) * s, 78 * s), 14 * s, 12 * s, 0.6, 1.4, 0.2),         # ischium body
+        ((28 * s, 86 * s), (34 * s, 96 * s), 14 * s, 12 * s, 0.6, 1.6, 0.2),                  # ischial tuberosity
+        ((34 * s, 98 * s), (58 * s, 93 * s), 7 * s, 6 * s, 0.6, 1.0, 0.2),                    # ischial ramus
     ]
     mirrored = [((2 * x_mid - a[0], a[1]), (2 * x_mid - b[0], b[1]), ra, rb, k, c, d)
                 for (a, b, ra, rb, k, c, d) in parts]
@@ -330,12 +347,10 @@ def _pelvis_lines(sc: float, rh: float, x_mid: float) -> list[tuple[list[tuple[f
     def p(pts):
         return [(a * s, b * s) for a, b in pts]
     return [
-        (p([(62, -128), (50, -70), (40, -30), (35, -6), (44, 10), (70, 18), (x_mid / s - 6, 22)]), 1.2, 3.2),  # brim
-        (p([(46, -60), (36, -10), (31, 30), (26, 62)]), 1.0, 2.4),                                # ilioischial line
-        (p([(27, -4), (23, 10), (25, 22), (31, 24), (33, 12), (30, -2)]), 1.2, 3.0),              # teardrop
-        (p([(-29, -8), (-31, -28), (-27, -42), (-42, -62), (-58, -96), (-60, -135)]), 0.9, 2.0),  # lateral ilium
-        (p([(-27, -10), (-22, 6), (-14, 18), (-2, 26), (12, 30)]), 0.8, 1.4),                     # posterior wall
-        (p([(-18, -16), (-4, 0), (8, 12), (18, 20)]), 0.7, 1.0),                                  # anterior wall
+        (p([(37, -10), (42, 8), (60, 17), (x_mid / s - 6, 22)]), 1.0, 2.0),                         # brim (pubic part)
+        (p([(46, -60), (37, -10), (33, 30), (28, 62)]), 0.9, 2.2),                                # ilioischial line
+        (_chaikin(p([(29, -4), (26, 8), (26, 20), (30, 26), (34, 20), (34, 8), (33, -2)]), 1), 1.0, 2.4),  # teardrop
+        (_chaikin(p([(-26, -14), (-22, 4), (-14, 16), (-2, 24), (14, 30)]), 1), 0.6, 0.9),         # posterior wall
     ]
 
 
@@ -355,32 +370,51 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
     """Pelvic bone in cortical-equivalent mm on the medium grid."""
     sc = fm.sc
     plates2 = np.zeros(fr2.shape, F32)
-    for poly, ctr, base, extra in _pelvis_plates(sc, x_mid, rng):
-        bx = fr2.box(np.array(poly), 4.0)
+    rim2 = np.zeros(fr2.shape, F32)
+    r_in = max(1, int(round(1.2 * fr2.s)))
+    r_out = max(2, int(round(3.5 * fr2.s)))
+    for pi, (poly, ctr, base, extra) in enumerate(_pelvis_plates(sc, fm.rh, x_mid, rng)):
+        bx = fr2.box(np.array(poly), 8.0)
         if bx is None:
             continue
         x, y = fr2.coords(bx)
         inside = poly_inside(x, y, poly).astype(F32)
-        thick = F32(base) + F32(extra) * np.exp(-((x - F32(ctr[0])) ** 2 + (y - F32(ctr[1])) ** 2) * F32(1 / 1600.0))
-        plates2[bx[0]:bx[1], bx[2]:bx[3]] += inside * thick
-    plates2 = box_blur(plates2, 1)
+        thick = F32(base) + F32(extra) * np.exp(-((x - F32(ctr[0])) ** 2 + (y - F32(ctr[1])) ** 2) * F32(1 / 1500.0))
+        if pi == 0:
+            # sacroiliac region and iliac crest are thicker than the iliac fossa; a little random relief
+            thick += F32(2.5) * np.exp(-((x - F32(55 * sc)) ** 2 + (y - F32(-115 * sc)) ** 2) * F32(1 / 900.0))
+            for _ in range(4):
+                cx, cy = rng.uniform(-50, 50) * sc, rng.uniform(-160, -50) * sc
+                thick += F32(rng.uniform(-0.6, 0.8)) * np.exp(-((x - F32(cx)) ** 2 + (y - F32(cy)) ** 2)
+                                                            * F32(1 / rng.uniform(150, 600)))
+        sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
+        plates2[sl] += inside * np.maximum(thick, F32(0.5))
+        # cortical rim along the border (the pelvic brim medially, the lateral iliac border)
+        rim = box_blur(inside, r_in) - box_blur(inside, r_out)
+        rim2[sl] += np.maximum(rim, 0.0) * F32(7.0 if pi == 0 else 1.2)
+    plates2 = box_blur(plates2, max(1, int(round(2.0 * fr2.s)))) + rim2   # bone thins towards a plate's border
     pel = up2(plates2, fr1.shape)
     pel *= F32(0.85 + 0.15 * bs["cort"])
-    tub_out = np.zeros(fr1.shape, F32)
-    tub_trab = np.zeros(fr1.shape, F32)
-    for (a, b, ra, rb, k, c, d) in _pelvis_tubes(sc, fm.rh, x_mid, rng):
-        bx = fr1.box(np.array([a, b]), max(ra, rb) + 1.0)
-        if bx is None:
-            continue
-        x, y = fr1.coords(bx)
-        o, i = tube(x, y, a, b, ra, rb, k, (c * bs["cort"], c * bs["cort"]))
-        sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
-        v = (o - i) + i * F32(d)
-        np.maximum(tub_out[sl], v, out=tub_out[sl])
-    pel += tub_out
+    tubes = _pelvis_tubes(sc, fm.rh, x_mid, rng)
+    allp = np.array([p for tb in tubes for p in (tb[0], tb[1])])
+    ub = fr1.box(allp, 20.0 * sc)
+    if ub is not None:
+        su = SmoothUnion((ub[1] - ub[0], ub[3] - ub[2]), blend=5.0 * sc)
+        for (a, b, ra, rb, k, c, d) in tubes:
+            bx = fr1.box(np.array([a, b]), max(ra, rb) + 5.0 * sc)
+            if bx is None:
+                continue
+            r0, r1, c0, c1 = max(bx[0], ub[0]), min(bx[1], ub[1]), max(bx[2], ub[2]), min(bx[3], ub[3])
+            if r0 >= r1 or c0 >= c1:
+                continue
+            x, y = fr1.coords((r0, r1, c0, c1))
+            sl = (slice(r0 - ub[0], r1 - ub[0]), slice(c0 - ub[2], c1 - ub[2]))
+            su.add(x, y, sl, a, b, ra, rb, k, c * bs["cort"], c * bs["cort"])
+        o, i, _ = su.chords()
+        pel[ub[0]:ub[1], ub[2]:ub[3]] += (o - i) + i * F32(0.2)
     lines = np.zeros(fr1.shape, F32)
     for poly, r, amp in _pelvis_lines(sc, fm.rh, x_mid):
-        _poly_into(lines, fr1, poly, r, amp * (0.7 + 0.3 * bs["cort"]))
+        _poly_into(lines, fr1, poly, r, 0.6 * amp * (0.7 + 0.3 * bs["cort"]))
     # acetabular roof (sourcil): a dense arc over the head from the lateral rim to the medial wall, and the joint
     # space under it (the pelvic plate stops at the cartilage)
     rs_arc = fm.rh + 3.2
@@ -394,47 +428,60 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
         arc = np.sqrt(np.maximum(wd * wd - (rho - rs_arc - wd) ** 2, 0.0)) * F32(3.2) * win
         sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
         np.maximum(lines[sl], arc.astype(F32), out=lines[sl])
-        inside = _smoothstep((rs_arc + 0.5 - rho) / 2.0) * _smoothstep((-phi - 5.0) / 40.0)
-        pel[sl] *= (F32(1.0) - F32(0.6) * inside)
+        # acetabular walls over the head: thin, denser towards the medial wall and the fossa
+        walls = _smoothstep((rs_arc - rho) / 1.5) * (F32(0.8) + F32(1.6) * _smoothstep((x + F32(10.0 * sc)) / F32(30.0 * sc)))
+        pel[sl] += walls.astype(F32)
     pel += lines
     return pel
 
 
 def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Generator
-                ) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
-    """Femur in cortical-equivalent mm inside its grid box, and the truth mask there."""
+                ) -> tuple[list[tuple[tuple[int, int, int, int], np.ndarray]], tuple | None]:
+    """Femur in cortical-equivalent mm as (grid box, values) pieces, and (box, truth mask) of the upper piece.
+    The proximal femur is a smooth union of parts; below the lesser trochanter the shaft is a plain tube."""
     sc = fm.sc
     dn, ns, p0, ud, ms = fm.d_neck, fm.n_sup, fm.p0, fm.u_down, fm.m_shaft
-    fem_pts = np.array([[-fm.rh, -fm.rh], [fm.rh, fm.rh], fm.gt_b - fm.gt_rb, fm.lt + fm.lt_r,
-                        p0 + 400 * ud - 1.3 * fm.rs, p0 + 400 * ud + 1.3 * fm.rs, fm.gt_a - fm.gt_ra])
-    fbx = fr.box(fem_pts, 3.0)
-    if fbx is None:
-        return None
-    X, Y = fr.coords(fbx)
-    fo = np.zeros(X.shape, F32)
-    fi = np.zeros(X.shape, F32)
     ct = bs["cort"]
-    h0 = (0.0, 0.0)
-    nmid = -0.55 * fm.lna * dn
     t = tuple
+    split = 100.0 * sc
+    shaft = (t(p0 + 72 * sc * ud), t(p0 + 420 * ud), 1.0 * fm.rs, 0.96 * fm.rs, 1.0, 4.6 * ct, 6.0 * ct, None)
+    pieces: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
+    lo_pts = np.array([p0 + split * ud - 1.3 * fm.rs * ms, p0 + split * ud + 1.3 * fm.rs * ms,
+                       p0 + 420 * ud - 1.3 * fm.rs * ms, p0 + 420 * ud + 1.3 * fm.rs * ms])
+    up_pts = np.array([[-fm.rh, -fm.rh], [fm.rh, fm.rh], fm.gt_b - fm.gt_rb, fm.lt + fm.lt_r,
+                       p0 + split * ud - 1.3 * fm.rs * ms, p0 + split * ud + 1.3 * fm.rs * ms,
+                       fm.gt_a - fm.gt_ra])
+    # lower shaft: where the shaft axis passes below the split line (box rows may overlap the upper piece,
+    # so the lower piece only covers points whose shaft coordinate is beyond the split)
+    lbx = fr.box(lo_pts, 2.0)
+    if lbx is not None:
+        x, y = fr.coords(lbx)
+        o, i = tube(x, y, shaft[0], shaft[1], shaft[2], shaft[3], 1.0, (shaft[5], shaft[6]))
+        sd = (x - F32(p0[0])) * F32(ud[0]) + (y - F32(p0[1])) * F32(ud[1])
+        below = (sd >= F32(split)).astype(F32)
+        pieces.append((lbx, ((o - i) + i * F32(0.1 * 0.15 * bs["trab"])) * below))
+    fbx = fr.box(up_pts, 3.0)
+    if fbx is None:
+        return pieces, None
+    X, Y = fr.coords(fbx)
+    sd = (X - F32(p0[0])) * F32(ud[0]) + (Y - F32(p0[1])) * F32(ud[1])
+    nmid = -0.55 * fm.lna * dn
+    su = SmoothUnion(X.shape, blend=6.0 * sc)
+    nsx = (float(ns[0]), float(ns[1]))
     parts = [
-        # (a, b, ra, rb, depth k, (cortex at a, at b), cavity offset)
-        (h0, h0, fm.rh, fm.rh, 1.0, (0.9 * ct, 0.9 * ct), (0.0, 0.0)),                                   # head
-        (h0, t(nmid), 0.80 * fm.rh, fm.rn, 0.85, (1.3 * ct, 1.5 * ct), t(0.5 * ct * ns)),                 # neck
-        (t(nmid), t(p0 - 6 * dn), fm.rn, 1.42 * fm.rn, 0.85, (1.5 * ct, 1.9 * ct), t(0.8 * ct * ns)),     # neck base
-        (t(nmid - 0.3 * fm.rn * ns), t(p0 + 30 * sc * ud + 0.15 * fm.rs * ms), 0.95 * fm.rn, 1.05 * fm.rs,
-         0.9, (2.2 * ct, 3.2 * ct), t(0.9 * ct * ns)),                                                     # calcar
-        (t(p0 + 8 * sc * ud), t(p0 + 75 * sc * ud), 1.22 * fm.rs, 1.0 * fm.rs, 1.0, (2.0 * ct, 4.8 * ct),
-         (0.0, 0.0)),                                                                                     # metaphysis
-        (t(p0 + 75 * sc * ud), t(p0 + 420 * ud), 1.0 * fm.rs, 0.96 * fm.rs, 1.0, (4.8 * ct, 6.0 * ct),
-         (0.0, 0.0)),                                                                                     # shaft
-        (t(fm.gt_a), t(fm.gt_b), fm.gt_ra, fm.gt_rb, 0.95, (1.1 * ct, 1.0 * ct), (0.0, 0.0)),             # GT
-        (t(p0 + np.array([-6.0, 2.0]) * sc), t(fm.lt - 4 * ms), 13.0 * sc, 9.0 * sc, 0.8, (1.2 * ct, 1.4 * ct),
-         (0.0, 0.0)),                                                                                     # intertroch.
-        (t(fm.lt), t(fm.lt + 5 * ud), fm.lt_r, fm.lt_r * 0.8, 0.75, (1.3 * ct, 1.3 * ct), (0.0, 0.0)),    # LT
+        # (a, b, ra, rb, depth k, cortex at a, at b, asymmetry (thicker inferior cortex of the neck))
+        ((0.0, 0.0), (0.0, 0.0), fm.rh, fm.rh, 1.0, 0.9 * ct, 0.9 * ct, None),                           # head
+        ((0.0, 0.0), t(nmid), 0.80 * fm.rh, fm.rn, 0.85, 1.4 * ct, 1.6 * ct, (*nsx, 0.5 * ct)),          # neck
+        (t(nmid), t(p0 - 4 * dn), fm.rn, 1.5 * fm.rn, 0.85, 1.6 * ct, 2.0 * ct, (*nsx, 0.9 * ct)),        # neck base
+        (t(nmid - 0.45 * fm.rn * ns), t(p0 + 30 * sc * ud + 0.3 * fm.rs * ms), 0.6 * fm.rn, 0.75 * fm.rs,
+         0.9, 2.6 * ct, 3.4 * ct, None),                                                                 # calcar
+        (t(p0 + 4 * sc * ud), t(p0 + 72 * sc * ud), 1.25 * fm.rs, 1.0 * fm.rs, 1.0, 1.8 * ct, 4.6 * ct, None),
+        shaft,
+        (t(fm.gt_a), t(fm.gt_b), fm.gt_ra, fm.gt_rb, 0.95, 1.0 * ct, 0.9 * ct, None),                    # GT
+        (t(fm.lt), t(fm.lt + 5 * ud), fm.lt_r, fm.lt_r * 0.85, 1.0, 1.2 * ct, 1.2 * ct, None),           # LT
     ]
-    for (a, b, ra, rb, k, cc, off) in parts:
-        pb = fr.box(np.array([a, b]), max(ra, rb) + 1.0)
+    for (a, b, ra, rb, k, ca, cb, asym) in parts:
+        pb = fr.box(np.array([a, b]), max(ra, rb) + 6.0 * sc)
         if pb is None:
             continue
         r0, r1 = max(pb[0], fbx[0]), min(pb[1], fbx[1])
@@ -442,17 +489,18 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
         if r0 >= r1 or c0 >= c1:
             continue
         ls = (slice(r0 - fbx[0], r1 - fbx[0]), slice(c0 - fbx[2], c1 - fbx[2]))
-        o, i = tube(X[ls], Y[ls], a, b, ra, rb, k, cc, off)
-        np.maximum(fo[ls], o, out=fo[ls])
-        np.maximum(fi[ls], i, out=fi[ls])
+        su.add(X[ls], Y[ls], ls, a, b, ra, rb, k, ca, cb, asym)
+    fo, fi, _ = su.chords()
+    above = sd < F32(split)
+    fo *= above
+    fi *= above
     cortex = fo - fi
     # the shaft's marrow is fatty: trabecular bone fades below the lesser trochanter
-    sd = (X - F32(p0[0])) * F32(ud[0]) + (Y - F32(p0[1])) * F32(ud[1])
     wtr = np.minimum(np.maximum(F32(1.0) - (sd - F32(45.0 * sc)) * F32(1.0 / (40.0 * sc)), 0.1), 1.0)
     trab_frac = np.minimum(fi * F32(1.0 / 6.0), 1.0) * wtr
     # resolved trabeculae: strokes along the streamlines, splatted on the grid and blurred to their width
     s = fr.s
-    step = 0.5 / s
+    step = 1.0 / s
     pts, wts = _trabecular_lines(fm, bs, rng, step)
     g = fr.to_grid(pts)
     hh, ww = X.shape
@@ -460,15 +508,16 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     ri = np.rint(g[:, 1]).astype(np.int64) - fbx[0]
     ok = (ci >= 0) & (ci < ww) & (ri >= 0) & (ri < hh)
     tex = np.bincount(ri[ok] * ww + ci[ok], weights=wts[ok], minlength=hh * ww).reshape(hh, ww).astype(F32)
-    tex = blur_sep(tex, gauss_kernel(0.25 * s))        # ~0.25 mm wide trabeculae
+    tex = blur_sep(tex, gauss_kernel(0.3 * s))         # trabeculae ~0.3 mm wide after the detector blur
     tex *= F32(step * s)
     fem = cortex + fi * wtr * F32(0.15 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])
+    pieces.append((fbx, fem))
     # truth mask: femoral neck (head-neck junction to neck base) + intertrochanteric region
     tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
     neck = (tn > 0.85 * fm.rh) & (tn <= fm.lna)
     itr = (tn > fm.lna) & (sd < 50.0 * sc) & (Y > F32(p0[1] - 6.0 * sc))
     mask = (fo > 1.0) & (neck | itr)
-    return fbx, fem, mask
+    return pieces, (fbx, mask)
 
 
 def _hardware(fr: Frame, fm: _Femur, device: str) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
@@ -518,7 +567,8 @@ def _bank_window(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
     a random flip; the realisation of detector noise carries no information about the patient."""
     n = 2800
     if "w" not in _BANK:
-        _BANK["w"] = np.random.default_rng(20261127).standard_normal((n, n), dtype=F32)
+        z = np.random.default_rng(20261127).standard_normal((n, n), dtype=F32)
+        _BANK["w"] = np.clip(z, -4.5, 4.5, out=z)
     bank = _BANK["w"]
     if h > n or w > n:
         return rng.standard_normal((h, w), dtype=F32)
@@ -540,10 +590,10 @@ def _lut_table(acq: Acquisition) -> tuple[np.ndarray, float, float]:
     x = np.linspace(x0, x1, 4096)
     if acq.lut == "sigmoid":
         c = acq.lut_contrast
-        xm = 0.35 + acq.lut_shift
-        y = 1.0 / (1.0 + np.exp(-c * (x - xm)))
-        ya, yb = 1.0 / (1.0 + np.exp(c * (xm + 2.0))), 1.0 / (1.0 + np.exp(-c * (1.25 - xm)))
-        y = (y - ya) / (yb - ya)
+        xm = 0.22 + acq.lut_shift
+        y1 = 1.0 / (1.0 + np.exp(-c * (x - xm)))
+        # a linear toe keeps thin soft tissue near the skin grey rather than black
+        y = 0.72 * y1 + 0.28 * np.clip((x + 1.7) / 2.8, 0.0, 1.0)
     else:
         g = acq.lut_contrast
         z = np.clip((x + 1.6 + acq.lut_shift) / 2.9, 0.0, 1.0)
@@ -645,18 +695,16 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     d = up2(base1, (gh, gw))
 
     # ---- femur (render grid, inside its box): add its log-signal on top of the pelvis behind it
-    fb = _femur_bone(fr, fm, bs, rng)
-    mask_box = None
-    if fb is not None:
-        fbx, fem, mbox = fb
+    pieces, mask_box = _femur_bone(fr, fm, bs, rng)
+    for fbx, fem in pieces:
         sl = (slice(fbx[0], fbx[1]), slice(fbx[2], fbx[3]))
         pel_here = up2_region(pel1, fbx)
-        extra = _bterm(pel_here + fem, spr, mu_b) - _bterm(pel_here, spr, mu_b)
+        extra = _bterm(pel_here + fem, spr, mu_b)
+        extra -= _bterm(pel_here, spr, mu_b)
         if acq.edge_gain > 0:
             rr = max(1, int(round(1.5 / g_mm)))
             extra += F32(acq.edge_gain) * (extra - box_blur(extra, rr))
         d[sl] += extra
-        mask_box = (fbx, mbox)
     if acq.artefact == "hardware":
         hw = _hardware(fr, fm, acq.artefact_params.get("device", "dynamic_hip_screw"))
         if hw is not None:
@@ -666,9 +714,11 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     if acq.mtf_blur > 0:
         d = blur_sep(d, gauss_kernel(acq.mtf_blur))
     else:
-        sig = up2(sig1, (gh, gw))
-        sig *= _bank_window(gh, gw, rng)
-        d += sig
+        # fine detector: quantum noise at the render grid with the s.d. found at the femoral neck (the noise map
+        # varies slowly; its exact shape is not worth a full-size upsampling per image)
+        nmc = fr1.to_grid((-0.5 * fm.lna * fm.d_neck)[None, :])[0]
+        rr_, cc_ = int(np.clip(nmc[1], 0, fr1.shape[0] - 1)), int(np.clip(nmc[0], 0, fr1.shape[1] - 1))
+        d += _bank_window(gh, gw, rng) * F32(sig1[rr_, cc_])
     if acq.artefact == "motion":
         d = _motion(d, acq.artefact_params["blur_mm"] * acq.magnification / g_mm, acq.artefact_params["angle_deg"])
 
@@ -696,14 +746,17 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [1.0, 99.5])
 
     # ---- detector pitch, fine noise, quantisation
-    yf = up2(y, (R, C)) if F == 2 else y[:R, :C].copy()
-    yf += _bank_window(R, C, rng) * F32(acq.noise_white)
-    np.maximum(yf, 0.0, out=yf)
-    np.minimum(yf, 1.0, out=yf)
+    # y is in [0, 1] and the bank noise is bounded (|z| <= 4.5), so offset and headroom keep every value inside
+    # 0..maxv without a clipping pass over the full-size image
     maxv = (1 << acq.bits_stored) - 1
-    top, off = 0.96 * maxv, 0.02 * maxv
-    yf *= F32(top)
-    yf += F32(off + 0.5)
+    top, off = 0.92 * maxv, 0.04 * maxv
+    assert off > 4.5 * acq.noise_white * maxv + 1.0
+    np.minimum(np.maximum(y, 0.0, out=y), 1.0, out=y)
+    y *= F32(top)
+    y += F32(off + 0.5)
+    yf = up2(y, (R, C)) if F == 2 else y[:R, :C].copy()
+    noise = _bank_window(R, C, rng)
+    yf += noise * F32(acq.noise_white * maxv)
     stored = yf.astype(np.uint16)
     if acq.shutter == "black":
         # an electronic shutter writes exact zeros
@@ -719,13 +772,15 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     if mask_box is not None:
         (r0, r1_, c0, c1), mb = mask_box
         if F > 1:
-            big = np.repeat(np.repeat(mb, F, axis=0), F, axis=1)
+            big = np.empty((mb.shape[0], F, mb.shape[1], F), bool)
+            big[:] = mb[:, None, :, None]
+            big = big.reshape(mb.shape[0] * F, mb.shape[1] * F)
             R0, C0 = r0 * F, c0 * F
             big = big[: R - R0, : C - C0]
             mask[R0:R0 + big.shape[0], C0:C0 + big.shape[1]] = big
         else:
             mask[r0:r1_, c0:c1] = mb
-    wl, wh = w_lo * top + off, w_hi * top + off
+    wl, wh = w_lo * top + off + 0.5, w_hi * top + off + 0.5
     if acq.photometric == "MONOCHROME1":
         wl, wh = maxv - wh, maxv - wl
     info = acq.as_dict()

@@ -264,3 +264,91 @@ def fill_outside(a: np.ndarray, start: np.ndarray, stop: np.ndarray, value: floa
             a[r, :s0] = value
         if s1 < a.shape[1]:
             a[r, s1:] = value
+
+
+class SmoothUnion:
+    """Smooth union of cone-capsules seen in projection, with a cortical shell.
+
+    Each part contributes its inside depth e = r - d (d: distance to its axis segment, r: its radius there); the
+    union keeps a polynomial smooth maximum of e (blend radius ``blend`` mm), so junctions get the concave fillets
+    that real bone has (head-neck, calcar, trochanters). Radius, depth factor and cortical thickness are blended by
+    weights that favour the part a point lies deepest in. The projected chord of the union is then
+    2k*sqrt(E*(2R - E)) (exact for a single circular tube) and the cavity's chord uses E - c and R - c."""
+
+    def __init__(self, shape: tuple[int, int], blend: float):
+        self.E = np.full(shape, -1e3, F32)
+        self.wsum = np.zeros(shape, F32)
+        self.wr = np.zeros(shape, F32)
+        self.wk = np.zeros(shape, F32)
+        self.wc = np.zeros(shape, F32)
+        self.omax = np.zeros(shape, F32)
+        self.imax = np.zeros(shape, F32)
+        self.b = F32(blend)
+
+    def add(self, x: np.ndarray, y: np.ndarray, sl: tuple[slice, slice], a: tuple[float, float],
+            b: tuple[float, float], ra: float, rb: float, k: float, ca: float, cb: float,
+            asym: tuple[float, float, float] | None = None) -> None:
+        """Add a part over the sub-box ``sl`` (x, y: its patient coordinates). ``asym`` = (nx, ny, amount):
+        cortex thicker by ``amount`` mm on the side opposite to the unit normal (nx, ny)."""
+        ax, ay = a
+        dxab, dyab = b[0] - ax, b[1] - ay
+        l2 = dxab * dxab + dyab * dyab
+        dx = x - F32(ax)
+        dy = y - F32(ay)
+        if l2 > 1e-9:
+            t = dx * F32(dxab / l2) + dy * F32(dyab / l2)
+            np.maximum(t, 0.0, out=t)
+            np.minimum(t, 1.0, out=t)
+            dx -= t * F32(dxab)
+            dy -= t * F32(dyab)
+            r = F32(ra) + t * F32(rb - ra)
+            c = F32(ca) + t * F32(cb - ca)
+        else:
+            r = np.full(x.shape, ra, F32)
+            c = np.full(x.shape, ca, F32)
+        d = np.sqrt(dx * dx + dy * dy)
+        if asym is not None:
+            nx, ny, amt = asym
+            c = c - F32(amt) * (dx * F32(nx) + dy * F32(ny)) / np.maximum(d, F32(1e-3)) * np.minimum(d / r, 1.0)
+        e = r - d
+        # plain union of the part's own chords as a floor: blending must never hollow out a small part
+        oo = np.maximum(r * r - d * d, 0.0)
+        np.sqrt(oo, out=oo)
+        oo *= F32(2.0 * k)
+        np.maximum(self.omax[sl], oo, out=self.omax[sl])
+        ri = np.maximum(r - c, 0.0)
+        ii = np.maximum(ri * ri - d * d, 0.0)
+        np.sqrt(ii, out=ii)
+        ii *= F32(2.0 * k)
+        np.maximum(self.imax[sl], ii, out=self.imax[sl])
+        E = self.E[sl]
+        hh = np.maximum(self.b - np.abs(E - e), 0.0) * F32(1.0 / float(self.b))
+        np.maximum(E, e, out=E)
+        E += hh * hh * F32(float(self.b) / 4.0)
+        w = np.maximum(e + F32(3.0), 0.0)
+        w *= w
+        self.wsum[sl] += w
+        self.wr[sl] += w * r
+        self.wk[sl] += w * F32(k)
+        self.wc[sl] += w * c
+
+    def chords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(outer chord, cavity chord, outer depth E) in mm."""
+        ws = np.maximum(self.wsum, F32(1e-6))
+        R = self.wr / ws
+        k = self.wk / ws
+        c = self.wc / ws
+        E = np.minimum(self.E, R)
+        o = E * (F32(2.0) * R - E)
+        np.maximum(o, 0.0, out=o)
+        np.sqrt(o, out=o)
+        o *= F32(2.0) * k
+        Ri = np.maximum(R - c, 0.0)
+        Ei = np.minimum(E - c, Ri)
+        i = Ei * (F32(2.0) * Ri - Ei)
+        np.maximum(i, 0.0, out=i)
+        np.sqrt(i, out=i)
+        i *= F32(2.0) * k
+        np.maximum(o, self.omax, out=o)
+        np.maximum(i, self.imax, out=i)
+        return o, i, self.E
