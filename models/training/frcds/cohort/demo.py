@@ -16,6 +16,12 @@ DEMO_SEED = 2026
 N_SITE_A, N_SITE_B = 40, 10
 INDEX_START, INDEX_END = dt.date(2026, 10, 1), dt.date(2026, 11, 20)
 DATA_CUTOFF = dt.date(2026, 11, 27)
+# The phantom's images carry ≈8 bits of noise entropy per pixel, so lossless coding gives only ≈2:1 and fifty
+# ≈1,000 px studies plus two full-size ones would take ≈50 MB. The demo-size images are therefore cropped to a
+# 220 mm field (a tightly collimated hip view, ≈600 px at the demo pitch) around the image centre; the model's
+# centred 200 mm window sees exactly the same pixels (asserted in patient.crop_centred). Full-size studies are
+# not cropped.
+DEMO_FIELD_MM = 220.0
 
 # Per-patient adjustments (patient index within its site). Everything not listed: demo size, no artefact,
 # JPEG-LS (the best lossless ratio, to fit the size budget).
@@ -43,9 +49,11 @@ def _fill(overrides: dict[int, Override], n: int) -> dict[int, Override]:
     out = {}
     for i in range(n):
         o = overrides.get(i, Override())
+        size = o.size or "demo"
         out[i] = Override(recent_fracture_years=o.recent_fracture_years,
                           artefact=o.artefact if i in overrides else "none",
-                          size=o.size or "demo", syntax=o.syntax or "jpeg-ls")
+                          size=size, syntax=o.syntax or "jpeg-ls",
+                          crop_mm=DEMO_FIELD_MM if size == "demo" else None)
     return out
 
 

@@ -31,6 +31,7 @@ class Override:
     artefact: str = "auto"                       # 'auto' (acquisition draws), 'none', or an artefact kind
     size: str | None = None                      # 'full' | 'demo'
     syntax: str | None = None                    # force a transfer syntax
+    crop_mm: float | None = None                 # demo only: crop the image to this field (see crop_centred)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,32 @@ def _call(fn, *args, **kwargs):
     return fn(*args, **{k: v for k, v in kwargs.items() if k in sig.parameters})
 
 
+def crop_centred(img, field_mm: float, preprocess):
+    """Crops a rendered image symmetrically to about ``field_mm`` (a tighter collimation), removing the same number
+    of rows from top and bottom and of columns from left and right, so the centred window that the preprocessing
+    takes (``preprocess.FOV_MM``, smaller than ``field_mm``) covers exactly the same pixels: the model input is
+    unchanged (asserted). Used only to fit the committed demo cohort into its size budget."""
+    if field_mm < preprocess.FOV_MM:
+        raise ValueError(f"crop field {field_mm} mm is smaller than the preprocessing window {preprocess.FOV_MM} mm")
+    rows, cols = img.pixels.shape
+    sr, sc = img.pixel_spacing_mm
+    kr = max((rows - int(field_mm / sr)) // 2, 0)
+    kc = max((cols - int(field_mm / sc)) // 2, 0)
+    if kr == 0 and kc == 0:
+        return img
+    kw = dict(laterality=img.laterality, pixel_spacing_mm=img.pixel_spacing_mm)
+    px = dict(rescale_slope=img.rescale_slope, rescale_intercept=img.rescale_intercept, photometric=img.photometric)
+    before = preprocess.preprocess_pixels(img.pixels, **px, **kw)
+    acq = dict(img.acquisition)
+    acq["demo_crop"] = {"field_mm": field_mm, "rows_removed_each_side": kr, "cols_removed_each_side": kc,
+                        "rows_before": rows, "cols_before": cols}
+    out = replace(img, pixels=np.ascontiguousarray(img.pixels[kr:rows - kr, kc:cols - kc]),
+                  signal_mask=np.ascontiguousarray(img.signal_mask[kr:rows - kr, kc:cols - kc]), acquisition=acq)
+    if not np.array_equal(before, preprocess.preprocess_pixels(out.pixels, **px, **kw)):
+        raise AssertionError("demo crop changed the preprocessed image")
+    return out
+
+
 def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
     t0 = time.perf_counter()
     timing = {}
@@ -140,6 +167,8 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
         subj = phantom.PhantomSubject(sex=p.sex, age=float(p.age), bmi=float(p.bmi), height_cm=float(p.height_cm),
                                       bmd_t=float(b.bmd_t), micro_z=float(b.micro_z))
         img = phantom.render_hip(subj, acq, st.image)
+        if ov.crop_mm is not None:
+            img = crop_centred(img, ov.crop_mm, preprocess)
         t2 = time.perf_counter()
         arr = preprocess.preprocess_pixels(img.pixels, rescale_slope=img.rescale_slope,
                                            rescale_intercept=img.rescale_intercept, photometric=img.photometric,
