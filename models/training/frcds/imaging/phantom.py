@@ -158,6 +158,8 @@ def _bone_state(subj: PhantomSubject) -> dict[str, float]:
         "w_sc": _sig((t + 1.6 + 0.4 * m) / 0.45),       # secondary compressive (-> 4)
         "w_pt": _sig((t + 2.6 + 0.4 * m) / 0.45),       # principal tensile (-> 2)
         "w_pc": 0.45 + 0.55 * _sig((t + 3.6 + 0.3 * m) / 0.5),   # principal compressive: last to thin
+        "ward_r": 8.0 - 1.6 * m - 0.8 * t,                       # Ward's triangle radius (mm)
+        "ward_depth": float(np.clip(0.45 - 0.15 * m - 0.05 * t, 0.1, 0.85)),
     }
 
 
@@ -497,6 +499,12 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     cortex = fo - fi
     # the shaft's marrow is fatty: trabecular bone fades below the lesser trochanter
     wtr = np.minimum(np.maximum(F32(1.0) - (sd - F32(45.0 * sc)) * F32(1.0 / (40.0 * sc)), 0.1), 1.0)
+    # Ward's triangle: the sparse region of the neck base between the compressive and tensile groups widens and
+    # empties with poorer microarchitecture and lower BMD (a coarse-scale sign, visible at the model's 1.6 mm)
+    wc = -0.72 * fm.lna * dn - 0.1 * fm.rn * ns
+    wr = float(np.clip(bs["ward_r"], 3.0, 16.0)) * sc
+    wd = F32(bs["ward_depth"])
+    wtr *= F32(1.0) - wd * np.exp(-((X - F32(wc[0])) ** 2 + (Y - F32(wc[1])) ** 2) * F32(1.0 / (wr * wr)))
     trab_frac = np.minimum(fi * F32(1.0 / 6.0), 1.0) * wtr
     # resolved trabeculae: strokes along the streamlines, splatted on the grid and blurred to their width
     s = fr.s
@@ -733,41 +741,7 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
             inset[3] = max(inset[3], gw - pt[0])
         else:
             inset[2] = max(inset[2], pt[0])
-    start, stop = row_intervals(gh, gw, tuple(inset), acq.collimation_angle_deg)
-    rows8 = np.arange(0, gh, 8)
-    cols8 = np.arange(0, gw, 8)
-    sub8 = d[::8, ::8]
-    inf = (cols8[None, :] >= start[rows8][:, None]) & (cols8[None, :] < stop[rows8][:, None])
-    vals = sub8[inf] if inf.sum() >= 100 else sub8.ravel()
-    ref, hi = np.percentile(vals, [50.0, 99.7])
-    y = _apply_lut(d, float(ref), float(hi), acq)
-    _marker(y, acq, start, stop, g_mm)
-    fill_outside(y, start, stop, 0.0 if acq.shutter == "black" else 0.94)
-    w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [1.0, 99.5])
-
-    # ---- detector pitch, fine noise, quantisation
-    # y is in [0, 1] and the bank noise is bounded (|z| <= 4.5), so offset and headroom keep every value inside
-    # 0..maxv without a clipping pass over the full-size image
-    maxv = (1 << acq.bits_stored) - 1
-    top, off = 0.92 * maxv, 0.04 * maxv
-    assert off > 4.5 * acq.noise_white * maxv + 1.0
-    np.minimum(np.maximum(y, 0.0, out=y), 1.0, out=y)
-    y *= F32(top)
-    y += F32(off + 0.5)
-    yf = up2(y, (R, C)) if F == 2 else y[:R, :C].copy()
-    noise = _bank_window(R, C, rng)
-    yf += noise * F32(acq.noise_white * maxv)
-    stored = yf.astype(np.uint16)
-    if acq.shutter == "black":
-        # an electronic shutter writes exact zeros
-        if F == 2:
-            fs, fe = np.repeat(start * 2, 2)[:R], np.repeat(stop * 2, 2)[:R]
-            fe = np.where(fe > fs, np.minimum(fe, C), fs)
-        else:
-            fs, fe = start[:R], stop[:R]
-        fill_outside(stored, fs, fe, 0)
-    if acq.photometric == "MONOCHROME1":
-        np.subtract(np.uint16(maxv), stored, out=stored)
+    stored, wc, ww = _finish(d, acq, (gh, gw), g_mm, inset, rng)
     mask = np.zeros((R, C), bool)
     if mask_box is not None:
         (r0, r1_, c0, c1), mb = mask_box
@@ -780,9 +754,6 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
             mask[R0:R0 + big.shape[0], C0:C0 + big.shape[1]] = big
         else:
             mask[r0:r1_, c0:c1] = mb
-    wl, wh = w_lo * top + off + 0.5, w_hi * top + off + 0.5
-    if acq.photometric == "MONOCHROME1":
-        wl, wh = maxv - wh, maxv - wl
     info = acq.as_dict()
     info.update({"anatomy": {"head_radius_mm": round(fm.rh, 2), "neck_length_proj_mm": round(fm.lna, 2),
                              "neck_radius_mm": round(fm.rn, 2), "shaft_radius_mm": round(fm.rs, 2),
@@ -791,9 +762,53 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
                  "scatter_to_primary": round(spr, 3)})
     return RenderedImage(
         pixels=stored, photometric=acq.photometric, bits_stored=acq.bits_stored, rescale_slope=1.0,
-        rescale_intercept=0.0, window_center=float(round((wl + wh) / 2.0)),
-        window_width=float(max(round(wh - wl), 16.0)),
+        rescale_intercept=0.0, window_center=wc, window_width=ww,
         pixel_spacing_mm=(acq.pixel_spacing_mm, acq.pixel_spacing_mm), laterality=acq.laterality,
         view_position="AP", manufacturer=acq.manufacturer, model_name=acq.model_name, signal_mask=mask,
         artefact=acq.artefact, should_exclude=acq.artefact is not None, acquisition=info,
     )
+
+
+def _finish(d: np.ndarray, acq: Acquisition, gshape: tuple[int, int], g_mm: float, inset: list[float],
+            rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """Processed log-signal on the render grid -> stored pixels at the detector pitch: collimation, automatic
+    ranging, look-up table, lead marker, shutter, resampling, fine noise, quantisation, photometric; returns
+    (stored, window centre, window width)."""
+    gh, gw = gshape
+    R, C, F = acq.rows, acq.cols, acq.render_factor
+    start, stop = row_intervals(gh, gw, tuple(inset), acq.collimation_angle_deg)
+    rows8 = np.arange(0, gh, 8)
+    cols8 = np.arange(0, gw, 8)
+    sub8 = d[::8, ::8]
+    inf = (cols8[None, :] >= start[rows8][:, None]) & (cols8[None, :] < stop[rows8][:, None])
+    vals = sub8[inf] if inf.sum() >= 100 else sub8.ravel()
+    ref, hi = np.percentile(vals, [50.0, 99.7])
+    y = _apply_lut(d, float(ref), float(hi), acq)
+    _marker(y, acq, start, stop, g_mm)
+    fill_outside(y, start, stop, 0.0 if acq.shutter == "black" else 0.94)
+    w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [1.0, 99.5])
+    # y is in [0, 1] and the bank noise is bounded (|z| <= 4.5), so the offset and headroom keep every value
+    # inside 0..maxv without a clipping pass over the full-size image
+    maxv = (1 << acq.bits_stored) - 1
+    off = (4.5 * acq.noise_white + 0.01) * maxv
+    top = maxv - 2.0 * off
+    np.minimum(np.maximum(y, 0.0, out=y), 1.0, out=y)
+    y *= F32(top)
+    y += F32(off + 0.5)
+    yf = up2(y, (R, C)) if F == 2 else y[:R, :C].copy()
+    yf += _bank_window(R, C, rng) * F32(acq.noise_white * maxv)
+    stored = yf.astype(np.uint16)
+    if acq.shutter == "black":
+        # an electronic shutter writes exact zeros
+        if F == 2:
+            fs, fe = np.repeat(start * 2, 2)[:R], np.repeat(stop * 2, 2)[:R]
+            fe = np.where(fe > fs, np.minimum(fe, C), fs)
+        else:
+            fs, fe = start[:R], stop[:R]
+        fill_outside(stored, fs, fe, 0)
+    if acq.photometric == "MONOCHROME1":
+        np.subtract(np.uint16(maxv), stored, out=stored)
+    wl, wh = w_lo * top + off + 0.5, w_hi * top + off + 0.5
+    if acq.photometric == "MONOCHROME1":
+        wl, wh = maxv - wh, maxv - wl
+    return stored, float(round((wl + wh) / 2.0)), float(max(round(wh - wl), 16.0))
