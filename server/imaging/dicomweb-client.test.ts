@@ -178,3 +178,19 @@ describe('DICOMweb client faults', () => {
     assert.ok(performance.now() - t0 < 1000);
   });
 });
+
+describe('DICOMweb client bodies', () => {
+  it('reads gzip-encoded JSON (Content-Length counts compressed bytes) and rejects a body shorter than its Content-Length', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const json = JSON.stringify([{ '0020000D': { vr: 'UI', Value: ['1.2.3'] } }]);
+    const gz = gzipSync(json);
+    const s = await serve((_q, res) => res.writeHead(200, { 'content-type': 'application/dicom+json', 'content-encoding': 'gzip', 'content-length': gz.length }).end(gz));
+    assert.equal((await new DicomWebClient({ baseUrl: s.url }).searchStudies())[0]!['0020000D']!.Value![0], '1.2.3');
+    const short = await serve((req, res) => {
+      res.writeHead(200, { 'content-type': 'application/dicom+json', 'content-length': 100 });
+      res.write('[]');
+      setTimeout(() => req.socket.destroy(), 20);
+    });
+    await assert.rejects(new DicomWebClient({ baseUrl: short.url, retries: 0 }).searchStudies(), (e: unknown) => e instanceof MalformedResponseError || e instanceof PacsUnavailableError);
+  });
+});

@@ -301,14 +301,33 @@ export class DicomWebClient {
 
   /** Reads the body chunk by chunk, stopping as soon as it passes the limit. */
   private async readBody(res: globalThis.Response, url: string, limit = this.maxResponseBytes): Promise<Uint8Array> {
-    const declared = Number(res.headers.get('content-length'));
+    // With Content-Encoding (gzip…) fetch inflates the body and Content-Length counts compressed bytes.
+    const encoded = (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
+    const declared = encoded ? Number.NaN : Number(res.headers.get('content-length') ?? Number.NaN);
     if (Number.isFinite(declared) && declared > limit) {
       throw new ResponseTooLargeError(limit, `response from ${url} declares ${declared} bytes, more than the limit of ${limit}`);
     }
     if (!res.body) return new Uint8Array(0);
+    const reader = res.body.getReader();
+    if (Number.isFinite(declared) && declared > 0) {
+      // Known length: copy each chunk once into its place.
+      const out = new Uint8Array(declared);
+      let at = 0;
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (at + value.byteLength > declared) {
+          await reader.cancel().catch(() => undefined);
+          throw new MalformedResponseError(`response from ${url} is longer than its Content-Length`);
+        }
+        out.set(value, at);
+        at += value.byteLength;
+      }
+      if (at !== declared) throw new MalformedResponseError(`response from ${url} ended after ${at} of ${declared} bytes`);
+      return out;
+    }
     const chunks: Uint8Array[] = [];
     let total = 0;
-    const reader = res.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;

@@ -112,8 +112,18 @@ export function writeMultipart(
   type: string,
   extraParams: Readonly<Record<string, string>> = {},
 ): { contentType: string; body: Buffer } {
+  const { contentType, chunks } = multipartChunks(parts, type, extraParams);
+  return { contentType, body: Buffer.concat(chunks) };
+}
+
+/** Like writeMultipart, but returns the chunks (part bodies are not copied) for streaming large bodies. */
+export function multipartChunks(
+  parts: readonly PartInput[],
+  type: string,
+  extraParams: Readonly<Record<string, string>> = {},
+): { contentType: string; chunks: Uint8Array[]; length: number } {
   const boundary = `frcds-${randomUUID()}`;
-  const chunks: Buffer[] = [];
+  const chunks: Uint8Array[] = [];
   for (const p of parts) {
     let head = `--${boundary}\r\nContent-Type: ${p.contentType}\r\n`;
     for (const [k, v] of Object.entries(p.headers ?? {})) head += `${k}: ${v}\r\n`;
@@ -122,6 +132,7 @@ export function writeMultipart(
   chunks.push(Buffer.from(`--${boundary}--\r\n`, 'latin1'));
   return {
     contentType: formatMediaType('multipart/related', { type, ...extraParams, boundary }),
-    body: Buffer.concat(chunks),
+    chunks,
+    length: chunks.reduce((n, c) => n + c.byteLength, 0),
   };
 }

@@ -17,7 +17,6 @@ import type { StoredArray } from './decode/types.ts';
 import { jsonString, TAG, type DicomJsonDataset } from './dicom-json.ts';
 import { PreprocessError } from './errors.ts';
 import type { PixelModule } from './pixel-module.ts';
-import { maskStored } from './pixels.ts';
 
 export interface PreprocessConstants {
   S: number;
@@ -88,10 +87,20 @@ export function preprocessPixels(input: PreprocessInput, recipe: PreprocessRecip
   const r0 = Math.floor((rows - nr) / 2);
   const c0 = Math.floor((columns - nc) / 2);
   const flip = input.laterality === 'L';
-  const stored = maskStored(input.stored, pm);
+  const stored = input.stored;
   const slope = pm.rescaleSlope;
   const icpt = pm.rescaleIntercept;
   const sign = pm.photometricInterpretation === 'MONOCHROME1' ? -1 : 1;
+  // Stored values with unused high bits cleared / sign-extended (as maskStored does), inline to avoid a copy.
+  const needsMask = pm.bitsStored < pm.bitsAllocated;
+  const bitMask = pm.bitsStored >= 32 ? 0xffffffff : 2 ** pm.bitsStored - 1;
+  const shift = 32 - pm.bitsStored;
+  const signed = pm.pixelRepresentation === 1;
+  const valueAt = (i: number): number => {
+    const raw = stored[i]!;
+    if (!needsMask) return raw;
+    return signed ? (raw << shift) >> shift : raw & bitMask;
+  };
 
   // Pad value: only needed when the window leaves the image.
   let pad = 0;
@@ -99,59 +108,62 @@ export function preprocessPixels(input: PreprocessInput, recipe: PreprocessRecip
     let mn = Infinity;
     let mx = -Infinity;
     for (let i = 0; i < rows * columns; i++) {
-      const v = stored[i]!;
+      const v = valueAt(i);
       if (v < mn) mn = v;
       if (v > mx) mx = v;
     }
     pad = sign * slope > 0 ? mn : mx;
   }
 
-  // Bin of each window row/column: k with floor(k·n/S) <= i < floor((k+1)·n/S).
-  const binOf = (n: number) => {
-    const out = new Int32Array(n);
-    for (let k = 0; k < S; k++) {
-      const a = Math.floor((k * n) / S);
-      const b = Math.floor(((k + 1) * n) / S);
-      for (let i = a; i < b; i++) out[i] = k;
-    }
-    return out;
-  };
-  const rowBin = binOf(nr);
-  const colBin = binOf(nc);
-  // Source column of each window column (mirrored for left hips), −1 outside the image.
-  const srcCol = new Int32Array(nc);
-  for (let j = 0; j < nc; j++) {
-    const x = c0 + j;
-    srcCol[j] = x < 0 || x >= columns ? -1 : flip ? columns - 1 - x : x;
+  // Integer bin edges floor(k·n/S), k = 0..S.
+  const edges = (n: number) => Int32Array.from({ length: S + 1 }, (_, k) => Math.floor((k * n) / S));
+  const re = edges(nr);
+  const ce = edges(nc);
+  // Per column bin: the window columns [a, b) that fall inside the image, in image coordinates of the ORIENTED
+  // image (x = c0 + j), and how many fall outside (padded).
+  const inA = new Int32Array(S);
+  const inB = new Int32Array(S);
+  const padCols = new Float64Array(S);
+  for (let k = 0; k < S; k++) {
+    const a = Math.max(c0 + ce[k]!, 0);
+    const b = Math.min(c0 + ce[k + 1]!, columns);
+    inA[k] = a;
+    inB[k] = Math.max(a, b);
+    padCols[k] = ce[k + 1]! - ce[k]! - Math.max(0, b - a);
   }
 
   const sums = new Float64Array(S * S); // integer sums < 2^53: exact
-  const counts = new Float64Array(S * S);
-  const rowSums = new Float64Array(S);
-  const rowCounts = new Float64Array(S);
-  for (let i = 0; i < nr; i++) {
-    const y = r0 + i;
-    rowSums.fill(0);
-    rowCounts.fill(0);
-    if (y < 0 || y >= rows) {
-      for (let j = 0; j < nc; j++) {
-        rowSums[colBin[j]!]! += pad;
-        rowCounts[colBin[j]!]! += 1;
+  for (let kr = 0; kr < S; kr++) {
+    const off = kr * S;
+    for (let i = re[kr]!; i < re[kr + 1]!; i++) {
+      const y = r0 + i;
+      if (y < 0 || y >= rows) {
+        for (let k = 0; k < S; k++) sums[off + k]! += pad * (ce[k + 1]! - ce[k]!);
+        continue;
       }
-    } else {
       const base = y * columns;
-      for (let j = 0; j < nc; j++) {
-        const sc = srcCol[j]!;
-        const k = colBin[j]!;
-        rowSums[k]! += sc < 0 ? pad : stored[base + sc]!;
-        rowCounts[k]! += 1;
+      for (let k = 0; k < S; k++) {
+        let acc = pad * padCols[k]!;
+        const a = inA[k]!;
+        const b = inB[k]!;
+        if (flip) {
+          // oriented x ↔ stored column (columns − 1 − x)
+          const hi = base + columns - 1 - a;
+          const lo = base + columns - 1 - (b - 1);
+          if (needsMask) for (let p = lo; p <= hi; p++) acc += valueAt(p);
+          else for (let p = lo; p <= hi; p++) acc += stored[p]!;
+        } else if (needsMask) {
+          for (let p = base + a; p < base + b; p++) acc += valueAt(p);
+        } else {
+          for (let p = base + a; p < base + b; p++) acc += stored[p]!;
+        }
+        sums[off + k]! += acc;
       }
     }
-    const off = rowBin[i]! * S;
-    for (let k = 0; k < S; k++) {
-      sums[off + k]! += rowSums[k]!;
-      counts[off + k]! += rowCounts[k]!;
-    }
+  }
+  const counts = new Float64Array(S * S);
+  for (let kr = 0; kr < S; kr++) {
+    for (let k = 0; k < S; k++) counts[kr * S + k] = (re[kr + 1]! - re[kr]!) * (ce[k + 1]! - ce[k]!);
   }
 
   const v = new Float64Array(S * S);

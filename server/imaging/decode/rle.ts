@@ -20,9 +20,9 @@ function unpackSegment(src: Uint8Array, start: number, end: number, out: Uint8Ar
   while (i < end && o < cap) {
     const n = src[i++]!;
     if (n < 128) {
-      // literal run of n+1 bytes
+      // literal run of n+1 bytes (a plain loop: runs are short, subarray/set would allocate per run)
       const len = Math.min(n + 1, end - i, cap - o);
-      out.set(src.subarray(i, i + len), o);
+      for (let k = 0; k < len; k++) out[o + k] = src[i + k]!;
       o += len;
       i += n + 1;
     } else if (n > 128) {
@@ -56,6 +56,7 @@ export function decodeRle(bytes: Uint8Array, pm: PixelModule, ts: string): Store
     }
   }
   const px = pm.rows * pm.columns;
+  const spp = pm.samplesPerPixel;
   const planes = new Uint8Array(px * segments);
   for (let s = 0; s < segments; s++) {
     const start = offsets[s]!;
@@ -63,9 +64,17 @@ export function decodeRle(bytes: Uint8Array, pm: PixelModule, ts: string): Store
     const n = unpackSegment(bytes, start, end, planes.subarray(s * px, (s + 1) * px));
     if (n < px) throw new DecodeError(ts, `RLE segment ${s + 1} decodes to ${n} bytes, ${px} expected (corrupt or truncated)`);
   }
-  // G.2: segments go sample by sample, most significant byte first; compose little-endian interleaved samples.
+  // G.2: segments go sample by sample, most significant byte first.
+  if (spp === 1 && bytesPerSample === 2) {
+    // The common case (16-bit grey): compose directly, no intermediate byte array.
+    const out = allocStored(pm, px) as Uint16Array | Int16Array;
+    const u = new Uint16Array(out.buffer, out.byteOffset, px);
+    const hiPlane = planes.subarray(0, px);
+    const loPlane = planes.subarray(px, 2 * px);
+    for (let i = 0; i < px; i++) u[i] = (hiPlane[i]! << 8) | loPlane[i]!;
+    return out;
+  }
   const le = new Uint8Array(px * segments);
-  const spp = pm.samplesPerPixel;
   for (let sample = 0; sample < spp; sample++) {
     for (let b = 0; b < bytesPerSample; b++) {
       const plane = planes.subarray((sample * bytesPerSample + b) * px, (sample * bytesPerSample + b + 1) * px);

@@ -22,7 +22,7 @@ export interface CodecModules {
   libjpegTurbo: { JPEGDecoder: new () => WasmDecoder };
 }
 
-type Factory = () => Promise<unknown>;
+type Factory = (moduleArg?: { print?: (s: string) => void; printErr?: (s: string) => void }) => Promise<unknown>;
 
 const ENTRY: Record<keyof CodecModules, string> = {
   charls: '@cornerstonejs/codec-charls/decodewasmjs',
@@ -37,7 +37,8 @@ export async function codec<K extends keyof CodecModules>(name: K): Promise<Code
   let p = cache.get(name);
   if (!p) {
     const factory = require(ENTRY[name]) as Factory;
-    p = factory();
+    // OpenJPEG prints [INFO] lines to stdout for every frame: keep codec chatter out of the service's JSON logs.
+    p = factory({ print: () => undefined, printErr: () => undefined });
     cache.set(name, p);
     p.catch(() => cache.delete(name));
   }

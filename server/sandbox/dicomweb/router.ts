@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { DicomFile } from '../../imaging/dicom.ts';
 import { TAG, type DicomJsonDataset } from '../../imaging/dicom-json.ts';
 import { ImagingError } from '../../imaging/errors.ts';
-import { writeMultipart, type PartInput } from '../../imaging/multipart.ts';
+import { multipartChunks, type PartInput } from '../../imaging/multipart.ts';
 import { formatMediaType } from '../../imaging/media-type.ts';
 import { negotiate, type Negotiated } from './negotiate.ts';
 import { parseQuery, QidoQueryError, runQuery, type QueryLevel } from './qido.ts';
@@ -25,6 +25,14 @@ const DICOM_JSON = 'application/dicom+json';
 
 function baseUrl(req: Request): string {
   return `${req.protocol}://${req.get('host') ?? 'localhost'}${req.baseUrl}`;
+}
+
+/** Streams a multipart/related body chunk by chunk (no concatenated copy of multi-megabyte pixel data). */
+function sendMultipart(res: Response, parts: PartInput[], type: string): void {
+  const out = multipartChunks(parts, type);
+  res.status(200).set({ 'Content-Type': out.contentType, 'Content-Length': String(out.length) });
+  for (const c of out.chunks) res.write(c);
+  res.end();
 }
 
 function fail(res: Response, status: number, message: string): void {
@@ -111,8 +119,7 @@ export async function createDicomWebRouter(
       const body = n.transcode ? await transcodeInstance(file) : file.bytes;
       parts.push({ contentType: formatMediaType('application/dicom', { 'transfer-syntax': n.syntax }), body });
     }
-    const out = writeMultipart(parts, 'application/dicom');
-    res.status(200).set('Content-Type', out.contentType).send(out.body);
+    sendMultipart(res, parts, 'application/dicom');
   };
   router.get('/studies/:study', instances);
   router.get('/studies/:study/series/:series', instances);
@@ -125,8 +132,7 @@ export async function createDicomWebRouter(
       const body = n.transcode ? await nativeFrameBytes(file, f - 1) : file.frame(f - 1);
       parts.push({ contentType: formatMediaType(n.partType, { 'transfer-syntax': n.syntax }), body });
     }
-    const out = writeMultipart(parts, n.partType === 'application/octet-stream' ? 'application/octet-stream' : n.partType);
-    res.status(200).set('Content-Type', out.contentType).send(out.body);
+    sendMultipart(res, parts, n.partType);
   };
   const openOne = async (req: Request, res: Response): Promise<DicomFile | undefined> => {
     const inst = store.find(param(req, 'study'), param(req, 'series'), param(req, 'instance'));
