@@ -1,0 +1,74 @@
+/**
+ * The committed demo cohort as the demo stack serves it: every FHIR bundle seeds without a rejection, every
+ * ImagingStudy leads (through its Endpoint, rewritten to the sandbox DICOMweb URL) to a study the sandbox DICOMweb
+ * server has, for the same patient (DICOM PatientID = the Patient's `urn:frcds:synthetic-mrn` identifier).
+ * The demo cohort is a committed artefact (brief contract 5): this suite fails, not skips, when it is missing.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { before, describe, test } from 'node:test';
+import express, { type Express } from 'express';
+import request from 'supertest';
+import type { Bundle, Endpoint, ImagingStudy, Patient } from '@medplum/fhirtypes';
+import { loadConfig, REPO_ROOT } from '../server/config.ts';
+import { createLogger } from '../server/logging.ts';
+import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
+import { createFhirSandbox, type FhirSandbox } from '../server/sandbox/fhir/router.ts';
+import { seedFhirSandbox, type SeedResult } from '../server/sandbox/seed.ts';
+
+const DEMO = join(REPO_ROOT, 'server/sandbox/demo-cohort');
+const config = loadConfig({});
+const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
+let fhir: FhirSandbox;
+let seeded: SeedResult;
+let dicomApp: Express;
+let instanceCount = 0;
+
+before(async () => {
+  fhir = createFhirSandbox({ baseUrl: config.fhir.publicBaseUrl, page: config.files.sandbox.fhir, maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes, logger });
+  seeded = await seedFhirSandbox(fhir.repo, { fhirDir: join(DEMO, 'fhir'), dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger });
+  const dicom = await createDicomWebRouter({ dicomDir: join(DEMO, 'dicom'), logger });
+  instanceCount = dicom.instanceCount;
+  dicomApp = express().use('/sandbox/dicom-web', dicom.router);
+});
+
+describe('demo cohort in the sandboxes', () => {
+  test('every bundle seeds (no rejections) and there is one Patient per bundle', () => {
+    assert.equal(seeded.failedBundles, 0, seeded.errors.map((e) => e.message).join('\n'));
+    assert.ok(seeded.bundles >= 40, `only ${seeded.bundles} bundles`);
+    assert.equal(seeded.byType['Patient'], seeded.bundles);
+    assert.ok(instanceCount > 0);
+  });
+
+  test('every ImagingStudy resolves to a DICOMweb study of the same patient', async () => {
+    const studies = (await fhir.handle('GET', 'ImagingStudy?_count=500')).body as Bundle<ImagingStudy>;
+    assert.ok((studies.entry?.length ?? 0) > 0);
+    let checked = 0;
+    for (const entry of studies.entry ?? []) {
+      const study = entry.resource!;
+      const endpoint = (await fhir.handle('GET', study.endpoint![0]!.reference!)).body as Endpoint;
+      assert.equal(endpoint.address, config.dicomweb.publicBaseUrl);
+      const patient = (await fhir.handle('GET', study.subject.reference!)).body as Patient;
+      const mrn = patient.identifier?.find((i) => i.system === 'urn:frcds:synthetic-mrn')?.value;
+      assert.ok(mrn, 'Patient has an urn:frcds:synthetic-mrn identifier');
+      const uid = study.identifier?.find((i) => i.system === 'urn:dicom:uid')?.value?.replace(/^urn:oid:/, '');
+      assert.ok(uid);
+      const res = await request(dicomApp).get(`/sandbox/dicom-web/studies?StudyInstanceUID=${uid}`).set('Accept', 'application/dicom+json').expect(200);
+      const found = JSON.parse(res.text) as Record<string, { Value?: unknown[] }>[];
+      assert.equal(found.length, 1, `study of ImagingStudy/${study.id} is not in the DICOMweb sandbox`);
+      assert.equal(found[0]!['00100020']?.Value?.[0], mrn, 'DICOM PatientID = FHIR MRN');
+      checked++;
+    }
+    assert.equal(checked, instanceCount, 'one DICOM study per ImagingStudy');
+  });
+
+  test('the quick-start query answers a searchset with fullUrls and a next link', async () => {
+    const r = await fhir.handle('GET', 'Patient?_count=5');
+    const b = r.body as Bundle;
+    assert.equal(r.status, 200);
+    assert.equal(b.entry?.length, 5);
+    assert.ok(b.entry?.every((e) => e.fullUrl === `${config.fhir.publicBaseUrl}/Patient/${e.resource?.id}`));
+    assert.equal(b.link?.find((l) => l.relation === 'next')?.url, `${config.fhir.publicBaseUrl}/Patient?_count=5&_offset=5`);
+  });
+});
