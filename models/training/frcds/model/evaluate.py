@@ -148,7 +148,7 @@ def clean(obj):
 
 
 def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonhip_kinds, out_dir) -> dict:
-    from .pipeline import features_all, run_graph
+    from .pipeline import features_all, ood_vectors, run_graph
     ec = cfg["evaluation"]
     n_boot, seed = int(ec["bootstrap"]), int(ec["seed"])
     excl = a.tab["should_exclude"]
@@ -166,7 +166,8 @@ def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonh
     from .pipeline import member_eta
     consistency = {
         "max_abs_log_hazard": float(np.abs(lh - member_eta(z_te, trained.heads["fused"], te.clinical())).max()),
-        "max_abs_ood": float(np.abs(d_te - ood.distance(z_te.reshape(len(z_te), -1), trained.ood)).max())}
+        "max_abs_ood": float(np.abs(d_te - ood.distance(ood_vectors(z_te, te.images, trained.quality),
+                                                         trained.ood)).max())}
     log.info("graph vs numpy: %s", consistency)
 
     res: dict = {"sets": {"test_site_a": len(te), "validation_site_a": len(va), "site_b": len(bb),
@@ -213,27 +214,35 @@ def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonh
                                             for m in MODELS}}
 
     # OOD
-    flat = lambda z: z.reshape(len(z), -1)
-    d_va = ood.distance(flat(z_va), trained.ood)
-    d_b = ood.distance(flat(z_b), trained.ood)
+    q = trained.quality
+    d_va = ood.distance(ood_vectors(z_va, va.images, q), trained.ood)
+    d_b = ood.distance(ood_vectors(z_b, bb.images, q), trained.ood)
     thr = trained.ood_threshold
-    o_res = {"threshold": thr, "threshold_rule": f"quantile {cfg['ood']['val_quantile']} of validation (site A, "
+    o_res = {"threshold": thr, "vector_choice": trained.ood_choice, "threshold_rule": f"quantile {cfg['ood']['val_quantile']} of validation (site A, "
                                                   f"clean) distances",
              "flagged_fraction": {"validation_site_a": float(np.mean(d_va > thr)),
                                   "test_site_a": float(np.mean(d_te > thr)), "site_b": float(np.mean(d_b > thr))},
              "distance_median": {"test_site_a": float(np.median(d_te)), "site_b": float(np.median(d_b))}}
     if z_art is not None:
-        d_art = ood.distance(flat(z_art), trained.ood)
+        d_art = ood.distance(ood_vectors(z_art, art.images, q), trained.ood)
         kinds = art.tab["artefact"]
-        o_res["artefact"] = {"auroc": ood.auroc(d_te, d_art), "n": len(d_art),
-                             "sensitivity_at_threshold": float(np.mean(d_art > thr)),
-                             "by_kind": {k: {"auroc": ood.auroc(d_te, d_art[kinds == k]), "n": int((kinds == k).sum()),
-                                             "sensitivity_at_threshold": float(np.mean(d_art[kinds == k] > thr))}
-                                         for k in sorted(set(kinds))},
-                             "distance_median": float(np.median(d_art))}
+        in_test = np.isin(np.flatnonzero(excl), split["test"])
+
+        def art_block(sel):
+            return {"auroc": ood.auroc(d_te, d_art[sel]), "n": int(sel.sum()),
+                    "sensitivity_at_threshold": float(np.mean(d_art[sel] > thr)),
+                    "by_kind": {k: {"auroc": ood.auroc(d_te, d_art[sel & (kinds == k)]),
+                                    "n": int((sel & (kinds == k)).sum()),
+                                    "sensitivity_at_threshold": float(np.mean(d_art[sel & (kinds == k)] > thr))}
+                                for k in sorted(set(kinds[sel]))},
+                    "distance_median": float(np.median(d_art[sel]))}
+        # headline: artefact cases of the test split; all splits (none was ever trained on) as a larger sample
+        o_res["artefact"] = art_block(in_test) if in_test.sum() >= 5 else art_block(np.ones(len(d_art), bool))
+        o_res["artefact"]["cases_from"] = "test split" if in_test.sum() >= 5 else "all splits"
+        o_res["artefact_all_splits"] = art_block(np.ones(len(d_art), bool))
     if nonhip_imgs is not None:
         z_nh = features_all(members, nonhip_imgs)
-        d_nh = ood.distance(flat(z_nh), trained.ood)
+        d_nh = ood.distance(ood_vectors(z_nh, nonhip_imgs, q), trained.ood)
         kinds = np.array(nonhip_kinds)
         o_res["non_hip"] = {"auroc": ood.auroc(d_te, d_nh), "n": len(d_nh),
                             "sensitivity_at_threshold": float(np.mean(d_nh > thr)),

@@ -137,7 +137,10 @@ def build(cfg: dict, trained, ev: dict, onnx_path: str, fixtures: dict | None, a
                         "interval_factor": {o: trained.k["fused"][o] for o in OUTCOMES},
                         "test_coverage": {o: ev["test"][o]["fused"]["coverage_95"]["value"] for o in OUTCOMES}},
         "ood": {"method": "Mahalanobis distance (Lee et al. 2018) on the concatenated globally pooled features of "
-                          "all members; training mean, Ledoit-Wolf shrunk precision", "feature_dim": m_count * c,
+                          "all members" + (" plus image-quality statistics (8x8 thumbnail, high-frequency residual, "
+                                           "gradient magnitudes; computed in the graph)" if trained.quality else "")
+                          + "; training mean, Ledoit-Wolf shrunk precision (on standardised features), exported as "
+                            "a whitening matrix", "feature_dim": int(len(trained.ood["mean"])),
                 "threshold": trained.ood_threshold, "threshold_rule": ev["ood"]["threshold_rule"],
                 "decision": "ood_distance > threshold -> do not show a risk"},
         "explanation": {"method": ("CAM relative to the training-mean feature map (exact Integrated Gradients at "

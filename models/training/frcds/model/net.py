@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 #: (out_channels, stride) of each 3x3 conv-BN-ReLU block; total stride 8 -> 16x16 feature map at 128 px input.
 BLOCKS = ((16, 2), (24, 2), (48, 1), (64, 2), (96, 1), (64, 1))
@@ -64,21 +65,37 @@ class Member(nn.Module):
         return eta, z, self.aux(z)
 
 
+def quality_stats(image: torch.Tensor) -> torch.Tensor:
+    """Image-quality statistics [B, 67] that join the pooled features in the OOD vector when enabled: an 8x8
+    thumbnail (layout, exposure, hardware, cropping), the mean high-frequency residual (noise up, blur down) and the
+    mean horizontal/vertical gradient magnitudes (blur, edges)."""
+    thumb = F.avg_pool2d(image, 16).flatten(1)          # 128 px working size -> 8x8
+    hf = (image - F.avg_pool2d(image, 3, 1, 1, count_include_pad=False)).abs().mean(dim=(1, 2, 3))
+    gx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean(dim=(1, 2, 3))
+    gy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+    return torch.cat([thumb, hf[:, None], gx[:, None], gy[:, None]], dim=1)
+
+
+N_QUALITY = 67
+
+
 class EnsembleGraph(nn.Module):
     """The exported graph: image [B,1,S,S], clinical [B,2] -> log_hazard [B,M,2], cam [B,2,h,w], ood_distance [B].
 
     The heads are copied in after the full-batch refit (``set_heads``); the OOD statistics are the training mean and
     precision of the concatenated pooled features of all members (``set_ood``)."""
 
-    def __init__(self, members: list[Member]):
+    def __init__(self, members: list[Member], quality: bool = False):
         super().__init__()
         self.backbones = nn.ModuleList([m.backbone for m in members])
+        self.quality = quality
         m_count, c = len(members), members[0].backbone.channels
+        d = m_count * c + (N_QUALITY if quality else 0)
         self.register_buffer("w", torch.zeros(m_count, 2, c))      # image weights per member and outcome
         self.register_buffer("beta", torch.zeros(m_count, 2))      # clinical coefficient
         self.register_buffer("bias", torch.zeros(m_count, 2))
-        self.register_buffer("ood_mean", torch.zeros(m_count * c))
-        self.register_buffer("ood_whiten", torch.eye(m_count * c))     # L with precision = L L^T
+        self.register_buffer("ood_mean", torch.zeros(d))
+        self.register_buffer("ood_whiten", torch.eye(d))     # L with precision = L L^T
         self.register_buffer("cam_reference", torch.zeros(2, 1, 1))  # [2,h,w] once set; zero = plain CAM
 
     def set_heads(self, w, beta, bias) -> None:
@@ -107,6 +124,8 @@ class EnsembleGraph(nn.Module):
             cams.append(torch.einsum("bchw,kc->bkhw", fmap, self.w[m]))                  # [B,2,h,w]
         log_hazard = torch.stack(etas, dim=1)                                            # [B,M,2]
         cam = torch.relu(torch.stack(cams, dim=0).mean(dim=0) - self.cam_reference)      # [B,2,h,w]
+        if self.quality:
+            zs.append(quality_stats(image))
         y = (torch.cat(zs, dim=1) - self.ood_mean) @ self.ood_whiten
         ood = torch.sqrt((y * y).sum(dim=1))                                             # [B]
         return log_hazard, cam, ood

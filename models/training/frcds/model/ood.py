@@ -27,9 +27,12 @@ def _beta_bar(xc: np.ndarray, s: np.ndarray) -> float:
 
 
 def fit(features: np.ndarray) -> dict:
-    """Training mean and precision of features [N, D]."""
-    cov, a = ledoit_wolf(features)
-    return {"mean": features.mean(0), "precision": np.linalg.inv(cov), "shrinkage": a}
+    """Training mean and precision of features [N, D]. The shrinkage works on standardised features (so the
+    identity target suits dimensions of different scales); the precision is mapped back to the original units."""
+    mu, sd = features.mean(0), features.std(0) + 1e-8
+    cov, a = ledoit_wolf((features - mu) / sd)
+    prec = np.linalg.inv(cov) / sd[:, None] / sd[None, :]
+    return {"mean": mu, "precision": (prec + prec.T) / 2, "shrinkage": a}
 
 
 def distance(features: np.ndarray, stats: dict) -> np.ndarray:

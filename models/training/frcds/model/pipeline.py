@@ -21,7 +21,7 @@ import torch
 from . import intervals, ood
 from .data import OUTCOMES, Cohort, load_cohort, split_by_patient
 from .fit import pooled_features, refit_head, train_member
-from .net import EnsembleGraph, Member
+from .net import EnsembleGraph, Member, quality_stats
 from .survival import MONTHLY_GRID, breslow, fit_cox
 
 log = logging.getLogger("frcds.model")
@@ -98,6 +98,8 @@ class Trained:
         self.mean_maps: np.ndarray | None = None     # training-mean feature maps [M,C,h,w]
         self.cam_reference: np.ndarray | None = None  # [2,h,w] subtracted before the CAM ReLU (zeros = plain CAM)
         self.cam_choice: dict = {}
+        self.quality = False                          # image-quality statistics in the OOD vector
+        self.ood_choice: dict = {}
 
 
 def member_eta(z: np.ndarray, heads: dict, clin: np.ndarray) -> np.ndarray:
@@ -107,6 +109,17 @@ def member_eta(z: np.ndarray, heads: dict, clin: np.ndarray) -> np.ndarray:
 
 def features_all(members: list[Member], images: np.ndarray) -> np.ndarray:
     return np.stack([pooled_features(m.backbone, images) for m in members], axis=1)   # [N,M,C]
+
+
+@torch.no_grad()
+def ood_vectors(z: np.ndarray, images: np.ndarray, quality: bool) -> np.ndarray:
+    """What the graph's Mahalanobis distance sees: concatenated pooled features (+ image-quality statistics)."""
+    v = z.reshape(len(z), -1)
+    if not quality:
+        return v
+    q = np.concatenate([quality_stats(torch.from_numpy(images[i:i + 512][:, None])).double().numpy()
+                        for i in range(0, len(images), 512)])
+    return np.concatenate([v, q], axis=1)
 
 
 def clinical_members(clin: np.ndarray, tr: Cohort, k: int, n_boot: int, seed: int) -> np.ndarray:
@@ -122,7 +135,7 @@ def clinical_members(clin: np.ndarray, tr: Cohort, k: int, n_boot: int, seed: in
     return np.array(out)
 
 
-def train_all(cfg: dict, a: Cohort, split: dict, work: str) -> tuple[Trained, dict]:
+def train_all(cfg: dict, a: Cohort, split: dict, work: str) -> tuple["Trained", dict]:
     tr_idx = split["train"][~a.tab["should_exclude"][split["train"]]]
     va_idx = split["val"][~a.tab["should_exclude"][split["val"]]]
     tr, va = a.subset(tr_idx), a.subset(va_idx)
@@ -190,8 +203,26 @@ def train_all(cfg: dict, a: Cohort, split: dict, work: str) -> tuple[Trained, di
                                                           out.h0["clinical"][o][-1])
 
     # OOD: training mean/precision of the concatenated pooled features; threshold = a quantile of validation
-    out.ood = ood.fit(z_tr.reshape(len(z_tr), -1))
-    d_va = ood.distance(z_va.reshape(len(z_va), -1), out.ood)
+    q_cfg = cfg["ood"].get("quality_stats", False)
+    if q_cfg == "auto":
+        # choose on data never used for the test: validation (clean) vs the TRAINING split's artefact cases, which
+        # were excluded from training
+        tr_art = a.subset(split["train"][a.tab["should_exclude"][split["train"]]])
+        z_art = features_all(out.members, tr_art.images) if len(tr_art) else None
+        scores = {}
+        for q in (False, True):
+            st = ood.fit(ood_vectors(z_tr, tr.images, q))
+            if z_art is not None:
+                scores[q] = ood.auroc(ood.distance(ood_vectors(z_va, va.images, q), st),
+                                      ood.distance(ood_vectors(z_art, tr_art.images, q), st))
+        out.quality = bool(max(scores, key=scores.get)) if scores else False
+        out.ood_choice = {"quality_stats": out.quality, "auroc_val_vs_train_split_artefacts":
+                          {str(k): v for k, v in scores.items()}, "n_artefacts": 0 if z_art is None else len(z_art)}
+        log.info("OOD vector chosen: %s", out.ood_choice)
+    else:
+        out.quality = bool(q_cfg)
+    out.ood = ood.fit(ood_vectors(z_tr, tr.images, out.quality))
+    d_va = ood.distance(ood_vectors(z_va, va.images, out.quality), out.ood)
     out.ood_threshold = float(np.quantile(d_va, cfg["ood"]["val_quantile"]))
     log.info("refit, baselines, intervals, OOD in %.0f s; k=%s; OOD threshold %.2f", time.time() - t0,
              out.k, out.ood_threshold)
@@ -199,7 +230,7 @@ def train_all(cfg: dict, a: Cohort, split: dict, work: str) -> tuple[Trained, di
 
 
 def build_graph(t: Trained) -> EnsembleGraph:
-    g = EnsembleGraph(t.members)
+    g = EnsembleGraph(t.members, quality=t.quality)
     h = t.heads["fused"]
     g.set_heads(h["w"], h["beta"], h["bias"])
     g.set_ood(t.ood["mean"], t.ood["precision"])
