@@ -7,7 +7,7 @@ JPEG-LS, whose field of view is both cropped and padded) — it runs THE recipe 
 expected float32 tensor (little-endian, base64). ``recipe.json`` holds ``RECIPE`` verbatim, which the Node test
 passes to the TypeScript code (as the model manifest will).
 
-Usage: sh models/training/run models/training/preprocess_fixtures.py [--max-demo 4]
+Usage: sh models/training/run models/training/preprocess_fixtures.py [--max-demo 6]
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def choose_demo(max_files: int) -> list[Path]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--max-demo", type=int, default=4)
+    ap.add_argument("--max-demo", type=int, default=6)
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for old in OUT.glob("*.json"):
