@@ -217,6 +217,23 @@ describe('sandbox FHIR: create, read, update, delete', () => {
   });
 });
 
+describe('sandbox FHIR: conditional interactions', () => {
+  test('conditional update and delete use checked criteria; no criteria or a typo is a 400, several matches a 412', async () => {
+    const put = (q: string, body: object) => request(app).put(`/sandbox/fhir/Patient${q}`).set('Content-Type', fhirJson).send(JSON.stringify(body));
+    const created = await put('?identifier=urn:frcds:test|COND-1', { resourceType: 'Patient', identifier: [{ system: 'urn:frcds:test', value: 'COND-1' }], gender: 'male' }).expect(201);
+    const id = (JSON.parse(created.text) as Patient).id;
+    const updated = await put('?identifier=urn:frcds:test|COND-1', { resourceType: 'Patient', identifier: [{ system: 'urn:frcds:test', value: 'COND-1' }], gender: 'other' }).expect(200);
+    assert.equal((JSON.parse(updated.text) as Patient).id, id);
+    let r = await put('?identifer=urn:frcds:test|COND-1', { resourceType: 'Patient' }).expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /Unknown search parameter "identifer"/);
+    r = await request(app).delete('/sandbox/fhir/Patient').expect(400);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /needs search criteria/);
+    await request(app).delete('/sandbox/fhir/Patient?gender=female').expect(412);
+    await request(app).delete(`/sandbox/fhir/Patient?identifier=${encodeURIComponent('urn:frcds:test|COND-1')}`).expect(200);
+    await request(app).get(`/sandbox/fhir/Patient/${id}`).expect(404);
+  });
+});
+
 describe('sandbox FHIR: transactions', () => {
   test('a transaction is atomic: one invalid entry rejects it and nothing is written', async () => {
     const tx = {

@@ -120,6 +120,13 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
         url = `${type}?${routerQuery(search)}`;
         method = 'GET';
         requestBody = undefined;
+      } else if (segments.length === 1 && method !== 'POST') {
+        // Conditional update/patch/delete: the same checks as a search, so a typo cannot match nothing (and create).
+        if (!queryPart) throw new OperationOutcomeError(badRequest(`${method} ${type} needs search criteria (conditional ${method === 'DELETE' ? 'delete' : 'update'})`));
+        const criteria = normaliseSearch(type!, new URLSearchParams(queryPart), options.page).params;
+        criteria.delete('_count');
+        criteria.delete('_offset');
+        url = `${pathPart}?${criteria.toString()}`;
       } else if (queryPart) {
         url = `${pathPart}?${queryPart}`;
       }
