@@ -213,7 +213,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
 
     t5 = time.perf_counter()
     bundle = build_bundle(pid=pid, mrn=mrn, person=p, ehr=ehr, index=index, birth=birth,
-                          study=study if cfg.images or cfg.n_dicom else study, rng=st.chart)
+                          study=study, rng=st.chart)
     if out_dir is not None:
         with open(os.path.join(out_dir, "fhir", f"{pid}.json"), "w", encoding="utf-8") as f:
             json.dump(bundle, f, indent=1, ensure_ascii=False)
