@@ -11,7 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import express from 'express';
 import pino from 'pino';
@@ -69,23 +69,29 @@ async function main(): Promise<void> {
     const sourceSyntax = source ? parseDicomFile(readFileSync(source), { untilTag: 'x00020010' }).transferSyntaxUid : undefined;
     const primary = files.find((f) => f.file.transferSyntaxUid === sourceSyntax) ?? files.find((f) => f.name === 'explicit-le')!;
     console.log(`\nImaging benchmark — ${pm0.rows} × ${pm0.columns}, ${pm0.bitsStored}-bit, source: ${source ? source.slice(REPO.length + 1) : 'synthetic (demo cohort absent)'}`);
-    console.log(`recipe: ${recipeSource}; ${RUNS} timed runs after 3 warm-up runs; node ${process.version}\n`);
+    console.log(`recipe: ${recipeSource}; ${RUNS} timed runs after 3 warm-up runs; node ${process.version}; ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}\n`);
     await warmUpCodecs();
 
     // ---- local decode per syntax --------------------------------------------------------------------------------
     console.log('Local decode of one frame (parse + frame + decode), ms');
-    console.log('syntax                      median     p95');
+    console.log('syntax                          median     p95     cpu');
     for (const f of files) {
       const bytes = readFileSync(f.path);
       const times: number[] = [];
+      const cpu: number[] = [];
       for (let i = 0; i < RUNS + 3; i++) {
+        const c0 = process.cpuUsage();
         const t0 = performance.now();
         const d = parseDicomFile(bytes);
         await decodeFrame(d.transferSyntaxUid, d.frame(0), d.pixelModule);
-        if (i >= 3) times.push(performance.now() - t0);
+        const c = process.cpuUsage(c0);
+        if (i >= 3) {
+          times.push(performance.now() - t0);
+          cpu.push((c.user + c.system) / 1000);
+        }
       }
       const s = stats(times);
-      console.log(`${`${f.name} (${f.file.transferSyntaxUid.replace('1.2.840.10008.', '…')})`.padEnd(26)}${fmt(s.median)} ${fmt(s.p95)}`);
+      console.log(`${`${f.name} (${f.file.transferSyntaxUid.replace('1.2.840.10008.', '…')})`.padEnd(30)}${fmt(s.median)} ${fmt(s.p95)} ${fmt(stats(cpu).median)}`);
     }
     {
       const f = files.find((x) => x.name === 'explicit-le')!;
@@ -97,7 +103,7 @@ async function main(): Promise<void> {
         if (i >= 3) times.push(performance.now() - t0);
       }
       const s = stats(times);
-      console.log(`${'preprocess only (L hip)'.padEnd(26)}${fmt(s.median)} ${fmt(s.p95)}`);
+      console.log(`${'preprocess only (L hip)'.padEnd(30)}${fmt(s.median)} ${fmt(s.p95)}`);
     }
 
     // ---- servers ------------------------------------------------------------------------------------------------
@@ -122,7 +128,8 @@ async function main(): Promise<void> {
     }
 
     console.log('\nEnd to end: WADO-RS metadata + frame (transfer-syntax=*) + decode + preprocess, ms');
-    console.log('server    syntax                 median     p95 | fetch  decode  prep (medians)');
+    console.log('(cpu = this process\'s CPU time per run: client, plus the embedded server when it is the server; a load-independent view)');
+    console.log('server    syntax                 median     p95 | fetch  decode  prep (medians) |  cpu');
     const summary: string[] = [];
     for (const srv of servers) {
       for (const f of files) {
@@ -131,20 +138,24 @@ async function main(): Promise<void> {
         const fetchT: number[] = [];
         const decodeT: number[] = [];
         const prepT: number[] = [];
+        const cpuT: number[] = [];
         for (let i = 0; i < RUNS + 3; i++) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           const fr = await fetchFrame(srv.client, ref);
           const t1 = performance.now();
           preprocessPixels({ stored: fr.stored, pixelModule: fr.pixelModule, laterality: lateralityOf(fr.metadata) }, rc);
           const t2 = performance.now();
+          const c = process.cpuUsage(c0);
           if (i < 3) continue;
+          cpuT.push((c.user + c.system) / 1000);
           total.push(t2 - t0);
           fetchT.push(fr.timings.metadataMs + fr.timings.frameMs);
           decodeT.push(fr.timings.decodeMs);
           prepT.push(t2 - t1);
         }
         const s = stats(total);
-        const line = `${srv.name.padEnd(10)}${f.name.padEnd(20)}${fmt(s.median)} ${fmt(s.p95)} |${fmt(stats(fetchT).median)}${fmt(stats(decodeT).median)}${fmt(stats(prepT).median)}`;
+        const line = `${srv.name.padEnd(10)}${f.name.padEnd(20)}${fmt(s.median)} ${fmt(s.p95)} |${fmt(stats(fetchT).median)}${fmt(stats(decodeT).median)}${fmt(stats(prepT).median)} |${fmt(stats(cpuT).median)}`;
         console.log(line);
         if (f === primary) {
           summary.push(`${srv.name}: median ${s.median.toFixed(1)} ms, p95 ${s.p95.toFixed(1)} ms (${f.name}, ${source ? "the demo file's stored syntax" : 'synthetic image'}) — target median ≤ 60 ms: ${s.median <= 60 ? 'MET' : 'MISSED'}`);
