@@ -116,7 +116,7 @@ def sample_acquisition(site: str, rng: np.random.Generator, *, size: str = "full
     """Draw one acquisition for ``site`` ('A' | 'B').
 
     ``size='full'`` gives 2000-2500 px images at the detector pitch (0.14-0.19 mm); ``size='demo'`` the same field
-    of view at 2.5x the pitch (about 900-1000 px) for the committed demo cohort. ``artefact='auto'`` draws an
+    of view at 2.3x the pitch (about 900-1090 px) for the committed demo cohort. ``artefact='auto'`` draws an
     artefact for a few percent of images; ``None`` forces none; a kind from ``ARTEFACT_KINDS`` forces that kind.
     The number of draws from ``rng`` does not depend on the outcome of earlier draws, so changing one parameter's
     distribution does not reshuffle the others.
@@ -131,17 +131,18 @@ def sample_acquisition(site: str, rng: np.random.Generator, *, size: str = "full
     u = rng.random(40)   # fixed block of uniforms: one per decision, in a fixed order
 
     pitch = v.pitches_mm[int(u[0] * len(v.pitches_mm))]
-    # field of view of the exported image (mm), portrait-ish: 43 x 35 cm detectors cropped to the collimation
-    fov_r = 320.0 + 60.0 * u[1] if site == "A" else 380.0 + 50.0 * u[1]
-    fov_c = 290.0 + 60.0 * u[2] if site == "A" else 350.0 + 50.0 * u[2]
+    # exported image size (portrait-ish, cropped to about the collimated field): 2100-2500 x 2000-2400 pixels at
+    # the detector pitch, i.e. 300-370 mm (site A) or 370-475 mm (site B) fields; 'demo' keeps the field and uses a
+    # 2.3x coarser pitch (about 900-1090 pixels) so that the committed demo cohort stays small
+    rows_full = 2100 + 2 * int(200 * u[1])
+    cols_full = 2000 + 2 * int(200 * u[2])
     if size == "full":
-        spacing = pitch
-        render_factor = 2
+        spacing, rows, cols, render_factor = pitch, rows_full, cols_full, 2
     else:
-        spacing = round(pitch * 2.5, 4)
+        spacing = round(pitch * 2.3, 4)
+        rows = 2 * int(round(rows_full * pitch / spacing / 2.0))
+        cols = 2 * int(round(cols_full * pitch / spacing / 2.0))
         render_factor = 1
-    rows = int(round(fov_r / spacing / 2.0)) * 2
-    cols = int(round(fov_c / spacing / 2.0)) * 2
 
     laterality = "R" if u[3] < 0.5 else "L"
     photometric = "MONOCHROME1" if u[4] < v.mono1_p else "MONOCHROME2"

@@ -759,7 +759,9 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
                              "neck_radius_mm": round(fm.rn, 2), "shaft_radius_mm": round(fm.rs, 2),
                              "soft_depth_mm": round(soft["depth_mm"], 1), "fat_mm": round(soft["fat_mm"], 1)},
                  "bone_state": {k: round(v, 4) for k, v in bs.items()},
-                 "scatter_to_primary": round(spr, 3)})
+                 "scatter_to_primary": round(spr, 3),
+                 # exposed field actually used (the cropped-neck artefact moves one collimator blade)
+                 "exposed_field_inset_mm": [round(v * g_mm, 3) for v in inset]})
     return RenderedImage(
         pixels=stored, photometric=acq.photometric, bits_stored=acq.bits_stored, rescale_slope=1.0,
         rescale_intercept=0.0, window_center=wc, window_width=ww,
