@@ -22,9 +22,11 @@ The simulated hazard of outcome o ∈ {hip, mof} for person i at time t (years s
 
 MOF includes hip. To keep them consistent, hip fractures are simulated from h_hip and "other major" fractures
 (wrist, spine, shoulder) from h_other = max(h_mof − h_hip, 0) (per year interval); the first MOF is
-min(T_hip, T_other). So every hip fracture is also a MOF event, and the MOF hazard is h_mof wherever
-h_mof ≥ h_hip (almost everyone) and h_hip otherwise (a few very old men, for whom QFracture-2012 itself predicts a
-hip risk above its MOF risk); ``mof_floor_years`` in the truth counts how often that floor bites.
+min(T_hip, T_other). So every hip fracture is also a MOF event, and the MOF hazard is max(h_mof, h_hip): h_mof
+for most people, h_hip where that is higher — old people with very low BMD (the hip BMD gradient is steeper) and
+some very old men for whom QFracture-2012 itself predicts hip > MOF (≈5 % of site-A patients, ≈9 % of the total
+MOF hazard; the calibration of c_mof includes the floor). ``mof_floor_years`` in the truth counts the years
+in which the floor bites.
 
 Censoring (independent of fracture given covariates): death with a Gompertz hazard (ONS England life tables
 2017–19: annual mortality ≈1.4 % (women) / 2.1 % (men) at 70, doubling every ≈7.3 years; comorbidity hazard
