@@ -21,7 +21,7 @@ from frcds.imaging import PhantomSubject, render_hip, sample_acquisition
 from frcds.imaging.phantom import RenderedImage
 from frcds.preprocess import preprocess_mask, preprocess_pixels
 
-TILE = 220
+TILE = 240
 DECILES_T = [-3.4, -2.8, -2.4, -2.0, -1.7, -1.4, -1.1, -0.8, -0.4, 0.2]
 
 
@@ -40,13 +40,16 @@ def tile(a: np.ndarray, size: int = TILE) -> Image.Image:
     return out
 
 
-def femur_crop(im: RenderedImage, half_mm: float = 55.0) -> np.ndarray:
+def femur_crop(im: RenderedImage, half_mm: float = 50.0) -> np.ndarray:
+    """Proximal femur (head to lesser trochanter) at full resolution."""
     v = display(im)
     r, c = np.nonzero(im.signal_mask)
     if len(r) == 0:
         return v
     h = int(half_mm / im.pixel_spacing_mm[0])
-    cy, cx = int(np.median(r)) - h // 3, int(np.median(c))
+    medial = 1 if im.laterality == "R" else -1           # the head lies medial of the neck/trochanter mask
+    cy = int(np.percentile(r, 3))
+    cx = int(np.median(c)) + medial * int(22.0 / im.pixel_spacing_mm[1])
     return v[max(cy - h, 0): cy + h, max(cx - h, 0): cx + h]
 
 

@@ -90,14 +90,18 @@ def _bin_sums(a: np.ndarray, nr: int, nc: int, r0: int, c0: int, pad: Any) -> np
         w = a[r0:r0 + nr, c0:c0 + nc]
     else:
         w = np.full((nr, nc), pad() if callable(pad) else pad, dtype=np.int64)
+        if a.dtype == np.bool_:
+            a = a.view(np.uint8)
         sr0, sr1 = max(r0, 0), min(r0 + nr, rows)
         sc0, sc1 = max(c0, 0), min(c0 + nc, cols)
         if sr0 < sr1 and sc0 < sc1:
             w[sr0 - r0:sr1 - r0, sc0 - c0:sc1 - c0] = a[sr0:sr1, sc0:sc1]
+    if w.dtype == np.bool_:
+        w = w.view(np.uint8)
     re = (np.arange(S, dtype=np.int64) * nr) // S
     ce = (np.arange(S, dtype=np.int64) * nc) // S
-    t = np.add.reduceat(w.astype(np.int64, copy=False), re, axis=0)
-    return np.add.reduceat(t, ce, axis=1)
+    t = np.add.reduceat(w, ce, axis=1, dtype=np.int64)     # integer sums: exact, order-independent
+    return np.add.reduceat(t, re, axis=0)
 
 
 def _counts(nr: int, nc: int) -> np.ndarray:
@@ -144,7 +148,7 @@ def preprocess_mask(mask: np.ndarray, *, laterality: str | None, pixel_spacing_m
     _check_2d(mask, "mask")
     a = mask[:, ::-1] if laterality == "L" else mask
     nr, nc, r0, c0 = _window(a.shape[0], a.shape[1], pixel_spacing_mm)
-    sums = _bin_sums(a.astype(np.uint8, copy=False), nr, nc, r0, c0, 0)
+    sums = _bin_sums(a, nr, nc, r0, c0, 0)
     return (sums.astype(np.float64) / _counts(nr, nc).astype(np.float64)).astype(np.float32)
 
 

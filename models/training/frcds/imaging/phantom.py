@@ -523,7 +523,10 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     # truth mask: femoral neck (head-neck junction to neck base) + intertrochanteric region
     tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
     neck = (tn > 0.85 * fm.rh) & (tn <= fm.lna)
-    itr = (tn > fm.lna) & (sd < 50.0 * sc) & (Y > F32(p0[1] - 6.0 * sc))
+    # intertrochanteric: below the neck base, between the trochanters (within the shaft's width), down to the
+    # lesser trochanter's distal edge
+    off = (X - F32(p0[0])) * F32(ms[0]) + (Y - F32(p0[1])) * F32(ms[1])
+    itr = (tn > fm.lna) & (sd < 50.0 * sc) & (np.abs(off) < F32(1.2 * fm.rs))
     mask = (fo > 1.0) & (neck | itr)
     return pieces, (fbx, mask)
 
