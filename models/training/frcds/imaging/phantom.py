@@ -190,20 +190,20 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
     # (n lines, start a, start b, end a, end b, control a, control b, presence weight x thickness)
     groups = [
         # principal compressive: inferomedial neck cortex (calcar) fanning up into the weight-bearing dome
-        (70, neck_pt(1.0 * lna, -1.0 * rn), neck_pt(0.45 * lna, -0.95 * rn), head_pt(-150, 0.95),
+        (110, neck_pt(1.0 * lna, -1.0 * rn), neck_pt(0.45 * lna, -0.95 * rn), head_pt(-150, 0.95),
          head_pt(-40, 0.95), neck_pt(0.45 * lna, -0.2 * rn), neck_pt(0.2 * lna, -0.35 * rn), 1.5 * bs["w_pc"]),
         # principal tensile: lateral cortex below the greater trochanter, arching over the superior neck into
         # the inferior head
-        (48, p0 + 20 * ud + 0.95 * rs * lat, p0 + 50 * ud + 0.95 * rs * lat, head_pt(10, 0.92),
+        (70, p0 + 20 * ud + 0.95 * rs * lat, p0 + 50 * ud + 0.95 * rs * lat, head_pt(10, 0.92),
          head_pt(80, 0.92), neck_pt(0.5 * lna, 0.95 * rn), neck_pt(0.55 * lna, 1.7 * rn), 0.75 * bs["w_pt"]),
         # secondary compressive: calcar / lesser trochanter up towards the greater trochanter base
-        (34, p0 + 25 * ud + 0.95 * rs * ms, p0 + 48 * ud + 1.0 * rs * ms, p0 + np.array([-8.0, -14.0]),
+        (50, p0 + 25 * ud + 0.95 * rs * ms, p0 + 48 * ud + 1.0 * rs * ms, p0 + np.array([-8.0, -14.0]),
          p0 + np.array([-26.0, 0.0]), p0 + 8 * ud, p0 + 22 * ud - 3 * ms, bs["w_sc"]),
         # secondary tensile: lateral shaft cortex arching medially under the neck base
-        (24, p0 + 55 * ud + 0.95 * rs * lat, p0 + 80 * ud + 0.95 * rs * lat, p0 + 12 * ud + 0.9 * rs * ms,
+        (36, p0 + 55 * ud + 0.95 * rs * lat, p0 + 80 * ud + 0.95 * rs * lat, p0 + 12 * ud + 0.9 * rs * ms,
          p0 + 30 * ud + 0.95 * rs * ms, p0 + 20 * ud + 0.2 * rs * lat, p0 + 48 * ud, bs["w_st"]),
         # greater trochanter group
-        (30, fm.gt_b + np.array([-fm.gt_rb * 0.9, 2.0]), fm.gt_b + np.array([fm.gt_rb * 0.6, -fm.gt_rb * 0.6]),
+        (45, fm.gt_b + np.array([-fm.gt_rb * 0.9, 2.0]), fm.gt_b + np.array([fm.gt_rb * 0.6, -fm.gt_rb * 0.6]),
          fm.gt_a + np.array([-fm.gt_ra * 0.7, fm.gt_ra * 0.5]), p0 + np.array([0.0, 10.0]),
          fm.gt_a + np.array([-fm.gt_ra * 0.6, -8.0]), fm.gt_a + np.array([0.0, -10.0]), bs["w_gt"]),
     ]
@@ -232,22 +232,28 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
         wl = (wg * rng.lognormal(0.0, 0.3, (n, 1))) * np.minimum(1.0, 5.0 * np.minimum(s, 1 - s)[None, :] + 0.3)
         pts_all.append(p[kk])
         w_all.append(wl[kk])
-    # unresolved network: short random struts throughout head, neck and trochanters
-    n_rand = int(5000 * bs["n_lines"] * bs["keep"])
+    # the trabecular network: many short struts throughout head, neck and trochanters, most aligned with the
+    # local compressive (calcar -> dome) or tensile (along the neck) direction, the rest random (cross-links)
+    n_rand = int(22000 * bs["n_lines"] * bs["keep"])
     k3 = n_rand // 3
     centres = np.concatenate([
-        h + rng.normal(0, 0.45 * rh, (k3, 2)),
-        (h + (p0 - h) * rng.random((k3, 1))) + rng.normal(0, 0.45 * rn, (k3, 2)),
-        (fm.gt_a + (fm.lt - fm.gt_a) * rng.random((n_rand - 2 * k3, 1))) + rng.normal(0, 8.0, (n_rand - 2 * k3, 2)),
+        h + rng.normal(0, 0.5 * rh, (k3, 2)),
+        (h + (p0 - h) * rng.random((k3, 1))) + rng.normal(0, 0.5 * rn, (k3, 2)),
+        (fm.gt_a + (fm.lt - fm.gt_a) * rng.random((n_rand - 2 * k3, 1))) + rng.normal(0, 9.0, (n_rand - 2 * k3, 2)),
     ])
-    ang = rng.uniform(0, math.pi, len(centres))
-    ln = rng.uniform(0.8, 2.4, len(centres))
-    m = max(4, int(1.6 / step_mm))
+    comp = head_pt(-95, 0.9) - neck_pt(0.8 * lna, -rn)
+    a_comp = math.atan2(comp[1], comp[0])
+    a_tens = math.atan2(dn[1], dn[0])
+    kind = rng.random(len(centres))
+    ang = np.where(kind < 0.45, a_comp + rng.normal(0, 0.3, len(centres)),
+                   np.where(kind < 0.7, a_tens + rng.normal(0, 0.3, len(centres)), rng.uniform(0, math.pi, len(centres))))
+    ln = rng.uniform(0.6, 2.0, len(centres))
+    m = 4
     s = np.linspace(-0.5, 0.5, m)
     d = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     p = centres[:, None, :] + (ln[:, None] * s[None, :])[..., None] * d[:, None, :]
     pts_all.append(p.reshape(-1, 2))
-    w_all.append(np.full(p.shape[0] * m, 0.4))
+    w_all.append(np.full(p.shape[0] * m, 0.75))
     return np.concatenate(pts_all), np.concatenate(w_all)
 
 
@@ -416,7 +422,7 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
         pel[ub[0]:ub[1], ub[2]:ub[3]] += (o - i) + i * F32(0.2)
     lines = np.zeros(fr1.shape, F32)
     for poly, r, amp in _pelvis_lines(sc, fm.rh, x_mid):
-        _poly_into(lines, fr1, poly, r, 0.6 * amp * (0.7 + 0.3 * bs["cort"]))
+        _poly_into(lines, fr1, poly, r * 1.3, 0.4 * amp * (0.7 + 0.3 * bs["cort"]))
     # acetabular roof (sourcil): a dense arc over the head from the lateral rim to the medial wall, and the joint
     # space under it (the pelvic plate stops at the cartilage)
     rs_arc = fm.rh + 3.2
@@ -518,7 +524,7 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     tex = np.bincount(ri[ok] * ww + ci[ok], weights=wts[ok], minlength=hh * ww).reshape(hh, ww).astype(F32)
     tex = blur_sep(tex, gauss_kernel(0.3 * s))         # trabeculae ~0.3 mm wide after the detector blur
     tex *= F32(step * s)
-    fem = cortex + fi * wtr * F32(0.15 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])
+    fem = cortex + fi * wtr * F32(0.11 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])
     pieces.append((fbx, fem))
     # truth mask: femoral neck (head-neck junction to neck base) + intertrochanteric region
     tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
