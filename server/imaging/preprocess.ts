@@ -146,17 +146,13 @@ export function preprocessPixels(input: PreprocessInput, recipe: PreprocessRecip
         let acc = pad * padCols[k]!;
         const a = inA[k]!;
         const b = inB[k]!;
-        if (flip) {
-          // oriented x ↔ stored column (columns − 1 − x)
-          const hi = base + columns - 1 - a;
-          const lo = base + columns - 1 - (b - 1);
-          if (needsMask) for (let p = lo; p <= hi; p++) acc += valueAt(p);
-          else for (let p = lo; p <= hi; p++) acc += stored[p]!;
-        } else if (needsMask) {
-          for (let p = base + a; p < base + b; p++) acc += valueAt(p);
-        } else {
-          for (let p = base + a; p < base + b; p++) acc += stored[p]!;
-        }
+        // Stored column range of this bin (mirrored for left hips: oriented x ↔ stored column columns − 1 − x).
+        const lo = flip ? base + columns - b : base + a;
+        const hi = flip ? base + columns - a : base + b;
+        // Three monomorphic loops: masking inline, not through a call per pixel.
+        if (!needsMask) for (let p = lo; p < hi; p++) acc += stored[p]!;
+        else if (!signed) for (let p = lo; p < hi; p++) acc += stored[p]! & bitMask;
+        else for (let p = lo; p < hi; p++) acc += (stored[p]! << shift) >> shift;
         sums[off + k]! += acc;
       }
     }
