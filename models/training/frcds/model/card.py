@@ -147,17 +147,26 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
              f"`{man['onnx']['sha256']}`.\n")
     L.append("## Data\n")
     td = man["training_data"]
-    L.append(f"Synthetic cohort ({td['source']}). Site A: {td['site_a']['patients']} patients (seed "
+    L.append(f"Source: {td['source']}. Site A: {td['site_a']['patients']} patients (seed "
              f"{td['site_a']['seed']}), split by patient into train {td['split']['train']}, validation "
              f"{td['split']['validation']}, and test (clean n = {ev['sets']['test_site_a']}). Site B (another vendor and "
              f"population mix, external): {td['site_b_external']['patients']} patients, clean n = {ev['sets']['site_b']}. "
              f"{td['eligibility']}. Reference standard: {td['reference_standard']}.\n")
     L.append("## Must-show targets (site-A test, hip, 10 years)\n")
     L.append("| target | value | required | met |\n|---|---|---|---|")
+    def fmt(x):
+        if isinstance(x, bool) or x is None:
+            return "n/a" if x is None else str(x)
+        if isinstance(x, int):
+            return str(x)
+        if isinstance(x, float):
+            return _f(x)
+        if isinstance(x, list):
+            return "–".join(fmt(y) for y in x)
+        return str(x)
+
     for k, v in ev["must_show"].items():
-        val = v["value"]
-        L.append(f"| {k} | {_f(val) if isinstance(val, (int, float)) else val} | {v['target']} | "
-                 f"{'yes' if v['met'] else '**NO**'} |")
+        L.append(f"| {k} | {fmt(v['value'])} | {fmt(v['target'])} | {'yes' if v['met'] else '**NO**'} |")
     L.append("")
     for o in OUTCOMES:
         t = ev["test"][o]

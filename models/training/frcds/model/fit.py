@@ -80,10 +80,28 @@ def train_member(train: Cohort, cfg: dict, seed: int, sample: np.ndarray, checkp
             tot["aux"] += float(la) * len(b) / n
         log.info("member seed %d epoch %d/%d cox %.4f aux %.4f (%.0f s)", seed, ep + 1, epochs, tot["cox"],
                  tot["aux"], _time.time() - t0)
+    recalibrate_bn(m, x, bs)
     m.eval()
     if checkpoint:
         torch.save(m.state_dict(), checkpoint)
     return m
+
+
+@torch.no_grad()
+def recalibrate_bn(m: torch.nn.Module, x: torch.Tensor, bs: int) -> None:
+    """Replaces the BatchNorm running statistics (an exponential average over the last steps, stale when the weights
+    were still moving) by exact averages over the training images with the final weights. Keeps the frozen features
+    well scaled, which matters for the head refit and for float32 agreement between PyTorch and ONNX Runtime."""
+    bns = [mod for mod in m.modules() if isinstance(mod, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None                      # cumulative moving average
+    m.train()
+    for i in range(0, len(x), bs):
+        m.backbone(x[i:i + bs])
+    for bn in bns:
+        bn.momentum = 0.1
+    m.eval()
 
 
 @torch.no_grad()
