@@ -1,0 +1,155 @@
+/**
+ * FHIR R4 data access for the risk engine: a small interface ({@link FhirDataSource}) and its implementation over
+ * HTTP ({@link HttpFhirClient}, Node's fetch with a per-request time-out), usable against the embedded sandbox
+ * (`/sandbox/fhir`) and any R4 server (bearer token or none).
+ *
+ * Hand-written instead of `fhirclient` because that library is built around the SMART browser launch (session
+ * storage, redirects); the engine needs four server-side calls — read, search with paging, create/update — with
+ * time-outs and typed errors, which is shorter to write than to adapt.
+ * @see https://hl7.org/fhir/R4/http.html
+ */
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+
+export const FHIR_JSON = 'application/fhir+json';
+
+/** Base class of every FHIR access error; `retryable` says whether trying again later can help. */
+export abstract class FhirAccessError extends Error {
+  abstract readonly code: string;
+  abstract readonly retryable: boolean;
+}
+
+export class FhirNotFoundError extends FhirAccessError {
+  override readonly name = 'FhirNotFoundError';
+  readonly code = 'FHIR_NOT_FOUND';
+  readonly retryable = false;
+}
+export class FhirHttpError extends FhirAccessError {
+  override readonly name = 'FhirHttpError';
+  readonly code = 'FHIR_HTTP';
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+  get retryable(): boolean {
+    return this.status === 429 || this.status >= 500;
+  }
+}
+export class FhirTimeoutError extends FhirAccessError {
+  override readonly name = 'FhirTimeoutError';
+  readonly code = 'FHIR_TIMEOUT';
+  readonly retryable = true;
+}
+export class FhirUnavailableError extends FhirAccessError {
+  override readonly name = 'FhirUnavailableError';
+  readonly code = 'FHIR_UNAVAILABLE';
+  readonly retryable = true;
+}
+export class FhirMalformedError extends FhirAccessError {
+  override readonly name = 'FhirMalformedError';
+  readonly code = 'FHIR_MALFORMED';
+  readonly retryable = false;
+}
+
+/** What the risk engine needs from a FHIR server. */
+export interface FhirDataSource {
+  /** The server's base URL (for provenance and for resolving relative references). */
+  readonly baseUrl: string;
+  read<T extends Resource>(type: T['resourceType'], id: string, signal?: AbortSignal): Promise<T>;
+  /** All matching resources of `type` (follows `next` links up to `maxResources`); `_include`d resources are dropped. */
+  search<T extends Resource>(type: T['resourceType'], params: Record<string, string>, signal?: AbortSignal): Promise<T[]>;
+  /** Creates (no id) or updates (with id) a resource; returns what the server stored. */
+  write<T extends Resource>(resource: T, signal?: AbortSignal): Promise<T>;
+}
+
+export interface HttpFhirClientOptions {
+  baseUrl: string;
+  /** Per-request time-out covering connection, headers and body (ms). */
+  timeoutMs: number;
+  /** Bearer token (e.g. from a SMART launch or CDS Hooks `fhirAuthorization`). */
+  token?: string;
+  /** Cap on resources collected by one search over all pages (default 2,000). */
+  maxResources?: number;
+}
+
+/** A relative or absolute `next` link must stay on the same server (a malicious page must not redirect us). */
+function sameOrigin(base: string, url: string): boolean {
+  try {
+    return new URL(url, base).origin === new URL(base).origin;
+  } catch {
+    return false;
+  }
+}
+
+export class HttpFhirClient implements FhirDataSource {
+  readonly baseUrl: string;
+  readonly #timeoutMs: number;
+  readonly #token: string | undefined;
+  readonly #max: number;
+
+  constructor(options: HttpFhirClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.#timeoutMs = options.timeoutMs;
+    this.#token = options.token;
+    this.#max = options.maxResources ?? 2000;
+  }
+
+  async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
+    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
+    const headers: Record<string, string> = { Accept: FHIR_JSON };
+    if (body !== undefined) headers['Content-Type'] = FHIR_JSON;
+    if (this.#token) headers['Authorization'] = `Bearer ${this.#token}`;
+    const where = `${method} ${url.split('?')[0]}`;
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined });
+      text = await res.text();
+    } catch (err) {
+      if (timeout.aborted) throw new FhirTimeoutError(`${where}: no complete answer within ${this.#timeoutMs} ms`);
+      if (signal?.aborted) throw err;
+      throw new FhirUnavailableError(`${where}: ${(err as Error).message}`);
+    }
+    if (res.status === 404 || res.status === 410) throw new FhirNotFoundError(`${where}: ${res.status}`);
+    if (!res.ok) throw new FhirHttpError(res.status, `${where}: HTTP ${res.status}`);
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      throw new FhirMalformedError(`${where}: the body is not JSON`);
+    }
+  }
+
+  async read<T extends Resource>(type: T['resourceType'], id: string, signal?: AbortSignal): Promise<T> {
+    if (!/^[A-Za-z0-9\-.]{1,64}$/.test(id)) throw new FhirNotFoundError(`${type}/${id}: not a valid FHIR id`);
+    const r = (await this.#request('GET', `${this.baseUrl}/${type}/${id}`, undefined, signal)) as Resource;
+    if (r?.resourceType !== type) throw new FhirMalformedError(`GET ${type}/${id}: answered a ${String(r?.resourceType)}`);
+    return r as T;
+  }
+
+  async search<T extends Resource>(type: T['resourceType'], params: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
+    const q = new URLSearchParams(params);
+    if (!q.has('_count')) q.set('_count', '200');
+    let url: string | undefined = `${this.baseUrl}/${type}?${q.toString()}`;
+    const out: T[] = [];
+    const seen = new Set<string>();
+    while (url) {
+      if (seen.has(url)) throw new FhirMalformedError(`search ${type}: paging loops`);
+      seen.add(url);
+      const b = (await this.#request('GET', url, undefined, signal)) as Bundle;
+      if (b?.resourceType !== 'Bundle') throw new FhirMalformedError(`search ${type}: answered a ${String(b?.resourceType)}`);
+      for (const e of b.entry ?? []) {
+        if (e.resource?.resourceType === type && e.search?.mode !== 'include' && e.search?.mode !== 'outcome') out.push(e.resource as T);
+      }
+      if (out.length >= this.#max) break;
+      const next = b.link?.find((l) => l.relation === 'next')?.url;
+      url = next && sameOrigin(this.baseUrl, next) ? new URL(next, `${this.baseUrl}/`).toString() : undefined;
+    }
+    return out.slice(0, this.#max);
+  }
+
+  async write<T extends Resource>(resource: T, signal?: AbortSignal): Promise<T> {
+    const url = resource.id ? `${this.baseUrl}/${resource.resourceType}/${resource.id}` : `${this.baseUrl}/${resource.resourceType}`;
+    const stored = (await this.#request(resource.id ? 'PUT' : 'POST', url, resource, signal)) as Resource;
+    if (stored?.resourceType !== resource.resourceType) throw new FhirMalformedError(`write ${resource.resourceType}: answered a ${String(stored?.resourceType)}`);
+    return stored as T;
+  }
+}
