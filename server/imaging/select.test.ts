@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { DicomJsonDataset } from './dicom-json.ts';
-import { candidateSeries, chooseInstance, matchRule, studyUidOf, type ImagingStudyLike, type SelectionRule } from './select.ts';
+import { candidateSeries, chooseInstance, matchRule, selectionRuleFromManifest, studyUidOf, type ImagingStudyLike, type SelectionRule } from './select.ts';
 
 const ds = (o: Record<string, string | number>): DicomJsonDataset => {
   const tags: Record<string, [string, string]> = {
@@ -52,5 +52,28 @@ describe('series/instance selection by rule', () => {
     assert.equal(studyUidOf(study), '1.2.3');
     assert.deepEqual(candidateSeries(study, rule), ['s-unknown', 's-hip-left']);
     assert.deepEqual(candidateSeries(study, { ...rule, laterality: 'R' }), ['s-unknown']);
+  });
+});
+
+describe('selection rule from the model manifest', () => {
+  it('maps dicom_selection (snake_case) and applies SOP class and photometric filters', () => {
+    const r = selectionRuleFromManifest({
+      modality: ['DX', 'CR'], body_part_examined: ['HIP', 'PELVIS'], view_position: ['AP'],
+      sop_class_uids: ['1.2.840.10008.5.1.4.1.1.1.1'], photometric_interpretation: ['MONOCHROME1', 'MONOCHROME2'], rule: 'text is ignored',
+    });
+    assert.deepEqual(r.bodyPart, ['HIP', 'PELVIS']);
+    const base = { modality: 'DX', body: 'HIP', view: 'AP', rows: 10, cols: 10 };
+    const withClass = (uid: string) => ({ ...ds(base), '00080016': { vr: 'UI', Value: [uid] }, '00280004': { vr: 'CS', Value: ['MONOCHROME2'] } });
+    assert.equal(matchRule(withClass('1.2.840.10008.5.1.4.1.1.1.1'), r).ok, true);
+    assert.equal(matchRule(withClass('1.2.840.10008.5.1.4.1.1.7'), r).ok, false);
+    assert.throws(() => selectionRuleFromManifest({ body_part_examined: 'HIP' }), TypeError);
+    assert.throws(() => selectionRuleFromManifest({ modality: [1] }), TypeError);
+  });
+
+  it('prefers the most recent acquisition', () => {
+    const r: SelectionRule = { modality: 'DX' };
+    const old = { ...ds({ modality: 'DX', rows: 999, cols: 999, sop: 'old' }), '00080023': { vr: 'DA', Value: ['20240101'] } };
+    const recent = { ...ds({ modality: 'DX', rows: 10, cols: 10, sop: 'new' }), '00080023': { vr: 'DA', Value: ['20250101'] }, '00080033': { vr: 'TM', Value: ['0815'] } };
+    assert.equal(chooseInstance([old, recent], r), recent);
   });
 });

@@ -20,6 +20,41 @@ export interface SelectionRule {
   viewPosition?: OneOrMany;
   /** 'L' | 'R' | ['L','R'] | 'any' — Image Laterality (0020,0062), else Laterality (0020,0060). */
   laterality?: OneOrMany;
+  /** SOP Class UIDs accepted (0008,0016). */
+  sopClassUids?: OneOrMany;
+  /** Photometric Interpretation values accepted (0028,0004). */
+  photometric?: OneOrMany;
+}
+
+/**
+ * The rule as the model manifest writes it (`dicom_selection`, snake_case, from frcds/model/manifest.py) →
+ * SelectionRule. A malformed rule is a configuration bug: TypeError, not an imaging error.
+ */
+export function selectionRuleFromManifest(sel: unknown): SelectionRule {
+  if (typeof sel !== 'object' || sel === null) throw new TypeError('manifest dicom_selection is not an object');
+  const o = sel as Record<string, unknown>;
+  const strings = (k: string): string[] | undefined => {
+    const v = o[k];
+    if (v === undefined) return undefined;
+    const arr = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(arr) || !arr.every((x) => typeof x === 'string')) throw new TypeError(`manifest dicom_selection.${k} must be a string or string[]`);
+    return arr as string[];
+  };
+  const modality = strings('modality');
+  if (!modality?.length) throw new TypeError('manifest dicom_selection.modality is required');
+  const rule: SelectionRule = { modality };
+  const map: [string, keyof SelectionRule][] = [
+    ['body_part_examined', 'bodyPart'],
+    ['view_position', 'viewPosition'],
+    ['laterality', 'laterality'],
+    ['sop_class_uids', 'sopClassUids'],
+    ['photometric_interpretation', 'photometric'],
+  ];
+  for (const [from, to] of map) {
+    const v = strings(from);
+    if (v) rule[to] = v;
+  }
+  return rule;
 }
 
 /** The subset of FHIR R4 ImagingStudy this module reads (structurally compatible with fhir4.ImagingStudy). */
@@ -109,13 +144,24 @@ export function matchRule(ds: DicomJsonDataset, rule: SelectionRule): { ok: bool
   check('BodyPartExamined', TAG.BodyPartExamined, list(rule.bodyPart), jsonString(ds, TAG.BodyPartExamined));
   check('ViewPosition', TAG.ViewPosition, list(rule.viewPosition), jsonString(ds, TAG.ViewPosition));
   check('laterality', TAG.ImageLaterality, list(rule.laterality), imageLaterality(ds));
+  check('SOPClassUID', TAG.SOPClassUID, list(rule.sopClassUids), jsonString(ds, TAG.SOPClassUID));
+  check('PhotometricInterpretation', TAG.PhotometricInterpretation, list(rule.photometric), jsonString(ds, TAG.PhotometricInterpretation));
   if (!ds[TAG.PixelData] && jsonNumber(ds, TAG.Rows) === undefined) reasons.push('no image (no Rows / Pixel Data)');
   return { ok: reasons.length === 0, reasons };
 }
 
+/** Acquisition moment as sortable text: Content, else Acquisition, else Series date+time ('' when unknown). */
+function when(ds: DicomJsonDataset): string {
+  for (const [d, t] of [['00080023', '00080033'], ['00080022', '00080032'], ['00080021', '00080031']] as const) {
+    const date = jsonString(ds, d);
+    if (date) return `${date}${(jsonString(ds, t) ?? '').padEnd(13, '0')}`;
+  }
+  return '';
+}
+
 /**
- * Best matching instance among metadata data sets: the rule must hold; ties go to the larger image, then the
- * lower series number, then the lower instance number (deterministic).
+ * Best matching instance among metadata data sets: the rule must hold; then the most recent (as the manifest's
+ * rule says), then the larger image, the lower series number, the lower instance number (deterministic).
  */
 export function chooseInstance(instances: readonly DicomJsonDataset[], rule: SelectionRule): DicomJsonDataset | undefined {
   const ok = instances.filter((ds) => matchRule(ds, rule).ok);
@@ -123,6 +169,7 @@ export function chooseInstance(instances: readonly DicomJsonDataset[], rule: Sel
   const num = (ds: DicomJsonDataset, tag: string) => jsonNumber(ds, tag) ?? Number.MAX_SAFE_INTEGER;
   ok.sort(
     (a, b) =>
+      when(b).localeCompare(when(a)) ||
       size(b) - size(a) ||
       num(a, TAG.SeriesNumber) - num(b, TAG.SeriesNumber) ||
       num(a, TAG.InstanceNumber) - num(b, TAG.InstanceNumber) ||
