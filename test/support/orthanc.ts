@@ -80,6 +80,11 @@ export async function startOrthanc(opts: { username?: string; password?: string;
   const { openSync } = await import('node:fs');
   const log = openSync(logPath, 'w');
   const child = spawn(bin, [configPath], { stdio: ['ignore', log, log] });
+  // If the test process dies without calling stop(), do not leave a PACS running.
+  const onExit = () => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  };
+  process.once('exit', onExit);
   const restUrl = `http://127.0.0.1:${port}`;
   const auth = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 
@@ -92,6 +97,7 @@ export async function startOrthanc(opts: { username?: string; password?: string;
       await exited(child);
       clearTimeout(killer);
     }
+    process.removeListener('exit', onExit);
     rmSync(dir, { recursive: true, force: true });
   };
 
