@@ -142,12 +142,25 @@ def _femur(subj: PhantomSubject, leg_rot: float, rng: np.random.Generator) -> _F
                   gt_rb=9.5 * sc)
 
 
-def _bone_state(subj: PhantomSubject) -> dict[str, float]:
+def _bone_state(subj: PhantomSubject, rng: np.random.Generator) -> dict[str, float]:
     """How cortex and trabeculae follow BMD (T) and microarchitecture (M). Femoral-neck areal BMD is about
     0.86 + 0.12*T g/cm^2 against the young-adult reference, i.e. x(1 + 0.14*T); cortex and trabecular mass share
-    that trend. Microarchitecture acts mostly on the pattern (connectivity, group presence), little on mass."""
+    that trend. Microarchitecture acts mostly on the pattern (connectivity, group presence), little on mass.
+
+    T is the FEMORAL-NECK T-score: it sets the neck and intertrochanteric region exactly. Other sites correlate
+    with it but not perfectly (BMD at different skeletal sites correlates at r ~0.6-0.9): the femoral head and the
+    trochanters follow 0.8*T + 0.6*z1, the femoral shaft and the pelvis 0.6*T + 0.8*z2 (z1, z2 standard normal,
+    per person), so the region in the truth mask is where the image tells most about the truth."""
     t, m = float(subj.bmd_t), float(subj.micro_z)
+    z = rng.standard_normal(2)
+    t_hg = 0.8 * t + 0.6 * float(z[0])
+    t_sys = 0.6 * t + 0.8 * float(z[1])
     return {
+        "t_head_troch": t_hg, "t_systemic": t_sys,
+        "cort_hg": float(np.clip(1.0 + 0.13 * t_hg, 0.4, 1.4)),
+        "trab_hg": float(np.clip(1.0 + 0.15 * t_hg + 0.03 * m, 0.3, 1.5)),
+        "cort_sys": float(np.clip(1.0 + 0.13 * t_sys, 0.4, 1.4)),
+        "trab_sys": float(np.clip(1.0 + 0.15 * t_sys, 0.3, 1.5)),
         "cort": float(np.clip(1.0 + 0.13 * t, 0.4, 1.4)),                 # cortical thickness factor
         "trab": float(np.clip(1.0 + 0.15 * t + 0.03 * m, 0.3, 1.5)),      # unresolved trabecular density factor
         "amp": float(np.clip(1.0 + 0.12 * t + 0.10 * m, 0.3, 1.6)),       # resolved trabecula thickness factor
@@ -402,7 +415,7 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
         rim2[sl] += np.maximum(rim, 0.0) * F32(7.0 if pi == 0 else 1.2)
     plates2 = box_blur(plates2, max(1, int(round(2.0 * fr2.s)))) + rim2   # bone thins towards a plate's border
     pel = up2(plates2, fr1.shape)
-    pel *= F32(0.85 + 0.15 * bs["cort"])
+    pel *= F32(0.85 + 0.15 * bs["cort_sys"])
     tubes = _pelvis_tubes(sc, fm.rh, x_mid, rng)
     allp = np.array([p for tb in tubes for p in (tb[0], tb[1])])
     ub = fr1.box(allp, 20.0 * sc)
@@ -417,12 +430,12 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
                 continue
             x, y = fr1.coords((r0, r1, c0, c1))
             sl = (slice(r0 - ub[0], r1 - ub[0]), slice(c0 - ub[2], c1 - ub[2]))
-            su.add(x, y, sl, a, b, ra, rb, k, c * bs["cort"], c * bs["cort"])
+            su.add(x, y, sl, a, b, ra, rb, k, c * bs["cort_sys"], c * bs["cort_sys"])
         o, i, _ = su.chords()
         pel[ub[0]:ub[1], ub[2]:ub[3]] += (o - i) + i * F32(0.2)
     lines = np.zeros(fr1.shape, F32)
     for poly, r, amp in _pelvis_lines(sc, fm.rh, x_mid):
-        _poly_into(lines, fr1, poly, r * 1.3, 0.4 * amp * (0.7 + 0.3 * bs["cort"]))
+        _poly_into(lines, fr1, poly, r * 1.3, 0.4 * amp * (0.7 + 0.3 * bs["cort_sys"]))
     # acetabular roof (sourcil): a dense arc over the head from the lateral rim to the medial wall, and the joint
     # space under it (the pelvic plate stops at the cartilage)
     rs_arc = fm.rh + 3.2
@@ -432,7 +445,7 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
         rho = np.sqrt(x * x + y * y)
         phi = np.degrees(np.arctan2(y, x))
         win = _smoothstep((phi + 172.0) / 12.0) * _smoothstep((-25.0 - phi) / 25.0)
-        wd = 1.8 * (0.75 + 0.25 * bs["cort"])
+        wd = 1.8 * (0.75 + 0.25 * bs["cort_sys"])
         arc = np.sqrt(np.maximum(wd * wd - (rho - rs_arc - wd) ** 2, 0.0)) * F32(3.2) * win
         sl = (slice(bx[0], bx[1]), slice(bx[2], bx[3]))
         np.maximum(lines[sl], arc.astype(F32), out=lines[sl])
@@ -449,10 +462,10 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     The proximal femur is a smooth union of parts; below the lesser trochanter the shaft is a plain tube."""
     sc = fm.sc
     dn, ns, p0, ud, ms = fm.d_neck, fm.n_sup, fm.p0, fm.u_down, fm.m_shaft
-    ct = bs["cort"]
+    ct, ch, cs = bs["cort"], bs["cort_hg"], bs["cort_sys"]
     t = tuple
     split = 100.0 * sc
-    shaft = (t(p0 + 72 * sc * ud), t(p0 + 420 * ud), 1.0 * fm.rs, 0.96 * fm.rs, 1.0, 4.6 * ct, 6.0 * ct, None)
+    shaft = (t(p0 + 72 * sc * ud), t(p0 + 420 * ud), 1.0 * fm.rs, 0.96 * fm.rs, 1.0, 4.6 * cs, 6.0 * cs, None)
     pieces: list[tuple[tuple[int, int, int, int], np.ndarray]] = []
     lo_pts = np.array([p0 + split * ud - 1.3 * fm.rs * ms, p0 + split * ud + 1.3 * fm.rs * ms,
                        p0 + 420 * ud - 1.3 * fm.rs * ms, p0 + 420 * ud + 1.3 * fm.rs * ms])
@@ -467,7 +480,7 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
         o, i = tube(x, y, shaft[0], shaft[1], shaft[2], shaft[3], 1.0, (shaft[5], shaft[6]))
         sd = (x - F32(p0[0])) * F32(ud[0]) + (y - F32(p0[1])) * F32(ud[1])
         below = (sd >= F32(split)).astype(F32)
-        pieces.append((lbx, ((o - i) + i * F32(0.1 * 0.15 * bs["trab"])) * below))
+        pieces.append((lbx, ((o - i) + i * F32(0.1 * 0.11 * bs["trab_sys"])) * below))
     fbx = fr.box(up_pts, 3.0)
     if fbx is None:
         return pieces, None
@@ -478,15 +491,15 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     nsx = (float(ns[0]), float(ns[1]))
     parts = [
         # (a, b, ra, rb, depth k, cortex at a, at b, asymmetry (thicker inferior cortex of the neck))
-        ((0.0, 0.0), (0.0, 0.0), fm.rh, fm.rh, 1.0, 0.9 * ct, 0.9 * ct, None),                           # head
+        ((0.0, 0.0), (0.0, 0.0), fm.rh, fm.rh, 1.0, 0.9 * ch, 0.9 * ch, None),                           # head
         ((0.0, 0.0), t(nmid), 0.80 * fm.rh, fm.rn, 0.85, 1.4 * ct, 1.6 * ct, (*nsx, 0.5 * ct)),          # neck
         (t(nmid), t(p0 - 4 * dn), fm.rn, 1.5 * fm.rn, 0.85, 1.6 * ct, 2.0 * ct, (*nsx, 0.9 * ct)),        # neck base
         (t(nmid - 0.45 * fm.rn * ns), t(p0 + 30 * sc * ud + 0.3 * fm.rs * ms), 0.6 * fm.rn, 0.75 * fm.rs,
          0.9, 2.6 * ct, 3.4 * ct, None),                                                                 # calcar
-        (t(p0 + 4 * sc * ud), t(p0 + 72 * sc * ud), 1.25 * fm.rs, 1.0 * fm.rs, 1.0, 1.8 * ct, 4.6 * ct, None),
+        (t(p0 + 4 * sc * ud), t(p0 + 72 * sc * ud), 1.25 * fm.rs, 1.0 * fm.rs, 1.0, 1.8 * ct, 4.6 * cs, None),
         shaft,
-        (t(fm.gt_a), t(fm.gt_b), fm.gt_ra, fm.gt_rb, 0.95, 1.0 * ct, 0.9 * ct, None),                    # GT
-        (t(fm.lt), t(fm.lt + 5 * ud), fm.lt_r, fm.lt_r * 0.85, 1.0, 1.2 * ct, 1.2 * ct, None),           # LT
+        (t(fm.gt_a), t(fm.gt_b), fm.gt_ra, fm.gt_rb, 0.95, 1.0 * ch, 0.9 * ch, None),                    # GT
+        (t(fm.lt), t(fm.lt + 5 * ud), fm.lt_r, fm.lt_r * 0.85, 1.0, 1.2 * ch, 1.2 * ch, None),           # LT
     ]
     for (a, b, ra, rb, k, ca, cb, asym) in parts:
         pb = fr.box(np.array([a, b]), max(ra, rb) + 6.0 * sc)
@@ -524,14 +537,21 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     tex = np.bincount(ri[ok] * ww + ci[ok], weights=wts[ok], minlength=hh * ww).reshape(hh, ww).astype(F32)
     tex = blur_sep(tex, gauss_kernel(0.3 * s))         # trabeculae ~0.3 mm wide after the detector blur
     tex *= F32(step * s)
-    fem = cortex + fi * wtr * F32(0.11 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])
+    # trabecular bone of the head and the greater trochanter follows their own (correlated) BMD, the shaft the
+    # systemic one; the neck and intertrochanteric region follow the femoral-neck T-score
+    tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
+    off = (X - F32(p0[0])) * F32(ms[0]) + (Y - F32(p0[1])) * F32(ms[1])
+    w_head = _smoothstep((F32(0.9 * fm.rh) - tn) * F32(1.0 / (0.25 * fm.rh)))
+    w_gt = _smoothstep((-off - F32(1.0 * fm.rs)) * F32(1.0 / (0.4 * fm.rs))) * (F32(1.0) - w_head)
+    w_sys = _smoothstep((sd - F32(60.0 * sc)) * F32(1.0 / (20.0 * sc)))
+    ratio = (F32(1.0) + (w_head + w_gt) * F32(bs["trab_hg"] / bs["trab"] - 1.0)
+             + w_sys * F32(bs["trab_sys"] / bs["trab"] - 1.0))
+    fem = cortex + (fi * wtr * F32(0.11 * bs["trab"]) + tex * trab_frac * F32(1.5 * bs["amp"])) * ratio
     pieces.append((fbx, fem))
     # truth mask: femoral neck (head-neck junction to neck base) + intertrochanteric region
-    tn = -(X * F32(dn[0]) + Y * F32(dn[1]))
     neck = (tn > 0.85 * fm.rh) & (tn <= fm.lna)
     # intertrochanteric: below the neck base, between the trochanters (within the shaft's width), down to the
     # lesser trochanter's distal edge
-    off = (X - F32(p0[0])) * F32(ms[0]) + (Y - F32(p0[1])) * F32(ms[1])
     itr = (tn > fm.lna) & (sd < 50.0 * sc) & (np.abs(off) < F32(1.2 * fm.rs))
     mask = (fo > 1.0) & (neck | itr)
     return pieces, (fbx, mask)
@@ -677,7 +697,7 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     g_mm = acq.pixel_spacing_mm * F                         # detector mm per render-grid pixel
     s = acq.magnification / g_mm                            # render-grid pixels per patient mm
     fm = _femur(subject, acq.leg_rotation_deg, rng)
-    bs = _bone_state(subject)
+    bs = _bone_state(subject, rng)
     theta = math.radians(acq.rotation_deg)
     fx = 1.0 if acq.laterality == "R" else -1.0
     # the femoral-neck midpoint goes to the image centre plus the positioning shift
@@ -709,6 +729,11 @@ def render_hip(subject: PhantomSubject, acq: Acquisition, rng: np.random.Generat
     if acq.mtf_blur > 0:
         # coarser detector (site B): noise grain at the medium grid
         base1 += sig1 * _bank_window(*fr1.shape, rng) * F32(2.0)
+    if acq.artefact == "underexposure":
+        # too few photons: quantum mottle at a coarser scale and read-out banding (row offsets) that the
+        # automatic ranging amplifies; both survive down to the model's working resolution
+        base1 += sig1 * _bank_window(*fr1.shape, rng) * F32(2.5)
+        base1 += rng.normal(0.0, 0.5 * acq.noise_quantum / math.sqrt(acq.dose_rel), (fr1.shape[0], 1)).astype(F32)
     d = up2(base1, (gh, gw))
 
     # ---- femur (render grid, inside its box): add its log-signal on top of the pelvis behind it
