@@ -96,6 +96,30 @@ export interface AppConfig {
   readonly smartConfigDir: string;
   /** The validated JSON settings files. */
   readonly files: SmartFileConfig;
+  readonly inference: {
+    /** Folder whose sub-folders with a `manifest.json` are the models to load (`MODELS_DIR`). */
+    readonly modelsDir: string;
+    /** Execution provider: `auto` tries CUDA then CPU, `cuda` requires it, `cpu` never tries it (`INFERENCE_DEVICE`). */
+    readonly device: 'auto' | 'cuda' | 'cpu';
+    /** onnxruntime intra-op threads (`INFERENCE_THREADS`). */
+    readonly threads: number;
+    /** Largest micro-batch (`INFERENCE_BATCH_MAX`). */
+    readonly maxBatch: number;
+    /** Longest wait for a micro-batch to fill, in ms (`INFERENCE_BATCH_WAIT_MS`). */
+    readonly maxWaitMs: number;
+  };
+  readonly risk: {
+    /** Only radiographs taken at most this many days before the assessment date are used (`RISK_LOOKBACK_DAYS`). */
+    readonly lookbackDays: number;
+    /** Tier thresholds on 10-year risks in percent (`RISK_TIER_*`). */
+    readonly tiers: { readonly mofModerate: number; readonly mofHigh: number; readonly hipHigh: number };
+    /** A 10-year 95 % interval wider than this many percentage points is "low confidence" (`RISK_MAX_INTERVAL_WIDTH`). */
+    readonly maxIntervalWidth: number;
+    /** Write the RiskAssessment and its resources back to the FHIR server (`RISK_WRITE_BACK`). */
+    readonly writeBack: boolean;
+    /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
+    readonly cacheSize: number;
+  };
 }
 
 /** One environment variable: its schema (after string→type coercion), default and documentation. */
@@ -169,6 +193,23 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: '`smart-config`',
     schema: { type: 'string', minLength: 1 },
   },
+  {
+    env: 'MODELS_DIR',
+    description: 'Folder whose sub-folders holding a `manifest.json` are the models loaded at start-up (each validated against `models/manifest.schema.json`, ONNX sha256 checked). Relative paths are resolved against the repository root.',
+    defaultText: '`models`',
+    schema: { type: 'string', minLength: 1 },
+  },
+  { env: 'INFERENCE_DEVICE', description: 'onnxruntime execution provider: `auto` tries CUDA and falls back to CPU with a logged reason, `cuda` fails the model if CUDA cannot start, `cpu` never tries CUDA. The provider in use shows in `/readyz` and in each assessment\'s provenance.', defaultText: '`auto`', schema: { type: 'string', enum: ['auto', 'cuda', 'cpu'] } },
+  { env: 'INFERENCE_THREADS', description: 'onnxruntime intra-op threads per session (CPU).', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
+  { env: 'INFERENCE_BATCH_MAX', description: 'Micro-batching: concurrent inference requests are run together, up to this many images per session run.', defaultText: '`8`', schema: { type: 'integer', minimum: 1, maximum: 256 } },
+  { env: 'INFERENCE_BATCH_WAIT_MS', description: 'Micro-batching: longest wait, in ms, for a batch to fill after its first request (0 = run at once).', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 1000 } },
+  { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
+  { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_TIER_MOF_HIGH', description: 'Risk tier: 10-year MOF risk (%) from which the tier is "high" (≥ 20 %: Osteoporosis Canada 2010; Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`20`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_TIER_HIP_HIGH', description: 'Risk tier: 10-year hip fracture risk (%) from which the tier is "high" whatever the MOF risk (≥ 3 %: Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`3`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
+  { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
 ];
 
 const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
@@ -194,6 +235,7 @@ function describeErrors(errors: readonly ErrorObject[] | null | undefined): stri
 function hintFor(s: Setting): string | undefined {
   if (s.hint) return s.hint;
   if (s.schema === URL_SCHEMA) return 'must be an absolute http:// or https:// URL';
+  if (s.schema['type'] === 'number') return `must be a number above ${String(s.schema['exclusiveMinimum'])} and at most ${String(s.schema['maximum'])}`;
   if (s.schema['type'] === 'integer') return `must be an integer from ${String(s.schema['minimum'])} to ${String(s.schema['maximum'])}`;
   return undefined;
 }
@@ -346,6 +388,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push(...err.settings);
   }
 
+  if ((num('RISK_TIER_MOF_MODERATE', 10)) >= num('RISK_TIER_MOF_HIGH', 20) && !bad.includes('RISK_TIER_MOF_MODERATE')) {
+    problems.push('RISK_TIER_MOF_MODERATE must be below RISK_TIER_MOF_HIGH');
+    bad.push('RISK_TIER_MOF_MODERATE');
+  }
+
   if (problems.length > 0 || !files) {
     throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
   }
@@ -385,6 +432,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     sandboxDataDir,
     smartConfigDir,
     files,
+    inference: {
+      modelsDir: resolveDir('MODELS_DIR', 'models'),
+      device: (str('INFERENCE_DEVICE') ?? 'auto') as AppConfig['inference']['device'],
+      threads: num('INFERENCE_THREADS', 2),
+      maxBatch: num('INFERENCE_BATCH_MAX', 8),
+      maxWaitMs: num('INFERENCE_BATCH_WAIT_MS', 2),
+    },
+    risk: {
+      lookbackDays: num('RISK_LOOKBACK_DAYS', 730),
+      tiers: { mofModerate: num('RISK_TIER_MOF_MODERATE', 10), mofHigh: num('RISK_TIER_MOF_HIGH', 20), hipHigh: num('RISK_TIER_HIP_HIGH', 3) },
+      maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
+      writeBack: str('RISK_WRITE_BACK') === 'true',
+      cacheSize: num('RISK_CACHE_SIZE', 500),
+    },
   };
 }
 

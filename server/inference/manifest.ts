@@ -1,0 +1,97 @@
+/**
+ * The model manifest (issue 3, item 6; schema `models/manifest.schema.json`) as the service reads it: the typed
+ * subset the engine uses, and validation of the whole file with ajv against the schema (JSON Schema 2020-12).
+ */
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import type { ErrorObject, ValidateFunction } from 'ajv';
+import { REPO_ROOT } from '../config.ts';
+import type { PreprocessRecipe } from '../imaging/preprocess.ts';
+
+export const MANIFEST_SCHEMA_PATH = join(REPO_ROOT, 'models', 'manifest.schema.json');
+
+export interface TensorSpec {
+  name: string;
+  dtype: string;
+  shape: (number | string)[];
+}
+
+/** The fields of a manifest the service relies on (the schema requires them). */
+export interface ModelManifest {
+  schema_version: string;
+  id: string;
+  version: string;
+  date: string;
+  name: string;
+  license: string;
+  synthetic_training_data: true;
+  not_for_clinical_use: true;
+  use_statement: string;
+  intended_use: { purpose: string; population: { age_years: [number, number]; sex: string[] }; out_of_scope: string[] };
+  dicom_selection: {
+    modality: string[];
+    body_part_examined: string[];
+    view_position: string[];
+    sop_class_uids: string[];
+    photometric_interpretation?: string[];
+    rule?: string;
+  };
+  preprocessing: PreprocessRecipe & { constants: PreprocessRecipe['constants'] };
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  outcomes: { id: string; index: number; definition: string; horizons_years: number[] }[];
+  risk_model: { formula: string; baseline_cumulative_hazard: { grid_years: number[] } & Record<string, number[]> };
+  clinical_term: { definition: string; inputs: string[]; coefficient_per_member?: Record<string, number[]>; attribution: string };
+  ensemble: { members: number; method: string };
+  uncertainty: { method: string; z: number; sd_ddof: number; interval_factor: Record<string, number>; test_coverage?: Record<string, number> };
+  ood: { method: string; threshold: number; threshold_rule?: string };
+  explanation: { method: string; output: string; grid: [number, number]; cell_size_working_px: number };
+  onnx: { file: string; sha256: string; bytes: number; opset: number };
+  metrics: Record<string, unknown>;
+  limitations: string[];
+}
+
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+  readonly code = 'MODEL_MANIFEST';
+}
+
+let validator: ValidateFunction | undefined;
+
+function schemaValidator(): ValidateFunction {
+  if (validator) return validator;
+  const ajv = new Ajv2020({ allErrors: true, strict: false });
+  // ajv-formats is CommonJS with `exports.default` (see server/config.ts for why it is required this way).
+  const addFormats = (createRequire(import.meta.url)('ajv-formats') as { default: (a: Ajv2020) => Ajv2020 }).default;
+  addFormats(ajv);
+  validator = ajv.compile(JSON.parse(readFileSync(MANIFEST_SCHEMA_PATH, 'utf8')) as object);
+  return validator;
+}
+
+const describe = (errors: ErrorObject[] | null | undefined): string =>
+  (errors ?? []).slice(0, 5).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ');
+
+/** Parses and validates a manifest file; checks the cross-field facts the engine depends on. */
+export function readManifest(path: string): ModelManifest {
+  let data: unknown;
+  try {
+    data = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new ManifestError(`${path}: not readable JSON (${(err as Error).message})`);
+  }
+  const validate = schemaValidator();
+  if (!validate(data)) throw new ManifestError(`manifest does not match models/manifest.schema.json: ${describe(validate.errors)}`);
+  const m = data as ModelManifest;
+  const bh = m.risk_model.baseline_cumulative_hazard;
+  for (const o of m.outcomes) {
+    const h = bh[o.id];
+    if (!Array.isArray(h) || h.length !== bh.grid_years.length) throw new ManifestError(`baseline hazard of outcome ${o.id} is missing or not on the grid`);
+    if (!(m.uncertainty.interval_factor[o.id]! > 0)) throw new ManifestError(`no interval factor for outcome ${o.id}`);
+  }
+  for (const name of ['image', 'clinical']) if (!m.inputs.some((t) => t.name === name)) throw new ManifestError(`manifest has no input '${name}'`);
+  for (const name of ['log_hazard', 'cam', 'ood_distance']) if (!m.outputs.some((t) => t.name === name)) throw new ManifestError(`manifest has no output '${name}'`);
+  if (!(m.ood.threshold > 0)) throw new ManifestError('OOD threshold must be positive');
+  return m;
+}
