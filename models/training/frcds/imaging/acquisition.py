@@ -49,7 +49,7 @@ VENDORS: dict[str, Vendor] = {
     "A": Vendor(
         site="A", manufacturer="FRCDS Synthetic Imaging A", model_name="PhantomDR A-400",
         pitches_mm=(0.143, 0.148), bits_choices=(12, 14), bits_p=(0.75, 0.25), mono1_p=0.12,
-        noise_quantum=0.010, noise_white=0.004, mtf_blur=0.0, lut="sigmoid", lut_contrast=(3.4, 4.2),
+        noise_quantum=0.010, noise_white=0.004, mtf_blur=0.0, lut="sigmoid", lut_contrast=(2.8, 3.5),
         equalisation=(0.75, 0.85), edge_gain=(0.35, 0.6), shutter="white", artefact_rate=0.04,
     ),
     "B": Vendor(

@@ -627,7 +627,7 @@ def _lut_table(acq: Acquisition) -> tuple[np.ndarray, float, float]:
     x = np.linspace(x0, x1, 4096)
     if acq.lut == "sigmoid":
         c = acq.lut_contrast
-        xm = 0.22 + acq.lut_shift
+        xm = 0.30 + acq.lut_shift
         y1 = 1.0 / (1.0 + np.exp(-c * (x - xm)))
         # a linear toe keeps thin soft tissue near the skin grey rather than black
         y = 0.72 * y1 + 0.28 * np.clip((x + 1.7) / 2.8, 0.0, 1.0)
@@ -818,11 +818,11 @@ def _finish(d: np.ndarray, acq: Acquisition, gshape: tuple[int, int], g_mm: floa
     sub8 = d[::8, ::8]
     inf = (cols8[None, :] >= start[rows8][:, None]) & (cols8[None, :] < stop[rows8][:, None])
     vals = sub8[inf] if inf.sum() >= 100 else sub8.ravel()
-    ref, hi = np.percentile(vals, [50.0, 99.7])
+    ref, hi = np.percentile(vals, [50.0, 99.8])
     y = _apply_lut(d, float(ref), float(hi), acq)
     _marker(y, acq, start, stop, g_mm)
     fill_outside(y, start, stop, 0.0 if acq.shutter == "black" else 0.94)
-    w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [1.0, 99.5])
+    w_lo, w_hi = np.percentile(y[::8, ::8][inf] if inf.sum() >= 100 else y[::8, ::8], [0.5, 99.9])
     # y is in [0, 1] and the bank noise is bounded (|z| <= 4.5), so the offset and headroom keep every value
     # inside 0..maxv without a clipping pass over the full-size image
     maxv = (1 << acq.bits_stored) - 1
