@@ -13,8 +13,8 @@ import numpy as np  # noqa: E402
 from .data import OUTCOMES  # noqa: E402
 
 MODELS = ("fused", "image", "clinical", "oracle")
-LABEL = {"fused": "fused (image + QFracture)", "image": "image only", "clinical": "clinical only (QFracture-2012 lp)",
-         "oracle": "oracle (true log-hazard)"}
+LABEL = {"fused": "fused (image + QFracture)", "image": "image only", "clinical": "clinical only (QFracture-2012)",
+         "oracle": "oracle (true risk)"}
 COLOR = {"fused": "C0", "image": "C1", "clinical": "C2", "oracle": "C3"}
 
 

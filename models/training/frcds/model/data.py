@@ -14,10 +14,14 @@ import numpy as np
 
 #: tabular keys the model pipeline relies on (contract 4); anything else in the file is carried along untouched.
 REQUIRED_TABULAR = (
-    "patient_id", "site", "sex", "age", "qf_lp_hip", "qf_lp_mof", "time_hip", "event_hip", "time_mof", "event_mof",
+    "patient_id", "site", "sex", "age", "qf_lp_hip", "qf_lp_mof", "qf_risk10_hip", "qf_risk10_mof", "time_hip", "event_hip", "time_mof", "event_mof",
     "true_lp_hip", "true_lp_mof", "true_risk_hip", "true_risk_mof", "bmd_t", "micro_z", "artefact", "should_exclude",
 )
 OUTCOMES = ("hip", "mof")
+
+
+def cloglog_risk(r: np.ndarray) -> np.ndarray:
+    return np.log(-np.log1p(-np.clip(np.asarray(r, np.float64), 1e-12, 1 - 1e-12)))
 
 
 class CohortFormatError(ValueError):
@@ -42,8 +46,16 @@ class Cohort:
                       self.meta)
 
     def clinical(self) -> np.ndarray:
-        """The clinical input of the fused model: QFracture-2012 linear predictors [N, 2] (hip, MOF)."""
-        return np.stack([self.tab["qf_lp_hip"], self.tab["qf_lp_mof"]], axis=1).astype(np.float32)
+        """The clinical input of the fused model [N, 2] (hip, MOF): log(-log(1 - r)) of the QFracture-2012 10-year
+        risk r, i.e. the QFracture linear predictor a PLUS its sex-specific baseline term log(-log S0_sex(10)).
+        The bare linear predictor is not comparable across the sexes (separate equations with different baselines:
+        e.g. hip -6.31 women vs -7.03 men), so entering it alone would throw away QFracture's sex effect."""
+        return np.stack([cloglog_risk(self.tab["qf_risk10_hip"] / 100.0),
+                         cloglog_risk(self.tab["qf_risk10_mof"] / 100.0)], axis=1).astype(np.float32)
+
+    def oracle_score(self, outcome: str) -> np.ndarray:
+        """Oracle linear predictor on the same scale: log(-log(1 - true 10-year risk))."""
+        return cloglog_risk(self.tab[f"true_risk_{outcome}"][:, 9])
 
     def time(self, outcome: str) -> np.ndarray:
         return self.tab[f"time_{outcome}"].astype(np.float64)
@@ -86,7 +98,7 @@ def load_cohort(directory: str) -> Cohort:
     tab["site"] = tab["site"].astype(str)
     tab["patient_id"] = tab["patient_id"].astype(str)
     tab["should_exclude"] = tab["should_exclude"].astype(bool)
-    for k in ("qf_lp_hip", "qf_lp_mof"):
+    for k in ("qf_lp_hip", "qf_lp_mof", "qf_risk10_hip", "qf_risk10_mof"):
         if not np.isfinite(tab[k].astype(np.float64)).all():
             raise CohortFormatError(f"{k} has non-finite values; the clinical term needs a value for every patient")
     meta = {}

@@ -59,7 +59,7 @@ def predictions(trained, z: np.ndarray, c: Cohort) -> dict[str, dict[str, Pred]]
         h0 = trained.h0["clinical"][o]
         _, lo, hi = intervals.interval(em, trained.k["clinical"][o], h0[-1])
         out["clinical"][o] = Pred(em.mean(1), h0[None] * np.exp(em.mean(1))[:, None], lo, hi)
-        out["oracle"][o] = Pred(c.tab[f"true_lp_{o}"].astype(np.float64), oracle_cumhaz(c.tab[f"true_risk_{o}"]))
+        out["oracle"][o] = Pred(c.oracle_score(o), oracle_cumhaz(c.tab[f"true_risk_{o}"]))
     return out
 
 
@@ -180,6 +180,12 @@ def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonh
         t, e, tr10 = te.time(o), te.event(o), te.tab[f"true_risk_{o}"][:, 9]
         res["test"][o] = with_bootstrap({m: pte[m][o] for m in MODELS}, t, e, tr10, n_boot, seed)
         res["calibration_plot"][o] = {m: metrics.calibration_deciles(t, e, pte[m][o].risk10, TAU) for m in MODELS}
+        if f"qf_risk10_{o}" in te.tab:
+            # QFracture-2012 as published (its own baseline survival), not refit: calibration-in-the-large only
+            res["test"][o]["qfracture_published"] = {
+                "mean_predicted_risk10": float(np.mean(te.tab[f"qf_risk10_{o}"]) / 100.0),
+                "km_observed_risk10": float(1.0 - metrics.km(t, e, np.array([TAU]))[0]),
+                "harrell_c10": metrics.harrell_c(t, e, te.tab[f"qf_risk10_{o}"], TAU)}
         tb, eb, trb = bb.time(o), bb.event(o), bb.tab[f"true_risk_{o}"][:, 9]
         res["site_b"][o] = with_bootstrap({m: pb[m][o] for m in MODELS}, tb, eb, trb, n_boot, seed + 1)
         res["site_b"][o]["c_drop_vs_site_a"] = {

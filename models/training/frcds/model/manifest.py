@@ -94,9 +94,11 @@ def build(cfg: dict, trained, ev: dict, onnx_path: str, fixtures: dict | None, a
             {"name": "image", "dtype": "float32", "shape": ["batch", 1, size, size],
              "description": "preprocess_pixels() of the stored pixel data (recipe in 'preprocessing')",
              "value_range": None},
-            {"name": "clinical", "dtype": "float32", "shape": ["batch", 2], "channels": ["qf_lp_hip", "qf_lp_mof"],
-             "description": "QFracture-2012 linear predictor a (sum of centred terms, the exponent in "
-                            "1 - S0(t)^exp(a)) for hip fracture and for MOF, sex-specific equation, from chart data"}],
+            {"name": "clinical", "dtype": "float32", "shape": ["batch", 2],
+             "channels": ["qf_cloglog10_hip", "qf_cloglog10_mof"],
+             "description": "per outcome (hip, MOF): log(-log(1 - r)) with r the QFracture-2012 10-year risk as a "
+                            "fraction, from chart data = the QFracture linear predictor a plus the sex-specific "
+                            "baseline term log(-log S0_sex(10))"}],
         "outputs": [
             {"name": "log_hazard", "dtype": "float32", "shape": ["batch", m_count, 2],
              "axes": ["batch", "member", "outcome"], "description": "per-member log-hazard eta (outcome 0 hip, 1 MOF)"},
@@ -115,9 +117,10 @@ def build(cfg: dict, trained, ev: dict, onnx_path: str, fixtures: dict | None, a
                                            **{o: _r(trained.h0["fused"][o], 8) for o in OUTCOMES}},
             "lookup": "H0(t) = value at the last grid point <= t"},
         "clinical_term": {
-            "definition": "eta_k = w_k . GAP(F) + beta_k * clinical_k + b_k; clinical_k is the QFracture-2012 "
-                          "linear predictor of outcome k, entered linearly so the heatmap stays an exact Grad-CAM",
-            "inputs": ["qf_lp_hip", "qf_lp_mof"], "coefficient_per_member": {o: _r(fused["beta"][:, k])
+            "definition": "eta_k = w_k . GAP(F) + beta_k * clinical_k + b_k; clinical_k = log(-log(1 - QFracture-2012 "
+                          "10-year risk of outcome k)) = its linear predictor a + log(-log S0_sex(10)) (the bare a "
+                          "omits the sex-specific baseline); entered linearly so the heatmap stays an exact Grad-CAM",
+            "inputs": ["qf_cloglog10_hip", "qf_cloglog10_mof"], "coefficient_per_member": {o: _r(fused["beta"][:, k])
                                                                             for k, o in enumerate(OUTCOMES)},
             "attribution": QF_ATTRIBUTION},
         "architecture": {"backbone": "6 conv3x3-BN-ReLU blocks, total stride %d" % stride,

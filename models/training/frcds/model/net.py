@@ -1,6 +1,6 @@
 """The network (issue 3, item 2) and the single exported ensemble graph (item 3).
 
-Log-hazard per outcome k (hip, MOF):  eta_k = w_k . GAP(F) + beta_k * qf_lp_k + b_k.
+Log-hazard per outcome k (hip, MOF):  eta_k = w_k . GAP(F) + beta_k * clinical_k + b_k (clinical_k: QFracture-2012 10-y risk on the cloglog scale).
 Because eta is linear in globally average-pooled features, d eta / d F_c = w_c / (h*w) at every position, so
 Grad-CAM equals CAM = ReLU(sum_c w_c F_c) exactly (platform-notes, "Grad-CAM without autograd"); the graph therefore
 exports the CAM itself and needs no autograd at serve time.

@@ -102,7 +102,9 @@ def write_fixtures(cfg: dict, graph, a, split, nonhip_imgs, out_dir: str, work: 
              "expected": {"log_hazard": _write(lh.numpy(), os.path.join(pdir, "expected-log_hazard.f32")),
                           "cam": _write(cam.numpy(), os.path.join(pdir, "expected-cam.f32")),
                           "ood_distance": _write(d.numpy(), os.path.join(pdir, "expected-ood_distance.f32"))},
-             "rows": labels, "tolerance_abs": 1e-4}
+             "rows": labels, "tolerance_abs": 1e-4,
+             "tolerance_rule": "log_hazard: |diff| <= 1e-4; cam and ood_distance: |diff| <= 1e-4 * max(1, max |expected| "
+                               "of that output)"}
     fixtures = {"preprocess": {"cases": pre, "tolerance_mean_abs": 1e-3}, "model": model}
     with open(os.path.join(pdir, "fixtures.json"), "w", encoding="utf-8") as f:
         json.dump(fixtures, f, indent=1)

@@ -89,7 +89,7 @@ class Trained:
     def __init__(self):
         self.members: list[Member] = []
         self.heads: dict[str, dict] = {}        # 'fused' | 'image' -> {'w': [M,2,C], 'beta': [M,2], 'bias': [M,2]}
-        self.clinical: dict[str, dict] = {}     # per outcome: bootstrap Cox coefficients on qf_lp
+        self.clinical: dict[str, dict] = {}     # per outcome: bootstrap Cox coefficients on the clinical input
         self.h0: dict[str, dict[str, np.ndarray]] = {}   # model -> outcome -> H0 on the monthly grid
         self.k: dict[str, dict[str, float]] = {}         # model -> outcome -> interval factor
         self.ood: dict = {}
