@@ -261,7 +261,7 @@ def _trabecular_lines(fm: _Femur, bs: dict[str, float], rng: np.random.Generator
     ang = np.where(kind < 0.45, a_comp + rng.normal(0, 0.3, len(centres)),
                    np.where(kind < 0.7, a_tens + rng.normal(0, 0.3, len(centres)), rng.uniform(0, math.pi, len(centres))))
     ln = rng.uniform(0.6, 2.0, len(centres))
-    m = 4
+    m = 3
     s = np.linspace(-0.5, 0.5, m)
     d = np.stack([np.cos(ang), np.sin(ang)], axis=1)
     p = centres[:, None, :] + (ln[:, None] * s[None, :])[..., None] * d[:, None, :]
@@ -430,7 +430,7 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
                 continue
             x, y = fr1.coords((r0, r1, c0, c1))
             sl = (slice(r0 - ub[0], r1 - ub[0]), slice(c0 - ub[2], c1 - ub[2]))
-            su.add(x, y, sl, a, b, ra, rb, k, c * bs["cort_sys"], c * bs["cort_sys"])
+            su.add(x, y, sl, a, b, ra, rb, k, c * bs["cort_sys"], c * bs["cort_sys"], floor=False)
         o, i, _ = su.chords()
         pel[ub[0]:ub[1], ub[2]:ub[3]] += (o - i) + i * F32(0.2)
     lines = np.zeros(fr1.shape, F32)
@@ -510,7 +510,7 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
         if r0 >= r1 or c0 >= c1:
             continue
         ls = (slice(r0 - fbx[0], r1 - fbx[0]), slice(c0 - fbx[2], c1 - fbx[2]))
-        su.add(X[ls], Y[ls], ls, a, b, ra, rb, k, ca, cb, asym)
+        su.add(X[ls], Y[ls], ls, a, b, ra, rb, k, ca, cb, asym, floor=min(ra, rb) < 12.0 * sc)
     fo, fi, _ = su.chords()
     above = sd < F32(split)
     fo *= above
@@ -527,7 +527,7 @@ def _femur_bone(fr: Frame, fm: _Femur, bs: dict[str, float], rng: np.random.Gene
     trab_frac = np.minimum(fi * F32(1.0 / 6.0), 1.0) * wtr
     # resolved trabeculae: strokes along the streamlines, splatted on the grid and blurred to their width
     s = fr.s
-    step = 1.0 / s
+    step = 1.4 / s                                     # sample spacing along strokes (the blur fills gaps)
     pts, wts = _trabecular_lines(fm, bs, rng, step)
     g = fr.to_grid(pts)
     hh, ww = X.shape

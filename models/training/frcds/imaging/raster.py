@@ -287,7 +287,7 @@ class SmoothUnion:
 
     def add(self, x: np.ndarray, y: np.ndarray, sl: tuple[slice, slice], a: tuple[float, float],
             b: tuple[float, float], ra: float, rb: float, k: float, ca: float, cb: float,
-            asym: tuple[float, float, float] | None = None) -> None:
+            asym: tuple[float, float, float] | None = None, floor: bool = True) -> None:
         """Add a part over the sub-box ``sl`` (x, y: its patient coordinates). ``asym`` = (nx, ny, amount):
         cortex thicker by ``amount`` mm on the side opposite to the unit normal (nx, ny)."""
         ax, ay = a
@@ -311,16 +311,8 @@ class SmoothUnion:
             nx, ny, amt = asym
             c = c - F32(amt) * (dx * F32(nx) + dy * F32(ny)) / np.maximum(d, F32(1e-3)) * np.minimum(d / r, 1.0)
         e = r - d
-        # plain union of the part's own chords as a floor: blending must never hollow out a small part
-        oo = np.maximum(r * r - d * d, 0.0)
-        np.sqrt(oo, out=oo)
-        oo *= F32(2.0 * k)
-        np.maximum(self.omax[sl], oo, out=self.omax[sl])
-        ri = np.maximum(r - c, 0.0)
-        ii = np.maximum(ri * ri - d * d, 0.0)
-        np.sqrt(ii, out=ii)
-        ii *= F32(2.0 * k)
-        np.maximum(self.imax[sl], ii, out=self.imax[sl])
+        if floor:
+            self._floor(sl, r, c, d, k)
         E = self.E[sl]
         hh = np.maximum(self.b - np.abs(E - e), 0.0) * F32(1.0 / float(self.b))
         np.maximum(E, e, out=E)
@@ -331,6 +323,18 @@ class SmoothUnion:
         self.wr[sl] += w * r
         self.wk[sl] += w * F32(k)
         self.wc[sl] += w * c
+
+    def _floor(self, sl: tuple[slice, slice], r: np.ndarray, c: np.ndarray, d: np.ndarray, k: float) -> None:
+        """Plain union of the part's own chords as a floor: blending must never hollow out a small part."""
+        oo = np.maximum(r * r - d * d, 0.0)
+        np.sqrt(oo, out=oo)
+        oo *= F32(2.0 * k)
+        np.maximum(self.omax[sl], oo, out=self.omax[sl])
+        ri = np.maximum(r - c, 0.0)
+        ii = np.maximum(ri * ri - d * d, 0.0)
+        np.sqrt(ii, out=ii)
+        ii *= F32(2.0 * k)
+        np.maximum(self.imax[sl], ii, out=self.imax[sl])
 
     def chords(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(outer chord, cavity chord, outer depth E) in mm."""
