@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="artefact directory (default: config out_dir, else <work>/out)")
     ap.add_argument("--cohort-a", help="use an existing site-A cohort directory instead of generating one")
     ap.add_argument("--cohort-b", help="use an existing site-B cohort directory instead of generating one")
+    ap.add_argument("--await-cohorts", type=float, default=0.0, metavar="SECONDS",
+                    help="another process is generating the cohorts in --work: wait for them instead of generating")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.cohort_a and args.cohort_b):
             ap.error("--cohort-a and --cohort-b go together")
         dirs = {"A": args.cohort_a, "B": args.cohort_b}
-    res = run(cfg, work=args.work, out_dir=args.out, cohort_dirs=dirs)
+    res = run(cfg, work=args.work, out_dir=args.out, cohort_dirs=dirs, await_cohorts_s=args.await_cohorts)
     missed = [k for k, v in res["evaluation"]["must_show"].items() if not v["met"]]
     print(f"artefact written to {res['out_dir']}; must-show targets missed: {missed or 'none'}")
     return 0

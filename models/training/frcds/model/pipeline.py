@@ -43,10 +43,16 @@ def load_config(path: str) -> dict:
 
 
 # ----------------------------------------------------------------------------------------------------------- cohorts
-def ensure_cohort(directory: str, site: str, patients: int, seed: int, dicom: str) -> Cohort:
-    """Generates a cohort with the project's generator unless ``directory`` already holds the same one."""
+def ensure_cohort(directory: str, site: str, patients: int, seed: int, dicom: str, await_s: float = 0.0) -> Cohort:
+    """Generates a cohort with the project's generator unless ``directory`` already holds the same one. With
+    ``await_s`` > 0 another process is generating it: wait up to that long for its stamp instead."""
     stamp = os.path.join(directory, "train-stamp.json")
     want = {"site": site, "patients": patients, "seed": seed, "dicom": dicom}
+    t_wait = time.time()
+    while await_s > 0 and not os.path.exists(stamp):
+        if time.time() - t_wait > await_s:
+            raise TimeoutError(f"cohort {directory} did not appear within {await_s:.0f} s")
+        time.sleep(10)
     if os.path.exists(stamp):
         with open(stamp, encoding="utf-8") as f:
             if json.load(f) == want:
@@ -267,7 +273,8 @@ def run_graph(g: EnsembleGraph, images: np.ndarray, clin: np.ndarray, batch: int
 
 
 # ---------------------------------------------------------------------------------------------------------- driver
-def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohort_dirs: dict | None = None) -> dict:
+def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohort_dirs: dict | None = None,
+        await_cohorts_s: float = 0.0) -> dict:
     from . import card, evaluate, export, manifest, parity
 
     t_start = time.time()
@@ -285,15 +292,19 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
         a, b = load_cohort(cohort_dirs["A"]), load_cohort(cohort_dirs["B"])
     else:
         a = ensure_cohort(os.path.join(work, "cohort-A"), "A", cc["site_a"]["patients"], cc["site_a"]["seed"],
-                          cc.get("dicom", "none"))
-        b = ensure_cohort(os.path.join(work, "cohort-B"), "B", cc["site_b"]["patients"], cc["site_b"]["seed"],
-                          cc.get("dicom", "none"))
+                          cc.get("dicom", "none"), await_cohorts_s)
+        b = None                    # site B is needed only for the evaluation: generated (or awaited) after training
     timings["cohorts_s"] = time.time() - t0
 
     sp = cfg["split"]
     split = split_by_patient(len(a), sp["train"], sp["val"], sp["seed"])
     trained, tt = train_all(cfg, a, split, work)
     timings.update(tt)
+    if b is None:
+        t0 = time.time()
+        b = ensure_cohort(os.path.join(work, "cohort-B"), "B", cc["site_b"]["patients"], cc["site_b"]["seed"],
+                          cc.get("dicom", "none"), await_cohorts_s)
+        timings["cohorts_s"] += time.time() - t0
 
     t0 = time.time()
     choose_cam(trained, a, split)
