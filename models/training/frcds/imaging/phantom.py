@@ -334,13 +334,15 @@ def _pelvis_plates(sc: float, rh: float, x_mid: float, rng: np.random.Generator
     s = sc
     ra = rh + 3.2
     roof = [(ra * math.cos(math.radians(a)), ra * math.sin(math.radians(a))) for a in np.linspace(-172, -25, 16)]
-    medial = [(33 * s, -8 * s), (33 * s, 12 * s), (27 * s, 27 * s), (40 * s, 12 * s), ((44 + j[0]) * s, -52 * s),
-              (58 * s, -95 * s), ((62 + j[1]) * s, -130 * s), (30 * s, -178 * s), (-30 * s, -178 * s),
-              (-60 * s, -135 * s), ((-58 + j[2]) * s, -96 * s), ((-42 + j[3]) * s, -62 * s), (-27 * s, -42 * s),
-              ((-31 + j[4]) * s, -28 * s), (-30 * s, -8 * s)]
+    # from the medial acetabular wall round the pelvic brim, the sacroiliac joint and the iliac crest, down the
+    # lateral border (ASIS, notch, AIIS) to the lateral acetabular rim; the wing fans out upwards
+    medial = [(33 * s, -8 * s), (33 * s, 12 * s), (27 * s, 27 * s), (40 * s, 12 * s), ((46 + j[0]) * s, -55 * s),
+              (60 * s, -105 * s), ((64 + j[1]) * s, -150 * s), (48 * s, -185 * s), (5 * s, -200 * s),
+              (-40 * s, -192 * s), ((-68 + j[2]) * s, -160 * s), (-70 * s, -128 * s), ((-60 + j[3]) * s, -92 * s),
+              (-44 * s, -62 * s), (-27 * s, -44 * s), ((-31 + j[4]) * s, -28 * s), (-30 * s, -8 * s)]
+    sacrum = [(x_mid - 52 * s, -185 * s), (x_mid + 52 * s, -185 * s), (x_mid + 40 * s, -130 * s),
+              (x_mid + 16 * s, -62 * s), (x_mid - 16 * s, -62 * s), (x_mid - 40 * s, -130 * s)]
     ilium = _chaikin(roof + medial, 2, keep=len(roof) - 1)
-    sacrum = [(x_mid - 40 * s, -178 * s), (x_mid + 40 * s, -178 * s), (x_mid + 28 * s, -95 * s),
-              (x_mid + 12 * s, -58 * s), (x_mid - 12 * s, -58 * s), (x_mid - 28 * s, -95 * s)]
     sacrum = _chaikin(sacrum + [sacrum[0]], 2)
     return [(ilium, (4 * s, -(ra + 12 * s)), 1.4, 7.0), (sacrum, (x_mid, -120 * s), 1.0, 0.8)]
 
@@ -403,7 +405,7 @@ def _pelvis(fr1: Frame, fr2: Frame, fm: _Femur, bs: dict[str, float], x_mid: flo
         thick = F32(base) + F32(extra) * np.exp(-((x - F32(ctr[0])) ** 2 + (y - F32(ctr[1])) ** 2) * F32(1 / 1500.0))
         if pi == 0:
             # sacroiliac region and iliac crest are thicker than the iliac fossa; a little random relief
-            thick += F32(2.5) * np.exp(-((x - F32(55 * sc)) ** 2 + (y - F32(-115 * sc)) ** 2) * F32(1 / 900.0))
+            thick += F32(2.5) * np.exp(-((x - F32(58 * sc)) ** 2 + (y - F32(-130 * sc)) ** 2) * F32(1 / 900.0))
             for _ in range(4):
                 cx, cy = rng.uniform(-50, 50) * sc, rng.uniform(-160, -50) * sc
                 thick += F32(rng.uniform(-0.6, 0.8)) * np.exp(-((x - F32(cx)) ** 2 + (y - F32(cy)) ** 2)
