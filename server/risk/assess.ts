@@ -1,0 +1,326 @@
+/**
+ * The assessment (issue 5, items 3–4): chart → QFracture-2012 inputs; latest eligible hip radiograph (manifest
+ * selection rule, look-back window) → DICOMweb fetch → preprocessing → ensemble; then for hip and MOF the survival
+ * curve 0–10 y with its 95 % band, risks at 1/2/5/10 y with intervals, clinical-only (QFracture-2012) and
+ * image-term-only comparisons, per-factor log-hazard contributions, a tier, a heatmap — and the fail-safes:
+ *
+ * - OOD distance above the manifest threshold → the image-derived risk is WITHHELD; the clinical-only risk is shown
+ *   with "Outside the model's training distribution — review by a clinician".
+ * - no eligible image, or the image cannot be fetched/decoded/preprocessed → clinical-only, with the reason.
+ * - image-quality checks (quality.ts) → warnings; 10-y interval wider than the setting → "Low confidence".
+ * - missing key factors (defaults used) → listed. Age outside the model's intended population → warning.
+ * Every number comes with its basis; nothing is shown without saying what it rests on.
+ *
+ * "Image-term only" is the fused model's prediction with the clinical term set to QFracture's reference profile
+ * (linear predictor 0: centred age and BMI, no risk factors) — what the radiograph alone moves; it is not a
+ * separately trained image-only model.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { ImagingStudy } from '@medplum/fhirtypes';
+import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import { ImagingError } from '../imaging/errors.ts';
+import { checkRecipe, preprocessPixels } from '../imaging/preprocess.ts';
+import { fetchFrame } from '../imaging/retrieve.ts';
+import { candidateSeries, selectImage, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
+import type { FhirDataSource } from '../fhir/client.ts';
+import type { LoadedModel, ModelRegistry, Provider } from '../inference/registry.ts';
+import { hashPatientId, type Logger } from '../logging.ts';
+import { extractFactors, loadChart, type ClinicalFactors } from './factors.ts';
+import { renderHeatmap } from './heatmap.ts';
+import { checkImageQuality, type QualityCheck } from './quality.ts';
+import { linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome } from './qfracture.ts';
+import { risksAt, spread, survivalCurve, type CurvePoint, type RiskWithInterval } from './survival.ts';
+
+export const OOD_WARNING = "Outside the model's training distribution — review by a clinician. The image-derived risk is withheld; the clinical-only (QFracture-2012) risk is shown.";
+export const HORIZONS = [1, 2, 5, 10] as const;
+const OUTCOMES: readonly Outcome[] = ['hip', 'mof'];
+
+export interface AssessmentSettings {
+  lookbackDays: number;
+  tiers: { mofModerate: number; mofHigh: number; hipHigh: number };
+  maxIntervalWidth: number;
+}
+
+export interface AssessDeps {
+  fhir: FhirDataSource;
+  dicomweb: DicomWebClient;
+  registry: ModelRegistry;
+  settings: AssessmentSettings;
+  logger: Logger;
+}
+
+export interface AssessRequest {
+  patientId: string;
+  /** ImagingStudy id to use instead of the latest eligible one. */
+  studyId?: string;
+  /** Assessment date (default now). */
+  at?: Date;
+  modelId?: string;
+  signal?: AbortSignal;
+}
+
+export interface FactorContribution {
+  factor: string;
+  label: string;
+  value: number;
+  /** Log-hazard term in QFracture-2012 (relative to its reference profile). */
+  qfracture: number;
+  /** The same term as it enters the fused model (× the member-mean clinical coefficient). */
+  fused: number | null;
+}
+
+export interface OutcomeResult {
+  outcome: Outcome;
+  definition: string;
+  /** Which risk the clinician sees: the fused model's, or QFracture-2012 alone when the image is unusable. */
+  shown: 'fused' | 'clinical-only';
+  /** Risks of the shown model at 1, 2, 5, 10 years (fractions); clinical-only has no interval (lower = upper = null). */
+  risks: { years: number; risk: number; lower: number | null; upper: number | null }[];
+  fused: { risks: RiskWithInterval[]; curve: CurvePoint[]; logHazard: number; sd: number } | null;
+  /** Computed but not shown because the image is out of distribution (kept for audit, never displayed). */
+  withheld: boolean;
+  clinicalOnly: { risks: { years: number; risk: number }[]; curve: { years: number; survival: number }[]; linearPredictor: number };
+  imageTermOnly: { risks: RiskWithInterval[]; logHazard: number } | null;
+  contributions: FactorContribution[];
+  /** 10-year 95 % interval width in percentage points (fused), and whether it exceeds the setting. */
+  intervalWidth10y: number | null;
+  lowConfidence: boolean;
+}
+
+export type Tier = 'low' | 'moderate' | 'high';
+
+export interface Assessment {
+  id: string;
+  createdAt: string;
+  patientId: string;
+  indexDate: string;
+  mode: 'image-and-clinical' | 'clinical-only';
+  study: { id: string; studyUid: string; seriesUid: string; sopUid: string; started: string | null; laterality: string | null } | null;
+  model: { id: string; version: string; provider: Provider; providerNote?: string; useStatement: string; syntheticTrainingData: true; notForClinicalUse: true };
+  factors: ClinicalFactors;
+  outcomes: Record<Outcome, OutcomeResult>;
+  tier: { tier: Tier; basis: 'fused' | 'clinical-only'; rule: string };
+  ood: { distance: number; threshold: number; outside: boolean } | null;
+  quality: QualityCheck[];
+  /** Every warning the user must see, in order of importance. */
+  warnings: string[];
+  missingFactors: string[];
+  heatmap: { outcome: Outcome; width: number; height: number; peak: { x: number; y: number } | null } | null;
+  basis: string[];
+  cacheKey: string;
+  timings: Record<string, number>;
+  attribution: string;
+}
+
+export interface AssessmentResult {
+  assessment: Assessment;
+  /** Lazily encoded PNGs (display radiograph, heatmap overlay of the same size); null without a usable image. */
+  pngs: { display: () => Buffer; overlay: () => Buffer } | null;
+}
+
+export class AssessmentError extends Error {
+  override readonly name = 'AssessmentError';
+  constructor(readonly code: 'STUDY_NOT_FOUND' | 'BAD_REQUEST', message: string) {
+    super(message);
+  }
+}
+
+function ruleOf(model: LoadedModel): SelectionRule {
+  const d = model.manifest.dicom_selection;
+  return { modality: d.modality, bodyPart: d.body_part_examined, viewPosition: d.view_position, laterality: 'any' };
+}
+
+const isoDay = (d: Date): string => d.toISOString().slice(0, 10);
+
+/** Latest ImagingStudy within the look-back whose series can satisfy the rule (by FHIR); null when none. */
+export function chooseStudy(studies: ImagingStudy[], rule: SelectionRule, at: Date, lookbackDays: number): ImagingStudy | null {
+  const latest = at.getTime() + 86_400_000; // a study dated "today" in another time zone still counts
+  const earliest = at.getTime() - lookbackDays * 86_400_000;
+  const ok = studies.filter((s) => {
+    const t = Date.parse(s.started ?? '');
+    return s.status !== 'entered-in-error' && s.status !== 'cancelled' && t >= earliest && t <= latest &&
+      !!studyUidOf(s as ImagingStudyLike) && candidateSeries(s as ImagingStudyLike, rule).length > 0;
+  });
+  ok.sort((a, b) => Date.parse(b.started!) - Date.parse(a.started!));
+  return ok[0] ?? null;
+}
+
+function tierOf(hip10: number, mof10: number, t: AssessmentSettings['tiers']): Tier {
+  if (hip10 * 100 >= t.hipHigh || mof10 * 100 >= t.mofHigh) return 'high';
+  if (mof10 * 100 >= t.mofModerate) return 'moderate';
+  return 'low';
+}
+
+/** Cache key: (study, model version, factor hash). */
+export function cacheKeyOf(sopUid: string | null, model: LoadedModel, factors: ClinicalFactors): string {
+  const h = createHash('sha256').update(JSON.stringify({ sex: factors.sex, index: factors.indexDate, x: factors.inputs })).digest('hex').slice(0, 16);
+  return `${sopUid ?? 'no-image'}|${model.id}@${model.version}|${h}`;
+}
+
+/** The part of an assessment that does not need the image (reused when the image is withheld or missing). */
+export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
+  model: LoadedModel; chart: Awaited<ReturnType<typeof loadChart>>; study: ImagingStudy | null; warnings: string[]; at: Date; fhirMs: number;
+}> {
+  const t0 = performance.now();
+  const model = deps.registry.get(req.modelId);
+  const at = req.at ?? new Date();
+  const chart = await loadChart(deps.fhir, req.patientId, req.signal);
+  const fhirMs = performance.now() - t0;
+  const rule = ruleOf(model);
+  const warnings: string[] = [];
+  let study: ImagingStudy | null;
+  if (req.studyId) {
+    study = chart.imagingStudies.find((s) => s.id === req.studyId) ?? null;
+    if (!study) throw new AssessmentError('STUDY_NOT_FOUND', `ImagingStudy/${req.studyId} is not a study of this patient`);
+    const age = (at.getTime() - Date.parse(study.started ?? '')) / 86_400_000;
+    if (!(age <= deps.settings.lookbackDays)) warnings.push(`The requested study is older than the ${deps.settings.lookbackDays}-day look-back window.`);
+  } else {
+    study = chooseStudy(chart.imagingStudies, rule, at, deps.settings.lookbackDays);
+  }
+  return { model, chart, study, warnings, at, fhirMs };
+}
+
+export async function assess(deps: AssessDeps, req: AssessRequest): Promise<AssessmentResult> {
+  const tStart = performance.now();
+  const { model, chart, study, warnings: studyWarnings, at, fhirMs } = await prepare(deps, req);
+  const man = model.manifest;
+  const timings: Record<string, number> = { fhirMs };
+  const warnings: string[] = [];
+  const log = deps.logger.child({ patient: hashPatientId(req.patientId) });
+
+  // Image path (any failure → clinical-only with the reason).
+  let image: {
+    sel: Awaited<ReturnType<typeof selectImage>>;
+    out: Awaited<ReturnType<LoadedModel['infer']>>;
+    quality: QualityCheck[];
+    pngs: ReturnType<typeof renderHeatmap>;
+  } | null = null;
+  let imageProblem: string | null = null;
+  const indexDate = study?.started ? study.started.slice(0, 10) : isoDay(at);
+  const factors = extractFactors(chart, indexDate);
+  const terms = Object.fromEntries(OUTCOMES.map((o) => [o, linearPredictorTerms(o, factors.sex, factors.inputs)])) as Record<Outcome, ReturnType<typeof linearPredictorTerms>>;
+
+  if (!study) {
+    imageProblem = `No eligible hip radiograph (${man.dicom_selection.modality.join('/')} ${man.dicom_selection.body_part_examined.join('/')} ${man.dicom_selection.view_position.join('/')}) in the last ${deps.settings.lookbackDays} days: clinical-only (QFracture-2012) risk.`;
+  } else {
+    try {
+      const t1 = performance.now();
+      const sel = await selectImage(deps.dicomweb, study as ImagingStudyLike, ruleOf(model), req.signal ? { signal: req.signal } : undefined);
+      const t2 = performance.now();
+      const frame = await fetchFrame(deps.dicomweb, sel, { metadata: sel.metadata, ...(req.signal ? { signal: req.signal } : {}) });
+      const t3 = performance.now();
+      const constants = checkRecipe(man.preprocessing);
+      const working = preprocessPixels({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality }, man.preprocessing);
+      const t4 = performance.now();
+      const out = await model.infer({ image: working, clinical: [terms.hip.lp, terms.mof.lp] });
+      const t5 = performance.now();
+      const quality = checkImageQuality(frame.stored, frame.pixelModule, working, constants.S, sel.laterality);
+      const hipIdx = man.outcomes.find((o) => o.id === 'hip')!.index;
+      const pngs = renderHeatmap({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality, constants, cam: out.cam[hipIdx]!, grid: man.explanation.grid });
+      const t6 = performance.now();
+      Object.assign(timings, { selectMs: t2 - t1, fetchMs: frame.timings.frameMs, decodeMs: frame.timings.decodeMs, retrieveMs: t3 - t2, preprocessMs: t4 - t3, inferenceWaitMs: t5 - t4, onnxRunMs: out.runMs, batchSize: out.batchSize, qualityAndHeatmapMs: t6 - t5 });
+      image = { sel, out, quality, pngs };
+    } catch (err) {
+      if (!(err instanceof ImagingError)) throw err;
+      imageProblem = `The radiograph could not be used (${err.message}): clinical-only (QFracture-2012) risk.`;
+      log.warn({ code: err.code }, 'image not usable; clinical-only assessment');
+    }
+  }
+
+  const ood = image ? { distance: image.out.oodDistance, threshold: man.ood.threshold, outside: !(image.out.oodDistance <= man.ood.threshold) } : null;
+  const useImage = !!image && !ood!.outside;
+  if (ood?.outside) warnings.push(OOD_WARNING);
+  if (imageProblem) warnings.push(imageProblem);
+  for (const q of image?.quality ?? []) if (!q.passed) warnings.push(`Image quality: ${q.message}`);
+
+  const grid = man.risk_model.baseline_cumulative_hazard.grid_years;
+  const outcomes = {} as Record<Outcome, OutcomeResult>;
+  for (const o of OUTCOMES) {
+    const mo = man.outcomes.find((x) => x.id === o)!;
+    const h0 = man.risk_model.baseline_cumulative_hazard[o]!;
+    const lp = terms[o].lp;
+    const betas = man.clinical_term.coefficient_per_member?.[o];
+    const betaMean = betas ? betas.reduce((a, b) => a + b, 0) / betas.length : null;
+    const clinical = {
+      linearPredictor: lp,
+      risks: HORIZONS.map((t) => ({ years: t, risk: riskFromLp(lp, o, factors.sex, t) })),
+      curve: [{ years: 0, survival: 1 }, ...Array.from({ length: 10 }, (_, i) => ({ years: i + 1, survival: 1 - riskFromLp(lp, o, factors.sex, i + 1) }))],
+    };
+    let fused: OutcomeResult['fused'] = null;
+    let imageTermOnly: OutcomeResult['imageTermOnly'] = null;
+    if (image) {
+      const etas = image.out.logHazard.map((m) => m[mo.index]!);
+      const s = spread(etas, man.uncertainty.interval_factor[o]!, man.uncertainty.z, man.uncertainty.sd_ddof);
+      fused = { risks: risksAt(grid, h0, s, HORIZONS), curve: survivalCurve(grid, h0, s), logHazard: s.etaMean, sd: s.sd };
+      if (betas && betas.length === etas.length) {
+        const imgEtas = etas.map((e, m) => e - betas[m]! * lp);
+        const si = spread(imgEtas, man.uncertainty.interval_factor[o]!, man.uncertainty.z, man.uncertainty.sd_ddof);
+        imageTermOnly = { risks: risksAt(grid, h0, si, HORIZONS), logHazard: si.etaMean };
+      }
+    }
+    const r10 = fused?.risks.find((r) => r.years === 10);
+    const width = r10 ? (r10.upper - r10.lower) * 100 : null;
+    const lowConfidence = useImage && width !== null && width > deps.settings.maxIntervalWidth;
+    if (lowConfidence) warnings.push(`Low confidence: the 95 % interval of the 10-year ${o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk spans ${width!.toFixed(1)} percentage points (> ${deps.settings.maxIntervalWidth}).`);
+    outcomes[o] = {
+      outcome: o,
+      definition: mo.definition,
+      shown: useImage ? 'fused' : 'clinical-only',
+      risks: useImage
+        ? fused!.risks.map((r) => ({ years: r.years, risk: r.risk, lower: r.lower, upper: r.upper }))
+        : clinical.risks.map((r) => ({ years: r.years, risk: r.risk, lower: null, upper: null })),
+      fused,
+      withheld: !!image && !useImage,
+      clinicalOnly: clinical,
+      imageTermOnly,
+      contributions: terms[o].terms
+        .map((t) => ({ factor: t.factor, label: factors.records.find((r) => r.factor === t.factor)?.label ?? t.factor, value: factors.records.find((r) => r.factor === t.factor)?.value ?? 0, qfracture: t.logHazard, fused: betaMean === null ? null : betaMean * t.logHazard }))
+        .filter((c) => c.qfracture !== 0 || ['age', 'bmi'].includes(c.factor))
+        .sort((a, b) => Math.abs(b.qfracture) - Math.abs(a.qfracture)),
+      intervalWidth10y: width,
+      lowConfidence,
+    };
+  }
+
+  const [pLo, pHi] = man.intended_use.population.age_years;
+  if (factors.inputs.age < pLo || factors.inputs.age > pHi) warnings.push(`Age ${factors.inputs.age} is outside the model's intended population (${pLo}–${pHi} years).`);
+  if (factors.missing.length > 0) warnings.push(`Missing risk factors (defaults used): ${factors.missing.join(', ')}.`);
+  warnings.push(...factors.warnings, ...studyWarnings);
+
+  const basis = useImage ? 'fused' : 'clinical-only';
+  const pick = (o: Outcome) => outcomes[o].risks.find((r) => r.years === 10)!.risk;
+  const t = deps.settings.tiers;
+  const tier = {
+    tier: tierOf(pick('hip'), pick('mof'), t),
+    basis: basis as 'fused' | 'clinical-only',
+    rule: `high if 10-year hip ≥ ${t.hipHigh} % or MOF ≥ ${t.mofHigh} %; moderate if MOF ≥ ${t.mofModerate} %; else low (thresholds: RISK_TIER_* settings; sources in the README)`,
+  };
+
+  const sourcesUsed = new Set<string>([`Patient/${req.patientId}`]);
+  for (const r of factors.records) for (const s of r.sources) sourcesUsed.add(s);
+  if (study?.id) sourcesUsed.add(`ImagingStudy/${study.id}`);
+
+  const assessment: Assessment = {
+    id: randomUUID(),
+    createdAt: new Date().toISOString(),
+    patientId: req.patientId,
+    indexDate,
+    mode: useImage ? 'image-and-clinical' : 'clinical-only',
+    study: image && study ? { id: study.id!, studyUid: image.sel.studyUid, seriesUid: image.sel.seriesUid, sopUid: image.sel.sopUid, started: study.started ?? null, laterality: image.sel.laterality ?? null } : null,
+    model: { id: model.id, version: model.version, provider: model.provider, ...(model.providerNote ? { providerNote: model.providerNote } : {}), useStatement: man.use_statement, syntheticTrainingData: true, notForClinicalUse: true },
+    factors,
+    outcomes,
+    tier,
+    ood,
+    quality: image?.quality ?? [],
+    warnings,
+    missingFactors: factors.missing,
+    heatmap: image && useImage ? { outcome: 'hip', width: image.pngs.width, height: image.pngs.height, peak: image.pngs.peak ?? null } : null,
+    basis: [...sourcesUsed],
+    cacheKey: cacheKeyOf(image?.sel.sopUid ?? null, model, factors),
+    timings: { ...timings, totalMs: performance.now() - tStart },
+    attribution: QFRACTURE_ATTRIBUTION,
+  };
+  log.info({ mode: assessment.mode, tier: tier.tier, ood: ood?.outside ?? null, warnings: warnings.length, ms: Math.round(assessment.timings['totalMs']!) }, 'assessment done');
+  return { assessment, pngs: image && useImage ? { display: image.pngs.display, overlay: image.pngs.overlay } : null };
+}
