@@ -203,3 +203,18 @@ def test_bad_arguments_raise():
         render_hip(PhantomSubject("other", 70, 25, 160, -1, 0), sample_acquisition("A", rng), rng)
     with pytest.raises(ValueError):
         render_hip(PhantomSubject("female", 70, 5, 160, -1, 0), sample_acquisition("A", rng), rng)
+
+
+def test_extreme_bodies_and_acquisitions_render():
+    """Corners of the parameter space (BMI 15-55, height 140-200 cm, T -5..+3, M -3..+3, every artefact) give a
+    valid image with a non-empty truth mask."""
+    rng = np.random.default_rng(123)
+    for i in range(24):
+        subj = PhantomSubject(["female", "male"][i % 2], 70.0, [15.0, 55.0][(i // 2) % 2], [140.0, 200.0][(i // 4) % 2],
+                              [-5.0, 3.0][(i // 8) % 2], [-3.0, 3.0][(i // 3) % 2])
+        acq = sample_acquisition("AB"[i % 2], rng, size="demo", artefact=[None, *ARTEFACT_KINDS][i % 5])
+        im = render_hip(subj, acq, rng)
+        assert int(im.pixels.max()) < (1 << im.bits_stored) and im.window_width > 0
+        assert im.signal_mask.mean() > 0.005
+        x, m = model_input(im)
+        assert np.isfinite(x).all() and m.max() > 0.5
