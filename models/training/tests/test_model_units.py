@@ -157,3 +157,17 @@ def test_graph_batch_rows_are_independent():
         one = g(x[2:3], clin[2:3])
     for a, b in zip(full, one):
         assert torch.allclose(a[2:3], b, atol=1e-5)
+
+
+def test_calibration_newton_fit_equals_statsmodels_glm():
+    import statsmodels.api as sm
+    x, lp, t, e = _cox_data(1500, [1.0], 11)
+    lp_model = 1.3 * lp + 0.2
+    E = 0.02 * np.minimum(t, 10) * np.exp(lp_model)
+    got = metrics.calibration(t, e, lp_model, E)
+    y = (e & (t <= 10)).astype(float)
+    c = lp_model - lp_model.mean()
+    m0 = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Poisson(), offset=np.log(E)).fit()
+    m1 = sm.GLM(y, sm.add_constant(c), family=sm.families.Poisson(), offset=np.log(E) - c).fit()
+    assert got["intercept"] == pytest.approx(m0.params[0], abs=1e-8)
+    assert got["slope"] == pytest.approx(m1.params[1], abs=1e-6)

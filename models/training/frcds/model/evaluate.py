@@ -193,7 +193,7 @@ def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonh
             for m in MODELS}
 
     # subgroups on the site-A test set
-    sub_boot = max(n_boot // 2, 20)
+    sub_boot = max(n_boot // 4, 20)
     groups = {"sex=female": te.tab["sex"] == 0, "sex=male": te.tab["sex"] == 1}
     for name, lo, hi in AGE_BANDS:
         groups[f"age={name}"] = (te.tab["age"] >= lo) & (te.tab["age"] < hi)

@@ -11,7 +11,6 @@ Kaplan-Meier curve estimated on the evaluated sample itself.
 from __future__ import annotations
 
 import numpy as np
-import statsmodels.api as sm
 
 from .survival import MONTHLY_GRID
 
@@ -104,17 +103,26 @@ def integrated_brier(time, event, cumhaz_grid: np.ndarray, grid: np.ndarray = MO
 
 
 def calibration(time, event, lp, cumhaz_at_t, tau: float = 10.0) -> dict:
-    """Calibration intercept (log O/E, slope fixed at 1) and slope of the linear predictor (Crowson 2016).
-
-    ``cumhaz_at_t`` is each person's predicted cumulative hazard at min(t_i, tau)."""
+    """Calibration intercept (log O/E, slope fixed at 1) and slope of the linear predictor (Crowson 2016): Poisson
+    models y ~ offset(log E) and y ~ a + b*lp + offset(log E - lp), with y the event indicator by tau and E each
+    person's predicted cumulative hazard at min(t_i, tau). The two-parameter Poisson fit is a few Newton steps
+    (statsmodels gives the same numbers but is ~50x slower, which matters inside the bootstrap)."""
     time, event = np.asarray(time, np.float64), np.asarray(event, bool)
     y = (event & (time <= tau)).astype(float)
     e = np.maximum(np.asarray(cumhaz_at_t, np.float64), 1e-12)
     lp = np.asarray(lp, np.float64) - np.mean(lp)
-    off = np.log(e)
-    m0 = sm.GLM(y, np.ones((len(y), 1)), family=sm.families.Poisson(), offset=off).fit()
-    m1 = sm.GLM(y, sm.add_constant(lp), family=sm.families.Poisson(), offset=off - lp).fit()
-    return {"intercept": float(m0.params[0]), "slope": float(m1.params[1]), "observed": float(y.sum()),
+    if y.sum() == 0:
+        return {"intercept": float("nan"), "slope": float("nan"), "observed": 0.0, "expected": float(e.sum())}
+    off = np.log(e) - lp
+    x = np.column_stack([np.ones_like(lp), lp])
+    beta = np.array([np.log(y.sum() / np.exp(off + lp).sum()), 1.0])
+    for _ in range(50):
+        mu = np.exp(x @ beta + off)
+        step = np.linalg.solve((x * mu[:, None]).T @ x, x.T @ (y - mu))
+        beta += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return {"intercept": float(np.log(y.sum() / e.sum())), "slope": float(beta[1]), "observed": float(y.sum()),
             "expected": float(e.sum())}
 
 
