@@ -20,12 +20,19 @@ export interface SandboxMounts {
   dicomWeb?: RequestHandler;
 }
 
+/** Service routers that become available after start-up work (model loading), filled in when ready. */
+export interface ServiceMounts {
+  /** The risk engine's `/api/assessments` router (server/risk/routes.ts). */
+  assessments?: RequestHandler;
+}
+
 export interface AppDeps {
   readonly config: AppConfig;
   readonly logger: Logger;
   readonly readiness: Readiness;
   readonly metrics: Metrics;
   readonly sandboxes: SandboxMounts;
+  readonly services?: ServiceMounts;
 }
 
 /** The URLs a user should open, for the start-up log and `GET /`. */
@@ -41,6 +48,7 @@ export function usefulUrls(config: AppConfig): Record<string, string> {
   urls[config.dicomweb.sandbox ? 'dicomWebStudies' : 'dicomWebServer'] = config.dicomweb.sandbox
     ? `${config.dicomweb.publicBaseUrl}/studies`
     : config.dicomweb.publicBaseUrl;
+  urls['assessments'] = `${b}/api/assessments`;
   urls['readiness'] = `${b}/readyz`;
   urls['health'] = `${b}/healthz`;
   urls['metrics'] = `${b}/metrics`;
@@ -70,6 +78,7 @@ function lateMount(enabled: boolean, get: () => RequestHandler | undefined, what
 
 export function createApp(deps: AppDeps): Express {
   const { config, logger, readiness, metrics, sandboxes } = deps;
+  const services = deps.services ?? {};
   const app = express();
   app.disable('x-powered-by');
   app.set('trust proxy', false);
@@ -89,6 +98,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.use('/sandbox/fhir', lateMount(config.fhir.sandbox, () => sandboxes.fhir, 'FHIR server'));
   app.use('/sandbox/dicom-web', lateMount(config.dicomweb.sandbox, () => sandboxes.dicomWeb, 'DICOMweb server'));
+
+  app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
 
   app.use((_req, res) => problem(res, 404, 'Not found'));
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {

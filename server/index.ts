@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
-import { createApp, usefulUrls, type SandboxMounts } from './app.ts';
+import { createApp, usefulUrls, type SandboxMounts, type ServiceMounts } from './app.ts';
 import { ConfigError, loadConfig, REPO_ROOT, type AppConfig } from './config.ts';
 import { createMetrics } from './health/metrics.ts';
 import { httpProbe, Readiness } from './health/readiness.ts';
@@ -18,6 +18,11 @@ import { createLogger, type Logger } from './logging.ts';
 import { createDicomWebRouter } from './sandbox/dicomweb/router.ts';
 import { createFhirSandbox } from './sandbox/fhir/router.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
+import { HttpFhirClient } from './fhir/client.ts';
+import { DicomWebClient } from './imaging/dicomweb-client.ts';
+import { ModelRegistry } from './inference/registry.ts';
+import { createRiskRouter } from './risk/routes.ts';
+import { RiskService } from './risk/service.ts';
 
 export interface RunningService {
   readonly server: Server;
@@ -93,11 +98,44 @@ async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness
   }
 }
 
+/** Loads the models (readiness component `models`, detail names the execution provider) and mounts the risk API. */
+async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts): Promise<ModelRegistry | undefined> {
+  try {
+    const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
+    const st = registry.status();
+    readiness.set('models', st.ready ? 'ready' : 'failed', st.detail);
+    if (st.models.length === 0) return registry;
+    const auth = config.dicomweb.auth;
+    const dicomweb = new DicomWebClient({
+      baseUrl: config.dicomweb.baseUrl,
+      timeoutMs: config.dicomweb.timeoutMs,
+      retries: config.dicomweb.retries,
+      maxResponseBytes: config.dicomweb.maxResponseBytes,
+      ...(auth.type === 'none' ? {} : { auth }),
+    });
+    const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs });
+    const service = new RiskService({
+      deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }) },
+      cacheSize: config.risk.cacheSize,
+      writeBack: config.risk.writeBack,
+      logger,
+    });
+    mounts.assessments = createRiskRouter(service, logger);
+    return registry;
+  } catch (err) {
+    logger.error({ err }, 'risk engine failed to start');
+    readiness.set('models', 'failed', (err as Error).message);
+    return undefined;
+  }
+}
+
 /** Starts the whole service on `config.port`. */
 export async function startService(config: AppConfig, logger: Logger): Promise<RunningService> {
   const readiness = new Readiness();
   const metrics = createMetrics();
   const mounts: SandboxMounts = {};
+  const services: ServiceMounts = {};
+  readiness.set('models', 'starting');
 
   if (config.fhir.sandbox) readiness.set('fhir-sandbox', 'starting');
   else readiness.addProbe('fhir-server', httpProbe(`${config.fhir.baseUrl}/metadata`, { Accept: 'application/fhir+json' }), config.fhir.timeoutMs);
@@ -106,18 +144,21 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     readiness.addProbe('dicomweb-server', httpProbe(`${config.dicomweb.baseUrl}/studies?limit=1`, { Accept: 'application/dicom+json', ...dicomWebAuthHeaders(config) }), config.dicomweb.timeoutMs);
   }
 
-  const app = createApp({ config, logger, readiness, metrics, sandboxes: mounts });
+  const app = createApp({ config, logger, readiness, metrics, sandboxes: mounts, services });
   const server = await new Promise<Server>((resolveListen, reject) => {
     const s = app.listen(config.port, config.host, () => resolveListen(s));
     s.once('error', reject);
   });
   logger.info({ host: config.host, port: config.port }, 'listening');
 
+  let registry: ModelRegistry | undefined;
   const started = (async () => {
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
+    const models = startRiskEngine(config, logger, readiness, services);
     if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts);
     await dicom;
+    registry = await models;
     const report = await readiness.report();
     const urls = usefulUrls(config);
     const notReady = Object.keys(report.components).filter((c) => !report.components[c]!.ready);
@@ -138,7 +179,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());
         server.closeAllConnections();
-      }),
+      }).then(() => registry?.close()),
   };
 }
 

@@ -35,7 +35,9 @@ before(async () => {
   cpSync(join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir'), join(dataDir, 'fhir'), { recursive: true });
   cpSync(join(REPO_ROOT, 'test/fixtures/dicom'), join(dataDir, 'dicom'), { recursive: true, filter: (src) => !src.endsWith('.json') });
   upstreamPort = await freePort();
-  upstream = await startService(loadConfig({ PORT: String(upstreamPort), SANDBOX_DATA_DIR: dataDir }), logger);
+  // The risk engine's models: the small smoke-config fixture model (models/ may hold none on a fresh checkout).
+  const MODELS_DIR = join(REPO_ROOT, 'test/fixtures/models');
+  upstream = await startService(loadConfig({ PORT: String(upstreamPort), SANDBOX_DATA_DIR: dataDir, MODELS_DIR }), logger);
   await upstream.started;
   port = await freePort();
   const config = loadConfig({
@@ -46,6 +48,7 @@ before(async () => {
     DICOMWEB_TOKEN: 'not-checked-by-the-sandbox',
     FHIR_TIMEOUT_MS: '2000',
     DICOMWEB_TIMEOUT_MS: '2000',
+    MODELS_DIR,
   });
   service = await startService(config, logger);
   await service.started;
@@ -62,7 +65,7 @@ describe('service configured with an external FHIR server and PACS', () => {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     const body = (await res.json()) as { ready: string[]; components: Record<string, { detail?: string }> };
     assert.equal(res.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.ready, ['dicomweb-server', 'fhir-server']);
+    assert.deepEqual(body.ready, ['dicomweb-server', 'fhir-server', 'models']);
     assert.equal(body.components['fhir-server']?.detail, `http://127.0.0.1:${upstreamPort}/sandbox/fhir/metadata answered 200`);
   });
 

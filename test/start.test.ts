@@ -34,7 +34,7 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'server/index.ts')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: dataDir, LOG_LEVEL: 'info', MODELS_DIR: join(REPO_ROOT, 'test/fixtures/models') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -88,7 +88,7 @@ describe('npm start (server/index.ts)', () => {
     assert.ok(studies.length > 0);
     assert.ok(studies.every((s) => typeof s['0020000D']?.Value?.[0] === 'string'));
     const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: string[] };
-    assert.deepEqual(ready.ready, ['dicomweb-sandbox', 'fhir-sandbox']);
+    assert.deepEqual(ready.ready, ['dicomweb-sandbox', 'fhir-sandbox', 'models']);
     assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
   });
 

@@ -152,10 +152,16 @@ function tierOf(hip10: number, mof10: number, t: AssessmentSettings['tiers']): T
 }
 
 /** Cache key: (study, model version, factor hash). */
-export function cacheKeyOf(sopUid: string | null, model: LoadedModel, factors: ClinicalFactors): string {
+export function cacheKeyOf(study: ImagingStudy | null, model: LoadedModel, factors: ClinicalFactors): string {
   const h = createHash('sha256').update(JSON.stringify({ sex: factors.sex, index: factors.indexDate, x: factors.inputs })).digest('hex').slice(0, 16);
-  return `${sopUid ?? 'no-image'}|${model.id}@${model.version}|${h}`;
+  const uid = study ? studyUidOf(study as ImagingStudyLike) ?? `ImagingStudy/${study.id}` : 'no-image';
+  return `${uid}|${model.id}@${model.version}|${h}`;
 }
+
+/** The index date of an assessment: the radiograph's date, else the assessment date. */
+export const indexDateOf = (study: ImagingStudy | null, at: Date): string => (study?.started ? study.started.slice(0, 10) : isoDay(at));
+
+export type Prepared = Awaited<ReturnType<typeof prepare>>;
 
 /** The part of an assessment that does not need the image (reused when the image is withheld or missing). */
 export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
@@ -180,9 +186,9 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
   return { model, chart, study, warnings, at, fhirMs };
 }
 
-export async function assess(deps: AssessDeps, req: AssessRequest): Promise<AssessmentResult> {
+export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Prepared): Promise<AssessmentResult> {
   const tStart = performance.now();
-  const { model, chart, study, warnings: studyWarnings, at, fhirMs } = await prepare(deps, req);
+  const { model, chart, study, warnings: studyWarnings, at, fhirMs } = prepared ?? (await prepare(deps, req));
   const man = model.manifest;
   const timings: Record<string, number> = { fhirMs };
   const warnings: string[] = [];
@@ -196,7 +202,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest): Promise<Asse
     pngs: ReturnType<typeof renderHeatmap>;
   } | null = null;
   let imageProblem: string | null = null;
-  const indexDate = study?.started ? study.started.slice(0, 10) : isoDay(at);
+  const indexDate = indexDateOf(study, at);
   const factors = extractFactors(chart, indexDate);
   const terms = Object.fromEntries(OUTCOMES.map((o) => [o, linearPredictorTerms(o, factors.sex, factors.inputs)])) as Record<Outcome, ReturnType<typeof linearPredictorTerms>>;
 
@@ -317,7 +323,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest): Promise<Asse
     missingFactors: factors.missing,
     heatmap: image && useImage ? { outcome: 'hip', width: image.pngs.width, height: image.pngs.height, peak: image.pngs.peak ?? null } : null,
     basis: [...sourcesUsed],
-    cacheKey: cacheKeyOf(image?.sel.sopUid ?? null, model, factors),
+    cacheKey: cacheKeyOf(study, model, factors),
     timings: { ...timings, totalMs: performance.now() - tStart },
     attribution: QFRACTURE_ATTRIBUTION,
   };

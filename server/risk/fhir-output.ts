@@ -1,0 +1,155 @@
+/**
+ * FHIR R4 output of an assessment (issue 5, item 5), following the profile
+ * `fhir-profiles/structuredefinitions/frcds-risk-assessment.json`:
+ * - RiskAssessment: status, subject, occurrence, basis (ImagingStudy and every resource a factor came from), method
+ *   (model id and version, or QFracture-2012 when clinical-only), one prediction per outcome × horizon with
+ *   `probabilityDecimal` and `whenRange`, the 95 % interval in the `prediction-interval` extension,
+ *   `qualitativeRisk` (risk-probability low/moderate/high) on the 10-year predictions, every warning in `note`, the
+ *   survival curves in `survival-curve` extensions and the heatmap in `heatmap` (→ DocumentReference).
+ * - Device for the model version; Provenance (agent = the Device; entities = the basis); Binary (PNG) +
+ *   DocumentReference for the heatmap overlay and the display image.
+ * @see https://hl7.org/fhir/R4/riskassessment.html
+ */
+import type {
+  Binary, CodeableConcept, Device, DocumentReference, Extension, Patient, Provenance, Reference, RiskAssessment,
+  RiskAssessmentPrediction,
+} from '@medplum/fhirtypes';
+import type { Assessment, AssessmentResult } from './assess.ts';
+import type { Outcome } from './qfracture.ts';
+
+export const PROFILE_URL = 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-risk-assessment';
+export const EXT = {
+  interval: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/prediction-interval',
+  curve: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/survival-curve',
+  heatmap: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/heatmap',
+  mode: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/assessment-mode',
+} as const;
+
+const OUTCOME_CODE: Record<Outcome, CodeableConcept> = {
+  hip: { coding: [{ system: 'http://snomed.info/sct', code: '5913000', display: 'Fracture of neck of femur' }], text: 'Hip fracture' },
+  mof: { coding: [{ system: 'urn:frcds:outcome', code: 'mof', display: 'Major osteoporotic fracture (hip, wrist, spine, shoulder)' }], text: 'Major osteoporotic fracture' },
+};
+const TIER_SYSTEM = 'http://terminology.hl7.org/CodeSystem/risk-probability';
+
+const dec = (x: number, nd = 6): number => Number(x.toFixed(nd));
+
+export interface AssessmentFhir {
+  riskAssessment: RiskAssessment;
+  device: Device;
+  provenance: Provenance;
+  binaries: Binary[];
+  documentReference: DocumentReference | null;
+}
+
+function curveExtension(a: Assessment, o: Outcome): Extension | null {
+  const f = a.outcomes[o].fused;
+  if (!f || a.outcomes[o].shown !== 'fused') return null;
+  return {
+    url: EXT.curve,
+    extension: [
+      { url: 'outcome', valueCodeableConcept: OUTCOME_CODE[o] },
+      ...f.curve.map((p) => ({
+        url: 'point',
+        extension: [
+          { url: 'years', valueDecimal: dec(p.years, 4) },
+          { url: 'survival', valueDecimal: dec(p.survival) },
+          { url: 'lower', valueDecimal: dec(p.lower) },
+          { url: 'upper', valueDecimal: dec(p.upper) },
+        ],
+      })),
+    ],
+  };
+}
+
+/** Builds the FHIR resources of one assessment. Ids are derived from the assessment id (stable per assessment). */
+export function toFhir(result: AssessmentResult): AssessmentFhir {
+  const a = result.assessment;
+  const subject: Reference<Patient> = { reference: `Patient/${a.patientId}` };
+  const deviceId = `frcds-model-${a.model.id}-${a.model.version.replace(/[^A-Za-z0-9-.]/g, '-')}`;
+  const device: Device = {
+    resourceType: 'Device',
+    id: deviceId,
+    status: 'active',
+    deviceName: [{ name: a.model.id, type: 'model-name' }],
+    version: [{ value: a.model.version }],
+    type: { text: 'Software: fracture-risk model (ONNX ensemble) — research use, trained on synthetic data' },
+    note: [{ text: a.model.useStatement }],
+  };
+  const raId = `frcds-${a.id}`;
+  const binaries: Binary[] = [];
+  let documentReference: DocumentReference | null = null;
+  if (result.pngs && a.heatmap) {
+    const overlay: Binary = { resourceType: 'Binary', id: `${raId}-heatmap`, contentType: 'image/png', data: result.pngs.overlay().toString('base64') };
+    const display: Binary = { resourceType: 'Binary', id: `${raId}-display`, contentType: 'image/png', data: result.pngs.display().toString('base64') };
+    binaries.push(overlay, display);
+    documentReference = {
+      resourceType: 'DocumentReference',
+      id: `${raId}-heatmap`,
+      status: 'current',
+      type: { text: 'Fracture-risk heatmap (class activation map over the hip radiograph)' },
+      subject,
+      date: a.createdAt,
+      description: `Heatmap of the ${a.heatmap.outcome} log-hazard (member-averaged CAM), ${a.heatmap.width}×${a.heatmap.height}, to overlay on the display image. Research use — synthetic training data.`,
+      content: [
+        { attachment: { contentType: 'image/png', url: `Binary/${overlay.id}`, title: 'Heatmap overlay (RGBA)', size: result.pngs.overlay().length } },
+        { attachment: { contentType: 'image/png', url: `Binary/${display.id}`, title: 'Radiograph, windowed for display', size: result.pngs.display().length } },
+      ],
+      ...(a.study ? { context: { related: [{ reference: `ImagingStudy/${a.study.id}` }] } } : {}),
+    };
+  }
+
+  const prediction: RiskAssessmentPrediction[] = [];
+  for (const o of ['hip', 'mof'] as const) {
+    for (const r of a.outcomes[o].risks) {
+      const p: RiskAssessmentPrediction = {
+        outcome: OUTCOME_CODE[o],
+        probabilityDecimal: dec(r.risk),
+        whenRange: { low: { value: 0, unit: 'a', system: 'http://unitsofmeasure.org', code: 'a' }, high: { value: r.years, unit: 'a', system: 'http://unitsofmeasure.org', code: 'a' } },
+      };
+      if (r.lower !== null && r.upper !== null) {
+        p.extension = [{ url: EXT.interval, extension: [{ url: 'level', valueDecimal: 0.95 }, { url: 'lower', valueDecimal: dec(r.lower) }, { url: 'upper', valueDecimal: dec(r.upper) }] }];
+      }
+      if (r.years === 10) p.qualitativeRisk = { coding: [{ system: TIER_SYSTEM, code: a.tier.tier, display: a.tier.tier }], text: `${a.tier.tier} (tier from the ${a.tier.basis} 10-year risks)` };
+      prediction.push(p);
+    }
+  }
+  const extension: Extension[] = [{ url: EXT.mode, valueCode: a.mode }];
+  for (const o of ['hip', 'mof'] as const) {
+    const c = curveExtension(a, o);
+    if (c) extension.push(c);
+  }
+  if (documentReference) extension.push({ url: EXT.heatmap, valueReference: { reference: `DocumentReference/${documentReference.id}` } });
+
+  const method: CodeableConcept = a.mode === 'image-and-clinical'
+    ? { coding: [{ system: 'urn:frcds:model', code: a.model.id, version: a.model.version, display: `${a.model.id} ${a.model.version} (radiograph + QFracture-2012 fusion)` }], text: `${a.model.id} ${a.model.version}` }
+    : { coding: [{ system: 'urn:frcds:model', code: 'qfracture-2012', display: 'QFracture-2012 (clinical factors only)' }], text: 'QFracture-2012 equations (ClinRisk Ltd, LGPL-3.0), clinical factors only' };
+  const riskAssessment: RiskAssessment = {
+    resourceType: 'RiskAssessment',
+    id: raId,
+    meta: { profile: [PROFILE_URL] },
+    extension,
+    identifier: [{ system: 'urn:frcds:assessment', value: a.id }],
+    status: 'final',
+    subject,
+    occurrenceDateTime: a.createdAt,
+    performer: { reference: `Device/${deviceId}` },
+    basis: a.basis.map((ref) => ({ reference: ref })),
+    method,
+    prediction,
+    note: [
+      ...a.warnings.map((w) => ({ text: w })),
+      { text: `${a.model.useStatement} ${a.attribution}.` },
+    ],
+  };
+  const provenance: Provenance = {
+    resourceType: 'Provenance',
+    id: `${raId}-provenance`,
+    target: [{ reference: `RiskAssessment/${raId}` }, ...(documentReference ? [{ reference: `DocumentReference/${documentReference.id}` }] : [])],
+    recorded: a.createdAt,
+    activity: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation', code: 'CREATE', display: 'create' }] },
+    agent: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'assembler', display: 'Assembler' }] }, who: { reference: `Device/${deviceId}` } }],
+    entity: a.basis.map((ref) => ({ role: 'source', what: { reference: ref } })),
+    reason: [{ text: `Fracture-risk assessment; inference on ${a.model.provider}${a.model.providerNote ? ` (${a.model.providerNote})` : ''}` }],
+  };
+  return { riskAssessment, device, provenance, binaries, documentReference };
+}
