@@ -1,0 +1,122 @@
+/**
+ * `npm run assess -- --patient <id> [--study <ImagingStudy id>] [--json] [--fhir <file>] [--png <dir>]`
+ *
+ * Prints a readable summary of one assessment (risks with intervals, tier, warnings, top factors) against the
+ * configured FHIR server and PACS (FHIR_BASE_URL / DICOMWEB_BASE_URL), or — when none is configured — against the
+ * embedded demo sandboxes started in-process. `--json` prints the whole assessment; `--fhir` writes the FHIR
+ * resources (a transaction-free collection Bundle); `--png` writes the heatmap and display PNGs.
+ * Exit codes: 0 done, 2 bad arguments or configuration, 1 the assessment failed (message on stderr).
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig } from '../config.ts';
+import { HttpFhirClient } from '../fhir/client.ts';
+import { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import { ModelRegistry } from '../inference/registry.ts';
+import { createLogger } from '../logging.ts';
+import { assess, type Assessment } from './assess.ts';
+import { startEmbeddedSandboxes, type EmbeddedSandboxes } from './embedded.ts';
+import { toFhir } from './fhir-output.ts';
+
+const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '   –  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
+
+export function summary(a: Assessment): string {
+  const lines: string[] = [];
+  lines.push(`Fracture risk — Patient/${a.patientId} (index date ${a.indexDate})`);
+  lines.push(`Model ${a.model.id} ${a.model.version} on ${a.model.provider}. ${a.model.useStatement}`);
+  lines.push(a.mode === 'image-and-clinical'
+    ? `Basis: radiograph ImagingStudy/${a.study!.id} (${a.study!.laterality ?? '?'} hip) + clinical factors (QFracture-2012)`
+    : 'Basis: clinical factors only (QFracture-2012) — see warnings');
+  for (const o of ['hip', 'mof'] as const) {
+    const r = a.outcomes[o];
+    lines.push('');
+    lines.push(`${o === 'hip' ? 'Hip fracture' : 'Major osteoporotic fracture'} (${r.shown === 'fused' ? 'radiograph + clinical' : 'clinical only'}):`);
+    for (const x of r.risks) lines.push(`  ${String(x.years).padStart(2)} y  ${pct(x.risk)}${x.lower !== null ? `  (95 % ${pct(x.lower).trim()} – ${pct(x.upper).trim()})` : ''}`);
+    const q10 = r.clinicalOnly.risks.find((x) => x.years === 10)!.risk;
+    const i10 = r.imageTermOnly?.risks.find((x) => x.years === 10)?.risk;
+    lines.push(`  compare at 10 y: QFracture-2012 alone ${pct(q10).trim()}${i10 !== undefined && r.shown === 'fused' ? `; radiograph term alone (reference clinical profile) ${pct(i10).trim()}` : ''}`);
+    const top = r.contributions.filter((c) => c.qfracture > 0).slice(0, 5);
+    if (top.length) lines.push(`  top factors (log-hazard): ${top.map((c) => `${c.label} +${c.qfracture.toFixed(2)}`).join(', ')}`);
+  }
+  lines.push('');
+  lines.push(`Tier: ${a.tier.tier.toUpperCase()} (${a.tier.basis}; ${a.tier.rule})`);
+  if (a.ood) lines.push(`OOD distance ${a.ood.distance.toFixed(2)} (threshold ${a.ood.threshold.toFixed(2)})${a.ood.outside ? ' — OUTSIDE' : ''}`);
+  lines.push(a.warnings.length ? `Warnings:\n${a.warnings.map((w) => `  ! ${w}`).join('\n')}` : 'Warnings: none');
+  lines.push(a.attribution);
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({ options: { patient: { type: 'string' }, study: { type: 'string' }, json: { type: 'boolean' }, fhir: { type: 'string' }, png: { type: 'string' } } }).values;
+  } catch (e) {
+    process.stderr.write(`${(e as Error).message}\n`);
+    return 2;
+  }
+  if (!args.patient) {
+    process.stderr.write('usage: npm run assess -- --patient <Patient id> [--study <ImagingStudy id>] [--json] [--fhir <file>] [--png <dir>]\n');
+    return 2;
+  }
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const logger = createLogger({ level: process.env['LOG_LEVEL'] ? config.log.level : 'warn', destination: process.stderr });
+  let sandboxes: EmbeddedSandboxes | undefined;
+  const registry = await ModelRegistry.load(config.inference, logger);
+  try {
+    const st = registry.status();
+    if (st.models.length === 0) {
+      process.stderr.write(`No model could be loaded from ${config.inference.modelsDir} (MODELS_DIR): ${st.detail}\n`);
+      return 1;
+    }
+    let fhirBase = config.fhir.baseUrl;
+    let dicomBase = config.dicomweb.baseUrl;
+    if (config.fhir.sandbox || config.dicomweb.sandbox) {
+      sandboxes = await startEmbeddedSandboxes(config, logger);
+      if (config.fhir.sandbox) fhirBase = sandboxes.fhirBaseUrl;
+      if (config.dicomweb.sandbox) dicomBase = sandboxes.dicomWebBaseUrl;
+    }
+    const auth = config.dicomweb.auth;
+    const result = await assess(
+      {
+        fhir: new HttpFhirClient({ baseUrl: fhirBase, timeoutMs: config.fhir.timeoutMs }),
+        dicomweb: new DicomWebClient({ baseUrl: dicomBase, timeoutMs: config.dicomweb.timeoutMs, retries: config.dicomweb.retries, ...(auth.type === 'none' ? {} : { auth }) }),
+        registry,
+        settings: config.risk,
+        logger,
+      },
+      { patientId: args.patient, ...(args.study ? { studyId: args.study } : {}) },
+    );
+    process.stdout.write(args.json ? `${JSON.stringify(result.assessment, null, 1)}\n` : `${summary(result.assessment)}\n`);
+    if (args.fhir) {
+      const f = toFhir(result);
+      const entries = [f.riskAssessment, f.device, f.provenance, ...(f.documentReference ? [f.documentReference] : []), ...f.binaries];
+      writeFileSync(resolve(args.fhir), `${JSON.stringify({ resourceType: 'Bundle', type: 'collection', entry: entries.map((resource) => ({ resource })) }, null, 1)}\n`);
+    }
+    if (args.png && result.pngs) {
+      mkdirSync(resolve(args.png), { recursive: true });
+      writeFileSync(join(resolve(args.png), `${args.patient}-heatmap.png`), result.pngs.overlay());
+      writeFileSync(join(resolve(args.png), `${args.patient}-display.png`), result.pngs.display());
+    }
+    return 0;
+  } catch (e) {
+    process.stderr.write(`assessment failed: ${(e as Error).name}: ${(e as Error).message}\n`);
+    return 1;
+  } finally {
+    await sandboxes?.close();
+    await registry.close();
+  }
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) {
+  void main().then((code) => process.exit(code));
+}
