@@ -1,0 +1,345 @@
+/**
+ * The risk engine end to end on real inputs: the committed demo cohort served by the embedded FHIR and DICOMweb
+ * sandboxes over HTTP, the non-hip DICOM fixtures, and a real ONNX model through the registry.
+ *
+ * Two model set-ups:
+ * - the smoke-config fixture model (test/fixtures/models/hip-xray-smoke): always; checks the machinery — every demo
+ *   patient gets an assessment, numbers are consistent, fail-safes that do not depend on the model's judgement
+ *   (selection rule, image checks, missing factors), FHIR output validity, API, cache;
+ * - models/hip-xray-v1 (the real artefact): the fail-safes that depend on the model's OOD judgement (artefact
+ *   cases, the mislabelled blank "hip", site B). Until the artefact lands these are SKIPPED WITH A LOUD REASON.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import express from 'express';
+import request from 'supertest';
+import type { Condition, ImagingStudy, Patient, Resource } from '@medplum/fhirtypes';
+import { REPO_ROOT } from '../server/config.ts';
+import { HttpFhirClient } from '../server/fhir/client.ts';
+import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
+import { ModelRegistry } from '../server/inference/registry.ts';
+import { assess, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
+import { toFhir } from '../server/risk/fhir-output.ts';
+import { createRiskRouter } from '../server/risk/routes.ts';
+import { RiskService } from '../server/risk/service.ts';
+import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
+import { FhirValidator } from '../server/sandbox/fhir/validate.ts';
+import { DEMO_DIR, startDemoStack, type DemoStack, type DemoTruthPatient } from './support/demo-stack.ts';
+
+const truth = (JSON.parse(readFileSync(join(DEMO_DIR, 'truth.json'), 'utf8')) as { patients: DemoTruthPatient[] }).patients;
+const REAL_MODEL_DIR = join(REPO_ROOT, 'models');
+const REAL_PRESENT = existsSync(join(REAL_MODEL_DIR, 'hip-xray-v1', 'manifest.json'));
+const REAL_SKIP = REAL_PRESENT ? false : 'models/hip-xray-v1 has not landed: THIS FAIL-SAFE CHECK DID NOT RUN (it needs the real model\'s OOD judgement)';
+const AT = new Date('2026-11-27T12:00:00Z');
+const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10 };
+
+let stack: DemoStack;
+let smoke: ModelRegistry;
+let real: ModelRegistry | undefined;
+let deps: AssessDeps;
+let nonhipDir = '';
+let nonhipBase = '';
+let nonhipServer: import('node:http').Server;
+const results = new Map<string, Assessment>();
+
+before(async () => {
+  stack = await startDemoStack();
+  smoke = await ModelRegistry.load({ modelsDir: join(REPO_ROOT, 'test/fixtures/models'), device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
+  if (REAL_PRESENT) real = await ModelRegistry.load({ modelsDir: REAL_MODEL_DIR, device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
+  deps = {
+    fhir: new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 10_000 }),
+    dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }),
+    registry: smoke,
+    settings: SETTINGS,
+    logger: stack.logger,
+  };
+  // Non-hip radiographs: their own DICOMweb server, and charts in the FHIR sandbox pointing at them.
+  nonhipDir = mkdtempSync(join(tmpdir(), 'frcds-nonhip-'));
+  for (const f of ['nonhip-knee.dcm', 'nonhip-blank.dcm']) cpSync(join(REPO_ROOT, 'test/fixtures/nonhip', f), join(nonhipDir, f));
+  const router = await createDicomWebRouter({ dicomDir: nonhipDir, logger: stack.logger });
+  const app = express().use('/dicom-web', router.router);
+  nonhipServer = await new Promise((r) => {
+    const s = app.listen(0, '127.0.0.1', () => r(s));
+  });
+  nonhipBase = `http://127.0.0.1:${(nonhipServer.address() as { port: number }).port}/dicom-web`;
+  const index = JSON.parse(readFileSync(join(REPO_ROOT, 'test/fixtures/nonhip/index.json'), 'utf8')) as Record<string, { study_uid: string; series_uid: string; sop_uid: string; body_part: string }>;
+  for (const [pid, x] of Object.entries(index)) {
+    const patient: Patient = { resourceType: 'Patient', id: pid, gender: 'female', birthDate: '1950-01-01' };
+    const study: ImagingStudy = {
+      resourceType: 'ImagingStudy', id: `${pid}-xr`, status: 'available', subject: { reference: `Patient/${pid}` }, started: '2026-11-20T09:30:00Z',
+      identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${x.study_uid}` }],
+      series: [{ uid: x.series_uid, modality: { system: 'http://dicom.nema.org/resources/ontology/DCM', code: 'DX' }, instance: [{ uid: x.sop_uid, sopClass: { system: 'urn:ietf:rfc:3986', code: 'urn:oid:1.2.840.10008.5.1.4.1.1.1.1' } }] }],
+    };
+    for (const r of [patient, study]) {
+      const res = await stack.fhir.handle('PUT', `${r.resourceType}/${r.id}`, r);
+      assert.ok(res.status < 300, JSON.stringify(res.body));
+    }
+  }
+});
+
+after(async () => {
+  await smoke?.close();
+  await real?.close();
+  nonhipServer?.close();
+  await stack?.close();
+  if (nonhipDir) rmSync(nonhipDir, { recursive: true, force: true });
+});
+
+function nonhipDeps(registry: ModelRegistry): AssessDeps {
+  return { ...deps, registry, dicomweb: new DicomWebClient({ baseUrl: nonhipBase, timeoutMs: 10_000 }) };
+}
+
+function checkConsistent(a: Assessment, id: string): void {
+  for (const o of ['hip', 'mof'] as const) {
+    const r = a.outcomes[o];
+    assert.deepEqual(r.risks.map((x) => x.years), [1, 2, 5, 10], id);
+    let prev = 0;
+    for (const x of r.risks) {
+      assert.ok(Number.isFinite(x.risk) && x.risk >= 0 && x.risk <= 1, `${id} ${o} ${x.years}`);
+      assert.ok(x.risk >= prev - 1e-12, `${id} ${o}: risk must not fall with time`);
+      prev = x.risk;
+      if (r.shown === 'fused') assert.ok(x.lower! <= x.risk + 1e-12 && x.risk <= x.upper! + 1e-12, `${id} ${o} interval`);
+      else assert.equal(x.lower, null);
+    }
+    if (r.shown === 'fused') {
+      assert.equal(r.fused!.curve[0]!.survival, 1);
+      assert.ok(r.fused!.curve.at(-1)!.years >= 10 - 1e-6);
+      assert.ok(r.fused!.curve.every((p) => p.lower <= p.survival + 1e-12 && p.survival <= p.upper + 1e-12));
+    }
+    assert.ok(r.contributions.some((c) => c.factor === 'age'));
+  }
+  // Never a silent number: a clinical-only result always says why.
+  if (a.mode === 'clinical-only') assert.ok(a.warnings.length > 0 && (a.warnings.includes(OOD_WARNING) || a.warnings.some((w) => /clinical-only/.test(w))), `${id}: ${a.warnings.join(' | ')}`);
+  if (a.missingFactors.length > 0) assert.ok(a.warnings.some((w) => w.startsWith('Missing risk factors')), id);
+}
+
+describe('risk engine on the demo cohort (smoke fixture model)', () => {
+  test('every demo patient gets an assessment; clinical-only risks equal QFracture-2012 from the chart', async () => {
+    for (const t of truth) {
+      const { assessment: a } = await assess(deps, { patientId: t.patient_id, at: AT });
+      results.set(t.patient_id, a);
+      assert.ok(a.study || a.mode === 'clinical-only', t.patient_id);
+      assert.equal(a.study?.id ?? `${t.patient_id}-xr`, `${t.patient_id}-xr`, 'the demo study was chosen');
+      assert.equal(a.indexDate, t.index_datetime.slice(0, 10));
+      const q10 = a.outcomes.hip.clinicalOnly.risks.find((x) => x.years === 10)!.risk;
+      assert.ok(Math.abs(100 * q10 - t.ehr.qf_risk10_hip) < 1e-9, `${t.patient_id}: ${100 * q10} vs ${t.ehr.qf_risk10_hip}`);
+      assert.ok(Math.abs(100 * a.outcomes.mof.clinicalOnly.risks.find((x) => x.years === 10)!.risk - t.ehr.qf_risk10_mof) < 1e-9);
+      checkConsistent(a, t.patient_id);
+      assert.equal(a.model.provider, 'cpu');
+    }
+    assert.equal(results.size, 50);
+  });
+
+  test('site-B demo radiographs (a coarser detector) are flagged by the resolution check; site A\'s are not', () => {
+    for (const t of truth) {
+      const a = results.get(t.patient_id)!;
+      const res = a.quality.find((q) => q.check === 'resolution');
+      assert.ok(res, t.patient_id);
+      assert.equal(res.passed, t.site === 'A', `${t.patient_id} spacing ${res.value}`);
+      if (t.site === 'B') assert.ok(a.warnings.some((w) => /Coarse pixel spacing/.test(w)));
+    }
+  });
+
+  test('the OOD rule is applied exactly: image-derived risk shown iff distance ≤ threshold', () => {
+    for (const a of results.values()) {
+      assert.ok(a.ood);
+      assert.equal(a.mode === 'image-and-clinical', a.ood.distance <= a.ood.threshold);
+      assert.equal(a.outcomes.hip.withheld, a.ood.outside);
+      assert.equal(a.heatmap === null, a.ood.outside);
+    }
+  });
+
+  test('a knee radiograph is refused by the selection rule: clinical-only with the reason', async () => {
+    const { assessment: a, pngs } = await assess(nonhipDeps(smoke), { patientId: 'nonhip-knee', at: AT });
+    assert.equal(a.mode, 'clinical-only');
+    assert.equal(pngs, null);
+    assert.ok(a.warnings.some((w) => /could not be used.*BodyPartExamined is KNEE/.test(w)), a.warnings.join(' | '));
+  });
+
+  test('a blank field labelled HIP passes selection but the image checks flag it', async () => {
+    const { assessment: a } = await assess(nonhipDeps(smoke), { patientId: 'nonhip-blank', at: AT });
+    assert.ok(a.ood, 'the model read it');
+    const failed = a.quality.filter((q) => !q.passed).map((q) => q.check);
+    assert.ok(failed.includes('contrast'), `failed checks: ${failed.join(', ')}`);
+  });
+
+  test('no study within the look-back → clinical-only, saying so', async () => {
+    const { assessment: a } = await assess({ ...deps, settings: { ...SETTINGS, lookbackDays: 1 } }, { patientId: 'demo-a-003', at: AT });
+    assert.equal(a.mode, 'clinical-only');
+    assert.equal(a.ood, null);
+    assert.ok(a.warnings.some((w) => /No eligible hip radiograph .* last 1 days/.test(w)));
+  });
+
+  test('heatmap and display PNGs have the display geometry; the overlay is transparent outside the model window', async () => {
+    const id = truth.find((t) => results.get(t.patient_id)!.mode === 'image-and-clinical')?.patient_id;
+    assert.ok(id, 'at least one demo patient is in distribution for the smoke model');
+    const { assessment: a, pngs } = await assess(deps, { patientId: id, at: AT });
+    for (const png of [pngs!.display(), pngs!.overlay()]) {
+      assert.deepEqual([...png.subarray(0, 8)], [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+      assert.equal(png.readUInt32BE(16), a.heatmap!.width);
+      assert.equal(png.readUInt32BE(20), a.heatmap!.height);
+    }
+    assert.ok(a.heatmap!.peak && a.heatmap!.peak.x > 0 && a.heatmap!.peak.x < 1 && a.heatmap!.peak.y > 0 && a.heatmap!.peak.y < 1);
+  });
+});
+
+describe('FHIR output', () => {
+  const validator = new FhirValidator();
+  const profile = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/frcds-risk-assessment.json'), 'utf8')) as { differential: { element: { path: string; min?: number; sliceName?: string }[] } };
+
+  /** The profile's required elements (differential min ≥ 1, no slices) are present, with at least `min` entries. */
+  function checkProfile(ra: Resource): void {
+    for (const e of profile.differential.element) {
+      if (!e.min || e.sliceName) continue;
+      const parts = e.path.split('.').slice(1).map((p) => p.replace('[x]', ''));
+      const walk = (nodes: unknown[], i: number): unknown[] => {
+        if (i === parts.length) return nodes;
+        const next: unknown[] = [];
+        for (const n of nodes) for (const [k, v] of Object.entries(n as Record<string, unknown>)) {
+          if (k === parts[i] || (e.path.endsWith('[x]') && i === parts.length - 1 && k.startsWith(parts[i]!))) next.push(...(Array.isArray(v) ? v : [v]));
+        }
+        return walk(next, i + 1);
+      };
+      const found = walk([ra], 0);
+      assert.ok(found.length >= e.min, `${e.path}: ${found.length} < min ${e.min}`);
+    }
+    assert.ok(ra.meta?.profile?.includes('https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-risk-assessment'));
+  }
+
+  test('RiskAssessment, Device, Provenance, Binary, DocumentReference validate (R4 JSON Schema + StructureDefinitions) and follow the profile', async () => {
+    let fused = 0;
+    let clinicalOnly = 0;
+    for (const id of ['demo-a-003', 'demo-a-006', 'demo-b-007', 'demo-a-020', 'nonhip-knee']) {
+      const result = await assess(id.startsWith('nonhip') ? nonhipDeps(smoke) : deps, { patientId: id, at: AT });
+      const f = toFhir(result);
+      for (const r of [f.riskAssessment, f.device, f.provenance, ...f.binaries, ...(f.documentReference ? [f.documentReference] : [])]) {
+        assert.doesNotThrow(() => validator.validate(r), `${id} ${r.resourceType}`);
+      }
+      checkProfile(f.riskAssessment);
+      assert.equal(f.riskAssessment.prediction!.length, 8);
+      const notes = f.riskAssessment.note!.map((n) => n.text);
+      for (const w of result.assessment.warnings) assert.ok(notes.includes(w), 'every warning is in note');
+      if (result.assessment.mode === 'image-and-clinical') {
+        fused++;
+        assert.ok(f.riskAssessment.prediction!.every((p) => p.extension?.[0]?.extension?.length === 3), 'interval on every prediction');
+        assert.ok(f.riskAssessment.basis!.some((b) => b.reference?.startsWith('ImagingStudy/')));
+        assert.ok(f.documentReference && f.binaries.length === 2);
+      } else {
+        clinicalOnly++;
+        assert.equal(f.riskAssessment.method!.coding![0]!.code, 'qfracture-2012');
+      }
+    }
+    assert.ok(fused > 0 && clinicalOnly > 0, `covered fused ${fused} and clinical-only ${clinicalOnly}`);
+  });
+
+  test('a broken resource is rejected by the same validation (the check can fail)', () => {
+    assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', subject: { reference: 'Patient/x' } }), /status/);
+    assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: 'Patient/x' }, prediction: [{ probabilityDecimal: 'high' }] }));
+    assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: 'Patient/x' }, extension: [{ valueCode: 'x' }] }));
+  });
+
+  test('the example in fhir-profiles/examples validates and follows the profile', () => {
+    const dir = join(REPO_ROOT, 'fhir-profiles/examples');
+    const bundle = JSON.parse(readFileSync(join(dir, 'riskassessment-demo-a-003.json'), 'utf8')) as { entry: { resource: Resource }[] };
+    for (const e of bundle.entry) assert.doesNotThrow(() => validator.validate(e.resource), e.resource.resourceType);
+    checkProfile(bundle.entry.find((e) => e.resource.resourceType === 'RiskAssessment')!.resource);
+  });
+});
+
+describe('API and cache', () => {
+  let service: RiskService;
+  let app: express.Express;
+  before(() => {
+    service = new RiskService({ deps, cacheSize: 50, writeBack: true, logger: stack.logger });
+    app = express().use('/api/assessments', createRiskRouter(service, stack.logger));
+  });
+
+  test('POST computes (201) then answers from memory (200); GET by id and the PNGs; write-back reaches the FHIR server', async () => {
+    const first = await request(app).post('/api/assessments').send({ patient: 'demo-a-020' }).expect(201);
+    const a = first.body.assessment as Assessment;
+    assert.equal(first.body.fhir.riskAssessment.resourceType, 'RiskAssessment');
+    assert.deepEqual(first.body.writeBack, { written: true });
+    const stored = await stack.fhir.handle('GET', `RiskAssessment/frcds-${a.id}`);
+    assert.equal(stored.status, 200);
+    const t0 = performance.now();
+    const second = await request(app).post('/api/assessments').send({ patient: 'demo-a-020' }).expect(200);
+    assert.ok(performance.now() - t0 < 200);
+    assert.equal(second.body.source, 'memo');
+    assert.equal(second.body.assessment.id, a.id);
+    await request(app).get(`/api/assessments/${a.id}`).expect(200);
+    if (first.body.links) {
+      const png = await request(app).get(`/api/assessments/${a.id}/heatmap.png`).expect(200);
+      assert.equal(png.headers['content-type'], 'image/png');
+      await request(app).get(`/api/assessments/${a.id}/display.png`).expect(200).expect('content-type', 'image/png');
+    }
+  });
+
+  test('a changed factor gives a new assessment; an unchanged chart reuses the cached one', async () => {
+    const r1 = await service.assess({ patientId: 'demo-a-021', at: AT });
+    const r2 = await service.assess({ patientId: 'demo-a-021', at: AT });
+    assert.equal(r2.source, 'cache');
+    assert.equal(r2.stored.assessment.id, r1.stored.assessment.id);
+    const cond: Condition = { resourceType: 'Condition', id: 'demo-a-021-test-dementia', subject: { reference: 'Patient/demo-a-021' }, clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] }, code: { coding: [{ system: 'http://snomed.info/sct', code: '52448006' }] }, onsetDateTime: '2020-01-01' };
+    assert.ok((await stack.fhir.handle('PUT', 'Condition/demo-a-021-test-dementia', cond)).status < 300);
+    const r3 = await service.assess({ patientId: 'demo-a-021', at: AT });
+    assert.equal(r3.source, 'new');
+    assert.notEqual(r3.stored.assessment.id, r1.stored.assessment.id);
+    assert.ok(r3.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor > r1.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor);
+  });
+
+  test('bad requests get clear errors', async () => {
+    await request(app).post('/api/assessments').send({}).expect(400);
+    await request(app).post('/api/assessments').send({ patient: '../etc' }).expect(400);
+    await request(app).post('/api/assessments').send({ patient: 'no-such-patient' }).expect(404);
+    await request(app).post('/api/assessments').send({ patient: 'demo-a-001', study: 'demo-a-002-xr' }).expect(404);
+    await request(app).get('/api/assessments/unknown').expect(404);
+  });
+});
+
+describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
+  test('artefact demo cases (hardware, motion, cropped neck, under-exposure): image-derived risk withheld or flagged', { skip: REAL_SKIP }, async () => {
+    const realDeps = { ...deps, registry: real! };
+    const lines: string[] = [];
+    for (const t of truth.filter((x) => x.image.should_exclude)) {
+      const { assessment: a } = await assess(realDeps, { patientId: t.patient_id, at: AT });
+      const failed = a.quality.filter((q) => !q.passed).map((q) => q.check);
+      lines.push(`${t.patient_id} ${t.image.artefact}: ood ${a.ood!.distance.toFixed(1)}/${a.ood!.threshold.toFixed(1)} ${a.mode}; checks failed: ${failed.join(', ') || 'none'}`);
+      assert.ok(a.ood!.outside || failed.length > 0, lines.at(-1));
+      checkConsistent(a, t.patient_id);
+    }
+    process.stdout.write(`# artefact cases (real model):\n${lines.map((l) => `#   ${l}`).join('\n')}\n`);
+  });
+
+  test('the blank field labelled HIP is outside the training distribution (risk withheld, warning shown)', { skip: REAL_SKIP }, async () => {
+    const { assessment: a } = await assess(nonhipDeps(real!), { patientId: 'nonhip-blank', at: AT });
+    assert.equal(a.ood!.outside, true, `OOD distance ${a.ood!.distance} vs ${a.ood!.threshold}`);
+    assert.equal(a.mode, 'clinical-only');
+    assert.ok(a.warnings.includes(OOD_WARNING));
+  });
+
+  test('site-B cases: each either shows the image-derived risk with the coarse-detector warning, or withholds it (OOD)', { skip: REAL_SKIP }, async () => {
+    const realDeps = { ...deps, registry: real! };
+    const lines: string[] = [];
+    for (const t of truth.filter((x) => x.site === 'B')) {
+      const { assessment: a } = await assess(realDeps, { patientId: t.patient_id, at: AT });
+      lines.push(`${t.patient_id}: ood ${a.ood!.distance.toFixed(1)}/${a.ood!.threshold.toFixed(1)} ${a.mode}`);
+      assert.ok(a.warnings.some((w) => /Coarse pixel spacing/.test(w)) || a.warnings.includes(OOD_WARNING));
+      if (a.mode === 'clinical-only') assert.ok(a.warnings.includes(OOD_WARNING));
+    }
+    process.stdout.write(`# site-B cases (real model):\n${lines.map((l) => `#   ${l}`).join('\n')}\n`);
+  });
+
+  test('every demo patient gets an assessment with the real model', { skip: REAL_SKIP }, async () => {
+    const realDeps = { ...deps, registry: real! };
+    let shown = 0;
+    for (const t of truth) {
+      const { assessment: a } = await assess(realDeps, { patientId: t.patient_id, at: AT });
+      checkConsistent(a, t.patient_id);
+      if (a.mode === 'image-and-clinical') shown++;
+    }
+    assert.ok(shown >= 30, `only ${shown} of 50 demo patients got an image-derived risk`);
+  });
+});
