@@ -18,16 +18,17 @@ INDEX_START, INDEX_END = dt.date(2026, 10, 1), dt.date(2026, 11, 20)
 DATA_CUTOFF = dt.date(2026, 11, 27)
 # The phantom's images carry ≈8 bits of noise entropy per pixel, so lossless coding gives only ≈2:1 and fifty
 # ≈1,000 px studies plus two full-size ones would take ≈50 MB. The demo-size images are therefore cropped to a
-# 220 mm field (a tightly collimated hip view, ≈600 px at the demo pitch) around the image centre; the model's
+# 210 mm field (a tightly collimated hip view, ≈570 px at the demo pitch) around the image centre; the model's
 # centred 200 mm window sees exactly the same pixels (asserted in patient.crop_centred). Full-size studies are
 # not cropped.
-DEMO_FIELD_MM = 220.0
+DEMO_FIELD_MM = 210.0
 
 # Per-patient adjustments (patient index within its site). Everything not listed: demo size, no artefact,
 # JPEG-LS (the best lossless ratio, to fit the size budget).
 OVERRIDES_A = {
-    0: Override(size="full", syntax="jpeg-ls", artefact="none"),
-    1: Override(size="full", syntax="jpeg2000", artefact="none"),
+    # the two full-size studies: the patients whose site-A acquisitions have the smallest matrices (≈2,100 px)
+    22: Override(size="full", syntax="jpeg-ls", artefact="none"),
+    35: Override(size="full", syntax="jpeg2000", artefact="none"),
     2: Override(recent_fracture_years=0.4),
     3: Override(syntax="explicit"),
     4: Override(syntax="jpeg-lossless"),

@@ -1,0 +1,61 @@
+"""The committed demo cohort (server/sandbox/demo-cohort) has what the demo and the service tests rely on."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from frcds.cohort.demo import DATA_CUTOFF, INDEX_END, INDEX_START, N_SITE_A, N_SITE_B
+from frcds.cohort.patient import SYNTAXES
+
+DEMO = Path(__file__).resolve().parents[3] / "server" / "sandbox" / "demo-cohort"
+
+
+@pytest.fixture(scope="module")
+def truth() -> list[dict]:
+    return json.loads((DEMO / "truth.json").read_text())["patients"]
+
+
+def test_size_budget():
+    total = sum(p.stat().st_size for p in DEMO.rglob("*") if p.is_file())
+    assert total <= 30_000_000, total
+
+
+def test_composition(truth):
+    assert sum(t["site"] == "A" for t in truth) == N_SITE_A and sum(t["site"] == "B" for t in truth) == N_SITE_B
+    assert {t["dicom"]["syntax"] for t in truth} == set(SYNTAXES)
+    assert sum(bool(t["image"]["artefact"]) for t in truth) >= 1
+    assert all(t["image"]["should_exclude"] == bool(t["image"]["artefact"]) for t in truth)
+    full = [t for t in truth if min(t["image"]["rows"], t["image"]["columns"]) >= 1900]   # full size: ≈2,000–2,500 px
+    assert len(full) >= 2
+    assert len(list((DEMO / "fhir").glob("*.json"))) == len(truth)
+
+
+def test_recent_imaging_and_no_future_outcomes(truth):
+    for t in truth:
+        d = dt.date.fromisoformat(t["index_datetime"][:10])
+        assert INDEX_START <= d <= INDEX_END
+        assert t["event_hip"] == 0 and t["event_mof"] == 0
+        assert t["time_mof"] <= (DATA_CUTOFF - d).days / 365.25 + 1e-9
+
+
+def test_recent_prior_fractures_in_the_charts(truth):
+    recent = 0
+    for t in truth:
+        b = json.loads((DEMO / "fhir" / f"{t['patient_id']}.json").read_text())
+        index = dt.date.fromisoformat(t["index_datetime"][:10])
+        for e in b["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Condition" and "-fracture-" in r["id"]:
+                onset = dt.date.fromisoformat(r["onsetDateTime"])
+                recent += (index - onset).days < 2 * 365
+    assert recent >= 3
+
+
+def test_dicom_files_present_and_readable(truth):
+    for t in truth:
+        ds = pydicom.dcmread(DEMO / t["dicom"]["path"], stop_before_pixels=True)
+        assert ds.PatientID == t["mrn"] and ds.StudyInstanceUID == t["dicom"]["study_uid"]
