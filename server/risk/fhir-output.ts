@@ -61,8 +61,13 @@ function curveExtension(a: Assessment, o: Outcome): Extension | null {
   };
 }
 
-/** Builds the FHIR resources of one assessment. Ids are derived from the assessment id (stable per assessment). */
-export function toFhir(result: AssessmentResult): AssessmentFhir {
+/**
+ * Builds the FHIR resources of one assessment. Ids are derived from the assessment id (stable per assessment).
+ * `binaries: false` leaves the Binary resources out (their PNGs are then encoded only when someone asks for them;
+ * the DocumentReference still points at their ids).
+ */
+export function toFhir(result: AssessmentResult, options: { binaries?: boolean } = {}): AssessmentFhir {
+  const withBinaries = options.binaries ?? true;
   const a = result.assessment;
   const subject: Reference<Patient> = { reference: `Patient/${a.patientId}` };
   const deviceId = `frcds-model-${a.model.id}-${a.model.version.replace(/[^A-Za-z0-9-.]/g, '-')}`;
@@ -79,9 +84,15 @@ export function toFhir(result: AssessmentResult): AssessmentFhir {
   const binaries: Binary[] = [];
   let documentReference: DocumentReference | null = null;
   if (result.pngs && a.heatmap) {
-    const overlay: Binary = { resourceType: 'Binary', id: `${raId}-heatmap`, contentType: 'image/png', data: result.pngs.overlay().toString('base64') };
-    const display: Binary = { resourceType: 'Binary', id: `${raId}-display`, contentType: 'image/png', data: result.pngs.display().toString('base64') };
-    binaries.push(overlay, display);
+    const pngs = result.pngs;
+    const overlay = { id: `${raId}-heatmap` };
+    const display = { id: `${raId}-display` };
+    if (withBinaries) {
+      binaries.push(
+        { resourceType: 'Binary', id: overlay.id, contentType: 'image/png', data: pngs.overlay().toString('base64') },
+        { resourceType: 'Binary', id: display.id, contentType: 'image/png', data: pngs.display().toString('base64') },
+      );
+    }
     documentReference = {
       resourceType: 'DocumentReference',
       id: `${raId}-heatmap`,
@@ -91,8 +102,8 @@ export function toFhir(result: AssessmentResult): AssessmentFhir {
       date: a.createdAt,
       description: `Heatmap of the ${a.heatmap.outcome} log-hazard (member-averaged CAM), ${a.heatmap.width}×${a.heatmap.height}, to overlay on the display image. Research use — synthetic training data.`,
       content: [
-        { attachment: { contentType: 'image/png', url: `Binary/${overlay.id}`, title: 'Heatmap overlay (RGBA)', size: result.pngs.overlay().length } },
-        { attachment: { contentType: 'image/png', url: `Binary/${display.id}`, title: 'Radiograph, windowed for display', size: result.pngs.display().length } },
+        { attachment: { contentType: 'image/png', url: `Binary/${overlay.id}`, title: 'Heatmap overlay (RGBA)' } },
+        { attachment: { contentType: 'image/png', url: `Binary/${display.id}`, title: 'Radiograph, windowed for display' } },
       ],
       ...(a.study ? { context: { related: [{ reference: `ImagingStudy/${a.study.id}` }] } } : {}),
     };

@@ -55,48 +55,73 @@ export function renderHeatmap(input: HeatmapInput): HeatmapPngs {
   const H = Math.max(1, Math.round(pm.rows / scale));
   const srcRow = Int32Array.from({ length: H }, (_, y) => Math.min(pm.rows - 1, Math.floor(((y + 0.5) * pm.rows) / H)));
   const srcCol = Int32Array.from({ length: W }, (_, x) => Math.min(pm.columns - 1, Math.floor(((x + 0.5) * pm.columns) / W)));
-
-  // Display: modality LUT then VOI window; without a window, the 1st–99th percentile of the sampled values.
-  const sampled = new Float64Array(W * H);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
-    sampled[y * W + x] = pm.rescaleSlope * valueAt(stored, pm, srcRow[y]! * pm.columns + srcCol[x]!) + pm.rescaleIntercept;
-  }
-  let lo: number;
-  let hi: number;
-  if (pm.windowCenter !== undefined && pm.windowWidth !== undefined && pm.windowWidth > 1) {
-    lo = pm.windowCenter - 0.5 - (pm.windowWidth - 1) / 2;
-    hi = pm.windowCenter - 0.5 + (pm.windowWidth - 1) / 2;
-  } else {
-    const s = Float64Array.from(sampled).sort();
-    lo = s[Math.floor(0.01 * (s.length - 1))]!;
-    hi = s[Math.floor(0.99 * (s.length - 1))]!;
-  }
-  const inv = pm.photometricInterpretation === 'MONOCHROME1';
-  const grey = new Uint8Array(W * H);
-  for (let i = 0; i < W * H; i++) {
-    const t = hi > lo ? (sampled[i]! - lo) / (hi - lo) : 0.5;
-    const g = Math.round(255 * Math.min(1, Math.max(0, t)));
-    grey[i] = inv ? 255 - g : g;
+  // Only the display-size sample of the stored values is kept (≤ 512×512), so a cached assessment holds ~1 MB,
+  // not the whole radiograph; windowing, colour mapping and PNG encoding wait until a PNG is asked for.
+  const sampledStored = new Int32Array(W * H);
+  const unmasked = pm.bitsStored >= pm.bitsAllocated;
+  const mask = 2 ** Math.min(pm.bitsStored, 31) - 1;
+  for (let y = 0; y < H; y++) {
+    const base = srcRow[y]! * pm.columns;
+    const o = y * W;
+    if (unmasked) for (let x = 0; x < W; x++) sampledStored[o + x] = stored[base + srcCol[x]!]!;
+    else if (pm.pixelRepresentation === 0) for (let x = 0; x < W; x++) sampledStored[o + x] = stored[base + srcCol[x]!]! & mask;
+    else for (let x = 0; x < W; x++) sampledStored[o + x] = valueAt(stored, pm, base + srcCol[x]!);
   }
 
-  // Overlay: display pixel → stored (row, col) → oriented col → window (i, j) → working (u, v) → CAM cell.
+  // Geometry of the model window in stored coordinates (see the file header).
   const [gh, gw] = input.grid;
   const nr = Math.floor(c.FOV_MM / pm.pixelSpacingMm![0] + 0.5);
   const nc = Math.floor(c.FOV_MM / pm.pixelSpacingMm![1] + 0.5);
   const r0 = Math.floor((pm.rows - nr) / 2);
   const c0 = Math.floor((pm.columns - nc) / 2);
   const flip = input.laterality === 'L';
+  const camGrid = Float32Array.from(input.cam);
   let camMax = 0;
   let peakIdx = -1;
-  input.cam.forEach((v, i) => {
+  camGrid.forEach((v, i) => {
     if (v > camMax) {
       camMax = v;
       peakIdx = i;
     }
   });
-  const rgba = new Uint8Array(W * H * 4);
-  if (camMax > 0) {
-    const cam = (a: number, b: number) => input.cam[Math.min(gh - 1, Math.max(0, a)) * gw + Math.min(gw - 1, Math.max(0, b))]!;
+  let peak: HeatmapPngs['peak'];
+  if (peakIdx >= 0) {
+    const pr = Math.floor(peakIdx / gw);
+    const pc = peakIdx % gw;
+    const row = r0 + ((pr + 0.5) * nr) / gh;
+    const ocol = c0 + ((pc + 0.5) * nc) / gw;
+    const col = flip ? pm.columns - 1 - ocol : ocol;
+    peak = { x: col / pm.columns, y: row / pm.rows };
+  }
+  const windowing = { slope: pm.rescaleSlope, intercept: pm.rescaleIntercept, center: pm.windowCenter, width: pm.windowWidth, inv: pm.photometricInterpretation === 'MONOCHROME1' };
+
+  const displayPixels = (): Uint8Array => {
+    // Display: modality LUT then VOI window; without a window, the 1st–99th percentile of the sampled values.
+    const v = Float64Array.from(sampledStored, (s) => windowing.slope * s + windowing.intercept);
+    let lo: number;
+    let hi: number;
+    if (windowing.center !== undefined && windowing.width !== undefined && windowing.width > 1) {
+      lo = windowing.center - 0.5 - (windowing.width - 1) / 2;
+      hi = windowing.center - 0.5 + (windowing.width - 1) / 2;
+    } else {
+      const s = Float64Array.from(v).sort();
+      lo = s[Math.floor(0.01 * (s.length - 1))]!;
+      hi = s[Math.floor(0.99 * (s.length - 1))]!;
+    }
+    const grey = new Uint8Array(W * H);
+    for (let i = 0; i < W * H; i++) {
+      const t = hi > lo ? (v[i]! - lo) / (hi - lo) : 0.5;
+      const g = Math.round(255 * Math.min(1, Math.max(0, t)));
+      grey[i] = windowing.inv ? 255 - g : g;
+    }
+    return grey;
+  };
+
+  const overlayPixels = (): Uint8Array => {
+    // Display pixel → stored (row, col) → oriented col → window (i, j) → working (u, v) → CAM cell, bilinear.
+    const rgba = new Uint8Array(W * H * 4);
+    if (!(camMax > 0)) return rgba;
+    const cam = (a: number, b: number) => camGrid[Math.min(gh - 1, Math.max(0, a)) * gw + Math.min(gw - 1, Math.max(0, b))]!;
     for (let y = 0; y < H; y++) {
       const i = srcRow[y]! - r0;
       if (i < 0 || i >= nr) continue;
@@ -110,8 +135,8 @@ export function renderHeatmap(input: HeatmapInput): HeatmapPngs {
         const cv = ((j + 0.5) * gw) / nc - 0.5;
         const b0 = Math.floor(cv);
         const fb = cv - b0;
-        const v = (1 - fa) * ((1 - fb) * cam(a0, b0) + fb * cam(a0, b0 + 1)) + fa * ((1 - fb) * cam(a0 + 1, b0) + fb * cam(a0 + 1, b0 + 1));
-        const t = v / camMax;
+        const val = (1 - fa) * ((1 - fb) * cam(a0, b0) + fb * cam(a0, b0 + 1)) + fa * ((1 - fb) * cam(a0 + 1, b0) + fb * cam(a0 + 1, b0 + 1));
+        const t = val / camMax;
         if (t < 0.1) continue;
         const o = (y * W + x) * 4;
         const ci = Math.min(255, Math.round(t * 255)) * 3;
@@ -121,23 +146,16 @@ export function renderHeatmap(input: HeatmapInput): HeatmapPngs {
         rgba[o + 3] = Math.round(255 * 0.7 * t);
       }
     }
-  }
-  let peak: HeatmapPngs['peak'];
-  if (peakIdx >= 0) {
-    const pr = Math.floor(peakIdx / gw);
-    const pc = peakIdx % gw;
-    const row = r0 + ((pr + 0.5) * nr) / gh;
-    const ocol = c0 + ((pc + 0.5) * nc) / gw;
-    const col = flip ? pm.columns - 1 - ocol : ocol;
-    peak = { x: col / pm.columns, y: row / pm.rows };
-  }
+    return rgba;
+  };
+
   let displayPng: Buffer | undefined;
   let overlayPng: Buffer | undefined;
   return {
     width: W,
     height: H,
-    display: () => (displayPng ??= encodePng(W, H, grey, 'grey')),
-    overlay: () => (overlayPng ??= encodePng(W, H, rgba, 'rgba')),
+    display: () => (displayPng ??= encodePng(W, H, displayPixels(), 'grey')),
+    overlay: () => (overlayPng ??= encodePng(W, H, overlayPixels(), 'rgba')),
     peak,
   };
 }

@@ -83,7 +83,7 @@ export class RiskService {
 
   async #compute(req: AssessRequest, prepared: Awaited<ReturnType<typeof prepare>>): Promise<StoredAssessment> {
     const result = await assess(this.#deps, req, prepared);
-    const fhir = toFhir(result);
+    const fhir = toFhir(result, { binaries: this.#opts.writeBack });
     let writeBack: StoredAssessment['writeBack'] = null;
     if (this.#opts.writeBack) {
       try {
