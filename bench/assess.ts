@@ -103,6 +103,19 @@ const t0 = performance.now();
 await Promise.all(patients.slice(0, 8).map((id) => conc.assess({ patientId: id })));
 const concMs = performance.now() - t0;
 const batches = model.stats.batches - before.batches;
+const concLargest = model.stats.largestBatch;
+
+// Inference alone: 16 images one after another vs 16 submitted at once (micro-batched).
+const size = Number(model.manifest.inputs.find((t) => t.name === 'image')!.shape.at(-1));
+const imgs = Array.from({ length: 16 }, (_, i) => ({ image: Float32Array.from({ length: size * size }, (_v, j) => ((i * 131 + j * 7) % 997) / 997), clinical: [0, 0] }));
+let t2 = performance.now();
+for (const x of imgs) await model.infer(x);
+const seqMs = performance.now() - t2;
+const b0 = model.stats.batches;
+t2 = performance.now();
+await Promise.all(imgs.map((x) => model.infer(x)));
+const parMs = performance.now() - t2;
+const parBatches = model.stats.batches - b0;
 
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const lines = [
@@ -114,7 +127,8 @@ const lines = [
   `heatmap + display PNGs, rendered when first requested: ${pngMs.length ? fmt(pngMs) : 'none (no in-distribution image)'}`,
   `cached, identical request (memo): ${fmt(memo)}`,
   `cached, chart re-read + (study, model, factors) key: ${fmt(cache)}`,
-  `8 concurrent cold requests: ${concMs.toFixed(0)} ms wall, ${batches} session runs for 8 images (micro-batching, max ${model.stats.largestBatch} per run)`,
+  `8 concurrent cold requests: ${concMs.toFixed(0)} ms wall, ${batches} session runs for 8 images (largest batch so far ${concLargest})`,
+  `inference only, 16 images: ${seqMs.toFixed(1)} ms one by one, ${parMs.toFixed(1)} ms submitted together (${parBatches} session runs, INFERENCE_BATCH_MAX=${config.inference.maxBatch})`,
   `RSS: ${mb(rss0)} at start, ${mb(rssModels)} with all models loaded, ${mb(process.memoryUsage().rss)} after the run (embedded FHIR + DICOMweb sandboxes in the same process)`,
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
