@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import request from 'supertest';
-import type { Condition, ImagingStudy, Patient, Resource } from '@medplum/fhirtypes';
+import { validateResource } from '@medplum/core';
+import type { Condition, ImagingStudy, Patient, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { REPO_ROOT } from '../server/config.ts';
 import { HttpFhirClient } from '../server/fhir/client.ts';
 import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
@@ -26,6 +27,7 @@ import { toFhir } from '../server/risk/fhir-output.ts';
 import { createRiskRouter } from '../server/risk/routes.ts';
 import { RiskService } from '../server/risk/service.ts';
 import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
+import { R4_DEFINITIONS_DIR } from '../server/sandbox/fhir/definitions.ts';
 import { FhirValidator } from '../server/sandbox/fhir/validate.ts';
 import { DEMO_DIR, startDemoStack, type DemoStack, type DemoTruthPatient } from './support/demo-stack.ts';
 
@@ -190,8 +192,31 @@ describe('FHIR output', () => {
   const validator = new FhirValidator();
   const profile = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/frcds-risk-assessment.json'), 'utf8')) as { differential: { element: { path: string; min?: number; sliceName?: string }[] } };
 
+  /**
+   * The profile as @medplum/core's validator needs it: the base R4 RiskAssessment snapshot with the profile's
+   * differential constraints (cardinality, types) applied to the unsliced elements. Extension slices are checked by
+   * {@link checkProfile}'s walk and by the tests on the extension contents, not by this snapshot.
+   */
+  function profileWithSnapshot(): StructureDefinition {
+    const sd = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/frcds-risk-assessment.json'), 'utf8')) as StructureDefinition;
+    const bundle = JSON.parse(readFileSync(join(R4_DEFINITIONS_DIR, 'profiles-resources.json'), 'utf8')) as { entry: { resource: StructureDefinition }[] };
+    const base = bundle.entry.find((e) => e.resource.resourceType === 'StructureDefinition' && e.resource.id === 'RiskAssessment')!.resource;
+    const snap = structuredClone(base.snapshot!.element!);
+    for (const d of sd.differential!.element!) {
+      if (d.sliceName) continue;
+      const e = snap.find((x) => x.path === d.path);
+      assert.ok(e, `profile element ${d.path} exists in R4 RiskAssessment`);
+      if (d.min !== undefined) e.min = d.min;
+      if (d.max !== undefined) e.max = d.max;
+      if (d.type) e.type = d.type;
+    }
+    return { ...sd, snapshot: { element: snap } };
+  }
+  const profileSd = profileWithSnapshot();
+
   /** The profile's required elements (differential min ≥ 1, no slices) are present, with at least `min` entries. */
   function checkProfile(ra: Resource): void {
+    assert.doesNotThrow(() => validateResource(ra, { profile: profileSd }), 'medplum validation against the profile');
     for (const e of profile.differential.element) {
       if (!e.min || e.sliceName) continue;
       const parts = e.path.split('.').slice(1).map((p) => p.replace('[x]', ''));
@@ -236,6 +261,10 @@ describe('FHIR output', () => {
   });
 
   test('a broken resource is rejected by the same validation (the check can fail)', () => {
+    const ex = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/examples/riskassessment-demo-a-003.json'), 'utf8')) as { entry: { resource: Resource & { prediction?: unknown[]; method?: unknown } }[] };
+    const ra = ex.entry.find((e) => e.resource.resourceType === 'RiskAssessment')!.resource;
+    assert.throws(() => checkProfile({ ...ra, prediction: ra.prediction!.slice(0, 3) } as Resource), /prediction|8/);
+    assert.throws(() => checkProfile({ ...ra, method: undefined } as Resource), /method/);
     assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', subject: { reference: 'Patient/x' } }), /status/);
     assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: 'Patient/x' }, prediction: [{ probabilityDecimal: 'high' }] }));
     assert.throws(() => validator.validate({ resourceType: 'RiskAssessment', status: 'final', subject: { reference: 'Patient/x' }, extension: [{ valueCode: 'x' }] }));
