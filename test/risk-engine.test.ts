@@ -150,6 +150,7 @@ describe('risk engine on the demo cohort (smoke fixture model)', () => {
       assert.ok(a.ood);
       assert.equal(a.mode === 'image-and-clinical', a.ood.distance <= a.ood.threshold);
       assert.equal(a.outcomes.hip.withheld, a.ood.outside);
+      if (a.ood.outside) assert.ok(a.outcomes.hip.fused === null && a.outcomes.mof.imageTermOnly === null, 'a withheld risk is not handed out');
       assert.equal(a.heatmap === null, a.ood.outside);
     }
   });

@@ -77,7 +77,7 @@ export interface OutcomeResult {
   /** Risks of the shown model at 1, 2, 5, 10 years (fractions); clinical-only has no interval (lower = upper = null). */
   risks: { years: number; risk: number; lower: number | null; upper: number | null }[];
   fused: { risks: RiskWithInterval[]; curve: CurvePoint[]; logHazard: number; sd: number } | null;
-  /** Computed but not shown because the image is out of distribution (kept for audit, never displayed). */
+  /** True when the image was read but is out of distribution: `fused` and `imageTermOnly` are then null. */
   withheld: boolean;
   clinicalOnly: { risks: { years: number; risk: number }[]; curve: { years: number; survival: number }[]; linearPredictor: number };
   imageTermOnly: { risks: RiskWithInterval[]; logHazard: number } | null;
@@ -265,7 +265,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       }
     }
     const r10 = fused?.risks.find((r) => r.years === 10);
-    const width = r10 ? (r10.upper - r10.lower) * 100 : null;
+    const width = r10 && useImage ? (r10.upper - r10.lower) * 100 : null;
     const lowConfidence = useImage && width !== null && width > deps.settings.maxIntervalWidth;
     if (lowConfidence) warnings.push(`Low confidence: the 95 % interval of the 10-year ${o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk spans ${width!.toFixed(1)} percentage points (> ${deps.settings.maxIntervalWidth}).`);
     outcomes[o] = {
@@ -275,10 +275,11 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       risks: useImage
         ? fused!.risks.map((r) => ({ years: r.years, risk: r.risk, lower: r.lower, upper: r.upper }))
         : clinical.risks.map((r) => ({ years: r.years, risk: r.risk, lower: null, upper: null })),
-      fused,
+      // A withheld image-derived risk is not handed out at all (not even for "audit"): a consumer cannot show it.
+      fused: useImage ? fused : null,
       withheld: !!image && !useImage,
       clinicalOnly: clinical,
-      imageTermOnly,
+      imageTermOnly: useImage ? imageTermOnly : null,
       contributions: terms[o].terms
         .map((t) => ({ factor: t.factor, label: factors.records.find((r) => r.factor === t.factor)?.label ?? t.factor, value: factors.records.find((r) => r.factor === t.factor)?.value ?? 0, qfracture: t.logHazard, fused: betaMean === null ? null : betaMean * t.logHazard }))
         .filter((c) => c.qfracture !== 0 || ['age', 'bmi'].includes(c.factor))
