@@ -113,7 +113,11 @@ def plots(ev: dict, out_dir: str) -> list[str]:
 
 
 def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
-    files = plots(ev, out_dir)
+    if "_distances" in ev:
+        files = plots(ev, out_dir)
+    else:                       # re-rendering from the saved JSON: the PNGs of the run are already there
+        files = [f for f in ("calibration.png", "discrimination.png", "ood.png", "cam_examples.png")
+                 if os.path.exists(os.path.join(out_dir, f))]
     L = []
     L.append(f"# Model card: {man['id']} v{man['version']}\n")
     L.append("> **Research use only — trained and evaluated on SYNTHETIC data.** This model has never seen a real patient's "
@@ -235,3 +239,28 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
     L.append(", ".join(f"{k} {v:.0f} s" for k, v in ev.get("timings_s", {}).items()) + ".\n")
     with open(os.path.join(out_dir, "MODEL_CARD.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L) + "\n")
+
+
+def main(argv=None) -> int:
+    """Re-renders MODEL_CARD.md from an artefact's evaluation.json and manifest.json (e.g. after editing the
+    config's ``card_notes``) without re-running the pipeline: ``python -m frcds.model.card --config C --out DIR``."""
+    import argparse
+    import json
+
+    from .pipeline import load_config, repo_path
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--config", required=True)
+    ap.add_argument("--out", help="artefact directory (default: the config's out_dir)")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config)
+    out = repo_path(a.out or cfg["out_dir"])
+    with open(os.path.join(out, "manifest.json"), encoding="utf-8") as f:
+        man = json.load(f)
+    with open(os.path.join(out, "evaluation.json"), encoding="utf-8") as f:
+        ev = json.load(f)
+    write(cfg, man, ev, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
