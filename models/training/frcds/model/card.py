@@ -224,7 +224,9 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
              f"median over site-A test: hip {_f(cm['hip']['median_share_in_mask'])} (IQR "
              f"{_f(cm['hip']['iqr'][0])}–{_f(cm['hip']['iqr'][1])}), MOF {_f(cm['mof']['median_share_in_mask'])}; "
              f"the mask covers a median {_f(cm['mask_area_fraction_median'])} of the working image, which is what a "
-             f"uniform map would score.\n")
+             f"uniform map would score. Hip, by predicted risk: top quintile "
+             f"{_f(cm['hip'].get('median_share_in_mask_top_risk_quintile'))}, other four quintiles "
+             f"{_f(cm['hip'].get('median_share_in_mask_bottom_four_quintiles'))}.\n")
     if len(files) > 3:
         L.append(f"![cam]({files[3]})\n")
     L.append("## Limitations\n")

@@ -265,9 +265,14 @@ def evaluate(cfg, trained, graph, a: Cohort, b: Cohort, split, nonhip_imgs, nonh
                   "mask_area_fraction_median": float(np.median(te.masks.mean(axis=(1, 2))))}
     for k, o in enumerate(OUTCOMES):
         share = cam_mass(cam[:, k], te.masks)
+        # secondary view: people whose predicted risk is high have risk-raising evidence to show; for low-risk
+        # people the positive part of the map is small deviations scattered over the image
+        top = pte["fused"][o].risk10 >= np.quantile(pte["fused"][o].risk10, 0.8)
         res["cam"][o] = {"median_share_in_mask": float(np.nanmedian(share)),
                          "iqr": [float(np.nanquantile(share, 0.25)), float(np.nanquantile(share, 0.75))],
-                         "no_positive_mass": int(np.isnan(share).sum())}
+                         "no_positive_mass": int(np.isnan(share).sum()),
+                         "median_share_in_mask_top_risk_quintile": float(np.nanmedian(share[top])),
+                         "median_share_in_mask_bottom_four_quintiles": float(np.nanmedian(share[~top]))}
     res["_cam_examples"] = {"images": te.images[:6], "masks": te.masks[:6], "cam": cam[:6],
                             "risk_hip": pte["fused"]["hip"].risk10[:6]}
 
