@@ -118,6 +118,9 @@ async function loadModel(dir: string, settings: InferenceSettings, logger: Logge
   for (const t of manifest.outputs) if (!session.outputNames.includes(t.name)) throw new ModelLoadError(`ONNX graph has no output '${t.name}'`);
   const d = outputDims(manifest);
   const nClin = manifest.clinical_term.inputs.length;
+  // The risk engine knows how to compute these clinical inputs (server/risk/assess.ts clinicalInputs).
+  const unknown = manifest.clinical_term.inputs.filter((n) => !/^qf_(lp|cloglog10)_(hip|mof)$/.test(n));
+  if (unknown.length > 0) throw new ModelLoadError(`clinical inputs ${unknown.join(', ')} are not supported by this service`);
 
   const run = async (items: ModelInput[]): Promise<ModelOutput[]> => {
     const B = items.length;

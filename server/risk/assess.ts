@@ -28,7 +28,7 @@ import { hashPatientId, type Logger } from '../logging.ts';
 import { extractFactors, loadChart, type ClinicalFactors } from './factors.ts';
 import { renderHeatmap } from './heatmap.ts';
 import { checkImageQuality, type QualityCheck } from './quality.ts';
-import { linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome } from './qfracture.ts';
+import { linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type Sex } from './qfracture.ts';
 import { risksAt, spread, survivalCurve, type CurvePoint, type RiskWithInterval } from './survival.ts';
 
 export const OOD_WARNING = "Outside the model's training distribution — review by a clinician. The image-derived risk is withheld; the clinical-only (QFracture-2012) risk is shown.";
@@ -125,6 +125,21 @@ export class AssessmentError extends Error {
   }
 }
 
+/**
+ * The model's clinical input vector, by the names the manifest gives (`clinical_term.inputs`):
+ * `qf_lp_<k>` = the QFracture-2012 linear predictor a; `qf_cloglog10_<k>` = log(−log(1 − 10-year risk)) =
+ * a + log(−log S0_sex(10)). Both are a plus a constant per sex, so "the clinical term at QFracture's reference
+ * profile (a = 0)" is reached by subtracting β·a in either encoding.
+ */
+export function clinicalInputs(model: LoadedModel, sex: Sex, lp: Record<Outcome, number>): number[] {
+  return model.manifest.clinical_term.inputs.map((name) => {
+    const m = /^qf_(lp|cloglog10)_(hip|mof)$/.exec(name);
+    if (!m) throw new Error(`model ${model.id}: unsupported clinical input '${name}'`);
+    const o = m[2] as Outcome;
+    return m[1] === 'lp' ? lp[o] : Math.log(-Math.log(1 - riskFromLp(lp[o], o, sex, 10)));
+  });
+}
+
 function ruleOf(model: LoadedModel): SelectionRule {
   const d = model.manifest.dicom_selection;
   return { modality: d.modality, bodyPart: d.body_part_examined, viewPosition: d.view_position, laterality: 'any' };
@@ -218,7 +233,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       const constants = checkRecipe(man.preprocessing);
       const working = preprocessPixels({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality }, man.preprocessing);
       const t4 = performance.now();
-      const out = await model.infer({ image: working, clinical: [terms.hip.lp, terms.mof.lp] });
+      const out = await model.infer({ image: working, clinical: clinicalInputs(model, factors.sex, { hip: terms.hip.lp, mof: terms.mof.lp }) });
       const t5 = performance.now();
       const quality = checkImageQuality(frame.stored, frame.pixelModule, working, constants.S, sel.laterality);
       const hipIdx = man.outcomes.find((o) => o.id === 'hip')!.index;
