@@ -237,8 +237,12 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
         L.append(f"- Must-show targets NOT met in this run: {', '.join(missed)}. See the notes below.")
     for note in cfg.get("card_notes", []):
         L.append(f"- {note}")
-    L.append("\n## Timings (this machine, 2 CPU cores)\n")
-    L.append(", ".join(f"{k} {v:.0f} s" for k, v in ev.get("timings_s", {}).items()) + ".\n")
+    L.append("\n## Timings of the pipeline run that wrote this card (this machine, 2 CPU cores)\n")
+    tm = ev.get("timings_s", {})
+    L.append(", ".join(f"{k} {v:.0f} s" for k, v in tm.items()) + "."
+             + (" Ensemble members were loaded from the training run's checkpoints (cohorts and members are reused "
+                "when present); the training run's own timings are in the notes above." if
+                tm.get("train_members_s", 1e9) < 60 else "") + "\n")
     with open(os.path.join(out_dir, "MODEL_CARD.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(L) + "\n")
 
