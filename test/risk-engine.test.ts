@@ -22,7 +22,9 @@ import { REPO_ROOT } from '../server/config.ts';
 import { HttpFhirClient } from '../server/fhir/client.ts';
 import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../server/inference/registry.ts';
-import { assess, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
+import { assess, clinicalInputs, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
+import { extractFactors, loadChart } from '../server/risk/factors.ts';
+import { linearPredictor } from '../server/risk/qfracture.ts';
 import { toFhir } from '../server/risk/fhir-output.ts';
 import { createRiskRouter } from '../server/risk/routes.ts';
 import { RiskService } from '../server/risk/service.ts';
@@ -314,10 +316,15 @@ describe('API and cache', () => {
     assert.equal(r2.stored.assessment.id, r1.stored.assessment.id);
     const cond: Condition = { resourceType: 'Condition', id: 'demo-a-021-test-dementia', subject: { reference: 'Patient/demo-a-021' }, clinicalStatus: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/condition-clinical', code: 'active' }] }, code: { coding: [{ system: 'http://snomed.info/sct', code: '52448006' }] }, onsetDateTime: '2020-01-01' };
     assert.ok((await stack.fhir.handle('PUT', 'Condition/demo-a-021-test-dementia', cond)).status < 300);
-    const r3 = await service.assess({ patientId: 'demo-a-021', at: AT });
-    assert.equal(r3.source, 'new');
-    assert.notEqual(r3.stored.assessment.id, r1.stored.assessment.id);
-    assert.ok(r3.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor > r1.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor);
+    try {
+      const r3 = await service.assess({ patientId: 'demo-a-021', at: AT });
+      assert.equal(r3.source, 'new');
+      assert.notEqual(r3.stored.assessment.id, r1.stored.assessment.id);
+      assert.ok(r3.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor > r1.stored.assessment.outcomes.hip.clinicalOnly.linearPredictor);
+    } finally {
+      // The sandbox is shared by the other tests: leave the demo chart as it was.
+      assert.ok((await stack.fhir.handle('DELETE', 'Condition/demo-a-021-test-dementia')).status < 300);
+    }
   });
 
   test('bad requests get clear errors', async () => {
@@ -360,6 +367,20 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
       if (a.mode === 'clinical-only') assert.ok(a.warnings.includes(OOD_WARNING));
     }
     process.stdout.write(`# site-B cases (real model):\n${lines.map((l) => `#   ${l}`).join('\n')}\n`);
+  });
+
+  test('the clinical inputs the engine computes from each demo chart are the training definition (cloglog of the EHR QFracture risk)', { skip: REAL_SKIP }, async () => {
+    // frcds/model/data.py Cohort.clinical(): log(-log(1 - qf_risk10/100)), qf_risk10 the EHR QFracture risk (truth.json).
+    // (The parity fixture's demo rows borrow clinical inputs from test patients, so they cannot serve here.)
+    const model = real!.get('hip-xray-v1');
+    assert.deepEqual(model.manifest.clinical_term.inputs, ['qf_cloglog10_hip', 'qf_cloglog10_mof']);
+    for (const t of truth) {
+      const chart = await loadChart(deps.fhir, t.patient_id);
+      const f = extractFactors(chart, chart.imagingStudies[0]!.started!.slice(0, 10));
+      const x = clinicalInputs(model, f.sex, { hip: linearPredictor('hip', f.sex, f.inputs), mof: linearPredictor('mof', f.sex, f.inputs) });
+      const want = [t.ehr.qf_risk10_hip, t.ehr.qf_risk10_mof].map((r) => Math.log(-Math.log1p(-r / 100)));
+      for (let k = 0; k < 2; k++) assert.ok(Math.abs(x[k]! - want[k]!) < 1e-9, `${t.patient_id} input ${k}: ${x[k]} vs ${want[k]}`);
+    }
   });
 
   test('every demo patient gets an assessment with the real model', { skip: REAL_SKIP }, async () => {

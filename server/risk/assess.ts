@@ -136,7 +136,7 @@ export function clinicalInputs(model: LoadedModel, sex: Sex, lp: Record<Outcome,
     const m = /^qf_(lp|cloglog10)_(hip|mof)$/.exec(name);
     if (!m) throw new Error(`model ${model.id}: unsupported clinical input '${name}'`);
     const o = m[2] as Outcome;
-    return m[1] === 'lp' ? lp[o] : Math.log(-Math.log(1 - riskFromLp(lp[o], o, sex, 10)));
+    return m[1] === 'lp' ? lp[o] : Math.log(-Math.log1p(-riskFromLp(lp[o], o, sex, 10)));
   });
 }
 
