@@ -21,7 +21,7 @@ import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ImagingError } from '../imaging/errors.ts';
 import { checkRecipe, preprocessPixels } from '../imaging/preprocess.ts';
 import { fetchFrame } from '../imaging/retrieve.ts';
-import { candidateSeries, selectImage, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
+import { candidateSeries, selectImage, selectionRuleFromManifest, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
 import type { FhirDataSource } from '../fhir/client.ts';
 import type { LoadedModel, ModelRegistry, Provider } from '../inference/registry.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
@@ -140,9 +140,9 @@ export function clinicalInputs(model: LoadedModel, sex: Sex, lp: Record<Outcome,
   });
 }
 
+/** The manifest's DICOM selection rule (modality, body part, view, SOP class, photometric), via server/imaging. */
 function ruleOf(model: LoadedModel): SelectionRule {
-  const d = model.manifest.dicom_selection;
-  return { modality: d.modality, bodyPart: d.body_part_examined, viewPosition: d.view_position, laterality: 'any' };
+  return selectionRuleFromManifest(model.manifest.dicom_selection);
 }
 
 const isoDay = (d: Date): string => d.toISOString().slice(0, 10);
