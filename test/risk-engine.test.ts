@@ -36,7 +36,6 @@ import { DEMO_DIR, startDemoStack, type DemoStack, type DemoTruthPatient } from 
 const truth = (JSON.parse(readFileSync(join(DEMO_DIR, 'truth.json'), 'utf8')) as { patients: DemoTruthPatient[] }).patients;
 const REAL_MODEL_DIR = join(REPO_ROOT, 'models');
 const REAL_PRESENT = existsSync(join(REAL_MODEL_DIR, 'hip-xray-v1', 'manifest.json'));
-const REAL_SKIP = REAL_PRESENT ? false : 'models/hip-xray-v1 has not landed: THIS FAIL-SAFE CHECK DID NOT RUN (it needs the real model\'s OOD judgement)';
 const AT = new Date('2026-11-27T12:00:00Z');
 const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10 };
 
@@ -337,7 +336,8 @@ describe('API and cache', () => {
 });
 
 describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
-  test('artefact demo cases (hardware, motion, cropped neck, under-exposure): image-derived risk withheld or flagged', { skip: REAL_SKIP }, async () => {
+  test('artefact demo cases (hardware, motion, cropped neck, under-exposure): image-derived risk withheld or flagged', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     const realDeps = { ...deps, registry: real! };
     const lines: string[] = [];
     for (const t of truth.filter((x) => x.image.should_exclude)) {
@@ -350,14 +350,16 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
     process.stdout.write(`# artefact cases (real model):\n${lines.map((l) => `#   ${l}`).join('\n')}\n`);
   });
 
-  test('the blank field labelled HIP is outside the training distribution (risk withheld, warning shown)', { skip: REAL_SKIP }, async () => {
+  test('the blank field labelled HIP is outside the training distribution (risk withheld, warning shown)', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     const { assessment: a } = await assess(nonhipDeps(real!), { patientId: 'nonhip-blank', at: AT });
     assert.equal(a.ood!.outside, true, `OOD distance ${a.ood!.distance} vs ${a.ood!.threshold}`);
     assert.equal(a.mode, 'clinical-only');
     assert.ok(a.warnings.includes(OOD_WARNING));
   });
 
-  test('site-B cases: each either shows the image-derived risk with the coarse-detector warning, or withholds it (OOD)', { skip: REAL_SKIP }, async () => {
+  test('site-B cases: each either shows the image-derived risk with the coarse-detector warning, or withholds it (OOD)', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     const realDeps = { ...deps, registry: real! };
     const lines: string[] = [];
     for (const t of truth.filter((x) => x.site === 'B')) {
@@ -369,7 +371,8 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
     process.stdout.write(`# site-B cases (real model):\n${lines.map((l) => `#   ${l}`).join('\n')}\n`);
   });
 
-  test('the clinical inputs the engine computes from each demo chart are the training definition (cloglog of the EHR QFracture risk)', { skip: REAL_SKIP }, async () => {
+  test('the clinical inputs the engine computes from each demo chart are the training definition (cloglog of the EHR QFracture risk)', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     // frcds/model/data.py Cohort.clinical(): log(-log(1 - qf_risk10/100)), qf_risk10 the EHR QFracture risk (truth.json).
     // (The parity fixture's demo rows borrow clinical inputs from test patients, so they cannot serve here.)
     const model = real!.get('hip-xray-v1');
@@ -383,7 +386,8 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
     }
   });
 
-  test('every demo patient gets an assessment with the real model', { skip: REAL_SKIP }, async () => {
+  test('every demo patient gets an assessment with the real model', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     const realDeps = { ...deps, registry: real! };
     let shown = 0;
     for (const t of truth) {
