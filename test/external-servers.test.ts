@@ -5,7 +5,6 @@
  */
 import assert from 'node:assert/strict';
 import { cpSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -13,14 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig, REPO_ROOT } from '../server/config.ts';
 import { startService, type RunningService } from '../server/index.ts';
 import { createLogger } from '../server/logging.ts';
+import { freePort } from './support/net.ts';
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
 const logger = createLogger({ level: 'silent', destination: sink });
