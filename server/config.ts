@@ -120,6 +120,21 @@ export interface AppConfig {
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
     readonly cacheSize: number;
   };
+  // --- CDS Hooks service (issue 6, server/cds/) ---
+  readonly cds: {
+    /** Time budget of one hook call, in ms (`CDS_DEADLINE_MS`). */
+    readonly deadlineMs: number;
+    /** SQLite file of the card log and feedback (`CDS_FEEDBACK_DB`), absolute. */
+    readonly feedbackDb: string;
+    /** Lowest tier at which order-select / order-sign show a card (`CDS_ORDER_MIN_TIER`). */
+    readonly orderMinTier: 'low' | 'moderate' | 'high';
+    /** Lowest tier at which patient-view shows a card without news (`CDS_PATIENT_VIEW_MIN_TIER`). */
+    readonly patientViewMinTier: 'low' | 'moderate' | 'high';
+    /** How long a client JWT's `jti` is remembered, and the oldest `iat` accepted, in s (`CDS_JTI_TTL_S`). */
+    readonly jtiTtlS: number;
+    /** Clock skew tolerated on `exp` / `iat`, in s (`CDS_CLOCK_SKEW_S`). */
+    readonly clockSkewS: number;
+  };
 }
 
 /** One environment variable: its schema (after string→type coercion), default and documentation. */
@@ -210,6 +225,13 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  // --- CDS Hooks service (issue 6, server/cds/) ---
+  { env: 'CDS_DEADLINE_MS', description: 'Time budget of one CDS Hooks call, in ms: a cached assessment is served at once; otherwise, if the image cannot be assessed in time, the clinical-only estimate is answered ("image analysis in progress") and the assessment finishes in the background for the next call.', defaultText: '`400`', schema: { type: 'integer', minimum: 50, maximum: 10000 } },
+  { env: 'CDS_FEEDBACK_DB', description: 'SQLite file holding the CDS card log and card feedback (ids only, no other PHI). Relative paths are resolved against the repository root.', defaultText: '`data/cds-feedback.sqlite`', schema: { type: 'string', minLength: 1 } },
+  { env: 'CDS_ORDER_MIN_TIER', description: 'order-select / order-sign show a card for an imaging order only when the risk tier is at least this: `low`, `moderate` or `high`.', defaultText: '`moderate`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
+  { env: 'CDS_PATIENT_VIEW_MIN_TIER', description: 'patient-view shows a card when the risk tier is at least this (`low`, `moderate` or `high`), or when the assessment has news since the service last spoke for that patient (tier changed, image result arrived).', defaultText: '`high`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
+  { env: 'CDS_JTI_TTL_S', description: 'CDS client JWTs: seconds a `jti` is remembered against replay; tokens issued (`iat`) longer ago than this are refused.', defaultText: '`3600`', schema: { type: 'integer', minimum: 60, maximum: 86400 } },
+  { env: 'CDS_CLOCK_SKEW_S', description: 'CDS client JWTs: clock skew tolerated on `exp` and `iat`, in seconds.', defaultText: '`60`', schema: { type: 'integer', minimum: 0, maximum: 600 } },
 ];
 
 const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
@@ -445,6 +467,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
+    },
+    // --- CDS Hooks service (issue 6) ---
+    cds: {
+      deadlineMs: num('CDS_DEADLINE_MS', 400),
+      feedbackDb: (() => { const p = str('CDS_FEEDBACK_DB') ?? 'data/cds-feedback.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
+      orderMinTier: (str('CDS_ORDER_MIN_TIER') ?? 'moderate') as AppConfig['cds']['orderMinTier'],
+      patientViewMinTier: (str('CDS_PATIENT_VIEW_MIN_TIER') ?? 'high') as AppConfig['cds']['patientViewMinTier'],
+      jtiTtlS: num('CDS_JTI_TTL_S', 3600),
+      clockSkewS: num('CDS_CLOCK_SKEW_S', 60),
     },
   };
 }
