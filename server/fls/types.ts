@@ -117,7 +117,9 @@ export interface DismissResponse {
   item: WorklistItem;
 }
 
-/** Error body of the FLS API. */
+/** Error body of the FLS API (the same shape as `/api/assessments` errors). */
 export interface FlsErrorBody {
-  error: { code: 'BAD_REQUEST' | 'NOT_FOUND' | 'CONFLICT' | 'FHIR_UNAVAILABLE' | 'FORBIDDEN'; message: string };
+  error: string;
+  code: 'BAD_REQUEST' | 'FORBIDDEN' | 'NOT_FOUND' | 'CONFLICT' | 'FHIR_UNAVAILABLE' | 'FHIR_TIMEOUT' | 'INTERNAL';
+  status: number;
 }
