@@ -1,0 +1,115 @@
+/**
+ * Calls to the service's own API (`/api/assessments`, `/api/fls/worklist`), always with the SMART access token as
+ * `Authorization: Bearer` — the service verifies it and that its patient matches. Failures become typed
+ * {@link ApiError}s the error screen can explain (401/403: access; 5xx: the service).
+ */
+import type { AcceptResponse, DismissalReasonCode, DismissResponse, WorklistQuery, WorklistResponse } from '../../server/fls/types.ts';
+import type { ApiErrorBody, AssessmentResponse } from './types.ts';
+import type { Session } from './session.ts';
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function messageOf(body: unknown, status: number): { code: string; message: string } {
+  const b = body as ApiErrorBody | null;
+  if (b && typeof b.error === 'string') return { code: ('code' in b && b.code) || `HTTP_${status}`, message: b.error };
+  if (b && typeof b.error === 'object' && b.error) return { code: b.error.code, message: b.error.message };
+  return { code: `HTTP_${status}`, message: `The service answered ${status}` };
+}
+
+/** `fetch` against the service with the bearer token; JSON in and out. */
+export async function apiFetch<T>(session: Pick<Session, 'accessToken' | 'apiBase'>, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`${session.apiBase}${path}`, {
+      method: init.method ?? 'GET',
+      headers: { Authorization: `Bearer ${session.accessToken}`, Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+      ...(init.signal ? { signal: init.signal } : {}),
+    });
+  } catch (err) {
+    throw new ApiError(0, 'NETWORK', `The service could not be reached (${(err as Error).message}).`);
+  }
+  const text = await res.text();
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const m = messageOf(body, res.status);
+    throw new ApiError(res.status, m.code, m.message);
+  }
+  return body as T;
+}
+
+/**
+ * The assessment to show: the one the card named (`appContext`), else — or when it is no longer in the service's
+ * memory — a fresh (usually cached) assessment of the patient in context. Refuses one of another patient.
+ */
+export async function loadAssessment(session: Session, assessmentId: string | null): Promise<AssessmentResponse> {
+  let res: AssessmentResponse | null = null;
+  if (assessmentId) {
+    try {
+      res = await apiFetch<AssessmentResponse>(session, `/assessments/${encodeURIComponent(assessmentId)}`);
+    } catch (err) {
+      if (!(err instanceof ApiError && err.status === 404)) throw err;
+    }
+  }
+  if (!res) {
+    if (!session.patientId) throw new ApiError(400, 'NO_PATIENT', 'The launch gave no patient and no assessment to open.');
+    res = await apiFetch<AssessmentResponse>(session, '/assessments', { method: 'POST', body: { patient: session.patientId } });
+  }
+  if (session.patientId && res.assessment.patientId !== session.patientId) {
+    throw new ApiError(403, 'PATIENT_MISMATCH', 'The assessment named by the launch belongs to another patient than the one in context.');
+  }
+  return res;
+}
+
+/** A PNG of the service (radiograph, heatmap) fetched with the bearer token and decoded for a canvas. */
+export async function fetchBitmap(session: Pick<Session, 'accessToken' | 'apiBase'>, url: string, signal?: AbortSignal): Promise<ImageBitmap> {
+  const res = await fetch(new URL(url, session.apiBase).href, { headers: { Authorization: `Bearer ${session.accessToken}` }, ...(signal ? { signal } : {}) });
+  if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `The image could not be loaded (${res.status}).`);
+  return createImageBitmap(await res.blob());
+}
+
+/** Query string of the worklist filters (empty values left out). */
+export function worklistQueryString(q: WorklistQuery): string {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) if (typeof v === 'string' && v !== '') p.set(k, v);
+  const s = p.toString();
+  return s ? `?${s}` : '';
+}
+
+export const getWorklist = (s: Session, q: WorklistQuery, signal?: AbortSignal): Promise<WorklistResponse> =>
+  apiFetch<WorklistResponse>(s, `/fls/worklist${worklistQueryString(q)}`, signal ? { signal } : {});
+export const acceptItem = (s: Session, taskId: string): Promise<AcceptResponse> =>
+  apiFetch<AcceptResponse>(s, `/fls/worklist/${encodeURIComponent(taskId)}/accept`, { method: 'POST', body: {} });
+export const dismissItem = (s: Session, taskId: string, reason: DismissalReasonCode, note?: string): Promise<DismissResponse> =>
+  apiFetch<DismissResponse>(s, `/fls/worklist/${encodeURIComponent(taskId)}/dismiss`, { method: 'POST', body: { reason, ...(note ? { note } : {}) } });
+
+/**
+ * Downloads the worklist CSV with the bearer token (a plain link could not carry it) and hands it to the browser
+ * as a file.
+ */
+export async function downloadWorklistCsv(s: Session, q: WorklistQuery): Promise<void> {
+  const res = await fetch(`${s.apiBase}/fls/worklist.csv${worklistQueryString(q)}`, { headers: { Authorization: `Bearer ${s.accessToken}`, Accept: 'text/csv' } });
+  if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `The CSV export failed (${res.status}).`);
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement('a');
+  a.href = url;
+  a.download = `fls-worklist-${new Date().toISOString().slice(0, 10)}.csv`;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
