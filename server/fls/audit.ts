@@ -1,0 +1,211 @@
+/**
+ * Audit of every FLS worklist action (issue 8, item 3 — "every action audited"): each view, export, accept and
+ * dismiss becomes a FHIR `AuditEvent` written to the FHIR server. When that write fails the event is kept in a local
+ * SQLite audit log (better-sqlite3, path `FLS_AUDIT_DB`) so nothing is lost; {@link AuditLog.forwardPending}
+ * re-sends kept events (it runs after every later successful write, and can be called by an operator task).
+ *
+ * Event shape follows the R4 AuditEvent resource and the IHE Basic Audit Log Patterns (BALP) conventions:
+ * `type` = `rest` (audit-event-type) with a `restful-interaction` subtype, or DICOM 110106 "Export" for the CSV;
+ * one `agent` (the SMART user, requestor) and one `source` (this service); `entity` = the Task, the Patient(s),
+ * the ServiceRequest created, and for searches the query. The local copy holds the same JSON (patient references,
+ * no names): protect the file as you would the audit trail.
+ * @see https://hl7.org/fhir/R4/auditevent.html
+ * @see https://profiles.ihe.net/ITI/BALP/
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { AuditEvent, AuditEventEntity } from '@medplum/fhirtypes';
+import type { FhirDataSource } from '../fhir/client.ts';
+import type { Logger } from '../logging.ts';
+
+/** Who did it: the verified SMART access token's claims (server/auth SmartAccess). */
+export interface AuditActor {
+  subject: string;
+  fhirUser?: string;
+  /** The OAuth client the user acted through, when known. */
+  clientId?: string;
+}
+
+export type FlsAction = 'worklist-view' | 'worklist-export' | 'accept' | 'dismiss';
+
+export interface AuditRecord {
+  action: FlsAction;
+  actor: AuditActor;
+  /** '0' success, '4' minor failure (refused request), '8' serious failure (server error). */
+  outcome: '0' | '4' | '8';
+  outcomeDesc?: string;
+  taskId?: string;
+  patientIds?: readonly string[];
+  serviceRequestId?: string;
+  /** The query string of a search/export. */
+  query?: string;
+  /** Dismissal reason code. */
+  reason?: string;
+  /** Client network address. */
+  address?: string;
+}
+
+const SOURCE_OBSERVER = 'Fracture Risk CDS — FLS worklist';
+/** At most this many Patient entities per view/export event (a longer list is summarised in the query entity). */
+const MAX_PATIENT_ENTITIES = 500;
+
+const TYPE_REST = { system: 'http://terminology.hl7.org/CodeSystem/audit-event-type', code: 'rest', display: 'RESTful Operation' };
+const TYPE_EXPORT = { system: 'http://dicom.nema.org/resources/ontology/DCM', code: '110106', display: 'Export' };
+const INTERACTION = 'http://hl7.org/fhir/restful-interaction';
+const ENTITY_TYPE = 'http://terminology.hl7.org/CodeSystem/audit-entity-type';
+const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
+
+/** Builds the AuditEvent of one action. */
+export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
+  const subtype = {
+    'worklist-view': { system: INTERACTION, code: 'search-type', display: 'search type' },
+    'worklist-export': { system: INTERACTION, code: 'search-type', display: 'search type' },
+    accept: { system: INTERACTION, code: 'update', display: 'update' },
+    dismiss: { system: INTERACTION, code: 'update', display: 'update' },
+  }[r.action];
+  const action: AuditEvent['action'] = r.action === 'worklist-view' ? 'E' : r.action === 'worklist-export' ? 'R' : 'U';
+  const entity: AuditEventEntity[] = [];
+  if (r.taskId) {
+    entity.push({ what: { reference: `Task/${r.taskId}` }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' }, description: 'FLS triage Task' });
+  }
+  if (r.serviceRequestId) {
+    entity.push({ what: { reference: `ServiceRequest/${r.serviceRequestId}` }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' }, description: 'FLS referral created' });
+  }
+  for (const pid of (r.patientIds ?? []).slice(0, MAX_PATIENT_ENTITIES)) {
+    entity.push({ what: { reference: `Patient/${pid}` }, type: { system: ENTITY_TYPE, code: '1', display: 'Person' }, role: { system: OBJECT_ROLE, code: '1', display: 'Patient' } });
+  }
+  if (r.query !== undefined) {
+    const n = r.patientIds?.length ?? 0;
+    entity.push({
+      type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
+      role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
+      query: Buffer.from(r.query, 'utf8').toString('base64'),
+      description: `FLS worklist${r.action === 'worklist-export' ? ' CSV export' : ''}: ${n} patient(s)${n > MAX_PATIENT_ENTITIES ? `, first ${MAX_PATIENT_ENTITIES} listed` : ''}`,
+    });
+  }
+  const who = r.actor.fhirUser && /^(?:[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}|https?:\/\/\S+)$/.test(r.actor.fhirUser)
+    ? { reference: r.actor.fhirUser }
+    : { identifier: { value: r.actor.subject } };
+  const event: AuditEvent = {
+    resourceType: 'AuditEvent',
+    type: r.action === 'worklist-export' ? TYPE_EXPORT : TYPE_REST,
+    subtype: [subtype],
+    action,
+    recorded: recorded.toISOString(),
+    outcome: r.outcome,
+    agent: [{
+      type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-ParticipationType', code: 'IRCP', display: 'information recipient' }] },
+      who,
+      altId: r.actor.subject,
+      requestor: true,
+      ...(r.address ? { network: { address: r.address, type: '2' as const } } : {}),
+    }],
+    source: { observer: { display: SOURCE_OBSERVER }, type: [{ system: 'http://terminology.hl7.org/CodeSystem/security-source-type', code: '4', display: 'Application Server' }] },
+    ...(entity.length ? { entity } : {}),
+  };
+  if (r.outcomeDesc) event.outcomeDesc = r.outcomeDesc;
+  if (r.reason) event.purposeOfEvent = [{ text: `dismissal reason: ${r.reason}` }];
+  return event;
+}
+
+export interface LocalAuditRow {
+  id: number;
+  recorded: string;
+  action: string;
+  event: AuditEvent;
+  error: string;
+  forwardedAt: string | null;
+}
+
+export interface AuditLogOptions {
+  fhir: FhirDataSource;
+  /** SQLite file of the local audit log (created with its folder when missing); ':memory:' for tests. */
+  dbPath: string;
+  logger: Logger;
+  now?: () => Date;
+}
+
+/** Where an event ended up. */
+export type AuditOutcome = { stored: 'fhir'; id: string | undefined } | { stored: 'local'; localId: number; error: string };
+
+export class AuditLog {
+  readonly #fhir: FhirDataSource;
+  readonly #db: Database.Database;
+  readonly #logger: Logger;
+  readonly #now: () => Date;
+  #forwarding: Promise<number> | undefined;
+
+  constructor(opts: AuditLogOptions) {
+    this.#fhir = opts.fhir;
+    this.#logger = opts.logger.child({ component: 'fls-audit' });
+    this.#now = opts.now ?? (() => new Date());
+    if (opts.dbPath !== ':memory:') mkdirSync(dirname(opts.dbPath), { recursive: true });
+    this.#db = new Database(opts.dbPath);
+    this.#db.pragma('journal_mode = WAL');
+    this.#db.exec(`CREATE TABLE IF NOT EXISTS fls_audit (
+      id INTEGER PRIMARY KEY AUTOINCREMENT,
+      recorded TEXT NOT NULL,
+      action TEXT NOT NULL,
+      event_json TEXT NOT NULL,
+      error TEXT NOT NULL,
+      forwarded_at TEXT
+    )`);
+  }
+
+  /** Writes the AuditEvent to the FHIR server, or keeps it locally when that fails. Never throws for a FHIR failure. */
+  async record(r: AuditRecord): Promise<AuditOutcome> {
+    const event = buildAuditEvent(r, this.#now());
+    try {
+      const stored = await this.#fhir.write(event);
+      void this.forwardPending().catch(() => undefined);
+      return { stored: 'fhir', id: stored.id };
+    } catch (err) {
+      const error = (err as Error).message;
+      const info = this.#db.prepare('INSERT INTO fls_audit (recorded, action, event_json, error) VALUES (?, ?, ?, ?)').run(event.recorded, r.action, JSON.stringify(event), error);
+      this.#logger.warn({ action: r.action, localId: Number(info.lastInsertRowid), err: error }, 'AuditEvent kept in the local audit log: the FHIR write failed');
+      return { stored: 'local', localId: Number(info.lastInsertRowid), error };
+    }
+  }
+
+  /** Events kept locally and not yet forwarded. */
+  pending(): LocalAuditRow[] {
+    return this.rows().filter((r) => r.forwardedAt === null);
+  }
+
+  /** Every event of the local log (forwarded ones included: the local log is append-only). */
+  rows(): LocalAuditRow[] {
+    const rows = this.#db.prepare('SELECT id, recorded, action, event_json, error, forwarded_at FROM fls_audit ORDER BY id').all() as {
+      id: number; recorded: string; action: string; event_json: string; error: string; forwarded_at: string | null;
+    }[];
+    return rows.map((x) => ({ id: x.id, recorded: x.recorded, action: x.action, event: JSON.parse(x.event_json) as AuditEvent, error: x.error, forwardedAt: x.forwarded_at }));
+  }
+
+  /** Re-sends pending local events to the FHIR server (oldest first, stops at the first failure); returns how many went. */
+  forwardPending(): Promise<number> {
+    this.#forwarding ??= this.#forward().finally(() => {
+      this.#forwarding = undefined;
+    });
+    return this.#forwarding;
+  }
+
+  async #forward(): Promise<number> {
+    let sent = 0;
+    const mark = this.#db.prepare('UPDATE fls_audit SET forwarded_at = ? WHERE id = ?');
+    for (const row of this.pending()) {
+      try {
+        await this.#fhir.write(row.event);
+      } catch {
+        break;
+      }
+      mark.run(this.#now().toISOString(), row.id);
+      sent++;
+    }
+    if (sent) this.#logger.info({ sent }, 'local audit events forwarded to the FHIR server');
+    return sent;
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+}

@@ -1,0 +1,30 @@
+/**
+ * Composition of the FLS worklist for `server/index.ts` (issue 8, item 3): the FHIR client (with the service's
+ * bearer-token provider, server/auth), the audit log (FHIR AuditEvent, local SQLite fallback at `FLS_AUDIT_DB`), the
+ * worklist and its router behind SMART user-level scopes.
+ *
+ * The FLS API always requires an access token, whatever `API_AUTH_REQUIRED` says: every worklist action must be
+ * attributable to a user in the audit trail.
+ */
+import type { RequestHandler } from 'express';
+import { createApiTokenVerifier, createFhirTokenProvider } from '../auth/setup.ts';
+import type { AppConfig } from '../config.ts';
+import { HttpFhirClient } from '../fhir/client.ts';
+import type { Logger } from '../logging.ts';
+import { AuditLog } from './audit.ts';
+import { createFlsRouter, smartGuards } from './routes.ts';
+import { Worklist } from './worklist.ts';
+
+export interface FlsMount {
+  handler: RequestHandler;
+  close(): void;
+}
+
+export function createFlsMount(config: AppConfig, logger: Logger): FlsMount {
+  const tokenProvider = createFhirTokenProvider(config);
+  const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
+  const audit = new AuditLog({ fhir, dbPath: config.fls.auditDb, logger });
+  const worklist = new Worklist({ fhir, imminentDays: config.fls.imminentDays });
+  const handler = createFlsRouter({ worklist, audit, guards: smartGuards(createApiTokenVerifier(config)), logger });
+  return { handler, close: () => audit.close() };
+}
