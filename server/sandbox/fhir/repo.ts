@@ -35,10 +35,35 @@ class Lock {
   }
 }
 
+/**
+ * Called after a committed write (create, update, patch; transactions: after commit, once per written resource)
+ * with the stored resource and the version it replaced. Used by the sandbox's subscription notifier
+ * (`subscriptions.ts`). Observers must not throw; they run after the write has succeeded.
+ */
+export type WriteObserver = (current: Resource, prior: Resource | undefined) => void;
+
 export class SandboxRepository extends MemoryRepository {
   readonly validator: FhirValidator;
   readonly #journal = new AsyncLocalStorage<UndoEntry[]>();
   readonly #lock = new Lock();
+  // --- write observers (issue 8: subscription notifications) ---
+  readonly #observers: WriteObserver[] = [];
+
+  /** Registers a {@link WriteObserver}; returns a function that removes it. */
+  onWrite(observer: WriteObserver): () => void {
+    this.#observers.push(observer);
+    return () => void this.#observers.splice(this.#observers.indexOf(observer) >>> 0, 1);
+  }
+
+  #emit(current: Resource, prior: Resource | undefined): void {
+    for (const o of this.#observers) {
+      try {
+        o(current, prior);
+      } catch {
+        // an observer's failure must not fail the write that has already succeeded
+      }
+    }
+  }
 
   constructor(validator: FhirValidator = new FhirValidator()) {
     super();
@@ -71,9 +96,10 @@ export class SandboxRepository extends MemoryRepository {
         const { versionId: _v, lastUpdated: _l, ...meta } = resource.meta;
         resource = { ...resource, meta };
       }
-      const prior = journal ? await this.#prior(resource.resourceType, resource.id) : undefined;
+      const prior = journal || this.#observers.length > 0 ? await this.#prior(resource.resourceType, resource.id) : undefined;
       const result = await super.createResource(resource);
       journal?.push({ resourceType: result.resourceType, id: result.id, prior });
+      if (!journal) this.#emit(result, prior);
       return result;
     });
   }
@@ -90,12 +116,20 @@ export class SandboxRepository extends MemoryRepository {
     if (this.#journal.getStore()) return callback(undefined); // nested: part of the outer transaction
     return this.#lock.run(async () => {
       const journal: UndoEntry[] = [];
+      let result: TResult;
       try {
-        return await this.#journal.run(journal, () => callback(undefined));
+        result = await this.#journal.run(journal, () => callback(undefined));
       } catch (err) {
         await this.#rollback(journal);
         throw err;
       }
+      if (this.#observers.length > 0) {
+        for (const entry of journal) {
+          const current = await this.#prior(entry.resourceType, entry.id);
+          if (current) this.#emit(current, entry.prior);
+        }
+      }
+      return result;
     });
   }
 

@@ -1,0 +1,99 @@
+/**
+ * Wiring of report events and durable jobs into the service (`server/index.ts`):
+ * - at once: the queue (SQLite file, or BullMQ with `REDIS_URL`), the receiver at `/api/events` and `/api/jobs`;
+ * - when the risk engine is ready: the in-process worker (unless `JOBS_IN_PROCESS_WORKER=false`);
+ * - with the sandbox FHIR server: a few demo reports set to `preliminary`, the sandbox's notifier, and the
+ *   service's own topic Subscription (with the shared secret in `channel.header`), so marking a report final
+ *   in the sandbox reaches the jobs with no setup.
+ */
+import { randomBytes } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Registry } from 'prom-client';
+import type { AppConfig } from '../config.ts';
+import type { Logger } from '../logging.ts';
+import { createJobMetrics, type JobMetrics } from '../jobs/metrics.ts';
+import { createJobsRouter } from '../jobs/routes.ts';
+import { configuredTriage, createQueue, createRunner, type Assessor, type RunnableQueue } from '../jobs/runtime.ts';
+import type { SandboxRepository } from '../sandbox/fhir/repo.ts';
+import { attachSubscriptionNotifier, markReportsPreliminary, type SandboxNotifier } from '../sandbox/fhir/subscriptions.ts';
+import { createAuthenticator } from './auth.ts';
+import { createEventsRouter } from './receiver.ts';
+import { buildSubscription } from './subscription.ts';
+
+/** Id of the Subscription the service registers in its own sandbox. */
+export const SANDBOX_SUBSCRIPTION_ID = 'frcds-report-events';
+
+export interface ReportEvents {
+  readonly events: RequestHandler;
+  readonly jobs: RequestHandler;
+  readonly metrics: JobMetrics;
+  /** The queue, once opened (undefined if it failed to open: see the log). */
+  queue(): RunnableQueue | undefined;
+  /** Starts the in-process worker on this risk service (called when the models are loaded). */
+  useRiskService(risk: Assessor): Promise<void>;
+  /** Demo set-up of the sandbox FHIR server (preliminary reports, notifier, own Subscription). */
+  attachSandbox(repo: SandboxRepository): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ReportEventsOptions {
+  readonly config: AppConfig;
+  readonly logger: Logger;
+  readonly registry: Registry;
+}
+
+/** The URL the service itself can reach its notification endpoint at (loopback, like the sandboxes). */
+export function selfNotificationUrl(config: AppConfig): string {
+  const self = config.fhir.sandbox ? config.fhir.baseUrl.replace(/\/sandbox\/fhir$/, '') : config.publicBaseUrl;
+  return `${self}/api/events/notifications`;
+}
+
+export function startReportEvents(opts: ReportEventsOptions): ReportEvents {
+  const { config, logger } = opts;
+  const log = logger.child({ component: 'events' });
+  let queue: RunnableQueue | undefined;
+  const metrics = createJobMetrics(opts.registry, () => queue);
+  try {
+    queue = createQueue(config, logger, metrics);
+  } catch (err) {
+    log.error({ error: (err as Error).message }, 'the job queue could not be opened: report events are refused (503)');
+  }
+  // With the sandbox and no configured secret, a random one: only this process's own Subscription knows it.
+  const secret = config.events.secret ?? (config.fhir.sandbox ? randomBytes(24).toString('base64url') : undefined);
+  const auth = createAuthenticator(
+    config.events.auth === 'jwt'
+      ? { type: 'jwt', jwksUrl: config.events.jwksUrl!, issuer: config.events.jwtIssuer!, audience: `${config.publicBaseUrl}/api/events/notifications` }
+      : { type: 'secret', header: config.events.secretHeader, secret },
+  );
+  const events = createEventsRouter({ queue: () => queue, auth, logger, metrics });
+  const jobs = createJobsRouter(() => queue);
+  let notifier: SandboxNotifier | undefined;
+
+  return {
+    events,
+    jobs,
+    metrics,
+    queue: () => queue,
+    async useRiskService(risk) {
+      if (!queue || !config.jobs.inProcessWorker) return;
+      const triage = await configuredTriage(config, logger);
+      queue.start(createRunner({ risk, triage, coordination: queue.coordination, logger }), config.jobs.concurrency);
+      log.info({ backend: queue.backend, concurrency: config.jobs.concurrency }, 'report-event worker started');
+    },
+    async attachSandbox(repo) {
+      const preliminary = await markReportsPreliminary(repo);
+      notifier = attachSubscriptionNotifier(repo, { baseUrl: config.fhir.publicBaseUrl, logger });
+      if (config.events.auth !== 'secret' || !secret) {
+        log.warn('EVENTS_AUTH=jwt: the sandbox cannot sign notifications, so no sandbox Subscription is registered');
+        return;
+      }
+      const sub = buildSubscription({ id: SANDBOX_SUBSCRIPTION_ID, endpoint: selfNotificationUrl(config), payload: 'id-only', headers: [`${config.events.secretHeader}: ${secret}`] });
+      await repo.updateResource(sub);
+      log.info({ preliminaryReports: preliminary }, 'sandbox Subscription registered (topic: imaging DiagnosticReport became final)');
+    },
+    async close() {
+      notifier?.close();
+      await queue?.close();
+    },
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Builds the job machinery from the configuration, shared by the service (`server/events/start.ts`), the worker
+ * process (`npm run worker`) and the benchmarks: the queue (SQLite, or BullMQ when `REDIS_URL` is set) and the job
+ * runner bound to a risk service and the FHIR triage.
+ */
+import type { AppConfig } from '../config.ts';
+import type { FhirDataSource } from '../fhir/client.ts';
+import type { Logger } from '../logging.ts';
+import type { AssessRequest } from '../risk/assess.ts';
+import type { ServiceResult } from '../risk/service.ts';
+import type { JobMetrics } from './metrics.ts';
+import { processReportEvent } from './process.ts';
+import { RedisJobQueue } from './redis-queue.ts';
+import { SqliteJobQueue, type JobRunner } from './sqlite-queue.ts';
+import { loadTriage, type TriageFn } from './triage-link.ts';
+import type { JobCoordination, JobQueue } from './types.ts';
+
+export type RunnableQueue = JobQueue & { readonly coordination: JobCoordination; start(run: JobRunner, concurrency: number): void };
+
+export function createQueue(config: AppConfig, logger: Logger, metrics?: JobMetrics): RunnableQueue {
+  const common = { maxAttempts: config.jobs.maxAttempts, backoffMs: config.jobs.backoffMs, leaseMs: config.jobs.leaseMs, logger, ...(metrics ? { metrics } : {}) };
+  if (config.jobs.redisUrl) return new RedisJobQueue({ url: config.jobs.redisUrl, ...common });
+  return new SqliteJobQueue({ path: config.jobs.dbPath, ...common });
+}
+
+/** Anything that assesses like the RiskService (its `assess` with per-call options). */
+export interface Assessor {
+  readonly fhir: FhirDataSource;
+  assess(req: AssessRequest): Promise<ServiceResult>;
+}
+
+/** The FLS triage bound to the configured tiers (null when the FLS module is not part of the build). */
+export async function configuredTriage(config: AppConfig, logger: Logger): Promise<TriageFn | null> {
+  const fn = await loadTriage();
+  if (!fn) {
+    logger.warn({ component: 'jobs' }, 'server/fls/triage.ts is not available: jobs will not create FLS triage Tasks');
+    return null;
+  }
+  return (fhir, input) => fn(fhir, input, { tiers: config.fls.triageTiers, logger });
+}
+
+export function createRunner(opts: { risk: Assessor; triage: TriageFn | null; coordination: JobCoordination; logger: Logger }): JobRunner {
+  const deps = { fhir: opts.risk.fhir, assess: (req: AssessRequest) => opts.risk.assess(req), triage: opts.triage, coordination: opts.coordination, logger: opts.logger };
+  return (event) => processReportEvent(deps, event);
+}
