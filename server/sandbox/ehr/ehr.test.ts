@@ -15,6 +15,8 @@ import { fillPrefetchTemplate } from './cds-client.ts';
 import type { CdsCard } from './cds-types.ts';
 import { createDemoEhr, orderableStudies, type DemoEhr } from './router.ts';
 import { freePort } from '../../../test/support/net.ts';
+import { loadConfig } from '../../config.ts';
+import { ehrAuthorization } from './mount.ts';
 
 let stack: DemoStack;
 let ehr: DemoEhr;
@@ -34,7 +36,8 @@ before(async () => {
     fhirPublicBaseUrl: stack.fhirBaseUrl,
     appLaunchUrl: `${base}/app/launch.html`,
     cdsServicesUrl: `http://127.0.0.1:${deadPort}/cds-services`,
-    auth: { ehrFhirToken: async () => undefined, cdsFhirAuthorization: async () => undefined, createLaunch: async () => 'unused' },
+    // The EHR's real identity: client_credentials of `demo-ehr` against the sandbox authorization server.
+    auth: ehrAuthorization({ authBaseUrl: stack.authBaseUrl, clients: loadConfig({}).files.smartClients, timeoutMs: 5000 }, stack.smart),
     logger: stack.logger,
     hookTimeoutMs: 2000,
   });
@@ -96,7 +99,7 @@ describe('card rendering', () => {
     uuid: 'c1',
     summary: '10-yr hip fracture risk 14% (95% CI 10–19%) <b>bold?</b>',
     indicator: 'warning',
-    detail: '**MOF** 28%\n\n<script>alert(1)</script> [click](javascript:alert(1)) [model card](https://example.org/card) ![x](https://example.org/x.png)\n\n<img src=x onerror=alert(1)>',
+    detail: '**MOF** 28%\n\n<script>alert(1)</script>\n\nSee [click](javascript:alert(1)) and [model card](https://example.org/card) ![x](https://example.org/x.png)\n\n<img src=x onerror=alert(1)>',
     source: { label: 'Fracture Risk CDS', url: 'javascript:alert(2)' },
     selectionBehavior: 'any',
     suggestions: [{ label: 'Refer to fracture liaison service', uuid: 's1', isRecommended: true, actions: [] }, { label: 'Order DXA', uuid: 's2' }],
@@ -110,7 +113,8 @@ describe('card rendering', () => {
   const out = renderCard(new CardStore().add('svc', 'p1', card)).value;
 
   test('raw HTML in summary and detail is escaped, unsafe URLs are dropped', () => {
-    assert.doesNotMatch(out, /<script|<img src=x|<b>bold|javascript:/i);
+    assert.doesNotMatch(out, /<script|<img src=x|<b>bold|href="javascript:/i);
+    assert.match(out, /See click and /, 'a javascript: link keeps its text, loses its link');
     assert.match(out, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
     assert.match(out, /&lt;b&gt;bold\?&lt;\/b&gt;/);
     assert.match(renderMarkdown('**MOF** 28%').value, /<strong>MOF<\/strong> 28%/);

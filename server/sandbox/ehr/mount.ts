@@ -9,6 +9,7 @@ import type { RequestHandler } from 'express';
 import type { AppConfig } from '../../config.ts';
 import type { Logger } from '../../logging.ts';
 import { ClientCredentialsTokenProvider } from '../../auth/token-provider.ts';
+import type { SmartClientsFile } from '../smart/clients.ts';
 import type { GrantContext, IssuedAccessToken } from '../smart/tokens.ts';
 import { httpLaunchCreator, type EhrAuthorization } from './auth.ts';
 import type { FhirAuthorization } from './cds-types.ts';
@@ -34,11 +35,18 @@ function selfBase(config: AppConfig): string {
   return config.fhir.baseUrl.replace(/\/sandbox\/fhir$/, '');
 }
 
-export function ehrAuthorization(config: AppConfig, issuer: SandboxTokenIssuer | undefined): EhrAuthorization {
-  const self = selfBase(config);
-  const secret = config.files.smartClients?.clients.find((c) => c.clientId === EHR_CLIENT_ID)?.clientSecret;
+export interface EhrAuthorizationOptions {
+  /** The sandbox authorization server's base as this process reaches it (`…/sandbox/auth`). */
+  authBaseUrl: string;
+  /** `smart-config/smart-clients.json` (the EHR's client secret is read from it). */
+  clients: SmartClientsFile | undefined;
+  timeoutMs: number;
+}
+
+export function ehrAuthorization(o: EhrAuthorizationOptions, issuer: SandboxTokenIssuer | undefined): EhrAuthorization {
+  const secret = o.clients?.clients.find((c) => c.clientId === EHR_CLIENT_ID)?.clientSecret;
   const provider = secret
-    ? new ClientCredentialsTokenProvider({ tokenUrl: `${self}/sandbox/auth/token`, clientId: EHR_CLIENT_ID, clientSecret: secret, scope: 'system/*.cruds', timeoutMs: config.fhir.timeoutMs })
+    ? new ClientCredentialsTokenProvider({ tokenUrl: `${o.authBaseUrl}/token`, clientId: EHR_CLIENT_ID, clientSecret: secret, scope: 'system/*.cruds', timeoutMs: o.timeoutMs })
     : undefined;
   return {
     ehrFhirToken: async () => (provider ? provider.token() : undefined),
@@ -47,7 +55,7 @@ export function ehrAuthorization(config: AppConfig, issuer: SandboxTokenIssuer |
       const t = await issuer.issueAccessToken({ clientId: CDS_SERVICE_CLIENT_ID, scopes: CDS_FHIR_SCOPES, patient: patientId }, { lifetimeSeconds: CDS_TOKEN_LIFETIME_S });
       return { access_token: t.token, token_type: 'Bearer', expires_in: t.expiresIn, scope: CDS_FHIR_SCOPES.join(' '), subject: CDS_SERVICE_CLIENT_ID, patient: patientId };
     },
-    createLaunch: httpLaunchCreator(`${self}/sandbox/auth`, config.fhir.timeoutMs),
+    createLaunch: httpLaunchCreator(o.authBaseUrl, o.timeoutMs),
   };
 }
 
@@ -59,7 +67,7 @@ export async function startDemoEhr(config: AppConfig, logger: Logger, issuer: Sa
     fhirBaseUrl: config.fhir.baseUrl,
     fhirPublicBaseUrl: config.fhir.publicBaseUrl,
     appLaunchUrl: `${config.publicBaseUrl}/app/launch.html`,
-    auth: ehrAuthorization(config, issuer),
+    auth: ehrAuthorization({ authBaseUrl: `${selfBase(config)}/sandbox/auth`, clients: config.files.smartClients, timeoutMs: config.fhir.timeoutMs }, issuer),
     logger,
   });
   return { ...ehr, handler: ehr.router };
