@@ -62,7 +62,8 @@ const put = async (r: Resource): Promise<void> => {
 before(async () => {
   stack = await startDemoStack();
   registry = await ModelRegistry.load({ modelsDir: join(REPO_ROOT, 'test/fixtures/models'), device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
-  fhir = new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 10_000 });
+  // The sandbox FHIR server demands a bearer token (server/sandbox/smart): the service's system-level client.
+  fhir = stack.fhirClient({ timeoutMs: 10_000 });
   const service = new RiskService({
     deps: { fhir, dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }), registry, settings: { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10 }, logger: stack.logger },
     cacheSize: 100, writeBack: true, logger: stack.logger,
