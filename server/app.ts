@@ -18,6 +18,8 @@ import type { Logger } from './logging.ts';
 export interface SandboxMounts {
   fhir?: RequestHandler;
   dicomWeb?: RequestHandler;
+  /** Sandbox SMART authorization server (issue 7, `server/sandbox/smart/`): on only with the sandbox FHIR server. */
+  auth?: RequestHandler;
 }
 
 /** Service routers that become available after start-up work (model loading), filled in when ready. */
@@ -98,6 +100,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.use('/sandbox/fhir', lateMount(config.fhir.sandbox, () => sandboxes.fhir, 'FHIR server'));
   app.use('/sandbox/dicom-web', lateMount(config.dicomweb.sandbox, () => sandboxes.dicomWeb, 'DICOMweb server'));
+  // Sandbox SMART authorization server (issue 7): only with the sandbox FHIR server, whose tokens it issues.
+  app.use('/sandbox/auth', lateMount(config.fhir.sandbox, () => sandboxes.auth, 'SMART authorization server'));
 
   app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
 

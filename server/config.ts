@@ -12,6 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
+import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART sandbox (issue 7)
 
 /** Repository root (the folder holding `package.json`), derived from this file's location. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -49,7 +50,37 @@ export interface SandboxFileConfig {
 /** The JSON settings files in `smart-config/`, validated. Later features add files (and schemas) here. */
 export interface SmartFileConfig {
   readonly sandbox: SandboxFileConfig;
+  // --- SMART authorization (issue 7, server/auth/ and server/sandbox/smart/) ---
+  /** `smart-clients.json`: clients of the sandbox authorization server (absent: the sandbox has no clients). */
+  readonly smartClients?: SmartClientsFile;
+  /** `token-verification.json`: how API access tokens are verified (absent: `{ "mode": "auto" }`). */
+  readonly tokenVerification: TokenVerificationFileConfig;
 }
+
+/**
+ * Settings from `smart-config/token-verification.json` (schema `smart-config/schema/token-verification.schema.json`):
+ * how the service verifies the SMART access tokens sent to its APIs (issue 7).
+ */
+export interface TokenVerificationFileConfig {
+  /** `auto`: the sandbox's JWKS, or the jwks_uri discovered from `{FHIR_BASE_URL}/.well-known/smart-configuration`. */
+  readonly mode: 'auto' | 'jwks' | 'introspection';
+  /** Expected `iss` (jwks mode; checked when reported in introspection mode). */
+  readonly issuer?: string;
+  /** JWK Set URL (jwks mode). */
+  readonly jwksUri?: string;
+  /** Accepted `aud` values (default: the FHIR base URL). */
+  readonly audience?: readonly string[];
+  /** RFC 7662 endpoint (introspection mode). */
+  readonly introspectionUrl?: string;
+  /** This service's client id at the introspection endpoint (secret: `TOKEN_INTROSPECTION_CLIENT_SECRET`). */
+  readonly clientId?: string;
+}
+
+/** How the service authenticates its own calls to an external FHIR server (`FHIR_AUTH`, issue 7). */
+export type FhirClientAuth =
+  | { readonly type: 'none' }
+  | { readonly type: 'bearer'; readonly token: string }
+  | { readonly type: 'client-credentials'; readonly tokenUrl: string; readonly clientId: string; readonly clientSecret: string; readonly scope?: string };
 
 /** The validated configuration of the whole service. Built once by {@link loadConfig}; never mutated. */
 export interface AppConfig {
@@ -119,6 +150,18 @@ export interface AppConfig {
     readonly writeBack: boolean;
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
     readonly cacheSize: number;
+  };
+  // --- SMART authorization (issue 7, server/auth/ and server/sandbox/smart/) ---
+  readonly auth: {
+    /** `/api/assessments` demands a SMART access token (`API_AUTH_REQUIRED`). */
+    readonly apiRequireToken: boolean;
+    /**
+     * The service's credentials for an external FHIR server (`FHIR_AUTH` …). With the sandbox the service always
+     * uses the sandbox's `frcds-service` client (smart-config/smart-clients.json) and this is `none`.
+     */
+    readonly fhirClient: FhirClientAuth;
+    /** Client secret for token introspection (`TOKEN_INTROSPECTION_CLIENT_SECRET`). */
+    readonly introspectionClientSecret: string | undefined;
   };
   // --- CDS Hooks service (issue 6, server/cds/) ---
   readonly cds: {
@@ -225,6 +268,15 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
+  { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
+  { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
+  { env: 'FHIR_TOKEN', description: 'Bearer token for `FHIR_AUTH=bearer`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be printable ASCII without spaces' },
+  { env: 'FHIR_TOKEN_URL', description: 'Token endpoint of the FHIR server\'s authorization server, for `FHIR_AUTH=client-credentials`.', defaultText: 'unset', schema: URL_SCHEMA },
+  { env: 'FHIR_CLIENT_ID', description: 'The service\'s client id at `FHIR_TOKEN_URL` (`FHIR_AUTH=client-credentials`).', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, hint: 'must be printable ASCII without spaces' },
+  { env: 'FHIR_CLIENT_SECRET', description: 'The service\'s client secret (`FHIR_AUTH=client-credentials`; sent with HTTP Basic). Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
+  { env: 'FHIR_SCOPE', description: 'Scopes asked for with `FHIR_AUTH=client-credentials`, space-separated (e.g. `system/*.rs system/RiskAssessment.cu`); unset: the authorization server\'s default for the client.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$' }, hint: 'must be space-separated scopes' },
+  { env: 'TOKEN_INTROSPECTION_CLIENT_SECRET', description: 'Client secret the service presents to the RFC 7662 introspection endpoint when `smart-config/token-verification.json` has `"mode": "introspection"`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
   // --- CDS Hooks service (issue 6, server/cds/) ---
   { env: 'CDS_DEADLINE_MS', description: 'Time budget of one CDS Hooks call, in ms: a cached assessment is served at once; otherwise, if the image cannot be assessed in time, the clinical-only estimate is answered ("image analysis in progress") and the assessment finishes in the background for the next call.', defaultText: '`400`', schema: { type: 'integer', minimum: 50, maximum: 10000 } },
   { env: 'CDS_FEEDBACK_DB', description: 'SQLite file holding the CDS card log and card feedback (ids only, no other PHI). Relative paths are resolved against the repository root.', defaultText: '`data/cds-feedback.sqlite`', schema: { type: 'string', minLength: 1 } },
@@ -353,7 +405,12 @@ export function loadSmartConfigFiles(dir: string): SmartFileConfig {
       ['smart-config/sandbox.json#/fhir/defaultPageSize'],
     );
   }
-  return { sandbox };
+  return {
+    sandbox,
+    // SMART authorization (issue 7)
+    ...(loaded['smart-clients'] ? { smartClients: loaded['smart-clients'] as SmartClientsFile } : {}),
+    tokenVerification: (loaded['token-verification'] as TokenVerificationFileConfig | undefined) ?? { mode: 'auto' },
+  };
 }
 
 /**
@@ -409,6 +466,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     problems.push(err.message.replace(/^Configuration error: /, ''));
     bad.push(...err.settings);
   }
+
+  // --- SMART authorization (issue 7): the service's FHIR credentials and token verification ---
+  const fhirAuthType = str('FHIR_AUTH') ?? 'none';
+  let fhirClientAuth: FhirClientAuth = { type: 'none' };
+  const need = (name: string, why: string): string | undefined => {
+    const value = str(name);
+    if (!value && !bad.includes(name)) {
+      problems.push(`${name} is required when ${why}`);
+      bad.push(name);
+    }
+    return value;
+  };
+  if (fhirAuthType === 'bearer') {
+    const token = need('FHIR_TOKEN', 'FHIR_AUTH=bearer');
+    if (token) fhirClientAuth = { type: 'bearer', token };
+  } else if (fhirAuthType === 'client-credentials') {
+    const tokenUrl = need('FHIR_TOKEN_URL', 'FHIR_AUTH=client-credentials');
+    const clientId = need('FHIR_CLIENT_ID', 'FHIR_AUTH=client-credentials');
+    const clientSecret = need('FHIR_CLIENT_SECRET', 'FHIR_AUTH=client-credentials');
+    const scope = str('FHIR_SCOPE');
+    if (tokenUrl && clientId && clientSecret) fhirClientAuth = { type: 'client-credentials', tokenUrl, clientId, clientSecret, ...(scope ? { scope } : {}) };
+  }
+  if (fhirAuthType !== 'none' && !str('FHIR_BASE_URL') && !bad.includes('FHIR_BASE_URL')) {
+    problems.push(`FHIR_AUTH=${fhirAuthType} needs FHIR_BASE_URL (with the embedded sandbox the service uses its sandbox client)`);
+    bad.push('FHIR_AUTH');
+  }
+  if (files?.tokenVerification.mode === 'introspection') need('TOKEN_INTROSPECTION_CLIENT_SECRET', 'smart-config/token-verification.json has "mode": "introspection"');
 
   if ((num('RISK_TIER_MOF_MODERATE', 10)) >= num('RISK_TIER_MOF_HIGH', 20) && !bad.includes('RISK_TIER_MOF_MODERATE')) {
     problems.push('RISK_TIER_MOF_MODERATE must be below RISK_TIER_MOF_HIGH');
@@ -467,6 +551,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
+    },
+    // SMART authorization (issue 7)
+    auth: {
+      apiRequireToken: str('API_AUTH_REQUIRED') !== 'false',
+      fhirClient: fhirClientAuth,
+      introspectionClientSecret: str('TOKEN_INTROSPECTION_CLIENT_SECRET'),
     },
     // --- CDS Hooks service (issue 6) ---
     cds: {

@@ -23,6 +23,11 @@ import { DicomWebClient } from './imaging/dicomweb-client.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { createRiskRouter } from './risk/routes.ts';
 import { RiskService } from './risk/service.ts';
+// SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
+import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
+import { seedDemoUsers } from './sandbox/smart/users.ts';
+import { createApiTokenVerifier, createFhirTokenProvider } from './auth/setup.ts';
+import { requireSmartAccess } from './auth/require.ts';
 
 export interface RunningService {
   readonly server: Server;
@@ -47,7 +52,7 @@ function dicomWebAuthHeaders(config: AppConfig): Record<string, string> {
   return {};
 }
 
-async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
+async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts, smart?: SmartSandbox): Promise<void> {
   const component = 'fhir-sandbox';
   let sandbox: ReturnType<typeof createFhirSandbox>;
   try {
@@ -57,6 +62,7 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
       maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes,
       logger,
       version: packageVersion(),
+      ...(smart ? { security: smart.capabilitySecurity } : {}), // SMART (issue 7)
     });
   } catch (err) {
     logger.error({ err }, 'sandbox FHIR server failed to start');
@@ -81,8 +87,13 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
     else logger.error({ err }, 'sandbox FHIR seeding failed');
     readiness.set(component, 'failed', detail);
   }
+  // SMART (issue 7): the demo users behind fhirUser, and bearer-token/scope enforcement in front of the router.
+  if (smart) {
+    await seedDemoUsers(sandbox).catch((err: unknown) => logger.error({ err }, 'seeding the demo users failed'));
+    smart.attachFhir(sandbox);
+  }
   // Served even when seeding failed (empty or partial), so the problem can be looked at; /readyz says it is not ready.
-  mounts.fhir = sandbox.router;
+  mounts.fhir = smart ? smart.guard(sandbox, config.files.sandbox.fhir.maxRequestBytes) : sandbox.router;
 }
 
 async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
@@ -113,18 +124,53 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
       maxResponseBytes: config.dicomweb.maxResponseBytes,
       ...(auth.type === 'none' ? {} : { auth }),
     });
-    const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs });
+    // SMART (issue 7): the sandbox's frcds-service client, or FHIR_AUTH for an external server.
+    const tokenProvider = createFhirTokenProvider(config);
+    const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
     const service = new RiskService({
       deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }) },
       cacheSize: config.risk.cacheSize,
       writeBack: config.risk.writeBack,
       logger,
     });
-    mounts.assessments = createRiskRouter(service, logger);
+    const riskRouter = createRiskRouter(service, logger);
+    // SMART (issue 7): a verified access token is required unless API_AUTH_REQUIRED=false; routes.ts checks its patient.
+    if (config.auth.apiRequireToken) {
+      const guard = requireSmartAccess(createApiTokenVerifier(config), { realm: 'fracture-risk-cds' });
+      mounts.assessments = (req, res, next) => void guard(req, res, (err?: unknown) => (err ? next(err) : riskRouter(req, res, next)));
+    } else {
+      mounts.assessments = riskRouter;
+    }
     return registry;
   } catch (err) {
     logger.error({ err }, 'risk engine failed to start');
     readiness.set('models', 'failed', (err as Error).message);
+    return undefined;
+  }
+}
+
+/**
+ * SMART (issue 7): the sandbox authorization server at `/sandbox/auth` (keys generated now, in memory). On failure
+ * the sandbox FHIR server still starts, unguarded, and the error is logged.
+ */
+async function startSmartSandbox(config: AppConfig, logger: Logger, mounts: SandboxMounts): Promise<SmartSandbox | undefined> {
+  const clients = config.files.smartClients;
+  if (!clients) {
+    logger.error('smart-config/smart-clients.json is missing: the sandbox FHIR server runs without SMART authorization');
+    return undefined;
+  }
+  try {
+    const smart = await createSmartSandbox({
+      publicBaseUrl: config.publicBaseUrl,
+      fhirBaseUrl: config.fhir.publicBaseUrl,
+      otherAudiences: [config.fhir.baseUrl],
+      clients,
+      logger,
+    });
+    mounts.auth = smart.router;
+    return smart;
+  } catch (err) {
+    logger.error({ err }, 'sandbox SMART authorization server failed to start');
     return undefined;
   }
 }
@@ -156,7 +202,9 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
     const models = startRiskEngine(config, logger, readiness, services);
-    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts);
+    // SMART (issue 7): the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
+    const smart = config.fhir.sandbox ? await startSmartSandbox(config, logger, mounts) : undefined;
+    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart);
     await dicom;
     registry = await models;
     const report = await readiness.report();

@@ -19,7 +19,6 @@ import request from 'supertest';
 import { validateResource } from '@medplum/core';
 import type { Condition, ImagingStudy, Patient, Resource, StructureDefinition } from '@medplum/fhirtypes';
 import { REPO_ROOT } from '../server/config.ts';
-import { HttpFhirClient } from '../server/fhir/client.ts';
 import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../server/inference/registry.ts';
 import { assess, clinicalInputs, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
@@ -53,7 +52,7 @@ before(async () => {
   smoke = await ModelRegistry.load({ modelsDir: join(REPO_ROOT, 'test/fixtures/models'), device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
   if (REAL_PRESENT) real = await ModelRegistry.load({ modelsDir: REAL_MODEL_DIR, device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
   deps = {
-    fhir: new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 10_000 }),
+    fhir: stack.fhirClient({ timeoutMs: 10_000 }), // system-level token (the FHIR sandbox enforces SMART scopes)
     dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }),
     registry: smoke,
     settings: SETTINGS,

@@ -63,7 +63,18 @@ describe('npm start (server/index.ts)', () => {
   test('/readyz is 200 and /sandbox/fhir/Patient?_count=5 is a searchset with fullUrls and a next link', async () => {
     const ready = await fetch(`${base}/readyz`);
     assert.equal(ready.status, 200, await ready.clone().text());
-    const res = await fetch(`${base}/sandbox/fhir/Patient?_count=5`);
+    // SMART (issue 7): without a token the sandbox says how to get one; the developer client's token works.
+    const anonymous = await fetch(`${base}/sandbox/fhir/Patient?_count=5`);
+    assert.equal(anonymous.status, 401);
+    assert.match(((await anonymous.json()) as { issue: { details: { text: string } }[] }).issue[0]!.details.text, /grant_type=client_credentials/);
+    const tokenRes = await fetch(`${base}/sandbox/auth/token`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/x-www-form-urlencoded', Authorization: `Basic ${Buffer.from('demo-backend:sandbox-only-demo-backend-secret').toString('base64')}` },
+      body: 'grant_type=client_credentials&scope=system/*.rs',
+    });
+    assert.equal(tokenRes.status, 200);
+    const { access_token } = (await tokenRes.json()) as { access_token: string };
+    const res = await fetch(`${base}/sandbox/fhir/Patient?_count=5`, { headers: { Authorization: `Bearer ${access_token}` } });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /application\/fhir\+json/);
     const b = (await res.json()) as Bundle;

@@ -9,6 +9,7 @@
  * @see https://hl7.org/fhir/R4/http.html
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { BearerTokenProvider } from '../auth/token-provider.ts';
 
 export const FHIR_JSON = 'application/fhir+json';
 
@@ -66,6 +67,11 @@ export interface HttpFhirClientOptions {
   timeoutMs: number;
   /** Bearer token (e.g. from a SMART launch or CDS Hooks `fhirAuthorization`). */
   token?: string;
+  /**
+   * Source of bearer tokens renewed over time (e.g. client_credentials, server/auth/token-provider.ts); takes
+   * precedence over `token`. A 401 answer drops the token and the request is tried once more with a fresh one.
+   */
+  tokenProvider?: BearerTokenProvider;
   /** Cap on resources collected by one search over all pages (default 2,000). */
   maxResources?: number;
 }
@@ -83,31 +89,53 @@ export class HttpFhirClient implements FhirDataSource {
   readonly baseUrl: string;
   readonly #timeoutMs: number;
   readonly #token: string | undefined;
+  readonly #tokenProvider: BearerTokenProvider | undefined;
   readonly #max: number;
 
   constructor(options: HttpFhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.#timeoutMs = options.timeoutMs;
     this.#token = options.token;
+    this.#tokenProvider = options.tokenProvider;
     this.#max = options.maxResources ?? 2000;
   }
 
-  async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal): Promise<unknown> {
+  async #bearer(where: string, signal: AbortSignal): Promise<string | undefined> {
+    if (!this.#tokenProvider) return this.#token;
+    try {
+      return await this.#tokenProvider.token(signal);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      // The authorization server is part of the FHIR server's availability: no token, no data.
+      const retryable = (err as { retryable?: unknown }).retryable !== false;
+      if (retryable) throw new FhirUnavailableError(`${where}: no access token (${(err as Error).message})`);
+      throw new FhirHttpError(401, `${where}: no access token (${(err as Error).message})`);
+    }
+  }
+
+  async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<unknown> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const headers: Record<string, string> = { Accept: FHIR_JSON };
     if (body !== undefined) headers['Content-Type'] = FHIR_JSON;
-    if (this.#token) headers['Authorization'] = `Bearer ${this.#token}`;
     const where = `${method} ${url.split('?')[0]}`;
     let res: Response;
     let text: string;
     try {
+      const bearer = await this.#bearer(where, combined);
+      if (bearer) headers['Authorization'] = `Bearer ${bearer}`;
       res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined });
       text = await res.text();
     } catch (err) {
+      if (err instanceof FhirAccessError) throw err;
       if (timeout.aborted) throw new FhirTimeoutError(`${where}: no complete answer within ${this.#timeoutMs} ms`);
       if (signal?.aborted) throw err;
       throw new FhirUnavailableError(`${where}: ${(err as Error).message}`);
+    }
+    if (res.status === 401 && this.#tokenProvider?.invalidate && !retried) {
+      // The token may have been revoked or the server restarted with new keys: one retry with a fresh token.
+      this.#tokenProvider.invalidate();
+      return this.#request(method, url, body, signal, true);
     }
     if (res.status === 404 || res.status === 410) throw new FhirNotFoundError(`${where}: ${res.status}`);
     if (!res.ok) throw new FhirHttpError(res.status, `${where}: HTTP ${res.status}`);

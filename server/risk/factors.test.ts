@@ -19,7 +19,7 @@ let client: HttpFhirClient;
 
 before(async () => {
   stack = await startDemoStack();
-  client = new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 5000 });
+  client = stack.fhirClient({ timeoutMs: 5000 }); // system-level token (the FHIR sandbox enforces SMART scopes)
 });
 after(async () => stack?.close());
 

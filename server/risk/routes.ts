@@ -7,6 +7,7 @@
  * 422 chart unusable for QFracture, 502/504 FHIR server failing or slow, 503 no model).
  */
 import express, { Router, type Request, type Response } from 'express';
+import { patientAllowed } from '../auth/require.ts';
 import { FhirAccessError, FhirNotFoundError, FhirTimeoutError } from '../fhir/client.ts';
 import { ModelNotFoundError } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
@@ -38,6 +39,8 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
     const b = req.body as { patient?: unknown; study?: unknown } | undefined;
     if (!b || typeof b.patient !== 'string' || !ID.test(b.patient)) return fail(res, 400, 'BAD_REQUEST', 'body must be {"patient": "<Patient id>", "study"?: "<ImagingStudy id>"}');
     if (b.study !== undefined && (typeof b.study !== 'string' || !ID.test(b.study))) return fail(res, 400, 'BAD_REQUEST', '"study" must be an ImagingStudy id');
+    // SMART (issue 7): a token launched for one patient may only assess that patient.
+    if (!patientAllowed(res, b.patient)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
     try {
       const out = await service.assess({ patientId: b.patient, ...(typeof b.study === 'string' ? { studyId: b.study } : {}) });
       res.status(out.source === 'new' ? 201 : 200).set('X-Assessment-Source', out.source).json({ ...body(out.stored, req.baseUrl), source: out.source });
@@ -56,6 +59,7 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
   r.get('/:id', (req: Request, res: Response) => {
     const s = service.get(String(req.params['id']));
     if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment (they are kept in memory; it may have been evicted)');
+    if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
     res.json(body(s, req.baseUrl));
   });
 
@@ -63,6 +67,7 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
     r.get(`/:id/${kind}.png`, (req: Request, res: Response) => {
       const s = service.get(String(req.params['id']));
       if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
+      if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
       if (!s.pngs) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');
       res.type('image/png').set('Cache-Control', 'private, max-age=3600').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
     });

@@ -5,7 +5,7 @@
  * @see https://hl7.org/fhir/R4/capabilitystatement.html
  */
 import type { ResourceType } from '@medplum/fhirtypes';
-import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestResourceSearchParam } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource, CapabilityStatementRestResourceSearchParam, CapabilityStatementRestSecurity } from '@medplum/fhirtypes';
 import { r4ResourceTypes, searchParamsOf } from './definitions.ts';
 
 const RESULT_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
@@ -19,7 +19,8 @@ const RESULT_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
   { name: '_elements', type: 'string' },
 ];
 
-export function buildCapabilityStatement(fhirBaseUrl: string, version: string, date: string): CapabilityStatement {
+/** `security`: the SMART on FHIR section (oauth-uris extension) when the sandbox authorization server guards the server. */
+export function buildCapabilityStatement(fhirBaseUrl: string, version: string, date: string, security?: CapabilityStatementRestSecurity): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = r4ResourceTypes().map((type) => ({
     type: type as ResourceType,
     profile: `http://hl7.org/fhir/StructureDefinition/${type}`,
@@ -52,6 +53,7 @@ export function buildCapabilityStatement(fhirBaseUrl: string, version: string, d
     rest: [
       {
         mode: 'server',
+        ...(security ? { security } : {}),
         documentation: 'Searches page with _count/_offset; unknown search parameters are rejected with 400; transactions are atomic.',
         resource,
         interaction: [{ code: 'transaction' }, { code: 'batch' }],

@@ -8,7 +8,7 @@
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { getStatus, isOk, normalizeOperationOutcome, notFound, badRequest, OperationOutcomeError } from '@medplum/core';
 import { FhirRouter, type FhirRequest, type HttpMethod } from '@medplum/fhir-router';
-import type { Bundle, CapabilityStatement, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import type { Bundle, CapabilityStatement, CapabilityStatementRestSecurity, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
 import type { Logger } from '../../logging.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import { SandboxRepository } from './repo.ts';
@@ -25,6 +25,8 @@ export interface FhirSandboxOptions {
   readonly logger: Logger;
   /** Software version shown in the CapabilityStatement. */
   readonly version?: string;
+  /** `rest.security` of the CapabilityStatement (SMART oauth-uris, issue 7: server/sandbox/smart/). */
+  readonly security?: CapabilityStatementRestSecurity;
 }
 
 export interface FhirSandboxResult {
@@ -59,7 +61,7 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
   const repo = new SandboxRepository(validator);
   const fhirRouter = new FhirRouter();
   const base = options.baseUrl.replace(/\/+$/, '');
-  const capabilityStatement = buildCapabilityStatement(base, options.version ?? '0.0.0', new Date().toISOString());
+  const capabilityStatement = buildCapabilityStatement(base, options.version ?? '0.0.0', new Date().toISOString(), options.security);
   const log = options.logger.child({ component: 'sandbox-fhir' });
 
   const fullUrl = (r: Resource): string | undefined => (r.id ? `${base}/${r.resourceType}/${r.id}` : undefined);
