@@ -76,7 +76,9 @@ export function readModelFacts(modelsDir: string, id: string): ModelFacts | null
   };
   const metrics: ModelFacts['metrics'] = {};
   for (const [outcome, byModel] of Object.entries(m.metrics ?? {})) {
-    const f = byModel.fused ?? {};
+    // Outcomes are the entries with a fused-model block (others are OOD and heatmap figures).
+    if (!byModel || typeof byModel !== 'object' || !byModel.fused) continue;
+    const f = byModel.fused;
     metrics[outcome] = {
       cIndex: f['harrell_c10']?.value ?? null,
       cIndexCi: f['harrell_c10']?.ci95 ?? null,

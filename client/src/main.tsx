@@ -5,20 +5,25 @@
  * curve drawn) — bench/app.ts reads them.
  */
 import FHIR from 'fhirclient/lib/entry/browser.js';
-import { render } from 'preact';
+import { render, type ComponentChild } from 'preact';
 import './styles.css';
 import { sessionFromClient } from './session.ts';
 import { App } from './views/app.tsx';
 import { ErrorScreen } from './views/error-screen.tsx';
 
 const root = document.getElementById('root')!;
+// Replace the static "Completing sign-in…" placeholder (render() would add next to it).
+const mount = (vnode: ComponentChild): void => {
+  root.textContent = '';
+  render(vnode, root);
+};
 
 FHIR.oauth2
   .ready()
   .then((client) => {
     performance.mark('frcds:token');
-    render(<App session={sessionFromClient(client, location.href)} />, root);
+    mount(<App session={sessionFromClient(client, location.href)} />);
   })
   .catch((err: unknown) => {
-    render(<ErrorScreen kind="launch" detail={(err as Error).message} />, root);
+    mount(<ErrorScreen kind="launch" detail={(err as Error).message} />);
   });

@@ -35,13 +35,20 @@ export async function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, headless: true, args: [...CHROMIUM_ARGS] });
 }
 
-/** A new context at the given viewport (default 1280×900) that records console errors and failed requests. */
+/**
+ * A new context at the given viewport (default 1280×900) that records console errors (CSP violations included),
+ * page errors and HTTP responses ≥ 400 in `problems` (tests that expect an error response filter it out).
+ */
 export async function newPage(browser: Browser, viewport = { width: 1280, height: 900 }): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    // Failed loads are reported below with their URL.
+    if (m.type() === 'error' && !m.text().startsWith('Failed to load resource')) problems.push(`console: ${m.text()}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`http ${r.status()} ${r.request().method()} ${r.url()}`);
   });
   page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
   return { context, page, problems };

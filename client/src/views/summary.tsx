@@ -40,7 +40,7 @@ export function RiskSummary({ assessment: a }: { assessment: Assessment }) {
       <p class="summary-basis">
         <span class="muted">Based on </span>
         {basis}
-        {a.study?.started ? ` · radiograph of ${formatDate(a.study.started)}${a.study.laterality ? ` (${a.study.laterality === 'L' ? 'left' : a.study.laterality === 'R' ? 'right' : a.study.laterality} hip)` : ''}` : ''}
+        {a.study?.started ? ` · radiograph of ${formatDate(a.study.started)}${a.study.laterality ? ` (${a.study.laterality === 'L' ? 'left' : a.study.laterality === 'R' ? 'right' : a.study.laterality} hip)` : ''}${a.mode === 'clinical-only' ? ', not used' : ''}` : ''}
         <span class="muted"> · index date </span>
         {formatDate(a.indexDate)}
       </p>

@@ -34,7 +34,7 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
     if (d.shown === 'fused') {
       datasets.push({ label: 'Clinical only (QFracture-2012)', data: d.clinical, borderColor: GREY, backgroundColor: GREY, borderDash: [6, 4], borderWidth: 2, pointRadius: 0, order: 2 });
     }
-    datasets.push({ label: 'At 2, 5 and 10 years', data: d.markers.map((m) => ({ x: m.years, y: m.survival })), showLine: false, pointRadius: 5, pointHoverRadius: 7, pointStyle: 'circle', borderColor: '#fff', borderWidth: 2, backgroundColor: BLUE, order: 0 });
+    datasets.push({ label: 'At 2, 5 and 10 years', data: d.markers.map((m) => ({ x: m.years, y: m.survival })), showLine: false, pointRadius: 5, pointHoverRadius: 7, pointStyle: 'circle', borderColor: '#fff', borderWidth: 2, backgroundColor: BLUE, order: 0, clip: false });
 
     const label = (item: TooltipItem<'line'>): string => {
       const ds = item.dataset.label ?? '';
@@ -58,6 +58,7 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
         parsing: false,
         responsive: true,
         maintainAspectRatio: false,
+        layout: { padding: { right: 10, top: 6 } },
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         scales: {
           x: { type: 'linear', min: 0, max: 10, ticks: { stepSize: 1, callback: (v) => `${v} y` }, title: { display: true, text: 'Years from the radiograph' }, grid: { color: '#e4e7eb' } },
