@@ -1,0 +1,87 @@
+/**
+ * Trusted CDS clients (`smart-config/cds-clients.json`, schema `smart-config/schema/cds-clients.schema.json`):
+ * the issuers whose JWTs the CDS Hooks service accepts and where their public keys come from.
+ * `{PUBLIC_BASE_URL}` in `iss`, `jwksUrl` and `jkuAllowlist` is replaced by the configured public base URL, so the
+ * demo EHR (served by this process at `/sandbox/ehr`) is trusted wherever the service is deployed.
+ * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { JSONWebKeySet } from 'jose';
+
+/** Signature algorithms CDS Hooks allows: asymmetric only (`none` and HS* are refused). */
+export const ASYMMETRIC_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'] as const;
+export type AsymmetricAlg = (typeof ASYMMETRIC_ALGS)[number];
+
+export interface CdsClient {
+  readonly id: string;
+  readonly label: string;
+  readonly iss: string;
+  readonly jwksUrl?: string;
+  readonly jwks?: JSONWebKeySet;
+  readonly jkuAllowlist: readonly string[];
+  readonly tenants?: readonly string[];
+  readonly algorithms: readonly AsymmetricAlg[];
+}
+
+interface ClientJson {
+  id: string;
+  label: string;
+  enabled: boolean;
+  iss: string;
+  jwksUrl?: string;
+  jwks?: JSONWebKeySet;
+  jkuAllowlist?: string[];
+  tenants?: string[];
+  algorithms?: AsymmetricAlg[];
+}
+
+export class CdsClientsError extends Error {
+  override readonly name = 'CdsClientsError';
+}
+
+const expand = (s: string, base: string): string => s.replaceAll('{PUBLIC_BASE_URL}', base);
+
+/**
+ * The enabled clients of a parsed `cds-clients.json` (already schema-checked by `server/config.ts` at start-up),
+ * with `{PUBLIC_BASE_URL}` expanded. Throws when an entry has no key source or an inline key with a private part.
+ */
+export function parseCdsClients(json: { clients: ClientJson[] }, publicBaseUrl: string): CdsClient[] {
+  const out: CdsClient[] = [];
+  const seen = new Set<string>();
+  for (const c of json.clients) {
+    if (!c.enabled) continue;
+    if (!c.jwksUrl && !c.jwks && !(c.jkuAllowlist && c.jkuAllowlist.length > 0)) {
+      throw new CdsClientsError(`smart-config/cds-clients.json: client "${c.id}" needs jwksUrl, jwks or jkuAllowlist`);
+    }
+    if (c.jwks?.keys.some((k) => 'd' in k || 'k' in k)) {
+      throw new CdsClientsError(`smart-config/cds-clients.json: client "${c.id}" jwks holds a private or symmetric key`);
+    }
+    const iss = expand(c.iss, publicBaseUrl);
+    if (seen.has(iss)) throw new CdsClientsError(`smart-config/cds-clients.json: issuer ${iss} is listed twice`);
+    seen.add(iss);
+    out.push({
+      id: c.id,
+      label: c.label,
+      iss,
+      ...(c.jwksUrl ? { jwksUrl: expand(c.jwksUrl, publicBaseUrl) } : {}),
+      ...(c.jwks ? { jwks: c.jwks } : {}),
+      jkuAllowlist: (c.jkuAllowlist ?? []).map((u) => expand(u, publicBaseUrl)),
+      ...(c.tenants ? { tenants: c.tenants } : {}),
+      algorithms: c.algorithms && c.algorithms.length > 0 ? c.algorithms : [...ASYMMETRIC_ALGS],
+    });
+  }
+  return out;
+}
+
+/** Reads `<smartConfigDir>/cds-clients.json`; no file → no trusted client (every call is then a 401). */
+export function loadCdsClients(smartConfigDir: string, publicBaseUrl: string): CdsClient[] {
+  let text: string;
+  try {
+    text = readFileSync(join(smartConfigDir, 'cds-clients.json'), 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return parseCdsClients(JSON.parse(text) as { clients: ClientJson[] }, publicBaseUrl);
+}

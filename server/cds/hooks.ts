@@ -1,0 +1,144 @@
+/**
+ * One hook call from request to cards: when to speak, the deadline, and the card.
+ *
+ * Deadline (issue 6 item 6): the answer leaves within the budget whatever the FHIR server or PACS do.
+ * 1. An identical recent request is answered from memory (no I/O).
+ * 2. Otherwise the full assessment starts, and next to it the clinical-only estimate (both read the chart through
+ *    one memoised {@link HookFhirSource}, so the chart is read once).
+ * 3. At the deadline: the full assessment if it finished; else the clinical-only estimate ("image analysis in
+ *    progress") if the chart could be read; else no card. The full assessment keeps running in the background and
+ *    is cached by the risk service, so the next call is answered from it.
+ * @see https://cds-hooks.hl7.org/2.0/#http-response
+ */
+import type { ServiceRequest } from '@medplum/fhirtypes';
+import type { FhirDataSource } from '../fhir/client.ts';
+import type { ValueSetIndex } from '../fhir/valuesets.ts';
+import { hashPatientId, type Logger } from '../logging.ts';
+import { isDxaOrder, isFlsReferral } from '../orders/service-requests.ts';
+import type { Assessment, Tier } from '../risk/assess.ts';
+import type { RiskService } from '../risk/service.ts';
+import { buildCard, type CardKind } from './cards.ts';
+import type { CdsStore } from './store.ts';
+import type { Card, HookRequest, ServiceDefinition } from './types.ts';
+
+/** LOINC codes of hip/pelvis radiographs in ValueSet `imaging-orders` (what the image model can read). */
+export const HIP_XRAY_ORDER_CODES = new Set(['24761-9', '24762-7', '26401-0', '26402-8', '28561-9'].map((c) => `http://loinc.org|${c}`));
+
+const TIER_RANK: Record<Tier, number> = { low: 0, moderate: 1, high: 2 };
+
+export interface HookSettings {
+  publicBaseUrl: string;
+  deadlineMs: number;
+  orderMinTier: Tier;
+  patientViewMinTier: Tier;
+}
+
+export interface OrderFacts {
+  imaging: ServiceRequest[];
+  hipXray: boolean;
+  dxa: boolean;
+  fls: boolean;
+}
+
+/** The imaging orders a hook should react to: order-sign → all drafts; order-select → the selected drafts only. */
+export function orderFacts(req: HookRequest, valueSets: ValueSetIndex): OrderFacts {
+  const entries = (req.context.draftOrders?.entry ?? []).map((e) => e.resource).filter((r): r is ServiceRequest => r?.resourceType === 'ServiceRequest');
+  const all = entries;
+  const selected = req.hook === 'order-select' ? all.filter((r) => (req.context.selections ?? []).includes(`ServiceRequest/${r.id}`)) : all;
+  const imaging = selected.filter((r) => (r.code?.coding ?? []).some((c) => valueSets.has('imaging-orders', c.system, c.code)));
+  return {
+    imaging,
+    hipXray: imaging.some((r) => (r.code?.coding ?? []).some((c) => HIP_XRAY_ORDER_CODES.has(`${c.system}|${c.code}`))),
+    dxa: all.some((r) => isDxaOrder(r)),
+    fls: all.some((r) => isFlsReferral(r)),
+  };
+}
+
+export type Outcome =
+  | { kind: 'assessment'; assessment: Assessment; retrievable: boolean; riskAssessmentRef?: string; source: 'peek' | 'memo' | 'cache' | 'new' }
+  | { kind: 'clinical-in-progress'; assessment: Assessment }
+  | { kind: 'none'; reason: 'deadline' };
+
+const settle = <T>(p: Promise<T>): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error }));
+
+/**
+ * Assesses within the deadline (`deadlineAt`, a `performance.now()` time). Throws what the chart read throws
+ * (FHIR errors, {@link PrefetchUnavailableError}, FactorError) when that is known before the deadline.
+ */
+export async function assessWithin(risk: RiskService, patientId: string, fhir: FhirDataSource, deadlineAt: number, logger: Logger): Promise<Outcome> {
+  const req = { patientId };
+  const peeked = risk.peek(req, { fhir });
+  if (peeked) return { kind: 'assessment', assessment: peeked.assessment, retrievable: true, ...(peeked.writeBack?.written ? { riskAssessmentRef: `RiskAssessment/${peeked.fhir.riskAssessment.id}` } : {}), source: 'peek' };
+
+  const t0 = performance.now();
+  const full = settle(risk.assess(req, { fhir }));
+  const clinical = settle(risk.clinicalEstimate(req, { fhir }));
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<'deadline'>((resolve) => {
+    timer = setTimeout(() => resolve('deadline'), Math.max(0, deadlineAt - performance.now()));
+  });
+  const first = await Promise.race([full, deadline]);
+  if (first !== 'deadline') {
+    clearTimeout(timer);
+    if (!first.ok) throw first.error;
+    const s = first.value.stored;
+    return { kind: 'assessment', assessment: s.assessment, retrievable: true, ...(s.writeBack?.written ? { riskAssessmentRef: `RiskAssessment/${s.fhir.riskAssessment.id}` } : {}), source: first.value.source };
+  }
+  // Past the deadline: the full assessment finishes in the background and lands in the risk service's cache.
+  const log = logger.child({ patient: hashPatientId(patientId) });
+  void full.then((r) => {
+    if (r.ok) log.info({ ms: Math.round(performance.now() - t0), mode: r.value.stored.assessment.mode }, 'cds: background assessment finished; cached for the next call');
+    else log.warn({ err: (r.error as Error).message }, 'cds: background assessment failed');
+  });
+  const c = await Promise.race([clinical, Promise.resolve('pending' as const)]);
+  if (c !== 'pending' && c.ok) return { kind: 'clinical-in-progress', assessment: c.value.assessment };
+  if (c !== 'pending' && !c.ok) throw c.error;
+  return { kind: 'none', reason: 'deadline' };
+}
+
+export interface SpeakInput {
+  service: ServiceDefinition;
+  outcome: Exclude<Outcome, { kind: 'none' }>;
+  settings: HookSettings;
+  store: CdsStore;
+  /** Where the chart came from (patient ids are only unique per FHIR server). */
+  sourceId: string;
+  patientId: string;
+}
+
+/**
+ * When to speak (issue 6 item 4): order hooks at or above `orderMinTier`; patient-view at or above
+ * `patientViewMinTier`, or with news since it last spoke for this patient (tier changed, or the radiograph-based
+ * result arrived after a clinical-only one). Records what patient-view said.
+ */
+export function shouldSpeak(x: SpeakInput): boolean {
+  const a = x.outcome.assessment;
+  const tier = a.tier.tier;
+  if (x.service.hook !== 'patient-view') return TIER_RANK[tier] >= TIER_RANK[x.settings.orderMinTier];
+  const key = x.outcome.kind === 'clinical-in-progress' ? `in-progress|${tier}` : a.cacheKey;
+  const last = x.store.lastSpoken(x.service.id, x.sourceId, x.patientId);
+  const news = !!last && last.assessmentKey !== key && (last.tier !== tier || (last.mode !== a.mode && a.mode === 'image-and-clinical'));
+  const speak = TIER_RANK[tier] >= TIER_RANK[x.settings.patientViewMinTier] || news;
+  if (speak) x.store.recordSpoken(x.service.id, x.sourceId, x.patientId, { assessmentKey: key, tier, mode: a.mode });
+  return speak;
+}
+
+export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts; unavailable: readonly string[] }): Card[] {
+  if (!shouldSpeak(x)) return [];
+  const o = x.outcome;
+  const kind: CardKind = o.kind;
+  const built = buildCard({
+    assessment: o.assessment,
+    kind,
+    context: x.req.context,
+    publicBaseUrl: x.settings.publicBaseUrl,
+    retrievable: o.kind === 'assessment' && o.retrievable,
+    ...(o.kind === 'assessment' && o.riskAssessmentRef ? { riskAssessmentRef: o.riskAssessmentRef } : {}),
+    orderedHipXray: x.facts?.hipXray ?? false,
+    draftHasDxa: x.facts?.dxa ?? false,
+    draftHasFls: x.facts?.fls ?? false,
+    unavailable: x.unavailable,
+  });
+  x.store.recordCard({ uuid: built.card.uuid!, serviceId: x.service.id, patientId: x.patientId, tier: o.assessment.tier.tier, mode: o.assessment.mode, kind, assessmentId: o.assessment.id, suggestions: built.suggestionIds });
+  return [built.card];
+}

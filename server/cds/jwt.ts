@@ -1,0 +1,152 @@
+/**
+ * Verification of the JWT a CDS client sends with every call (CDS Hooks 2.0 §Trusting CDS Clients, and the
+ * cds-hooks/docs best practices), in their order: `iss` on the allowlist → `aud` = the URL called → `exp` → `tenant`
+ * → signature with the client's keys (configured JWKS, or a `jku` the client's entry allows; fetched, cached and
+ * re-fetched on an unknown `kid` by jose) → `jti` not seen before. Asymmetric algorithms only.
+ *
+ * Every failure is one typed {@link CdsAuthError} whose reason is for logs and tests only: the HTTP answer is a bare
+ * 401. The token itself is never logged or stored; `iss`, `tenant` and `jti` may be.
+ * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
+ */
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { ASYMMETRIC_ALGS, type CdsClient } from './clients.ts';
+
+export type CdsAuthReason =
+  | 'missing' | 'malformed' | 'alg' | 'unknown-iss' | 'aud' | 'expired' | 'iat' | 'claims' | 'tenant'
+  | 'jku-not-allowed' | 'no-key' | 'signature' | 'replay';
+
+export class CdsAuthError extends Error {
+  override readonly name = 'CdsAuthError';
+  constructor(readonly reason: CdsAuthReason, message: string = reason) {
+    super(message);
+  }
+}
+
+export interface VerifiedClient {
+  client: CdsClient;
+  iss: string;
+  jti: string;
+  tenant?: string;
+}
+
+export interface CdsJwtVerifierOptions {
+  clients: readonly CdsClient[];
+  /** Seconds a `jti` is remembered; tokens whose `iat` is older are refused (they could not be checked for replay). */
+  jtiTtlS: number;
+  clockSkewS: number;
+  /** Upper bound on remembered `jti`s (memory guard); beyond it the oldest are dropped. */
+  maxJtis?: number;
+  /** For tests: the current time in ms. */
+  now?: () => number;
+  /** JWKS fetch time-out, ms (default 2000) — a hook call must not wait longer than its budget on a key server. */
+  jwksTimeoutMs?: number;
+  /** Shortest interval between two JWKS re-fetches triggered by an unknown `kid`, ms (default 30 000). */
+  jwksCooldownMs?: number;
+}
+
+const ALG_SET = new Set<string>(ASYMMETRIC_ALGS);
+
+export class CdsJwtVerifier {
+  readonly #byIss: Map<string, CdsClient>;
+  readonly #keySets = new Map<string, JWTVerifyGetKey>();
+  /** `iss|jti` → expiry (ms). Insertion-ordered, so the oldest are first. */
+  readonly #seen = new Map<string, number>();
+  readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients'>>;
+
+  constructor(opts: CdsJwtVerifierOptions) {
+    this.#byIss = new Map(opts.clients.map((c) => [c.iss, c]));
+    this.#opts = { jtiTtlS: opts.jtiTtlS, clockSkewS: opts.clockSkewS, maxJtis: opts.maxJtis ?? 100_000, now: opts.now ?? Date.now, jwksTimeoutMs: opts.jwksTimeoutMs ?? 2000, jwksCooldownMs: opts.jwksCooldownMs ?? 30_000 };
+  }
+
+  get clients(): readonly CdsClient[] {
+    return [...this.#byIss.values()];
+  }
+
+  #remote(url: string): JWTVerifyGetKey {
+    let set = this.#keySets.get(url);
+    if (!set) {
+      // jose caches the set (cacheMaxAge) and re-fetches when a kid is unknown (at most every cooldownDuration):
+      // key rotation works without a restart.
+      set = createRemoteJWKSet(new URL(url), { timeoutDuration: this.#opts.jwksTimeoutMs, cooldownDuration: this.#opts.jwksCooldownMs, cacheMaxAge: 600_000 });
+      this.#keySets.set(url, set);
+    }
+    return set;
+  }
+
+  /**
+   * Verifies `Authorization: Bearer <jwt>` for a call to `audience` (the full URL the client called, built from
+   * PUBLIC_BASE_URL). Resolves to the client or throws {@link CdsAuthError}.
+   */
+  async verify(authorization: string | undefined, audience: string): Promise<VerifiedClient> {
+    const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(authorization ?? '');
+    if (!m) throw new CdsAuthError(authorization ? 'malformed' : 'missing');
+    const token = m[1]!;
+    let header: ReturnType<typeof decodeProtectedHeader>;
+    let claims: JWTPayload;
+    try {
+      header = decodeProtectedHeader(token);
+      claims = decodeJwt(token);
+    } catch {
+      throw new CdsAuthError('malformed');
+    }
+    if (typeof header.alg !== 'string' || !ALG_SET.has(header.alg)) throw new CdsAuthError('alg', `alg ${String(header.alg)} is not an asymmetric algorithm`);
+    if (header.typ !== undefined && String(header.typ).toUpperCase() !== 'JWT') throw new CdsAuthError('malformed', 'typ is not JWT');
+    // 1. issuer allowlist
+    const client = typeof claims.iss === 'string' ? this.#byIss.get(claims.iss) : undefined;
+    if (!client) throw new CdsAuthError('unknown-iss');
+    if (!client.algorithms.includes(header.alg as (typeof client.algorithms)[number])) throw new CdsAuthError('alg', `alg ${header.alg} not allowed for this client`);
+    // 2. audience = the endpoint called
+    const auds = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    if (!auds.includes(audience)) throw new CdsAuthError('aud');
+    // 3. exp / iat / jti present and in range
+    const now = this.#opts.now() / 1000;
+    const skew = this.#opts.clockSkewS;
+    if (typeof claims.exp !== 'number' || typeof claims.iat !== 'number' || typeof claims.jti !== 'string' || claims.jti.length === 0) throw new CdsAuthError('claims');
+    if (claims.exp + skew <= now) throw new CdsAuthError('expired');
+    if (claims.iat - skew > now || now - claims.iat > this.#opts.jtiTtlS) throw new CdsAuthError('iat');
+    // 4. tenant
+    const tenant = typeof claims['tenant'] === 'string' ? claims['tenant'] : undefined;
+    if (client.tenants && (!tenant || !client.tenants.includes(tenant))) throw new CdsAuthError('tenant');
+    // 5. signature with the client's keys
+    let keys: JWTVerifyGetKey;
+    if (header.jku !== undefined) {
+      if (!client.jkuAllowlist.includes(header.jku)) throw new CdsAuthError('jku-not-allowed');
+      keys = this.#remote(header.jku);
+    } else if (client.jwks) {
+      keys = createLocalJWKSet(client.jwks);
+    } else if (client.jwksUrl) {
+      keys = this.#remote(client.jwksUrl);
+    } else {
+      throw new CdsAuthError('no-key', 'client has only a jku allowlist and the token names no jku');
+    }
+    try {
+      await jwtVerify(token, keys, {
+        algorithms: client.algorithms as string[],
+        issuer: client.iss,
+        audience,
+        clockTolerance: skew,
+        currentDate: new Date(this.#opts.now()),
+      });
+    } catch (err) {
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new CdsAuthError('no-key', err.code);
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new CdsAuthError('signature');
+      if (err instanceof joseErrors.JWTExpired) throw new CdsAuthError('expired');
+      if (err instanceof joseErrors.JOSEError) throw new CdsAuthError('signature', err.code);
+      throw new CdsAuthError('no-key', (err as Error).message);
+    }
+    // 6. replay: only after the signature (an attacker must not be able to burn a legitimate jti)
+    this.#sweep();
+    const key = `${client.iss}|${claims.jti}`;
+    if (this.#seen.has(key)) throw new CdsAuthError('replay');
+    this.#seen.set(key, this.#opts.now() + this.#opts.jtiTtlS * 1000);
+    return { client, iss: client.iss, jti: claims.jti, ...(tenant ? { tenant } : {}) };
+  }
+
+  #sweep(): void {
+    const now = this.#opts.now();
+    for (const [k, exp] of this.#seen) {
+      if (exp > now && this.#seen.size < this.#opts.maxJtis) break;
+      this.#seen.delete(k);
+    }
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Wires the CDS Hooks service into the running process (called by `server/index.ts` once the risk engine exists):
+ * trusted clients from `smart-config/cds-clients.json`, the JWT verifier, the SQLite store, and the two routers.
+ */
+import type { RequestHandler } from 'express';
+import type { AppConfig } from '../config.ts';
+import type { Logger } from '../logging.ts';
+import type { RiskService } from '../risk/service.ts';
+import { loadCdsClients } from './clients.ts';
+import { CdsJwtVerifier } from './jwt.ts';
+import { createCdsRouter, createFeedbackSummaryRouter } from './router.ts';
+import { CdsStore } from './store.ts';
+
+export interface CdsMounts {
+  cds: RequestHandler;
+  feedback: RequestHandler;
+  store: CdsStore;
+}
+
+export function createCds(config: AppConfig, logger: Logger, risk: RiskService): CdsMounts {
+  const clients = loadCdsClients(config.smartConfigDir, config.publicBaseUrl);
+  const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS });
+  const store = new CdsStore(config.cds.feedbackDb);
+  logger.info({ clients: clients.map((c) => c.id), deadlineMs: config.cds.deadlineMs }, 'CDS Hooks service ready');
+  return {
+    cds: createCdsRouter({
+      risk,
+      verifier,
+      store,
+      logger,
+      settings: {
+        publicBaseUrl: config.publicBaseUrl,
+        deadlineMs: config.cds.deadlineMs,
+        orderMinTier: config.cds.orderMinTier,
+        patientViewMinTier: config.cds.patientViewMinTier,
+        fhirTimeoutMs: config.fhir.timeoutMs,
+      },
+    }),
+    feedback: createFeedbackSummaryRouter(store),
+    store,
+  };
+}

@@ -1,0 +1,162 @@
+/**
+ * HTTP side of the CDS Hooks service (CDS Hooks 2.0): `GET /cds-services` (discovery), `POST /cds-services/{id}`
+ * (the hooks), `POST /cds-services/{id}/feedback`; and `GET /api/feedback/summary` (separate router).
+ *
+ * Order of checks per call: CORS headers (also on errors, so browser clients can read them) → preflight answered
+ * without auth → client JWT (bare 401 on any failure) → JSON body → schema (400 + OperationOutcome) → hook.
+ * @see https://cds-hooks.hl7.org/2.0/#discovery
+ * @see https://cds-hooks.hl7.org/2.0/#calling-a-cds-service
+ * @see https://cds-hooks.hl7.org/2.0/#cross-origin-resource-sharing
+ */
+import express, { Router, type NextFunction, type Request, type Response } from 'express';
+import { FhirAccessError, FhirNotFoundError } from '../fhir/client.ts';
+import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
+import { ModelNotFoundError } from '../inference/registry.ts';
+import { hashPatientId, type Logger } from '../logging.ts';
+import { FactorError } from '../risk/factors.ts';
+import type { RiskService } from '../risk/service.ts';
+import { HookFhirSource, PrefetchUnavailableError } from './fhir-source.ts';
+import { assessWithin, cardsFor, orderFacts, type HookSettings } from './hooks.ts';
+import { CdsAuthError, type CdsJwtVerifier, type VerifiedClient } from './jwt.ts';
+import { SERVICES, serviceById } from './services.ts';
+import type { CdsStore } from './store.ts';
+import type { HookResponse } from './types.ts';
+import { operationOutcome, validateFeedback, validateHookRequest } from './validate.ts';
+
+export interface CdsRouterDeps {
+  risk: RiskService;
+  verifier: CdsJwtVerifier;
+  store: CdsStore;
+  settings: HookSettings & { fhirTimeoutMs: number };
+  logger: Logger;
+  valueSets?: ValueSetIndex;
+}
+
+/** Time reserved after the deadline for building and sending the cards, in ms. */
+const SEND_MARGIN_MS = 15;
+
+/** CORS for browser-based CDS clients (CDS Hooks 2.0 §CORS): any origin, no cookies, Authorization allowed. */
+function cors(req: Request, res: Response, next: NextFunction): void {
+  res.set('Access-Control-Allow-Origin', '*');
+  res.set('Access-Control-Allow-Methods', 'GET, POST, OPTIONS');
+  res.set('Access-Control-Allow-Headers', 'Authorization, Content-Type, Accept');
+  res.set('Access-Control-Max-Age', '600');
+  if (req.method === 'OPTIONS') {
+    res.status(204).end();
+    return;
+  }
+  next();
+}
+
+function bad(res: Response, status: number, code: Parameters<typeof operationOutcome>[0], texts: string[]): void {
+  res.status(status).type('application/fhir+json').json(operationOutcome(code, texts));
+}
+
+export function createCdsRouter(deps: CdsRouterDeps): Router {
+  const { risk, verifier, store, settings, logger } = deps;
+  const valueSets = deps.valueSets ?? loadValueSets();
+  const log = logger.child({ component: 'cds' });
+  const base = settings.publicBaseUrl;
+  const r = Router();
+
+  // Start of the budget: before auth and body parsing, which count against it.
+  r.use((_req, res, next) => {
+    res.locals['cdsT0'] = performance.now();
+    next();
+  });
+  r.use(cors);
+
+  /** Verifies the JWT against the URL the client called; any failure → bare 401 (no body, no detail). */
+  const auth = (audience: (req: Request) => string) => async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      res.locals['cdsClient'] = await verifier.verify(req.get('authorization'), audience(req));
+      next();
+    } catch (err) {
+      if (!(err instanceof CdsAuthError)) log.error({ err: (err as Error).message }, 'cds: JWT verification crashed');
+      else log.info({ reason: err.reason, path: req.path }, 'cds: client JWT refused');
+      res.status(401).set('WWW-Authenticate', 'Bearer').end();
+    }
+  };
+  const json = express.json({ limit: '8mb', type: ['application/json', 'application/fhir+json', 'application/*+json'] });
+
+  r.get('/', auth(() => `${base}/cds-services`), (_req, res) => {
+    res.json({ services: SERVICES });
+  });
+
+  r.post('/:id/feedback', auth((req) => `${base}/cds-services/${String(req.params['id'])}/feedback`), json, (req, res) => {
+    const service = serviceById(String(req.params['id']));
+    if (!service) return bad(res, 404, 'not-found', [`No CDS service ${String(req.params['id'])}`]);
+    const v = validateFeedback(req.body);
+    if (!v.ok) return bad(res, 400, 'invalid', v.problems);
+    const client = res.locals['cdsClient'] as VerifiedClient;
+    const added = store.recordFeedback(service.id, client.client.id, v.value);
+    log.info({ service: service.id, client: client.client.id, entries: v.value.length, added }, 'cds: feedback stored');
+    res.status(200).json({});
+  });
+
+  r.post('/:id', auth((req) => `${base}/cds-services/${String(req.params['id'])}`), json, async (req, res) => {
+    const t0 = res.locals['cdsT0'] as number;
+    const service = serviceById(String(req.params['id']));
+    if (!service) return bad(res, 404, 'not-found', [`No CDS service ${String(req.params['id'])}`]);
+    const v = validateHookRequest(req.body, service);
+    if (!v.ok) return bad(res, 400, 'invalid', v.problems);
+    const hook = v.value;
+    const patientId = hook.context.patientId;
+    const client = res.locals['cdsClient'] as VerifiedClient;
+    const hlog = log.child({ service: service.id, client: client.client.id, jti: client.jti, hookInstance: hook.hookInstance, patient: hashPatientId(patientId) });
+    const answer = (body: HookResponse, outcome: string): void => {
+      res.json(body);
+      hlog.info({ outcome, cards: body.cards.length, ms: Math.round(performance.now() - t0) }, 'cds: hook answered');
+    };
+
+    const facts = service.hook === 'patient-view' ? undefined : orderFacts(hook, valueSets);
+    if (facts && facts.imaging.length === 0) return answer({ cards: [] }, 'no-imaging-order');
+
+    const fhir = new HookFhirSource({
+      patientId,
+      ...(hook.prefetch ? { prefetch: hook.prefetch } : {}),
+      ...(hook.fhirServer ? { fhirServer: hook.fhirServer } : {}),
+      ...(hook.fhirAuthorization ? { fhirAuthorization: hook.fhirAuthorization } : {}),
+      timeoutMs: settings.fhirTimeoutMs,
+    });
+    try {
+      const outcome = await assessWithin(risk, patientId, fhir, t0 + settings.deadlineMs - SEND_MARGIN_MS, hlog);
+      if (outcome.kind === 'none') return answer({ cards: [] }, 'deadline-no-data');
+      const cards = cardsFor({ service, outcome, settings, store, sourceId: fhir.baseUrl, patientId, req: hook, ...(facts ? { facts } : {}), unavailable: fhir.unavailable });
+      answer({ cards }, outcome.kind === 'assessment' ? `assessment-${outcome.source}` : outcome.kind);
+    } catch (err) {
+      if (err instanceof PrefetchUnavailableError) {
+        hlog.info({ err: err.message }, 'cds: required data unavailable');
+        return bad(res, 412, 'incomplete', [err.message]);
+      }
+      if (err instanceof FhirNotFoundError) return bad(res, 412, 'not-found', [`Patient/${patientId} could not be read from the client's FHIR server`]);
+      if (err instanceof FactorError) return answer({ cards: [] }, 'chart-not-assessable');
+      if (err instanceof FhirAccessError) {
+        hlog.warn({ code: err.code }, 'cds: client FHIR server failed');
+        return bad(res, 502, 'transient', ['The FHIR server failed while reading the chart']);
+      }
+      if (err instanceof ModelNotFoundError) return bad(res, 503, 'transient', [err.message]);
+      hlog.error({ err }, 'cds: hook failed');
+      return bad(res, 500, 'exception', ['Internal error']);
+    }
+  });
+
+  // Body-parser errors inside this router → 400 OperationOutcome (the app's handler would answer a non-FHIR body).
+  r.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const e = err as { status?: number; type?: string };
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+      return bad(res, e.status, e.status === 413 ? 'too-costly' : 'invalid', [e.type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'Bad request']);
+    }
+    next(err);
+  });
+  return r;
+}
+
+/** `GET /api/feedback/summary`: acceptance and override rates by tier and by override reason. */
+export function createFeedbackSummaryRouter(store: CdsStore): Router {
+  const r = Router();
+  r.get('/summary', (_req, res) => {
+    res.json(store.summary());
+  });
+  return r;
+}
