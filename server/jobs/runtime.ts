@@ -3,11 +3,14 @@
  * process (`npm run worker`) and the benchmarks: the queue (SQLite, or BullMQ when `REDIS_URL` is set) and the job
  * runner bound to a risk service and the FHIR triage.
  */
+import { createFhirTokenProvider } from '../auth/setup.ts';
 import type { AppConfig } from '../config.ts';
-import type { FhirDataSource } from '../fhir/client.ts';
+import { HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
+import { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
 import type { AssessRequest } from '../risk/assess.ts';
-import type { ServiceResult } from '../risk/service.ts';
+import { RiskService, type ServiceResult } from '../risk/service.ts';
 import type { JobMetrics } from './metrics.ts';
 import { processReportEvent } from './process.ts';
 import { RedisJobQueue } from './redis-queue.ts';
@@ -42,4 +45,32 @@ export async function configuredTriage(config: AppConfig, logger: Logger): Promi
 export function createRunner(opts: { risk: Assessor; triage: TriageFn | null; coordination: JobCoordination; logger: Logger }): JobRunner {
   const deps = { fhir: opts.risk.fhir, assess: (req: AssessRequest) => opts.risk.assess(req), triage: opts.triage, coordination: opts.coordination, logger: opts.logger };
   return (event) => processReportEvent(deps, event);
+}
+
+/**
+ * A risk service built from the configuration, for processes that are not the HTTP service (`npm run worker`,
+ * `npm run backfill`, benchmarks): the same clients `server/index.ts` builds (FHIR with the configured credentials,
+ * DICOMweb, the model registry), without write-back (jobs write their own resources).
+ */
+export async function createStandaloneRisk(config: AppConfig, logger: Logger): Promise<{ risk: RiskService; registry: ModelRegistry }> {
+  const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
+  const st = registry.status();
+  if (st.models.length === 0) throw new Error(`no model could be loaded from MODELS_DIR: ${st.detail}`);
+  const auth = config.dicomweb.auth;
+  const dicomweb = new DicomWebClient({
+    baseUrl: config.dicomweb.baseUrl,
+    timeoutMs: config.dicomweb.timeoutMs,
+    retries: config.dicomweb.retries,
+    maxResponseBytes: config.dicomweb.maxResponseBytes,
+    ...(auth.type === 'none' ? {} : { auth }),
+  });
+  const tokenProvider = createFhirTokenProvider(config);
+  const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
+  const risk = new RiskService({
+    deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }) },
+    cacheSize: config.risk.cacheSize,
+    writeBack: false,
+    logger,
+  });
+  return { risk, registry };
 }
