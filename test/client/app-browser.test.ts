@@ -9,15 +9,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { canvasIsDrawn, launchBrowser, newPage, runAxe, screenshot, seriousViolations } from '../support/browser.ts';
-import { startServiceProcess, type ServiceProcess } from '../support/service-process.ts';
+import { startAppService, type AppService } from '../support/app-service.ts';
 import { appAccessToken, sandboxSystemToken, standaloneLaunch } from '../support/smart-launch.ts';
 import type { AssessmentResponse } from '../../client/src/types.ts';
 
-let svc: ServiceProcess;
+let svc: AppService;
 let browser: Browser;
 
 before(async () => {
-  svc = await startServiceProcess();
+  svc = await startAppService();
   browser = await launchBrowser();
 });
 
@@ -50,10 +50,7 @@ describe('SMART app: standalone launch of a high-risk patient with an image (dem
   let close: () => Promise<void>;
   before(async () => {
     ({ page, problems, close } = await launchPatient('demo-a-022'));
-    await page.waitForFunction(() => {
-      const c = document.getElementById('heatmap-canvas') as HTMLCanvasElement | null;
-      return !!c && c.width > 1;
-    }, undefined, { timeout: 30_000 });
+    await page.waitForSelector('#heatmap-canvas[data-drawn="true"]', { timeout: 30_000 });
   });
   after(() => close());
 

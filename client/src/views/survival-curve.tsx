@@ -76,6 +76,7 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
         },
       },
     });
+    canvas.current.dataset['drawn'] = 'true';
     if (!curveMarked) {
       curveMarked = true;
       performance.mark('frcds:curve');
