@@ -13,6 +13,7 @@ import { loadConfig, REPO_ROOT } from '../server/config.ts';
 import { startService, type RunningService } from '../server/index.ts';
 import { createLogger } from '../server/logging.ts';
 import { freePort } from './support/net.ts';
+import { DEMO_BACKEND, postForm, SERVICE_CLIENT } from './support/oauth.ts';
 
 
 const sink = new Writable({ write: (_c, _e, cb) => cb() });
@@ -30,7 +31,8 @@ before(async () => {
   upstreamPort = await freePort();
   // The risk engine's models: the small smoke-config fixture model (models/ may hold none on a fresh checkout).
   const MODELS_DIR = join(REPO_ROOT, 'test/fixtures/models');
-  upstream = await startService(loadConfig({ PORT: String(upstreamPort), SANDBOX_DATA_DIR: dataDir, MODELS_DIR }), logger);
+  // PUBLIC_BASE_URL = the URL the second service uses, so the upstream's token `aud` is that FHIR base (SMART, issue 7).
+  upstream = await startService(loadConfig({ PORT: String(upstreamPort), PUBLIC_BASE_URL: `http://127.0.0.1:${upstreamPort}`, SANDBOX_DATA_DIR: dataDir, MODELS_DIR }), logger);
   await upstream.started;
   port = await freePort();
   const config = loadConfig({
@@ -40,6 +42,12 @@ before(async () => {
     DICOMWEB_AUTH: 'bearer',
     DICOMWEB_TOKEN: 'not-checked-by-the-sandbox',
     FHIR_TIMEOUT_MS: '2000',
+    // SMART (issue 7): the upstream sandbox FHIR server demands tokens; the service gets them with client_credentials.
+    FHIR_AUTH: 'client-credentials',
+    FHIR_TOKEN_URL: `http://127.0.0.1:${upstreamPort}/sandbox/auth/token`,
+    FHIR_CLIENT_ID: SERVICE_CLIENT.id,
+    FHIR_CLIENT_SECRET: SERVICE_CLIENT.secret,
+    FHIR_SCOPE: 'system/*.rs',
     DICOMWEB_TIMEOUT_MS: '2000',
     MODELS_DIR,
   });
@@ -65,6 +73,18 @@ describe('service configured with an external FHIR server and PACS', () => {
   test('its own sandbox paths are off (404)', async () => {
     assert.equal((await fetch(`http://127.0.0.1:${port}/sandbox/fhir/metadata`)).status, 404);
     assert.equal((await fetch(`http://127.0.0.1:${port}/sandbox/dicom-web/studies`)).status, 404);
+  });
+
+  test('SMART: API tokens are verified with the keys discovered from the FHIR server; FHIR calls use client_credentials', async () => {
+    const url = `http://127.0.0.1:${port}/api/assessments`;
+    const post = (token?: string): Promise<Response> =>
+      fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify({ patient: 'fx-0001' }) });
+    assert.equal((await post()).status, 401);
+    const t = await postForm(`http://127.0.0.1:${upstreamPort}/sandbox/auth/token`, { grant_type: 'client_credentials', scope: 'system/*.rs' }, DEMO_BACKEND);
+    assert.equal(t.status, 200);
+    const res = await post(String(t.body['access_token']));
+    assert.equal(res.status, 201, await res.clone().text());
+    assert.equal(((await res.json()) as { assessment: { patientId: string } }).assessment.patientId, 'fx-0001');
   });
 
   test('/readyz turns 503 naming both servers when they go away', async () => {

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Bundle } from '@medplum/fhirtypes';
 import { REPO_ROOT } from '../server/config.ts';
 import { freePort } from './support/net.ts';
+import { getNoFollow, pkce, postForm } from './support/oauth.ts';
 
 
 let child: ChildProcess;
@@ -96,6 +97,39 @@ describe('npm start (server/index.ts)', () => {
     // The execution provider in use is shown (this machine has no CUDA: auto fell back to CPU).
     assert.match(ready.components['models']?.detail ?? '', /hip-xray-smoke@0\.0\.1 on cpu/);
     assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
+  });
+
+  // SMART (issue 7): the API verifies the app's token against the sandbox JWKS and the service reads FHIR with its
+  // own client_credentials token; a token launched for one patient cannot assess another.
+  test('/api/assessments needs a SMART access token whose patient matches (EHR launch over HTTP)', async () => {
+    const post = (patient: string, token?: string): Promise<Response> =>
+      fetch(`${base}/api/assessments`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...(token ? { Authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify({ patient }) });
+    const anonymous = await post('fx-0001');
+    assert.equal(anonymous.status, 401);
+    assert.match(anonymous.headers.get('www-authenticate') ?? '', /^Bearer /);
+    const launchRes = await fetch(`${base}/sandbox/auth/launch`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ patient: 'fx-0001' }) });
+    assert.equal(launchRes.status, 201);
+    const { launch } = (await launchRes.json()) as { launch: string };
+    const p = pkce();
+    const publicBase = base.replace('127.0.0.1', 'localhost');
+    const redirectUri = `${publicBase}/app/index.html`;
+    const auth = await getNoFollow(
+      `${base}/sandbox/auth/authorize?${new URLSearchParams({ response_type: 'code', client_id: 'fracture-risk-app', redirect_uri: redirectUri, scope: 'launch openid fhirUser patient/*.rs', state: 's', aud: `${publicBase}/sandbox/fhir`, launch, code_challenge: p.challenge, code_challenge_method: 'S256' })}`,
+    );
+    const code = auth.location?.searchParams.get('code');
+    assert.ok(code, `authorize answered ${auth.status} ${auth.location}`);
+    const t = await postForm(`${base}/sandbox/auth/token`, { grant_type: 'authorization_code', code, redirect_uri: redirectUri, client_id: 'fracture-risk-app', code_verifier: p.verifier });
+    assert.equal(t.status, 200, JSON.stringify(t.body));
+    const token = String(t.body['access_token']);
+    const other = await post('fx-0002', token);
+    assert.equal(other.status, 403);
+    assert.equal(((await other.json()) as { code: string }).code, 'PATIENT_MISMATCH');
+    const own = await post('fx-0001', token);
+    assert.equal(own.status, 201, await own.clone().text());
+    const body = (await own.json()) as { assessment: { id: string; patientId: string } };
+    assert.equal(body.assessment.patientId, 'fx-0001');
+    assert.equal((await fetch(`${base}/api/assessments/${body.assessment.id}`, { headers: { Authorization: `Bearer ${token}` } })).status, 200);
+    assert.equal((await fetch(`${base}/api/assessments/${body.assessment.id}`)).status, 401);
   });
 
   test('stops cleanly on SIGTERM', async () => {

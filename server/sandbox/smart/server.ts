@@ -27,6 +27,9 @@ import { tokenRouter } from './token.ts';
 import { TokenSigner, type GrantContext, type IssuedAccessToken } from './tokens.ts';
 import { authEndpoints, openidConfigurationHandler, smartConfigurationHandler } from './well-known.ts';
 
+/** The registered client developers use for curl access (smart-config/smart-clients.json). */
+export const DEVELOPER_CLIENT_ID = 'demo-backend';
+
 export interface SmartSandboxOptions {
   /** The service's public base URL (`PUBLIC_BASE_URL`); the issuer is `{publicBaseUrl}/sandbox/auth`. */
   readonly publicBaseUrl: string;
@@ -113,7 +116,9 @@ export async function createSmartSandbox(options: SmartSandboxOptions): Promise<
     ],
   };
 
-  const devClient = ctx.clients.all().find((c) => c.type === 'confidential-symmetric' && c.scopes.some((s) => s.startsWith('system/')));
+  // The 401 message names the developer client (demo-backend), else any backend client.
+  const backends = ctx.clients.all().filter((c) => c.type === 'confidential-symmetric' && c.scopes.some((s) => s.startsWith('system/')));
+  const devClient = backends.find((c) => c.clientId === DEVELOPER_CLIENT_ID) ?? backends[0];
 
   return {
     issuer,
