@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config.ts';
 import { HttpFhirClient } from '../fhir/client.ts';
+import { createFhirTokenProvider } from '../auth/setup.ts';
 import { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import { createLogger } from '../logging.ts';
@@ -86,9 +87,11 @@ async function main(): Promise<number> {
       if (config.dicomweb.sandbox) dicomBase = sandboxes.dicomWebBaseUrl;
     }
     const auth = config.dicomweb.auth;
+    const externalFhirAuth = config.fhir.sandbox ? undefined : createFhirTokenProvider(config);
     const result = await assess(
       {
-        fhir: new HttpFhirClient({ baseUrl: fhirBase, timeoutMs: config.fhir.timeoutMs }),
+        // An external FHIR server gets the FHIR_AUTH credentials (issue 7); the CLI's embedded sandbox is unguarded.
+        fhir: new HttpFhirClient({ baseUrl: fhirBase, timeoutMs: config.fhir.timeoutMs, ...(externalFhirAuth ? { tokenProvider: externalFhirAuth } : {}) }),
         dicomweb: new DicomWebClient({ baseUrl: dicomBase, timeoutMs: config.dicomweb.timeoutMs, retries: config.dicomweb.retries, ...(auth.type === 'none' ? {} : { auth }) }),
         registry,
         settings: config.risk,
