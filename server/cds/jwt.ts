@@ -49,6 +49,7 @@ const ALG_SET = new Set<string>(ASYMMETRIC_ALGS);
 export class CdsJwtVerifier {
   readonly #byIss: Map<string, CdsClient>;
   readonly #keySets = new Map<string, JWTVerifyGetKey>();
+  readonly #local = new Map<string, JWTVerifyGetKey>();
   /** `iss|jti` → expiry (ms). Insertion-ordered, so the oldest are first. */
   readonly #seen = new Map<string, number>();
   readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients'>>;
@@ -113,7 +114,9 @@ export class CdsJwtVerifier {
       if (!client.jkuAllowlist.includes(header.jku)) throw new CdsAuthError('jku-not-allowed');
       keys = this.#remote(header.jku);
     } else if (client.jwks) {
-      keys = createLocalJWKSet(client.jwks);
+      // Built once per client: importing the keys on every call costs more than the verification itself.
+      keys = this.#local.get(client.iss) ?? createLocalJWKSet(client.jwks);
+      this.#local.set(client.iss, keys);
     } else if (client.jwksUrl) {
       keys = this.#remote(client.jwksUrl);
     } else {

@@ -1,8 +1,10 @@
 /**
  * Durable CDS state in SQLite (better-sqlite3): the cards the service showed (so feedback can be grouped by tier
  * and suggestion), the feedback the EHR sent (CDS Hooks 2.0 §Feedback), and what patient-view last said per patient
- * (so it speaks again only with news). WAL journal with `synchronous=FULL`: an acknowledged write survives a crash
- * or restart.
+ * (so it speaks again only with news). WAL journal: an acknowledged write survives a crash
+ * or a restart of the process. (`synchronous=NORMAL`: in WAL mode a committed transaction survives a process crash;
+ * only an operating-system crash or power cut can lose the last ones. `FULL` would fsync on every card, and
+ * better-sqlite3 is synchronous, so every hook call would block the event loop on the disk.)
  *
  * No PHI beyond ids: patient ids, card/suggestion uuids, codes and timestamps. The free-text `userComment` of an
  * override is NOT stored (it may hold anything); only whether one was given.
@@ -80,7 +82,7 @@ export class CdsStore {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
-    this.#db.pragma('synchronous = FULL');
+    this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
   }
 

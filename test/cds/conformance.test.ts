@@ -473,3 +473,12 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
     }
   });
 });
+
+describe('terminology', () => {
+  test('every override reason on a card is in ValueSet cds-override-reasons', async () => {
+    const { loadValueSets } = await import('../../server/fhir/valuesets.ts');
+    const { OVERRIDE_REASONS } = await import('../../server/cds/cards.ts');
+    const vs = loadValueSets();
+    for (const r of OVERRIDE_REASONS) assert.ok(vs.has('cds-override-reasons', r.system, r.code), `${r.system}|${r.code}`);
+  });
+});
