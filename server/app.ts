@@ -13,6 +13,7 @@ import { observeRequests, type Metrics } from './health/metrics.ts';
 import type { Readiness } from './health/readiness.ts';
 import { createHealthRouter } from './health/router.ts';
 import type { Logger } from './logging.ts';
+import { createModelCardRouter } from './cds/model-card.ts'; // CDS Hooks (issue 6)
 
 /** Routers of the embedded sandboxes, filled in when they are ready. */
 export interface SandboxMounts {
@@ -26,6 +27,10 @@ export interface SandboxMounts {
 export interface ServiceMounts {
   /** The risk engine's `/api/assessments` router (server/risk/routes.ts). */
   assessments?: RequestHandler;
+  /** CDS Hooks service `/cds-services` (issue 6, server/cds/router.ts). */
+  cds?: RequestHandler;
+  /** CDS card feedback summary `/api/feedback` (issue 6, server/cds/router.ts). */
+  feedback?: RequestHandler;
 }
 
 export interface AppDeps {
@@ -51,6 +56,7 @@ export function usefulUrls(config: AppConfig): Record<string, string> {
     ? `${config.dicomweb.publicBaseUrl}/studies`
     : config.dicomweb.publicBaseUrl;
   urls['assessments'] = `${b}/api/assessments`;
+  urls['cdsDiscovery'] = `${b}/cds-services`; // CDS Hooks (issue 6)
   urls['readiness'] = `${b}/readyz`;
   urls['health'] = `${b}/healthz`;
   urls['metrics'] = `${b}/metrics`;
@@ -104,6 +110,10 @@ export function createApp(deps: AppDeps): Express {
   app.use('/sandbox/auth', lateMount(config.fhir.sandbox, () => sandboxes.auth, 'SMART authorization server'));
 
   app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
+  // --- CDS Hooks (issue 6): hooks + feedback, feedback summary, model cards the cards link to ---
+  app.use('/cds-services', lateMount(true, () => services.cds, 'CDS Hooks service (models loading)'));
+  app.use('/api/feedback', lateMount(true, () => services.feedback, 'CDS feedback store'));
+  app.use('/models', createModelCardRouter(config.inference.modelsDir));
 
   app.use((_req, res) => problem(res, 404, 'Not found'));
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {

@@ -23,6 +23,7 @@ import { DicomWebClient } from './imaging/dicomweb-client.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { createRiskRouter } from './risk/routes.ts';
 import { RiskService } from './risk/service.ts';
+import { createCds } from './cds/mount.ts'; // CDS Hooks (issue 6)
 // SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
 import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
 import { seedDemoUsers } from './sandbox/smart/users.ts';
@@ -140,6 +141,15 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
       mounts.assessments = (req, res, next) => void guard(req, res, (err?: unknown) => (err ? next(err) : riskRouter(req, res, next)));
     } else {
       mounts.assessments = riskRouter;
+    }
+    // CDS Hooks (issue 6): /cds-services and /api/feedback, on the same risk service (shared cache).
+    try {
+      const cds = createCds(config, logger, service);
+      mounts.cds = cds.cds;
+      mounts.feedback = cds.feedback;
+    } catch (err) {
+      logger.error({ err }, 'CDS Hooks service failed to start');
+      readiness.set('cds', 'failed', (err as Error).message);
     }
     return registry;
   } catch (err) {
