@@ -16,8 +16,13 @@ export const PATIENT_SCOPES = [
   'patient/MedicationRequest.rs', 'patient/RiskAssessment.rs', 'patient/ServiceRequest.c',
 ] as const;
 
-/** User-level scopes of the FLS coordinator's worklist. */
-export const WORKLIST_SCOPES = ['openid', 'fhirUser', 'user/Patient.rs', 'user/Task.rus', 'user/ServiceRequest.c', 'user/RiskAssessment.rs'] as const;
+/**
+ * User-level scopes of the FLS coordinator's worklist: read the worklist (`user/Task.rs`), accept/dismiss
+ * (`user/Task.u`), create the referral on accept (`user/ServiceRequest.c`). Task read and update are asked for as
+ * two scopes rather than `user/Task.rus`: an authorization server that grants each requested scope only when one
+ * registered scope covers it whole (the sandbox's does) would otherwise drop it.
+ */
+export const WORKLIST_SCOPES = ['openid', 'fhirUser', 'user/Patient.rs', 'user/Task.rs', 'user/Task.u', 'user/ServiceRequest.c', 'user/RiskAssessment.rs'] as const;
 
 export type LaunchMode = 'ehr' | 'standalone' | 'worklist';
 

@@ -1,7 +1,8 @@
 /**
  * `npm start` as a child process for the SMART app's browser test, bench/app.ts and the end-to-end suite: the
  * composition root (server/index.ts) on a free loopback port with the committed demo cohort and models, stopped by
- * its PID. Resolves once the service logs that it is up (sandboxes seeded, models loaded, app bundle built).
+ * its PID. Resolves once the service is up (sandboxes seeded, models loaded, app bundle built): its start-up log
+ * line, or `/readyz` answering 200.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
@@ -29,13 +30,22 @@ export async function startAppService(env: Record<string, string> = {}, timeoutM
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
   const deadline = Date.now() + timeoutMs;
-  while (!out.includes('Fracture Risk CDS is up')) {
+  const ready = async (): Promise<boolean> => {
+    if (out.includes('Fracture Risk CDS is up')) return true;
+    try {
+      return (await fetch(`${base}/readyz`)).status === 200;
+    } catch {
+      return false;
+    }
+  };
+  // The "is up" line is logged at info (or warn when not ready); with a quieter LOG_LEVEL, /readyz answering 200 tells.
+  while (!(await ready())) {
     if (child.exitCode !== null) throw new Error(`service exited early (${child.exitCode}): ${out.slice(-2000)}`);
     if (Date.now() > deadline) {
       child.kill('SIGTERM');
       throw new Error(`service did not start within ${timeoutMs} ms: ${out.slice(-2000)}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 200));
   }
   return {
     base,

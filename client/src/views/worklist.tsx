@@ -3,7 +3,7 @@
  * items sorted by risk with their intervals and the imminent-risk flag; filters (tier, status, date, site);
  * accept, dismiss with a reason, open the assessment; CSV export. API: server/fls/types.ts.
  */
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { DISMISSAL_REASONS, WORKLIST_STATUSES, WORKLIST_TIERS, type DismissalReasonCode, type WorklistItem, type WorklistQuery } from '../../../server/fls/types.ts';
 import { acceptItem, ApiError, dismissItem, downloadWorklistCsv, getWorklist } from '../api.ts';
 import { formatDate, formatInterval, formatPercent, tierLabel } from '../format.ts';
@@ -27,6 +27,15 @@ export function Worklist(props: { session: Session; onOpen: (item: WorklistItem)
   const [message, setMessage] = useState<string>('');
   const [dismissing, setDismissing] = useState<{ item: WorklistItem; reason: DismissalReasonCode; note: string } | null>(null);
   const [reload, setReload] = useState(0);
+  const dialog = useRef<HTMLDialogElement>(null);
+
+  // The dismiss form is a modal <dialog> (focus trapped, Escape closes it).
+  useEffect(() => {
+    const d = dialog.current;
+    if (!d) return;
+    if (dismissing && !d.open) d.showModal();
+    if (!dismissing && d.open) d.close();
+  }, [dismissing !== null]);
 
   useEffect(() => {
     const ac = new AbortController();
@@ -111,7 +120,7 @@ export function Worklist(props: { session: Session; onOpen: (item: WorklistItem)
           <p class="empty-note">No patients match these filters.</p>
         ) : (
           <table class="wl-table">
-            <caption>{items.length} patients, highest 10-year hip fracture risk first</caption>
+            <caption>{items.length === 1 ? "1 patient" : `${items.length} patients`}, highest 10-year hip fracture risk first</caption>
             <thead>
               <tr>
                 <th scope="col">Patient</th>
@@ -167,8 +176,9 @@ export function Worklist(props: { session: Session; onOpen: (item: WorklistItem)
             </tbody>
           </table>
         )}
+        <dialog ref={dialog} class="dismiss-dialog" aria-labelledby="dismiss-title" onClose={() => setDismissing(null)}>
         {dismissing && (
-          <div class="inline-dialog" role="dialog" aria-labelledby="dismiss-title">
+          <div class="dismiss-form">
             <h2 id="dismiss-title">Dismiss {dismissing.item.patientName || dismissing.item.patientId}</h2>
             <label>
               <span>Reason</span>
@@ -203,6 +213,7 @@ export function Worklist(props: { session: Session; onOpen: (item: WorklistItem)
             </div>
           </div>
         )}
+        </dialog>
       </main>
     </div>
   );
