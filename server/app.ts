@@ -14,11 +14,18 @@ import type { Readiness } from './health/readiness.ts';
 import { createHealthRouter } from './health/router.ts';
 import type { Logger } from './logging.ts';
 import { createModelCardRouter } from './cds/model-card.ts'; // CDS Hooks (issue 6)
+import { indexPage } from './sandbox/ehr/index-page.ts'; // demo EHR (issue 7)
+// SMART app (issue 7)
+import { join } from 'node:path';
+import { createAppStaticRouter } from './app-static.ts';
+import { REPO_ROOT } from './config.ts';
 
 /** Routers of the embedded sandboxes, filled in when they are ready. */
 export interface SandboxMounts {
   fhir?: RequestHandler;
   dicomWeb?: RequestHandler;
+  /** Demo EHR (issue 7, `server/sandbox/ehr/`): on only with the sandbox FHIR server. */
+  ehr?: RequestHandler;
   /** Sandbox SMART authorization server (issue 7, `server/sandbox/smart/`): on only with the sandbox FHIR server. */
   auth?: RequestHandler;
 }
@@ -27,10 +34,16 @@ export interface SandboxMounts {
 export interface ServiceMounts {
   /** The risk engine's `/api/assessments` router (server/risk/routes.ts). */
   assessments?: RequestHandler;
+  /** FLS worklist API `/api/fls` (issue 8, server/fls/routes.ts). */
+  fls?: RequestHandler;
   /** CDS Hooks service `/cds-services` (issue 6, server/cds/router.ts). */
   cds?: RequestHandler;
   /** CDS card feedback summary `/api/feedback` (issue 6, server/cds/router.ts). */
   feedback?: RequestHandler;
+  /** Subscription notification receiver `/api/events` (issue 8, server/events/receiver.ts). */
+  events?: RequestHandler;
+  /** Job statistics and dead letters `/api/jobs` (issue 8, server/jobs/routes.ts). */
+  jobs?: RequestHandler;
 }
 
 export interface AppDeps {
@@ -46,6 +59,7 @@ export interface AppDeps {
 export function usefulUrls(config: AppConfig): Record<string, string> {
   const b = config.publicBaseUrl;
   const urls: Record<string, string> = {};
+  if (config.fhir.sandbox) urls['demoEhr'] = `${b}/sandbox/ehr/`; // demo EHR (issue 7): where a user starts
   if (config.fhir.sandbox) {
     urls['fhirMetadata'] = `${config.fhir.publicBaseUrl}/metadata`;
     urls['fhirPatients'] = `${config.fhir.publicBaseUrl}/Patient?_count=5`;
@@ -57,6 +71,7 @@ export function usefulUrls(config: AppConfig): Record<string, string> {
     : config.dicomweb.publicBaseUrl;
   urls['assessments'] = `${b}/api/assessments`;
   urls['cdsDiscovery'] = `${b}/cds-services`; // CDS Hooks (issue 6)
+  urls['app'] = `${b}/app/launch.html`; // SMART app, standalone launch (issue 7)
   urls['readiness'] = `${b}/readyz`;
   urls['health'] = `${b}/healthz`;
   urls['metrics'] = `${b}/metrics`;
@@ -96,7 +111,12 @@ export function createApp(deps: AppDeps): Express {
   app.use(observeRequests(metrics, logger));
   app.use(createHealthRouter(readiness, metrics));
 
-  app.get('/', (_req, res) => {
+  app.get('/', (req, res) => {
+    // Browsers get a page pointing to the demo EHR (issue 7); API clients keep the JSON index.
+    if (req.accepts(['json', 'html']) === 'html') {
+      res.type('html').send(indexPage(usefulUrls(config), 'Research use — trained on synthetic data. Not for clinical decisions.'));
+      return;
+    }
     res.json({
       name: 'Fracture Risk CDS',
       notice: 'Research use — trained on synthetic data. Not for clinical decisions.',
@@ -108,12 +128,22 @@ export function createApp(deps: AppDeps): Express {
   app.use('/sandbox/dicom-web', lateMount(config.dicomweb.sandbox, () => sandboxes.dicomWeb, 'DICOMweb server'));
   // Sandbox SMART authorization server (issue 7): only with the sandbox FHIR server, whose tokens it issues.
   app.use('/sandbox/auth', lateMount(config.fhir.sandbox, () => sandboxes.auth, 'SMART authorization server'));
+  // Demo EHR (issue 7): only with the sandbox FHIR server (it plays that server's EHR).
+  app.use('/sandbox/ehr', lateMount(config.fhir.sandbox, () => sandboxes.ehr, 'demo EHR'));
 
   app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
+  // --- FLS worklist (issue 8, server/fls/) ---
+  app.use('/api/fls', lateMount(true, () => services.fls, 'FLS worklist'));
+  // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
+  app.use('/api/events', lateMount(true, () => services.events, 'report-event receiver'));
+  app.use('/api/jobs', lateMount(true, () => services.jobs, 'job queue'));
   // --- CDS Hooks (issue 6): hooks + feedback, feedback summary, model cards the cards link to ---
   app.use('/cds-services', lateMount(true, () => services.cds, 'CDS Hooks service (models loading)'));
   app.use('/api/feedback', lateMount(true, () => services.feedback, 'CDS feedback store'));
   app.use('/models', createModelCardRouter(config.inference.modelsDir));
+
+  // --- SMART app bundle (issue 7): /app/launch.html, /app/index.html, built by client/build.ts ---
+  app.use('/app', createAppStaticRouter({ distDir: join(REPO_ROOT, 'client/dist'), config }));
 
   app.use((_req, res) => problem(res, 404, 'Not found'));
   app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {

@@ -29,6 +29,14 @@ import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts
 import { seedDemoUsers } from './sandbox/smart/users.ts';
 import { createApiTokenVerifier, createFhirTokenProvider } from './auth/setup.ts';
 import { requireSmartAccess } from './auth/require.ts';
+import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR (issue 7)
+// SMART app (issue 7): the bundle is built at start-up when client/dist is missing or older than client/src.
+import { ensureClientBundle } from '../client/build.ts';
+// FLS worklist (issue 8): /api/fls, audit log.
+import { createFlsMount, type FlsMount } from './fls/mount.ts';
+// Report events and durable jobs (issue 8): /api/events, /api/jobs, sandbox Subscription notifications.
+import { startReportEvents } from './events/start.ts';
+import type { SandboxRepository } from './sandbox/fhir/repo.ts';
 
 export interface RunningService {
   readonly server: Server;
@@ -53,7 +61,7 @@ function dicomWebAuthHeaders(config: AppConfig): Record<string, string> {
   return {};
 }
 
-async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts, smart?: SmartSandbox): Promise<void> {
+async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts, smart?: SmartSandbox, onSeeded?: (repo: SandboxRepository) => Promise<void>): Promise<void> {
   const component = 'fhir-sandbox';
   let sandbox: ReturnType<typeof createFhirSandbox>;
   try {
@@ -93,6 +101,8 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
     await seedDemoUsers(sandbox).catch((err: unknown) => logger.error({ err }, 'seeding the demo users failed'));
     smart.attachFhir(sandbox);
   }
+  // Report events (issue 8): demo reports set preliminary, the Subscription notifier, the service's own Subscription.
+  if (onSeeded) await onSeeded(sandbox.repo).catch((err: unknown) => logger.error({ err }, 'sandbox Subscription set-up failed'));
   // Served even when seeding failed (empty or partial), so the problem can be looked at; /readyz says it is not ready.
   mounts.fhir = smart ? smart.guard(sandbox, config.files.sandbox.fhir.maxRequestBytes) : sandbox.router;
 }
@@ -111,7 +121,7 @@ async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness
 }
 
 /** Loads the models (readiness component `models`, detail names the execution provider) and mounts the risk API. */
-async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts): Promise<ModelRegistry | undefined> {
+async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, onRisk?: (service: RiskService) => void): Promise<ModelRegistry | undefined> {
   try {
     const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
     const st = registry.status();
@@ -151,11 +161,29 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
       logger.error({ err }, 'CDS Hooks service failed to start');
       readiness.set('cds', 'failed', (err as Error).message);
     }
+    onRisk?.(service); // report-event jobs (issue 8) run on the same risk service
     return registry;
   } catch (err) {
     logger.error({ err }, 'risk engine failed to start');
     readiness.set('models', 'failed', (err as Error).message);
     return undefined;
+  }
+}
+
+/**
+ * SMART app (issue 7): builds `client/dist` with esbuild when it is missing or stale, so `npm start` serves a bundle
+ * made from the checked-out sources (readiness component `app`). A failure leaves `/app/` answering 503.
+ */
+async function buildAppBundle(logger: Logger, readiness: Readiness): Promise<void> {
+  readiness.set('app', 'starting');
+  try {
+    const report = await ensureClientBundle();
+    const detail = report ? `built in ${Math.round(report.ms)} ms, ${(report.totalGzipBytes / 1024).toFixed(1)} KB gzipped` : 'bundle up to date';
+    if (report) logger.info({ ms: Math.round(report.ms), bytes: report.totalBytes, gzipBytes: report.totalGzipBytes }, 'SMART app bundle built');
+    readiness.set('app', 'ready', detail);
+  } catch (err) {
+    logger.error({ err }, 'SMART app bundle build failed');
+    readiness.set('app', 'failed', (err as Error).message);
   }
 }
 
@@ -208,15 +236,37 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   logger.info({ host: config.host, port: config.port }, 'listening');
 
   let registry: ModelRegistry | undefined;
+  let fls: FlsMount | undefined; // FLS worklist (issue 8)
+  // Report events and durable jobs (issue 8): receiver and queue at once; the worker when the models are loaded.
+  const reportEvents = startReportEvents({ config, logger, registry: metrics.registry });
+  services.events = reportEvents.events;
+  services.jobs = reportEvents.jobs;
   const started = (async () => {
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
-    const models = startRiskEngine(config, logger, readiness, services);
+    const models = startRiskEngine(config, logger, readiness, services, (risk) => void reportEvents.useRiskService(risk));
+    // FLS worklist (issue 8): needs no model; FHIR calls fail with 502 until the FHIR server answers.
+    try {
+      fls = createFlsMount(config, logger);
+      services.fls = fls.handler;
+    } catch (err) {
+      logger.error({ err }, 'FLS worklist failed to start');
+    }
+    const appBundle = buildAppBundle(logger, readiness);
     // SMART (issue 7): the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
     const smart = config.fhir.sandbox ? await startSmartSandbox(config, logger, mounts) : undefined;
-    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart);
+    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart, (repo) => reportEvents.attachSandbox(repo));
+    // Demo EHR (issue 7): with the sandbox FHIR server only. `ehrTokenIssuer` is the sandbox authorization server
+    // (it mints the patient-scoped fhirAuthorization tokens the EHR hands the CDS service); undefined until it exists.
+    if (config.fhir.sandbox) {
+      const ehrTokenIssuer: SandboxTokenIssuer | undefined = smart;
+      await startDemoEhr(config, logger, ehrTokenIssuer)
+        .then((ehr) => void (mounts.ehr = ehr.handler))
+        .catch((err: unknown) => logger.error({ err }, 'demo EHR failed to start'));
+    }
     await dicom;
     registry = await models;
+    await appBundle;
     const report = await readiness.report();
     const urls = usefulUrls(config);
     const notReady = Object.keys(report.components).filter((c) => !report.components[c]!.ready);
@@ -237,7 +287,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());
         server.closeAllConnections();
-      }).then(() => registry?.close()),
+      }).then(() => registry?.close()).then(() => fls?.close()).then(() => reportEvents.close()),
   };
 }
 

@@ -152,15 +152,17 @@ export class CdsClient {
     context: Record<string, unknown>,
     user: PrefetchUser,
     fhirAuthorization: FhirAuthorization | undefined,
-  ): Promise<{ response: CdsResponse; hookInstance: string; ms: number }> {
+  ): Promise<{ response: CdsResponse; hookInstance: string; ms: number; prefetchMs: number }> {
     const started = performance.now();
+    const prefetch = await this.prefetch(service, context, user);
+    const prefetchMs = performance.now() - started;
     const request: HookRequest = {
       hook: service.hook,
       hookInstance: randomUUID(),
       fhirServer: this.#o.fhirServer,
       ...(fhirAuthorization ? { fhirAuthorization } : {}),
       context,
-      prefetch: await this.prefetch(service, context, user),
+      prefetch,
     };
     const url = `${this.servicesUrl}/${encodeURIComponent(service.id)}`;
     const res = await this.#post(url, request, this.#o.timeoutMs);
@@ -174,8 +176,8 @@ export class CdsClient {
     }
     if (!body || !Array.isArray(body.cards)) throw new CdsCallError('malformed', `${service.id}: the response has no cards array`);
     const ms = performance.now() - started;
-    this.#o.logger.info({ service: service.id, hook: service.hook, hookInstance: request.hookInstance, cards: body.cards.length, ms: Math.round(ms) }, 'demo EHR: CDS hook answered');
-    return { response: body, hookInstance: request.hookInstance, ms };
+    this.#o.logger.info({ service: service.id, hook: service.hook, hookInstance: request.hookInstance, cards: body.cards.length, ms: Math.round(ms), prefetchMs: Math.round(prefetchMs) }, 'demo EHR: CDS hook answered');
+    return { response: body, hookInstance: request.hookInstance, ms, prefetchMs };
   }
 
   /** `POST /cds-services/{id}/feedback`. */

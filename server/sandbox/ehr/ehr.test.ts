@@ -157,6 +157,8 @@ describe('pages over the sandbox FHIR server', () => {
     assert.match(page, /id="problems"[\s\S]*?<span class="count">3<\/span>/);
     for (const s of orderableStudies()) assert.ok(page.includes(s.display), s.display);
     assert.match(page, /Research use — trained on synthetic data/);
+    const data = /<script type="application\/json" id="page-data">([^<]*)<\/script>/.exec(page)?.[1];
+    assert.deepEqual(JSON.parse(data ?? 'null'), { patientId: 'demo-a-022', base: '/sandbox/ehr' }, 'the browser script’s page data is valid JSON');
   });
 
   test('an unknown patient is a 404 page', async () => {

@@ -4,7 +4,7 @@
  */
 import type { CodeableConcept, Condition, ImagingStudy, MedicationRequest, Observation, Patient, RiskAssessment, ServiceRequest } from '@medplum/fhirtypes';
 import { ageYears, displayName, mrn, type Chart, type Section } from './chart.ts';
-import { html, type SafeHtml } from './html.ts';
+import { html, SafeHtml } from './html.ts';
 
 /** Research-use notice, verbatim (brief: wherever a model's output is shown). */
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -31,6 +31,7 @@ function layout(ctx: PageContext, title: string, body: SafeHtml, pageData?: Reco
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${title} · Demo EHR</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="${ctx.base}/assets/ehr.css?v=${ctx.assetVersion}">
 <script type="module" src="${ctx.base}/assets/ehr.js?v=${ctx.assetVersion}"></script>
 </head>
@@ -43,7 +44,7 @@ function layout(ctx: PageContext, title: string, body: SafeHtml, pageData?: Reco
 </header>
 <p class="notice" role="note">Demo EHR for trying the Fracture Risk CDS service with synthetic patients. ${RESEARCH_NOTICE}. Not for clinical decisions.</p>
 ${body}
-${pageData ? html`<script type="application/json" id="page-data">${JSON.stringify(pageData).replace(/</g, '\\u003c')}</script>` : ''}
+${pageData ? html`<script type="application/json" id="page-data">${new SafeHtml(JSON.stringify(pageData).replace(/</g, '\\u003c'))}</script>` : ''}
 </body>
 </html>`.value;
 }

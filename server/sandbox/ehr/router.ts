@@ -198,9 +198,9 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     const results = await Promise.all(
       services.map(async (s) => {
         try {
-          const { response, ms } = await cds.call(s, context, { userId: DEMO_USER.ref }, fhirAuthorization);
+          const { response, ms, prefetchMs } = await cds.call(s, context, { userId: DEMO_USER.ref }, fhirAuthorization);
           const shown = response.cards.map((c) => cards.add(s.id, patientId, c));
-          return { service: s, shown, ms };
+          return { service: s, shown, ms, prefetchMs };
         } catch (err) {
           const e = err as CdsCallError;
           logger.warn({ service: s.id, kind: e.kind, status: e.status, err: e.message }, 'demo EHR: CDS call failed');
@@ -213,7 +213,7 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     return {
       html: html`${renderCardList(shown)}${notes}`.value,
       cards: shown.length,
-      services: results.map((r) => ({ id: r.service.id, cards: r.shown.length, ...('error' in r ? { error: r.error } : { ms: Math.round(r.ms ?? 0) }) })),
+      services: results.map((r) => ({ id: r.service.id, cards: r.shown.length, ...('error' in r ? { error: r.error } : { ms: Math.round(r.ms ?? 0), prefetchMs: Math.round(r.prefetchMs ?? 0) }) })),
     };
   }
 

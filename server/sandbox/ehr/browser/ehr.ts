@@ -172,6 +172,9 @@ function init(data: PageData): void {
     appFrame.src = 'about:blank';
     document.body.classList.remove('app-open');
     opener?.focus();
+    // The app may have placed orders or written an assessment: show them, as an EHR refreshes its chart.
+    void refreshSection('orders');
+    void refreshSection('assessments');
   }
 
   async function cardAction(btn: HTMLElement, action: string): Promise<void> {
