@@ -151,6 +151,13 @@ export interface AppConfig {
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
     readonly cacheSize: number;
   };
+  // --- SMART app (issue 7, client/ and server/app-static.ts) ---
+  readonly app: {
+    /** CSP `frame-ancestors` sources allowed to embed the app in an iframe (`APP_FRAME_ANCESTORS`). */
+    readonly frameAncestors: readonly string[];
+    /** Origins the app may call besides the service and the FHIR server, e.g. a separate authorization server (`APP_CONNECT_SRC`). */
+    readonly extraConnectSrc: readonly string[];
+  };
   // --- SMART authorization (issue 7, server/auth/ and server/sandbox/smart/) ---
   readonly auth: {
     /** `/api/assessments` demands a SMART access token (`API_AUTH_REQUIRED`). */
@@ -268,6 +275,21 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  // --- SMART app (issue 7) ---
+  {
+    env: 'APP_FRAME_ANCESTORS',
+    description: 'Who may show the SMART app (`/app/`) in an iframe: space-separated CSP `frame-ancestors` sources, e.g. `\'self\' https://ehr.example.org`. `\'none\'` forbids framing.',
+    defaultText: "`'self'`",
+    schema: { type: 'string', minLength: 1, pattern: "^(?:'self'|'none'|https?://[^\\s';,]+)(?: +(?:'self'|'none'|https?://[^\\s';,]+))*$" },
+    hint: "must be space-separated CSP sources ('self', 'none' or http(s) origins)",
+  },
+  {
+    env: 'APP_CONNECT_SRC',
+    description: 'Extra origins the SMART app may call (CSP `connect-src`), space-separated, e.g. an authorization server that is not on the FHIR server\'s origin. The service itself and the FHIR server are always allowed.',
+    defaultText: 'none',
+    schema: { type: 'string', minLength: 1, pattern: '^https?://[^\\s;,]+(?: +https?://[^\\s;,]+)*$' },
+    hint: 'must be space-separated http(s) origins',
+  },
   // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
   { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
@@ -551,6 +573,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
+    },
+    // SMART app (issue 7)
+    app: {
+      frameAncestors: (str('APP_FRAME_ANCESTORS') ?? "'self'").split(/ +/),
+      extraConnectSrc: str('APP_CONNECT_SRC')?.split(/ +/) ?? [],
     },
     // SMART authorization (issue 7)
     auth: {
