@@ -149,6 +149,7 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
     assert.match((await card.textContent())!, /Research use — trained on synthetic data/);
     assert.ok(await card.$('button[data-action="launch"]'), 'the card has a SMART link');
     assert.ok(await card.$('button[data-action="accept"]'), 'the card has suggestions');
+    assert.equal(await card.$eval('form.cds-card__override', (f) => getComputedStyle(f).display), 'none', 'the override picker stays closed until "Dismiss"');
     await screenshot(page, 'ehr-order-select-card', false);
     await screenshot(page, 'ehr-order-select-card-full');
     assert.deepEqual(seriousViolations(await runAxe(page)), []);

@@ -174,8 +174,9 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
 <div class="workspace">
 <main id="main" class="chart">
   <section class="panel order" id="order-panel" aria-labelledby="order-h" hidden>
+    <!-- Not a <form>: the cards shown inside carry their own override forms, and forms cannot nest. -->
     <h2 id="order-h">Order imaging</h2>
-    <form class="order__form" data-action="order-form">
+    <div class="order__form">
       <fieldset>
         <legend>Study</legend>
         <div class="order__choices">
@@ -192,7 +193,7 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
         <button type="button" class="btn btn--quiet" data-action="cancel-order">Cancel</button>
         <span class="order__status" role="status" aria-live="polite"></span>
       </div>
-    </form>
+    </div>
   </section>
   ${sectionBlock('problems', 'Problems', chart.problems, 'No problems recorded.', ['Problem', 'Status', 'Onset'], (c: Condition) =>
     html`<tr><td>${text(c.code)}</td><td>${text(c.clinicalStatus)}</td><td>${date(c.onsetDateTime ?? c.recordedDate)}</td></tr>`,

@@ -37,7 +37,7 @@ function init(data: PageData): void {
   const pid = encodeURIComponent(data.patientId);
   const sidebar = $('.cds__cards[data-hook="patient-view"]');
   const orderPanel = $('#order-panel');
-  const orderForm = $('form[data-action="order-form"]') as HTMLFormElement | null;
+  const reasonInput = $('#order-panel input[name="reason"]') as HTMLInputElement | null;
   const orderCards = $('.order__cards');
   const orderStatus = $('.order__status');
   const signBtn = $('button[data-action="sign"]') as HTMLButtonElement | null;
@@ -80,7 +80,7 @@ function init(data: PageData): void {
   function resetOrder(): void {
     draft = undefined;
     selectSeq++;
-    orderForm?.reset();
+    document.querySelectorAll<HTMLInputElement>('#order-panel input[name="study"]').forEach((r) => (r.checked = false));
     if (orderCards) orderCards.innerHTML = '';
     setStatus(orderStatus, '');
     if (signBtn) {
@@ -92,7 +92,7 @@ function init(data: PageData): void {
 
   async function orderSelect(study: number): Promise<void> {
     const seq = ++selectSeq;
-    const reason = (orderForm?.elements.namedItem('reason') as HTMLInputElement | null)?.value ?? '';
+    const reason = reasonInput?.value ?? '';
     if (signBtn) signBtn.disabled = true;
     if (placeBtn) placeBtn.hidden = true;
     if (signBtn) signBtn.hidden = false;
@@ -275,8 +275,6 @@ function init(data: PageData): void {
     if (form.dataset['action'] === 'override') {
       ev.preventDefault();
       void dismiss(form);
-    } else if (form.dataset['action'] === 'order-form') {
-      ev.preventDefault();
     }
   });
 
