@@ -151,13 +151,6 @@ export interface AppConfig {
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
     readonly cacheSize: number;
   };
-  // --- SMART app (issue 7, client/ and server/app-static.ts) ---
-  readonly app: {
-    /** CSP `frame-ancestors` sources allowed to embed the app in an iframe (`APP_FRAME_ANCESTORS`). */
-    readonly frameAncestors: readonly string[];
-    /** Origins the app may call besides the service and the FHIR server, e.g. a separate authorization server (`APP_CONNECT_SRC`). */
-    readonly extraConnectSrc: readonly string[];
-  };
   // --- SMART authorization (issue 7, server/auth/ and server/sandbox/smart/) ---
   readonly auth: {
     /** `/api/assessments` demands a SMART access token (`API_AUTH_REQUIRED`). */
@@ -169,6 +162,13 @@ export interface AppConfig {
     readonly fhirClient: FhirClientAuth;
     /** Client secret for token introspection (`TOKEN_INTROSPECTION_CLIENT_SECRET`). */
     readonly introspectionClientSecret: string | undefined;
+  };
+  // --- SMART app (issue 7, client/ and server/app-static.ts) ---
+  readonly app: {
+    /** CSP `frame-ancestors` sources allowed to embed the app in an iframe (`APP_FRAME_ANCESTORS`). */
+    readonly frameAncestors: readonly string[];
+    /** Origins the app may call besides the service and the FHIR server, e.g. a separate authorization server (`APP_CONNECT_SRC`). */
+    readonly extraConnectSrc: readonly string[];
   };
   // --- CDS Hooks service (issue 6, server/cds/) ---
   readonly cds: {
@@ -184,6 +184,44 @@ export interface AppConfig {
     readonly jtiTtlS: number;
     /** Clock skew tolerated on `exp` / `iat`, in s (`CDS_CLOCK_SKEW_S`). */
     readonly clockSkewS: number;
+  };
+  // --- FLS worklist and triage (issue 8, server/fls/) ---
+  readonly fls: {
+    /** Tiers that create an FLS triage Task (`FLS_TRIAGE_TIERS`). */
+    readonly triageTiers: readonly ('low' | 'moderate' | 'high')[];
+    /** SQLite file of the local audit log (AuditEvents the FHIR server did not take), absolute (`FLS_AUDIT_DB`). */
+    readonly auditDb: string;
+    /** Days before an assessment in which a fragility fracture flags imminent risk (`FLS_IMMINENT_DAYS`). */
+    readonly imminentDays: number;
+  };
+  // --- Report events and durable jobs (issue 8, server/events/ and server/jobs/) ---
+  readonly events: {
+    /** How notifications authenticate (`EVENTS_AUTH`): a shared-secret header or a signed JWT. */
+    readonly auth: 'secret' | 'jwt';
+    /** Shared secret (`EVENTS_SECRET`); with the sandbox and no value, a random one per process. */
+    readonly secret: string | undefined;
+    /** Header carrying the shared secret (`EVENTS_SECRET_HEADER`). */
+    readonly secretHeader: string;
+    /** JWKS of the notification signer (`EVENTS_JWKS_URL`, jwt mode). */
+    readonly jwksUrl: string | undefined;
+    /** Expected `iss` of notification JWTs (`EVENTS_JWT_ISSUER`, jwt mode). */
+    readonly jwtIssuer: string | undefined;
+  };
+  readonly jobs: {
+    /** Redis URL: BullMQ queue instead of the in-process SQLite queue (`REDIS_URL`). */
+    readonly redisUrl: string | undefined;
+    /** SQLite file of the in-process queue, absolute (`JOBS_DB_PATH`). */
+    readonly dbPath: string;
+    /** Jobs run at once by one worker (`JOBS_CONCURRENCY`). */
+    readonly concurrency: number;
+    /** Attempts before a failing job is dead-lettered (`JOBS_MAX_ATTEMPTS`). */
+    readonly maxAttempts: number;
+    /** First retry delay, ms; doubles each attempt (`JOBS_BACKOFF_MS`). */
+    readonly backoffMs: number;
+    /** How long a running job is reserved for its worker, ms (`JOBS_LEASE_MS`). */
+    readonly leaseMs: number;
+    /** Run a worker inside the service process (`JOBS_IN_PROCESS_WORKER`). */
+    readonly inProcessWorker: boolean;
   };
 }
 
@@ -275,6 +313,15 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
+  { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
+  { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
+  { env: 'FHIR_TOKEN', description: 'Bearer token for `FHIR_AUTH=bearer`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be printable ASCII without spaces' },
+  { env: 'FHIR_TOKEN_URL', description: 'Token endpoint of the FHIR server\'s authorization server, for `FHIR_AUTH=client-credentials`.', defaultText: 'unset', schema: URL_SCHEMA },
+  { env: 'FHIR_CLIENT_ID', description: 'The service\'s client id at `FHIR_TOKEN_URL` (`FHIR_AUTH=client-credentials`).', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, hint: 'must be printable ASCII without spaces' },
+  { env: 'FHIR_CLIENT_SECRET', description: 'The service\'s client secret (`FHIR_AUTH=client-credentials`; sent with HTTP Basic). Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
+  { env: 'FHIR_SCOPE', description: 'Scopes asked for with `FHIR_AUTH=client-credentials`, space-separated (e.g. `system/*.rs system/RiskAssessment.cu`); unset: the authorization server\'s default for the client.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$' }, hint: 'must be space-separated scopes' },
+  { env: 'TOKEN_INTROSPECTION_CLIENT_SECRET', description: 'Client secret the service presents to the RFC 7662 introspection endpoint when `smart-config/token-verification.json` has `"mode": "introspection"`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
   // --- SMART app (issue 7) ---
   {
     env: 'APP_FRAME_ANCESTORS',
@@ -290,15 +337,6 @@ export const SETTINGS: readonly Setting[] = [
     schema: { type: 'string', minLength: 1, pattern: '^https?://[^\\s;,]+(?: +https?://[^\\s;,]+)*$' },
     hint: 'must be space-separated http(s) origins',
   },
-  // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
-  { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
-  { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
-  { env: 'FHIR_TOKEN', description: 'Bearer token for `FHIR_AUTH=bearer`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be printable ASCII without spaces' },
-  { env: 'FHIR_TOKEN_URL', description: 'Token endpoint of the FHIR server\'s authorization server, for `FHIR_AUTH=client-credentials`.', defaultText: 'unset', schema: URL_SCHEMA },
-  { env: 'FHIR_CLIENT_ID', description: 'The service\'s client id at `FHIR_TOKEN_URL` (`FHIR_AUTH=client-credentials`).', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, hint: 'must be printable ASCII without spaces' },
-  { env: 'FHIR_CLIENT_SECRET', description: 'The service\'s client secret (`FHIR_AUTH=client-credentials`; sent with HTTP Basic). Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
-  { env: 'FHIR_SCOPE', description: 'Scopes asked for with `FHIR_AUTH=client-credentials`, space-separated (e.g. `system/*.rs system/RiskAssessment.cu`); unset: the authorization server\'s default for the client.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$' }, hint: 'must be space-separated scopes' },
-  { env: 'TOKEN_INTROSPECTION_CLIENT_SECRET', description: 'Client secret the service presents to the RFC 7662 introspection endpoint when `smart-config/token-verification.json` has `"mode": "introspection"`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
   // --- CDS Hooks service (issue 6, server/cds/) ---
   { env: 'CDS_DEADLINE_MS', description: 'Time budget of one CDS Hooks call, in ms: a cached assessment is served at once; otherwise, if the image cannot be assessed in time, the clinical-only estimate is answered ("image analysis in progress") and the assessment finishes in the background for the next call.', defaultText: '`400`', schema: { type: 'integer', minimum: 50, maximum: 10000 } },
   { env: 'CDS_FEEDBACK_DB', description: 'SQLite file holding the CDS card log and card feedback (ids only, no other PHI). Relative paths are resolved against the repository root.', defaultText: '`data/cds-feedback.sqlite`', schema: { type: 'string', minLength: 1 } },
@@ -306,6 +344,23 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'CDS_PATIENT_VIEW_MIN_TIER', description: 'patient-view shows a card when the risk tier is at least this (`low`, `moderate` or `high`), or when the assessment has news since the service last spoke for that patient (tier changed, image result arrived).', defaultText: '`high`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
   { env: 'CDS_JTI_TTL_S', description: 'CDS client JWTs: seconds a `jti` is remembered against replay; tokens issued (`iat`) longer ago than this are refused.', defaultText: '`3600`', schema: { type: 'integer', minimum: 60, maximum: 86400 } },
   { env: 'CDS_CLOCK_SKEW_S', description: 'CDS client JWTs: clock skew tolerated on `exp` and `iat`, in seconds.', defaultText: '`60`', schema: { type: 'integer', minimum: 0, maximum: 600 } },
+  // --- FLS worklist and triage (issue 8, server/fls/) ---
+  { env: 'FLS_TRIAGE_TIERS', description: 'Risk tiers for which a background assessment creates an FLS triage Task (comma-separated `low`, `moderate`, `high`), when the patient has no open FLS referral, no open triage Task and no current osteoporosis treatment.', defaultText: '`high`', schema: { type: 'string', pattern: '^(low|moderate|high)(,(low|moderate|high))*$' }, hint: 'must be a comma-separated list of low, moderate, high' },
+  { env: 'FLS_AUDIT_DB', description: 'SQLite file of the local FLS audit log: an AuditEvent the FHIR server does not accept is kept here (and forwarded later) so no worklist action goes unaudited. Holds patient references; protect it like the audit trail. Relative paths are resolved against the repository root.', defaultText: '`data/fls-audit.sqlite`', schema: { type: 'string', minLength: 1 } },
+  { env: 'FLS_IMMINENT_DAYS', description: 'FLS worklist "imminent risk" flag: a fragility (major osteoporotic site) fracture recorded at most this many days before the assessment.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 3650 } },
+  // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
+  { env: 'EVENTS_AUTH', description: 'How FHIR subscription notifications to `/api/events/notifications` authenticate: `secret` (a shared secret in the `EVENTS_SECRET_HEADER` header, which the Subscription\'s `channel.header` makes the FHIR server send) or `jwt` (`Authorization: Bearer` JWT signed with a key from `EVENTS_JWKS_URL`, issuer `EVENTS_JWT_ISSUER`, audience the endpoint URL).', defaultText: '`secret`', schema: { type: 'string', enum: ['secret', 'jwt'] } },
+  { env: 'EVENTS_SECRET', description: 'Shared secret of subscription notifications (`EVENTS_AUTH=secret`). Unset with the sandbox FHIR server: a random secret per process (the sandbox\'s own Subscription carries it). Unset with an external FHIR server: every notification is refused (401). Never logged.', defaultText: 'random per process (sandbox)', schema: { type: 'string', minLength: 16, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be at least 16 printable ASCII characters without spaces' },
+  { env: 'EVENTS_SECRET_HEADER', description: 'HTTP header carrying the shared secret of subscription notifications.', defaultText: '`X-Subscription-Secret`', schema: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' }, hint: 'must be an HTTP header name' },
+  { env: 'EVENTS_JWKS_URL', description: 'JWK Set of the notification signer (`EVENTS_AUTH=jwt`).', defaultText: 'unset', schema: URL_SCHEMA },
+  { env: 'EVENTS_JWT_ISSUER', description: 'Expected `iss` of notification JWTs (`EVENTS_AUTH=jwt`).', defaultText: 'unset', schema: { type: 'string', minLength: 1 } },
+  { env: 'REDIS_URL', description: 'Redis for the job queue (`redis://host:port[/db]`): report-event jobs then go through BullMQ, and any number of `npm run worker` processes on any machine run them. Unset: an in-process queue persisted in SQLite (`JOBS_DB_PATH`).', defaultText: 'unset (SQLite)', schema: { type: 'string', pattern: '^rediss?://[^\\s]+$' }, hint: 'must be a redis:// or rediss:// URL' },
+  { env: 'JOBS_DB_PATH', description: 'SQLite file of the in-process job queue (jobs, completed keys, dead letters, backfill checkpoints); survives restarts. One service process per file. Relative paths are resolved against the repository root.', defaultText: '`data/jobs.sqlite`', schema: { type: 'string', minLength: 1 } },
+  { env: 'JOBS_CONCURRENCY', description: 'Report-event jobs one worker (the service, or each `npm run worker`) runs at once.', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
+  { env: 'JOBS_MAX_ATTEMPTS', description: 'Attempts of a failing job (FHIR or PACS unavailable, …) before it is dead-lettered with the last error.', defaultText: '`6`', schema: { type: 'integer', minimum: 1, maximum: 50 } },
+  { env: 'JOBS_BACKOFF_MS', description: 'First retry delay of a failed job, in ms; doubles with each attempt (with ±20 % jitter in the SQLite queue), capped at 10 minutes.', defaultText: '`1000`', schema: { type: 'integer', minimum: 10, maximum: 600000 } },
+  { env: 'JOBS_LEASE_MS', description: 'How long a running job is reserved for its worker, in ms; a job whose worker died is run again after this (BullMQ lock duration).', defaultText: '`30000`', schema: { type: 'integer', minimum: 1000, maximum: 3600000 } },
+  { env: 'JOBS_IN_PROCESS_WORKER', description: 'Run report-event jobs inside the service process. `false` with `REDIS_URL`: the service only receives and queues; `npm run worker` processes run the jobs.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
 ];
 
 const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
@@ -521,6 +576,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push('RISK_TIER_MOF_MODERATE');
   }
 
+  // Report events (issue 8): jwt mode needs its key set and issuer.
+  if (str('EVENTS_AUTH') === 'jwt') {
+    for (const need of ['EVENTS_JWKS_URL', 'EVENTS_JWT_ISSUER']) {
+      if (!str(need) && !bad.includes(need)) {
+        problems.push(`${need} is required when EVENTS_AUTH=jwt`);
+        bad.push(need);
+      }
+    }
+  }
+
   if (problems.length > 0 || !files) {
     throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
   }
@@ -574,16 +639,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
     },
-    // SMART app (issue 7)
-    app: {
-      frameAncestors: (str('APP_FRAME_ANCESTORS') ?? "'self'").split(/ +/),
-      extraConnectSrc: str('APP_CONNECT_SRC')?.split(/ +/) ?? [],
-    },
     // SMART authorization (issue 7)
     auth: {
       apiRequireToken: str('API_AUTH_REQUIRED') !== 'false',
       fhirClient: fhirClientAuth,
       introspectionClientSecret: str('TOKEN_INTROSPECTION_CLIENT_SECRET'),
+    },
+    // SMART app (issue 7)
+    app: {
+      frameAncestors: (str('APP_FRAME_ANCESTORS') ?? "'self'").split(/ +/),
+      extraConnectSrc: str('APP_CONNECT_SRC')?.split(/ +/) ?? [],
     },
     // --- CDS Hooks service (issue 6) ---
     cds: {
@@ -593,6 +658,29 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       patientViewMinTier: (str('CDS_PATIENT_VIEW_MIN_TIER') ?? 'high') as AppConfig['cds']['patientViewMinTier'],
       jtiTtlS: num('CDS_JTI_TTL_S', 3600),
       clockSkewS: num('CDS_CLOCK_SKEW_S', 60),
+    },
+    // --- FLS worklist and triage (issue 8) ---
+    fls: {
+      triageTiers: [...new Set((str('FLS_TRIAGE_TIERS') ?? 'high').split(','))] as AppConfig['fls']['triageTiers'],
+      auditDb: (() => { const p = str('FLS_AUDIT_DB') ?? 'data/fls-audit.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
+      imminentDays: num('FLS_IMMINENT_DAYS', 730),
+    },
+    // --- Report events and durable jobs (issue 8) ---
+    events: {
+      auth: (str('EVENTS_AUTH') ?? 'secret') as AppConfig['events']['auth'],
+      secret: str('EVENTS_SECRET'),
+      secretHeader: str('EVENTS_SECRET_HEADER') ?? 'X-Subscription-Secret',
+      jwksUrl: str('EVENTS_JWKS_URL'),
+      jwtIssuer: str('EVENTS_JWT_ISSUER'),
+    },
+    jobs: {
+      redisUrl: str('REDIS_URL'),
+      dbPath: (() => { const p = str('JOBS_DB_PATH') ?? 'data/jobs.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
+      concurrency: num('JOBS_CONCURRENCY', 2),
+      maxAttempts: num('JOBS_MAX_ATTEMPTS', 6),
+      backoffMs: num('JOBS_BACKOFF_MS', 1000),
+      leaseMs: num('JOBS_LEASE_MS', 30000),
+      inProcessWorker: str('JOBS_IN_PROCESS_WORKER') !== 'false',
     },
   };
 }
