@@ -43,10 +43,15 @@ export function versionOrder(r: { meta?: { versionId?: string; lastUpdated?: str
   return `${when}|${/^\d{1,15}$/.test(v) ? v.padStart(15, '0') : ''}`;
 }
 
-/** Id of the RiskAssessment answering a report (FHIR ids are ≤ 64 characters of [A-Za-z0-9-.]). */
+/** A stable FHIR id `<prefix><id>` (≤ 64 characters of [A-Za-z0-9-.]; hashed when the plain one is too long). */
+export function derivedId(prefix: string, id: string): string {
+  const plain = `${prefix}${id}`;
+  return plain.length <= 64 ? plain : `${prefix}${createHash('sha256').update(id).digest('hex').slice(0, 40)}`;
+}
+
+/** Id of the RiskAssessment answering a report. */
 export function riskAssessmentIdForReport(reportId: string): string {
-  const plain = `frcds-report-${reportId}`;
-  return plain.length <= 64 ? plain : `frcds-report-${createHash('sha256').update(reportId).digest('hex').slice(0, 40)}`;
+  return derivedId('frcds-report-', reportId);
 }
 
 /** `Type/id` of a (relative, absolute or versioned) reference, or null. */
@@ -108,25 +113,33 @@ export async function findStudy(fhir: FhirDataSource, report: DiagnosticReport):
   return { missing: 'the report names no ImagingStudy (no imagingStudy reference, no basedOn order with a study, no matching accession number)' };
 }
 
-/** Adapts the risk service's resources to "one result per report": stable ids, the report in basis and entities. */
-export function resultResources(stored: ServiceResult['stored'], report: DiagnosticReport, key: string): { riskAssessment: RiskAssessment; provenance: Provenance } {
-  const raId = riskAssessmentIdForReport(report.id!);
-  const reportRef: Reference = { reference: `DiagnosticReport/${report.id}` };
+/** Where a job-written result comes from: its stable RiskAssessment id, the source resource, and its key. */
+export interface ResultSource {
+  readonly raId: string;
+  /** The resource the result answers (the report; for a backfill, the study), added to basis and Provenance. */
+  readonly source: Reference;
+  readonly identifier: { system: string; value: string };
+}
+
+/** Adapts the risk service's resources to "one result per source": stable ids, the source in basis and entities. */
+export function resultResources(stored: ServiceResult['stored'], from: ResultSource): { riskAssessment: RiskAssessment; provenance: Provenance } {
   const src = stored.fhir;
+  const basis = src.riskAssessment.basis ?? [];
   // The heatmap's DocumentReference and Binaries are not written by jobs (they are re-rendered on demand by the
   // assessment API), so the RiskAssessment must not point at them.
   const riskAssessment: RiskAssessment = {
     ...structuredClone(src.riskAssessment),
-    id: raId,
+    id: from.raId,
     extension: (src.riskAssessment.extension ?? []).filter((e) => e.url !== EXT.heatmap),
-    identifier: [...(src.riskAssessment.identifier ?? []), { system: REPORT_EVENT_SYSTEM, value: key }],
-    basis: [...(src.riskAssessment.basis ?? []), reportRef],
+    identifier: [...(src.riskAssessment.identifier ?? []), from.identifier],
+    basis: basis.some((b) => b.reference === from.source.reference) ? basis : [...basis, from.source],
   };
+  const entities = src.provenance.entity ?? [];
   const provenance: Provenance = {
     ...structuredClone(src.provenance),
-    id: `${raId}-provenance`,
-    target: [{ reference: `RiskAssessment/${raId}` }],
-    entity: [...(src.provenance.entity ?? []), { role: 'source', what: reportRef }],
+    id: `${from.raId}-provenance`,
+    target: [{ reference: `RiskAssessment/${from.raId}` }],
+    entity: entities.some((e) => e.what.reference === from.source.reference) ? entities : [...entities, { role: 'source', what: from.source }],
   };
   return { riskAssessment, provenance };
 }
@@ -162,7 +175,7 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
     return fhirFailure(err, key, 'assessing');
   }
 
-  const { riskAssessment, provenance } = resultResources(result.stored, report, key);
+  const { riskAssessment, provenance } = resultResources(result.stored, { raId: riskAssessmentIdForReport(report.id), source: { reference: `DiagnosticReport/${report.id}` }, identifier: { system: REPORT_EVENT_SYSTEM, value: key } });
   const order = versionOrder(report);
   const written = await deps.coordination.withReportLock(report.id, async () => {
     const latest = await deps.coordination.latestVersion(report.id!);

@@ -50,9 +50,10 @@ export function createRunner(opts: { risk: Assessor; triage: TriageFn | null; co
 /**
  * A risk service built from the configuration, for processes that are not the HTTP service (`npm run worker`,
  * `npm run backfill`, benchmarks): the same clients `server/index.ts` builds (FHIR with the configured credentials,
- * DICOMweb, the model registry), without write-back (jobs write their own resources).
+ * DICOMweb, the model registry), without write-back (jobs write their own resources); `bulkFhir` is the same
+ * server with a cap for bulk listing.
  */
-export async function createStandaloneRisk(config: AppConfig, logger: Logger): Promise<{ risk: RiskService; registry: ModelRegistry }> {
+export async function createStandaloneRisk(config: AppConfig, logger: Logger): Promise<{ risk: RiskService; registry: ModelRegistry; bulkFhir: HttpFhirClient }> {
   const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
   const st = registry.status();
   if (st.models.length === 0) throw new Error(`no model could be loaded from MODELS_DIR: ${st.detail}`);
@@ -72,5 +73,7 @@ export async function createStandaloneRisk(config: AppConfig, logger: Logger): P
     writeBack: false,
     logger,
   });
-  return { risk, registry };
+  // Bulk listing (backfill) needs more than the 2,000-resource cap that protects interactive searches.
+  const bulkFhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: Math.max(config.fhir.timeoutMs, 60_000), maxResources: 10_000_000, ...(tokenProvider ? { tokenProvider } : {}) });
+  return { risk, registry, bulkFhir };
 }
