@@ -94,12 +94,20 @@ describe('SMART app: standalone launch of a high-risk patient with an image (dem
 
   test('heatmap controls change the picture (overlay off, window narrowed)', async () => {
     const pixels = () => page.$eval('#heatmap-canvas', (c) => Array.from((c as HTMLCanvasElement).getContext('2d')!.getImageData(256, 200, 1, 1).data).join(','));
+    // Preact runs the redraw effect after the next paint, so wait for the canvas to change rather than reading it at once.
+    const pixelsChangeFrom = async (previous: string): Promise<string> => {
+      await page.waitForFunction(
+        (prev) => Array.from((document.querySelector('#heatmap-canvas') as HTMLCanvasElement).getContext('2d')!.getImageData(256, 200, 1, 1).data).join(',') !== prev,
+        previous,
+        { timeout: 5000 },
+      );
+      return pixels();
+    };
     const before = await pixels();
     await page.uncheck('.heatmap input[type="checkbox"]');
-    const noOverlay = await pixels();
+    const noOverlay = await pixelsChangeFrom(before); // fails (time-out) if turning the overlay off changes nothing
     await page.check('.heatmap input[type="checkbox"]');
-    assert.equal(await pixels(), before);
-    assert.notEqual(noOverlay, before, 'turning the overlay off changes the pixel under it');
+    assert.equal(await pixelsChangeFrom(noOverlay), before, 'turning the overlay back on restores the picture');
     // A narrow window (width 32) pushes most grey levels to black or white.
     await page.uncheck('.heatmap input[type="checkbox"]');
     await page.$eval('.heatmap input[type="range"][min="16"]', (el) => {
@@ -107,13 +115,16 @@ describe('SMART app: standalone launch of a high-risk patient with an image (dem
       input.value = '32';
       input.dispatchEvent(new Event('input', { bubbles: true }));
     });
-    const extremes = await page.$eval('#heatmap-canvas', (c) => {
-      const d = (c as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 512, 512).data;
+    const extremesFraction = (): number => {
+      const d = (document.querySelector('#heatmap-canvas') as HTMLCanvasElement).getContext('2d')!.getImageData(0, 0, 512, 512).data;
       let n = 0;
       for (let i = 0; i < d.length; i += 4) if (d[i] === 0 || d[i] === 255) n++;
       return n / (d.length / 4);
-    });
-    assert.ok(extremes > 0.8, `narrow window: ${extremes} of pixels at black or white`);
+    };
+    // Wait for the redraw; on time-out report the fraction actually reached.
+    const reached = await page.waitForFunction(`(${extremesFraction.toString()})() > 0.8`, undefined, { timeout: 5000 }).then(() => true, () => false);
+    const extremes = await page.evaluate(`(${extremesFraction.toString()})()`);
+    assert.ok(reached, `narrow window: ${String(extremes)} of pixels at black or white`);
     await page.click('text=Reset view');
   });
 
