@@ -64,7 +64,7 @@ export interface BackfillSummary {
 
 /** A progress display: a bar on a TTY, periodic lines otherwise. */
 export class Progress {
-  readonly #out: NodeJS.WriteStream;
+  readonly #out: { write(text: string): unknown };
   readonly #tty: boolean;
   #total = 0;
   #done = 0;
@@ -72,7 +72,7 @@ export class Progress {
   #lastLine = 0;
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(out: NodeJS.WriteStream = process.stderr, tty: boolean = Boolean(process.stderr.isTTY)) {
+  constructor(out: { write(text: string): unknown } = process.stderr, tty: boolean = Boolean(process.stderr.isTTY)) {
     this.#out = out;
     this.#tty = tty;
   }
