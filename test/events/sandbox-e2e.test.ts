@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Bundle, DiagnosticReport, RiskAssessment, Task } from '@medplum/fhirtypes';
 import { loadConfig } from '../../server/config.ts';
 import { buildNotification } from '../../server/events/notification.ts';
+import { buildSubscription } from '../../server/events/subscription.ts';
 import { TOPIC_URL } from '../../server/events/topic.ts';
 import { startService, type RunningService } from '../../server/index.ts';
 import { REPORT_EVENT_SYSTEM, riskAssessmentIdForReport } from '../../server/jobs/process.ts';
@@ -131,5 +132,24 @@ describe('report events end-to-end in the sandbox', () => {
     const tasks = await fhir<Bundle<Task>>('Task?_count=100');
     assert.equal((tasks.entry ?? []).filter((e) => e.resource?.for?.reference === PATIENT).length, 1, 'still one triage Task');
     assert.equal((await stats()).completedKeys, statsBefore.completedKeys);
+  });
+
+  it('a plain R4 criteria Subscription (registered over HTTP) gets the final report PUT to {endpoint}/DiagnosticReport/{id}', { timeout: 60_000 }, async () => {
+    const sub = buildSubscription({ endpoint: `${base}/api/events/notifications`, mode: 'criteria', headers: [`X-Subscription-Secret: ${SECRET}`] });
+    const stored = await fhir<{ id: string }>('Subscription', { method: 'POST', headers: { 'Content-Type': 'application/fhir+json' }, body: JSON.stringify(sub) });
+    await waitFor('the criteria Subscription to be active', async () => (await fhir<{ status: string }>(`Subscription/${stored.id}`)).status === 'active', 10_000);
+    const count = async (): Promise<number> => {
+      const m = /frcds_report_events_received_total\{kind="r4-rest-hook",result="(?:accepted|duplicate)"\} (\d+)/g;
+      const text = await (await fetch(`${base}/metrics`)).text();
+      return [...text.matchAll(m)].reduce((a, x) => a + Number(x[1]), 0);
+    };
+    const before = await count();
+    await fhir<DiagnosticReport>('DiagnosticReport/demo-a-003-xr-report', {
+      method: 'PATCH',
+      headers: { 'Content-Type': 'application/json-patch+json' },
+      body: JSON.stringify([{ op: 'replace', path: '/status', value: 'final' }]),
+    });
+    await waitFor('the R4 rest-hook PUT', async () => (await count()) > before, 20_000);
+    await waitFor('the RiskAssessment', async () => (await fetch(`${base}/sandbox/fhir/RiskAssessment/${riskAssessmentIdForReport('demo-a-003-xr-report')}`, { headers: { Authorization: `Bearer ${token}` } })).ok, 45_000);
   });
 });
