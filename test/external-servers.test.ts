@@ -66,7 +66,7 @@ describe('service configured with an external FHIR server and PACS', () => {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     const body = (await res.json()) as { ready: string[]; components: Record<string, { detail?: string }> };
     assert.equal(res.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.ready, ['dicomweb-server', 'fhir-server', 'models']);
+    assert.deepEqual(body.ready, ['app', 'dicomweb-server', 'fhir-server', 'models']);
     assert.equal(body.components['fhir-server']?.detail, `http://127.0.0.1:${upstreamPort}/sandbox/fhir/metadata answered 200`);
   });
 

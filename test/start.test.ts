@@ -93,7 +93,7 @@ describe('npm start (server/index.ts)', () => {
     assert.ok(studies.length > 0);
     assert.ok(studies.every((s) => typeof s['0020000D']?.Value?.[0] === 'string'));
     const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: string[]; components: Record<string, { detail?: string }> };
-    assert.deepEqual(ready.ready, ['dicomweb-sandbox', 'fhir-sandbox', 'models']);
+    assert.deepEqual(ready.ready, ['app', 'dicomweb-sandbox', 'fhir-sandbox', 'models']);
     // The execution provider in use is shown (this machine has no CUDA: auto fell back to CPU).
     assert.match(ready.components['models']?.detail ?? '', /hip-xray-smoke@0\.0\.1 on cpu/);
     assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
