@@ -1,6 +1,6 @@
 /**
  * `npm run backfill -- --since <YYYY-MM-DD> [--fhir <FHIR base URL>] [--dicomweb <DICOMweb root>]
- *   [--concurrency <n>] [--run <name>] [--no-triage] [--limit <n>] [--db <SQLite file>]`
+ *   [--concurrency <n>] [--run <name>] [--no-triage] [--limit <n>] [--db <SQLite file>]` (`--help`/`-h`: usage, exit 0)
  *
  * Assesses existing imaging studies in bulk (issue 8, item 4): every `ImagingStudy` started on or after `--since`
  * on the FHIR server is assessed by the risk service, its RiskAssessment and Provenance are written (one per study,
@@ -187,6 +187,25 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
 
 const USAGE = 'usage: npm run backfill -- --since <YYYY-MM-DD> [--fhir <FHIR base URL>] [--dicomweb <DICOMweb root>] [--concurrency <n>] [--run <name>] [--no-triage] [--limit <n>] [--db <SQLite file>]\n';
 
+/** `--help`: the usage line plus what each option does (printed on stdout, exit 0, as CLI conventions expect). */
+export const HELP = `${USAGE}
+Assesses every ImagingStudy started on or after --since and writes one RiskAssessment (+ Provenance) per study,
+then asks the FLS triage for a Task. Resumable: run the same command again after an interruption.
+
+options:
+  --since <YYYY-MM-DD>   first study date to assess (required)
+  --fhir <url>           FHIR base URL (default FHIR_BASE_URL; neither: the embedded demo sandboxes)
+  --dicomweb <url>       DICOMweb root (default DICOMWEB_BASE_URL)
+  --concurrency <n>      studies assessed at once, 1-64 (default 4)
+  --run <name>           checkpoint name to resume under (default: FHIR base + since)
+  --no-triage            do not create FLS triage Tasks
+  --limit <n>            assess at most n studies
+  --db <file>            checkpoint SQLite file (default JOBS_DB_PATH)
+  -h, --help             print this help and exit
+
+exit codes: 0 done, 1 some studies failed, 2 bad arguments or configuration, 130 interrupted
+`;
+
 async function main(): Promise<number> {
   let args;
   try {
@@ -194,11 +213,16 @@ async function main(): Promise<number> {
       options: {
         since: { type: 'string' }, fhir: { type: 'string' }, dicomweb: { type: 'string' }, concurrency: { type: 'string' },
         run: { type: 'string' }, 'no-triage': { type: 'boolean' }, limit: { type: 'string' }, db: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
       },
     }).values;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n${USAGE}`);
     return 2;
+  }
+  if (args.help) {
+    process.stdout.write(HELP);
+    return 0;
   }
   if (!args.since || !/^\d{4}-\d{2}-\d{2}$/.test(args.since) || Number.isNaN(Date.parse(args.since))) {
     process.stderr.write(USAGE);
