@@ -413,6 +413,12 @@ describe('feedback', () => {
 
 describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wait past the budget', () => {
   const BUDGET = 400;
+  /**
+   * What these tests assert is behaviour: the answer comes at the budget, not when the slow server finally answers
+   * (1.5–3 s later). The bound leaves room for a busy CI machine; the precise figure (no answer later than budget +
+   * 50 ms, 20 concurrent clients) is measured by `bench/cds.ts`, not asserted here ("numbers in benchmarks").
+   */
+  const WITHIN_BUDGET_MS = BUDGET + 250;
   const timed = async (app: Express, id: string, body: unknown) => {
     const auth = await bearer(aud(id));
     const t0 = performance.now();
@@ -420,14 +426,14 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
     return { res, ms: performance.now() - t0 };
   };
 
-  test('FHIR server 3 s slow → answered within budget + 50 ms (no card: nothing known yet)', async () => {
+  test('FHIR server 3 s slow → answered at the budget (no card: nothing known yet)', async () => {
     const slow = await slowProxy(stack.base, 3000);
     try {
       const h = harness({ deadlineMs: BUDGET });
       const { res, ms } = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', 'demo-a-010', { fhirServer: `${slow.url}/sandbox/fhir` }));
       assert.equal(res.status, 200);
       assert.deepEqual((res.body as HookResponse).cards, []);
-      assert.ok(ms <= BUDGET + 50, `answered in ${ms.toFixed(0)} ms`);
+      assert.ok(ms <= WITHIN_BUDGET_MS, `answered in ${ms.toFixed(0)} ms`);
     } finally {
       await slow.close();
     }
@@ -440,20 +446,20 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
       const { res, ms } = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', 'demo-a-010', { fhirServer: `${failing.url}/sandbox/fhir` }));
       assert.equal(res.status, 502);
       assert.equal(res.body.resourceType, 'OperationOutcome');
-      assert.ok(ms <= BUDGET + 50, `answered in ${ms.toFixed(0)} ms`);
+      assert.ok(ms <= WITHIN_BUDGET_MS, `answered in ${ms.toFixed(0)} ms`);
     } finally {
       await failing.close();
     }
   });
 
-  test('PACS slow → clinical-only card "analysis in progress" within budget + 50 ms; the image result is served next time', async () => {
+  test('PACS slow → clinical-only card "analysis in progress" at the budget; the image result is served next time', async () => {
     const slow = await slowProxy(stack.base, 1500);
     try {
       const h = harness({ deadlineMs: BUDGET, dicomWebBaseUrl: `${slow.url}/sandbox/dicom-web` });
       const prefetch = await buildPrefetch(stack.fhirBaseUrl, HIGH);
       const { res, ms } = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', HIGH, { prefetch }));
       assert.equal(res.status, 200);
-      assert.ok(ms <= BUDGET + 50, `answered in ${ms.toFixed(0)} ms`);
+      assert.ok(ms <= WITHIN_BUDGET_MS, `answered in ${ms.toFixed(0)} ms`);
       const [card] = checkResponse(res.body as HookResponse, BASE) as [Card];
       assert.match(card.summary, /clinical factors only; X-ray analysis in progress$/);
       assert.match(card.detail!, /still being analysed/);
@@ -462,7 +468,7 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
       for (let i = 0; i < 60 && !later; i++) {
         await new Promise((r) => setTimeout(r, 500));
         const next = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', HIGH, { prefetch }));
-        assert.ok(next.ms <= BUDGET + 50, `answered in ${next.ms.toFixed(0)} ms`);
+        assert.ok(next.ms <= WITHIN_BUDGET_MS, `answered in ${next.ms.toFixed(0)} ms`);
         const cards = checkResponse(next.res.body as HookResponse, BASE);
         if (cards[0] && !/in progress/.test(cards[0].summary)) later = cards[0];
       }
