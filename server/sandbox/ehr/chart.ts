@@ -1,9 +1,9 @@
 /**
  * The chart the demo EHR shows, read from its FHIR server: demographics, problems, medicines, observations,
- * imaging studies, orders and past RiskAssessments (each section fails on its own: a chart with one broken
+ * imaging studies, imaging reports, orders and past RiskAssessments (each section fails on its own: a chart with one broken
  * section still opens).
  */
-import type { Condition, HumanName, ImagingStudy, MedicationRequest, Observation, Patient, RiskAssessment, ServiceRequest } from '@medplum/fhirtypes';
+import type { Condition, DiagnosticReport, HumanName, ImagingStudy, MedicationRequest, Observation, Patient, RiskAssessment, ServiceRequest } from '@medplum/fhirtypes';
 import type { EhrFhir } from './fhir-access.ts';
 
 export interface Section<T> {
@@ -17,6 +17,8 @@ export interface Chart {
   medicines: Section<MedicationRequest>;
   observations: Section<Observation>;
   imaging: Section<ImagingStudy>;
+  /** DiagnosticReports, newest first (the "Finalise report" button acts on those awaiting sign-off). */
+  reports: Section<DiagnosticReport>;
   orders: Section<ServiceRequest>;
   assessments: Section<RiskAssessment>;
 }
@@ -37,15 +39,16 @@ function newestFirst<T>(items: T[], date: (t: T) => string | undefined): T[] {
 export async function loadChart(fhir: EhrFhir, patientId: string): Promise<Chart> {
   const patient = await fhir.get<Patient>(`Patient/${encodeURIComponent(patientId)}`);
   const q = { patient: patientId, _count: '100' };
-  const [problems, medicines, observations, imaging, orders, assessments] = await Promise.all([
+  const [problems, medicines, observations, imaging, reports, orders, assessments] = await Promise.all([
     section(async () => (await fhir.search<Condition>('Condition', q)).resources),
     section(async () => (await fhir.search<MedicationRequest>('MedicationRequest', q)).resources),
     section(async () => newestFirst((await fhir.search<Observation>('Observation', q)).resources, (o) => o.effectiveDateTime)),
     section(async () => newestFirst((await fhir.search<ImagingStudy>('ImagingStudy', q)).resources, (s) => s.started)),
+    section(async () => newestFirst((await fhir.search<DiagnosticReport>('DiagnosticReport', q)).resources, (r) => r.effectiveDateTime ?? r.issued)),
     section(async () => newestFirst((await fhir.search<ServiceRequest>('ServiceRequest', q)).resources, (s) => s.authoredOn)),
     section(async () => newestFirst((await fhir.search<RiskAssessment>('RiskAssessment', q)).resources, (r) => r.occurrenceDateTime)),
   ]);
-  return { patient, problems, medicines, observations, imaging, orders, assessments };
+  return { patient, problems, medicines, observations, imaging, reports, orders, assessments };
 }
 
 /** "Given Family" from the official (or first) name. */

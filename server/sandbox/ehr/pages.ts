@@ -2,9 +2,10 @@
  * Server-rendered pages of the demo EHR: the patient list (with search) and the chart. Card areas are filled by
  * the browser script (`browser/ehr.ts`) from the EHR's own JSON endpoints, which call the CDS service server-side.
  */
-import type { CodeableConcept, Condition, ImagingStudy, MedicationRequest, Observation, Patient, RiskAssessment, ServiceRequest } from '@medplum/fhirtypes';
+import type { CodeableConcept, Condition, DiagnosticReport, ImagingStudy, MedicationRequest, Observation, Patient, RiskAssessment, ServiceRequest } from '@medplum/fhirtypes';
 import { ageYears, displayName, mrn, type Chart, type Section } from './chart.ts';
 import { html, SafeHtml } from './html.ts';
+import { awaitsFinal } from './reports.ts';
 
 /** Research-use notice, verbatim (brief: wherever a model's output is shown). */
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -16,6 +17,8 @@ export interface PageContext {
   user: { name: string; ref: string };
   /** Asset version for cache busting. */
   assetVersion: string;
+  /** The SMART app's FLS worklist launch (`…/app/launch.html?mode=worklist&iss=<FHIR base>`), linked in the header. */
+  worklistUrl: string;
 }
 
 export interface OrderableStudy {
@@ -39,7 +42,7 @@ function layout(ctx: PageContext, title: string, body: SafeHtml, pageData?: Reco
 <a class="skip-link" href="#main">Skip to content</a>
 <header class="topbar">
   <a class="topbar__brand" href="${ctx.base}/"><span class="topbar__logo" aria-hidden="true">+</span> Demo EHR <span class="topbar__tag">sandbox</span></a>
-  <nav class="topbar__nav" aria-label="Main"><a href="${ctx.base}/">Patients</a></nav>
+  <nav class="topbar__nav" aria-label="Main"><a href="${ctx.base}/">Patients</a><a href="${ctx.worklistUrl}" target="_blank" rel="noopener" data-link="fls-worklist">FLS worklist <span aria-hidden="true">↗</span><span class="visually-hidden">(opens in a new tab)</span></a></nav>
   <span class="topbar__user" title="${ctx.user.ref}">Signed in as <strong>${ctx.user.name}</strong></span>
 </header>
 <p class="notice" role="note">Demo EHR for trying the Fracture Risk CDS service with synthetic patients. ${RESEARCH_NOTICE}. Not for clinical decisions.</p>
@@ -71,12 +74,16 @@ export interface PatientListPage {
   offset: number;
   pageSize: number;
   error?: string;
+  /** Patients (ids) with an imaging report awaiting sign-off: they get a badge. */
+  pending?: ReadonlySet<string>;
+  /** The list is filtered to those patients (`?pending=1`). */
+  pendingOnly?: boolean;
 }
 
 export function patientListPage(ctx: PageContext, p: PatientListPage): string {
   const prev = p.offset > 0 ? Math.max(0, p.offset - p.pageSize) : undefined;
   const next = p.total !== undefined ? (p.offset + p.pageSize < p.total ? p.offset + p.pageSize : undefined) : p.patients.length === p.pageSize ? p.offset + p.pageSize : undefined;
-  const qs = (offset: number): string => `?${new URLSearchParams({ ...(p.query ? { q: p.query } : {}), offset: String(offset) }).toString()}`;
+  const qs = (offset: number): string => `?${new URLSearchParams({ ...(p.query ? { q: p.query } : {}), ...(p.pendingOnly ? { pending: '1' } : {}), offset: String(offset) }).toString()}`;
   const body = html`<main id="main" class="page page--list">
   <h1>Patients</h1>
   <form class="search" role="search" method="get" action="${ctx.base}/">
@@ -84,16 +91,19 @@ export function patientListPage(ctx: PageContext, p: PatientListPage): string {
     <input id="q" name="q" type="search" value="${p.query}" placeholder="e.g. Khan or DEMOA0022" autocomplete="off">
     <button class="btn btn--primary" type="submit">Search</button>
     ${p.query ? html`<a class="btn btn--quiet" href="${ctx.base}/">Clear</a>` : ''}
+    ${p.pendingOnly
+      ? html`<a class="btn btn--secondary" href="${ctx.base}/" data-filter="pending">Show all patients</a>`
+      : html`<a class="btn btn--secondary" href="${ctx.base}/?pending=1" data-filter="pending">Only patients with a preliminary report</a>`}
   </form>
   ${p.error ? html`<p class="error" role="alert">The patient list could not be loaded: ${p.error}</p>` : ''}
-  <p class="muted" aria-live="polite">${p.total !== undefined ? `${p.total} patient${p.total === 1 ? '' : 's'}` : ''}${p.query ? ` matching “${p.query}”` : ''}</p>
+  <p class="muted" aria-live="polite">${p.total !== undefined ? `${p.total} patient${p.total === 1 ? '' : 's'}` : ''}${p.query ? ` matching “${p.query}”` : ''}${p.pendingOnly ? ' with a preliminary imaging report' : ''}</p>
   <table class="table patients">
     <caption class="visually-hidden">Patients</caption>
     <thead><tr><th scope="col">Name</th><th scope="col">MRN</th><th scope="col">Sex</th><th scope="col">Date of birth</th><th scope="col">Age</th></tr></thead>
     <tbody>
       ${p.patients.map(
         (pt) => html`<tr>
-        <td><a href="${ctx.base}/patients/${pt.id ?? ''}" data-patient="${pt.id ?? ''}">${displayName(pt)}</a></td>
+        <td><a href="${ctx.base}/patients/${pt.id ?? ''}" data-patient="${pt.id ?? ''}">${displayName(pt)}</a>${p.pending?.has(pt.id ?? '') ? html` <span class="badge badge--pending" data-badge="preliminary-report" title="An imaging report awaits sign-off: open the chart to finalise it">Preliminary report</span>` : ''}</td>
         <td>${mrn(pt) ?? '—'}</td><td>${sexLabel(pt.gender)}</td><td>${date(pt.birthDate)}</td><td>${ageYears(pt.birthDate) ?? '—'}</td>
       </tr>`,
       )}
@@ -117,6 +127,9 @@ function sectionBlock<T>(id: string, title: string, s: Section<T>, empty: string
     : html`<table class="table"><thead><tr>${head.map((h) => html`<th scope="col">${h}</th>`)}</tr></thead><tbody>${s.items.map(row)}</tbody></table>`}
 </section>`;
 }
+
+/** Report statuses after sign-off (FHIR R4 diagnostic-report-status). */
+const SIGNED_OFF: readonly DiagnosticReport['status'][] = ['final', 'amended', 'corrected', 'appended'];
 
 function obsValue(o: Observation): string {
   if (o.valueQuantity) return `${o.valueQuantity.value ?? ''} ${o.valueQuantity.unit ?? o.valueQuantity.code ?? ''}`.trim();
@@ -204,11 +217,19 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
   ${sectionBlock('imaging', 'Imaging studies', chart.imaging, 'No imaging studies.', ['Study', 'Modality', 'Date', 'Status'], (s: ImagingStudy) =>
     html`<tr><td>${s.description ?? text(s.procedureCode?.[0])}</td><td>${(s.modality ?? []).map((m) => m.code).join(', ') || '—'}</td><td>${date(s.started)}</td><td>${s.status}</td></tr>`,
   )}
+  <div class="reports-status" id="reports-status" role="status" aria-live="polite"></div>
+  ${sectionBlock('reports', 'Imaging reports', chart.reports, 'No imaging reports.', ['Report', 'Status', 'Date', 'Conclusion', 'Sign-off'], (r: DiagnosticReport) =>
+    html`<tr data-report="${r.id ?? ''}"><td>${text(r.code)}</td><td><span class="status status--${awaitsFinal(r) ? 'pending' : r.status}">${r.status}</span></td><td>${date(r.effectiveDateTime ?? r.issued)}</td><td class="conclusion">${r.conclusion ?? '—'}</td><td>${
+      awaitsFinal(r) && r.id
+        ? html`<button type="button" class="btn btn--primary btn--small" data-action="finalise-report" data-report="${r.id}">Finalise report</button>`
+        : html`<span class="muted">${r.issued && SIGNED_OFF.includes(r.status) ? `Signed off ${date(r.issued)}` : '—'}</span>`
+    }</td></tr>`,
+  )}
   ${sectionBlock('orders', 'Orders and referrals', chart.orders, 'No orders.', ['Order', 'Status', 'Authored'], (o: ServiceRequest) =>
     html`<tr data-order="${o.id ?? ''}"><td>${text(o.code)}</td><td>${o.status}</td><td>${date(o.authoredOn)}</td></tr>`,
   )}
   ${sectionBlock('assessments', 'Fracture risk assessments', chart.assessments, 'No risk assessments on file.', ['Date', 'Result', 'Method'], (r: RiskAssessment) =>
-    html`<tr><td>${date(r.occurrenceDateTime)}</td><td>${predictionRows(r)}</td><td>${text(r.method)}</td></tr>`,
+    html`<tr data-ra="${r.id ?? ''}"><td>${date(r.occurrenceDateTime)}</td><td>${predictionRows(r)}</td><td>${text(r.method)}</td></tr>`,
   )}
   ${sectionBlock('observations', 'Observations', chart.observations, 'No observations.', ['Observation', 'Value', 'Date'], (o: Observation) =>
     html`<tr><td>${text(o.code)}</td><td>${obsValue(o)}</td><td>${date(o.effectiveDateTime)}</td></tr>`,

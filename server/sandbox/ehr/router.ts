@@ -22,6 +22,7 @@ import { loadChart } from './chart.ts';
 import { EhrFhir, EhrFhirError } from './fhir-access.ts';
 import { html } from './html.ts';
 import { chartPage, errorPage, patientListPage, type OrderableStudy, type PageContext } from './pages.ts';
+import { assessmentForReport, finaliseReport, FinaliseError, patientsWithPendingReports } from './reports.ts';
 import { createCdsClientSigner, type CdsClientSigner } from './signing.ts';
 
 /** The demo user (engineer B seeds this Practitioner in the sandbox). */
@@ -86,6 +87,14 @@ export function draftImagingOrder(patientId: string, study: OrderableStudy, reas
   };
 }
 
+/** The SMART app's FLS worklist launch: a standalone user-level launch against the EHR's FHIR server (client/src/launch-options.ts). */
+export function worklistLaunchUrl(o: Pick<EhrOptions, 'appLaunchUrl' | 'publicBaseUrl' | 'fhirPublicBaseUrl'>): string {
+  const u = new URL(o.appLaunchUrl, `${o.publicBaseUrl}/`);
+  u.searchParams.set('mode', 'worklist');
+  u.searchParams.set('iss', o.fhirPublicBaseUrl);
+  return u.toString();
+}
+
 export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
   const logger = o.logger.child({ component: 'demo-ehr' });
   const base = o.mountPath;
@@ -102,7 +111,7 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
   const studies = orderableStudies();
   const cards = new CardStore();
   const drafts = new Map<string, Draft>();
-  const ctx: PageContext = { base, user: { name: DEMO_USER.name, ref: DEMO_USER.ref }, assetVersion: randomUUID().slice(0, 8) };
+  const ctx: PageContext = { base, user: { name: DEMO_USER.name, ref: DEMO_USER.ref }, assetVersion: randomUUID().slice(0, 8), worklistUrl: worklistLaunchUrl(o) };
 
   const router = Router();
   router.use(express.json({ limit: '16kb' }));
@@ -143,13 +152,26 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     // An MRN looks like letters followed by digits; anything else is a name search.
     if (/^[A-Za-z]{3,6}\d{2,}$/.test(query)) params['identifier'] = query.toUpperCase();
     else if (query) params['name'] = query;
+    // `?pending=1`: only patients with an imaging report awaiting sign-off (found from the reports, then by _id).
+    const pendingOnly = req.query['pending'] === '1';
     try {
+      let pending: Set<string> | undefined;
+      if (pendingOnly) {
+        pending = await patientsWithPendingReports(fhir);
+        if (pending.size === 0) return sendHtml(res, 200, patientListPage(ctx, { patients: [], query, offset, pageSize: PAGE_SIZE, total: 0, pending, pendingOnly }));
+        params['_id'] = [...pending].join(',');
+      }
       const found = await fhir.search<Patient>('Patient', params);
       const patients = found.resources.sort((a, b) => (a.id ?? '').localeCompare(b.id ?? ''));
-      sendHtml(res, 200, patientListPage(ctx, { patients, query, offset, pageSize: PAGE_SIZE, ...(found.total !== undefined ? { total: found.total } : {}) }));
+      // The badge is a convenience: the list still shows when its search fails.
+      pending ??= await patientsWithPendingReports(fhir, patients.map((pt) => pt.id ?? '').filter((id) => ID.test(id))).catch((err: Error) => {
+        logger.warn({ err: err.message }, 'demo EHR: pending-report search failed (no badges)');
+        return new Set<string>();
+      });
+      sendHtml(res, 200, patientListPage(ctx, { patients, query, offset, pageSize: PAGE_SIZE, pending, pendingOnly, ...(found.total !== undefined ? { total: found.total } : {}) }));
     } catch (err) {
       logger.warn({ err: (err as Error).message }, 'demo EHR: patient search failed');
-      sendHtml(res, 502, patientListPage(ctx, { patients: [], query, offset, pageSize: PAGE_SIZE, error: (err as Error).message }));
+      sendHtml(res, 502, patientListPage(ctx, { patients: [], query, offset, pageSize: PAGE_SIZE, pendingOnly, error: (err as Error).message }));
     }
   });
 
@@ -178,6 +200,52 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
       res.type('html').set('Cache-Control', 'no-store').send(m[0]);
     } catch (err) {
       res.status(502).type('text/plain').send((err as Error).message);
+    }
+  });
+
+  // --- Imaging reports: "Finalise report" (the radiologist's sign-off) and finding the assessment it triggers. ---
+
+  const reportParam = (req: Request, res: Response): string | undefined => {
+    const id = String(req.params['reportId']);
+    if (!ID.test(id)) {
+      res.status(400).json({ error: 'invalid report id' });
+      return undefined;
+    }
+    return id;
+  };
+
+  /**
+   * Marks the report `final` on the FHIR server with the EHR's own token. Nothing else: the FHIR server's
+   * Subscription tells the CDS service, whose background job writes the RiskAssessment (server/events/README.md).
+   */
+  router.post('/api/patients/:id/reports/:reportId/finalise', jsonOnly, async (req, res) => {
+    const patientId = patientParam(req, res);
+    if (!patientId) return;
+    const reportId = reportParam(req, res);
+    if (!reportId) return;
+    try {
+      const done = await finaliseReport(fhir, patientId, reportId);
+      logger.info({ patientIdHash: hashPatientId(patientId), versionId: done.versionId }, 'demo EHR: imaging report finalised');
+      res.json({ ...done, status: 'final' });
+    } catch (err) {
+      if (err instanceof FinaliseError) return void res.status(err.kind === 'not-found' ? 404 : 409).json({ error: err.message });
+      logger.warn({ patientIdHash: hashPatientId(patientId), err: (err as Error).message }, 'demo EHR: finalising a report failed');
+      res.status(502).json({ error: `The report could not be finalised: ${(err as Error).message}` });
+    }
+  });
+
+  /** The RiskAssessment based on the report and written since `since` (the browser polls this after finalising). */
+  router.get('/api/patients/:id/reports/:reportId/assessment', async (req, res) => {
+    const patientId = patientParam(req, res);
+    if (!patientId) return;
+    const reportId = reportParam(req, res);
+    if (!reportId) return;
+    const since = typeof req.query['since'] === 'string' && !Number.isNaN(Date.parse(req.query['since'])) ? req.query['since'] : undefined;
+    try {
+      const ra = await assessmentForReport(fhir, patientId, reportId, since);
+      res.set('Cache-Control', 'no-store').json(ra?.id ? { found: true, riskAssessment: `RiskAssessment/${ra.id}`, id: ra.id } : { found: false });
+    } catch (err) {
+      res.status(502).json({ error: (err as Error).message });
     }
   });
 

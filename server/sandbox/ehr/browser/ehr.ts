@@ -77,6 +77,58 @@ function init(data: PageData): void {
     if (fresh) old.replaceWith(fresh);
   }
 
+  // --- Imaging reports: "Finalise report", then wait for the background assessment it triggers. ---
+  const reportsStatus = $('#reports-status');
+  /** How long the page waits for the background job's RiskAssessment (it usually takes well under a second). */
+  const ASSESSMENT_WAIT_MS = 30_000;
+  const ASSESSMENT_POLL_MS = 400;
+
+  function showReportStatus(message: string, state: '' | 'is-done' | 'is-failed' = ''): void {
+    if (!reportsStatus) return;
+    reportsStatus.className = `reports-status ${state}`.trim();
+    reportsStatus.textContent = message;
+  }
+
+  async function waitForAssessment(reportId: string, since: string | undefined): Promise<string | undefined> {
+    const url = `${api}/patients/${pid}/reports/${encodeURIComponent(reportId)}/assessment${since ? `?since=${encodeURIComponent(since)}` : ''}`;
+    const until = Date.now() + ASSESSMENT_WAIT_MS;
+    while (Date.now() < until) {
+      await new Promise((r) => setTimeout(r, ASSESSMENT_POLL_MS));
+      const res = await fetch(url, { headers: { Accept: 'application/json' } }).catch(() => undefined);
+      if (!res?.ok) continue; // a transient failure: keep polling until the deadline
+      const a = (await res.json()) as { found: boolean; id?: string };
+      if (a.found && a.id) return a.id;
+    }
+    return undefined;
+  }
+
+  async function finaliseReport(btn: HTMLButtonElement): Promise<void> {
+    const reportId = btn.dataset['report'];
+    if (!reportId) return;
+    btn.disabled = true;
+    showReportStatus('Finalising the report…');
+    document.body.dataset['reportFinalise'] = 'running';
+    try {
+      const r = await postJson<{ report: string; lastUpdated?: string }>(`${api}/patients/${pid}/reports/${encodeURIComponent(reportId)}/finalise`, {});
+      await refreshSection('reports');
+      showReportStatus('Report marked final. Background fracture-risk assessment triggered — waiting for the result…');
+      const raId = await waitForAssessment(reportId, r.lastUpdated);
+      if (raId) {
+        await refreshSection('assessments');
+        document.querySelector(`#assessments tr[data-ra="${CSS.escape(raId)}"]`)?.classList.add('is-new');
+        showReportStatus('Background assessment done: the new result is highlighted under “Fracture risk assessments”. A high-risk result also goes to the FLS worklist.', 'is-done');
+        document.body.dataset['reportFinalise'] = 'assessed';
+      } else {
+        showReportStatus('The report is final, but no assessment has arrived yet (the background job may still be running, or the study could not be assessed). Reload the chart later.', 'is-failed');
+        document.body.dataset['reportFinalise'] = 'no-assessment';
+      }
+    } catch (err) {
+      btn.disabled = false;
+      showReportStatus(`The report was not finalised: ${(err as Error).message}`, 'is-failed');
+      document.body.dataset['reportFinalise'] = 'failed';
+    }
+  }
+
   function resetOrder(): void {
     draft = undefined;
     selectSeq++;
@@ -262,6 +314,7 @@ function init(data: PageData): void {
         .then((r) => openApp(r.url, btn))
         .catch((err: Error) => window.alert(`The app could not be opened: ${err.message}`));
     } else if (action === 'close-app') closeApp();
+    else if (action === 'finalise-report') void finaliseReport(btn as HTMLButtonElement);
     else void cardAction(btn, action);
   });
 
