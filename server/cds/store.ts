@@ -74,6 +74,7 @@ const rate = (cards: number, accepted: number, overridden: number): Rate => ({
 
 export class CdsStore {
   readonly #db: Database.Database;
+  readonly #statements = new Map<string, Database.Statement>();
   readonly path: string;
 
   /** Opens (creating when needed) the database at `path`; `:memory:` for a throw-away store. */
@@ -86,14 +87,24 @@ export class CdsStore {
     this.#db.exec(SCHEMA);
   }
 
+  /** Hook calls write here on every card: prepare each statement once, not per call. */
+  #prepared(sql: string): Database.Statement {
+    let stmt = this.#statements.get(sql);
+    if (!stmt) {
+      stmt = this.#db.prepare(sql);
+      this.#statements.set(sql, stmt);
+    }
+    return stmt;
+  }
+
   recordCard(c: CardRecord): void {
-    this.#db.prepare(`INSERT OR IGNORE INTO cds_card VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    this.#prepared(`INSERT OR IGNORE INTO cds_card VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
       .run(c.uuid, c.serviceId, c.patientId, c.tier, c.mode, c.kind, c.assessmentId, c.suggestions.fls ?? null, c.suggestions.dxa ?? null, new Date().toISOString());
   }
 
   /** Stores feedback entries (a repeated entry — same card, outcome and timestamp — is stored once). Returns how many were new. */
   recordFeedback(serviceId: string, clientId: string, entries: readonly Feedback[]): number {
-    const stmt = this.#db.prepare(`INSERT OR IGNORE INTO cds_feedback
+    const stmt = this.#prepared(`INSERT OR IGNORE INTO cds_feedback
       (card_uuid, service_id, client_id, outcome, accepted_suggestions, reason_system, reason_code, reason_display, has_comment, outcome_timestamp, received_at)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
     const now = new Date().toISOString();
@@ -110,13 +121,13 @@ export class CdsStore {
   }
 
   lastSpoken(serviceId: string, source: string, patientId: string): SpokenRecord | undefined {
-    const row = this.#db.prepare('SELECT assessment_key, tier, mode FROM cds_spoken WHERE service_id = ? AND source = ? AND patient_id = ?').get(serviceId, source, patientId) as
+    const row = this.#prepared('SELECT assessment_key, tier, mode FROM cds_spoken WHERE service_id = ? AND source = ? AND patient_id = ?').get(serviceId, source, patientId) as
       { assessment_key: string; tier: Tier; mode: string } | undefined;
     return row ? { assessmentKey: row.assessment_key, tier: row.tier, mode: row.mode } : undefined;
   }
 
   recordSpoken(serviceId: string, source: string, patientId: string, s: SpokenRecord): void {
-    this.#db.prepare(`INSERT INTO cds_spoken VALUES (?, ?, ?, ?, ?, ?, ?)
+    this.#prepared(`INSERT INTO cds_spoken VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (service_id, source, patient_id) DO UPDATE SET assessment_key = excluded.assessment_key, tier = excluded.tier, mode = excluded.mode, at = excluded.at`)
       .run(serviceId, source, patientId, s.assessmentKey, s.tier, s.mode, new Date().toISOString());
   }
