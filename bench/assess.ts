@@ -15,6 +15,7 @@ import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadConfig } from '../server/config.ts';
 import { HttpFhirClient } from '../server/fhir/client.ts';
 import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
@@ -23,6 +24,7 @@ import { createLogger } from '../server/logging.ts';
 import type { AssessDeps } from '../server/risk/assess.ts';
 import { startEmbeddedSandboxes } from '../server/risk/embedded.ts';
 import { RiskService } from '../server/risk/service.ts';
+import { createImagingExecutor } from '../server/imaging/worker-pool.ts';
 
 const { rounds: roundsArg } = parseArgs({ options: { rounds: { type: 'string', default: '2' } } }).values;
 const rounds = Math.max(1, Number(roundsArg));
@@ -51,11 +53,15 @@ const deps: AssessDeps = {
   registry,
   settings: config.risk,
   logger,
+  imaging: createImagingExecutor(config.imaging.workers), // IMAGING_WORKERS (0 = inline)
 };
 
 // Warm-up: JIT, WASM codecs, the sandbox's search paths (not counted).
 await new RiskService({ deps, cacheSize: 10, writeBack: false, logger }).assess({ patientId: patients[0]! });
 
+// Main-thread event-loop delay while cold assessments run: what a CDS hook arriving meanwhile would wait.
+const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+loopDelay.enable();
 const cold: number[] = [];
 const onnx: number[] = [];
 const parts: Record<string, number[]> = {};
@@ -70,6 +76,7 @@ for (let r = 0; r < rounds; r++) {
     for (const [k, v] of Object.entries(t)) (parts[k] ??= []).push(v);
   }
 }
+loopDelay.disable();
 // Cached: same service, same requests.
 const service = new RiskService({ deps, cacheSize: 1000, writeBack: false, logger });
 for (const id of patients) await service.assess({ patientId: id });
@@ -120,8 +127,9 @@ const parBatches = model.stats.batches - b0;
 const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
 const lines = [
   `bench/assess — ${patients.length} demo patients × ${rounds} rounds; model ${st.models.map((m) => `${m.id}@${m.version} (${m.provider})`).join(', ')}`,
-  `machine: ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (shared with other jobs)`,
+  `machine: ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')} (shared with other jobs), IMAGING_WORKERS=${config.imaging.workers}`,
   `cold (uncached) end to end, fetch included: ${fmt(cold)}`,
+  `  main event loop delay during the cold runs: p50 ${(loopDelay.percentile(50) / 1e6).toFixed(1)} ms, p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms, max ${(loopDelay.max / 1e6).toFixed(1)} ms`,
   `  of which onnxruntime session.run: ${(100 * sum(onnx) / sum(cold)).toFixed(1)} % of the time (median run ${q(onnx, 0.5).toFixed(1)} ms)`,
   `  stage medians: ${['fhirMs', 'selectMs', 'fetchMs', 'decodeMs', 'preprocessMs', 'inferenceWaitMs', 'qualityAndHeatmapMs'].filter((k) => parts[k]).map((k) => `${k.replace(/Ms$/, '')} ${q(parts[k]!, 0.5).toFixed(1)}`).join(', ')} (ms)`,
   `heatmap + display PNGs, rendered when first requested: ${pngMs.length ? fmt(pngMs) : 'none (no in-distribution image)'}`,
@@ -134,3 +142,4 @@ const lines = [
 process.stdout.write(`${lines.join('\n')}\n`);
 await sandboxes.close();
 await registry.close();
+await deps.imaging?.close();

@@ -33,6 +33,7 @@ import { ModelRegistry } from '../server/inference/registry.ts';
 import { createLogger } from '../server/logging.ts';
 import { startEmbeddedSandboxes } from '../server/risk/embedded.ts';
 import { RiskService } from '../server/risk/service.ts';
+import { createImagingExecutor } from '../server/imaging/worker-pool.ts';
 
 const { values: args } = parseArgs({ options: { clients: { type: 'string', default: '20' }, rounds: { type: 'string', default: '10' }, budget: { type: 'string', default: '400' }, 'pacs-delay': { type: 'string', default: '5000' } } });
 const CLIENTS = Number(args.clients);
@@ -65,6 +66,7 @@ const fmt = (xs: number[]): string => `n=${xs.length} p50=${pctl(xs, 0.5).toFixe
 async function main(): Promise<void> {
   const sandboxes = await startEmbeddedSandboxes(config, logger);
   const registry = await ModelRegistry.load({ ...config.inference, device: 'cpu' }, logger);
+  const imaging = createImagingExecutor(config.imaging.workers); // IMAGING_WORKERS (0 = inline)
   const { privateKey, publicKey } = await generateKeyPair('ES384');
   const kid = 'bench-key';
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES384' };
@@ -84,7 +86,7 @@ async function main(): Promise<void> {
 
   async function service(dicomWebBaseUrl: string): Promise<{ url: string; server: Server; store: CdsStore }> {
     const risk = new RiskService({
-      deps: { fhir: new HttpFhirClient({ baseUrl: sandboxes.fhirBaseUrl, timeoutMs: 10_000 }), dicomweb: new DicomWebClient({ baseUrl: dicomWebBaseUrl, timeoutMs: 30_000, retries: 0 }), registry, settings: config.risk, logger },
+      deps: { fhir: new HttpFhirClient({ baseUrl: sandboxes.fhirBaseUrl, timeoutMs: 10_000 }), dicomweb: new DicomWebClient({ baseUrl: dicomWebBaseUrl, timeoutMs: 30_000, retries: 0 }), registry, settings: config.risk, logger, imaging },
       cacheSize: 1000, writeBack: false, logger,
     });
     const store = new CdsStore(join(tmp, `${Math.random().toString(36).slice(2)}.sqlite`));
@@ -133,7 +135,7 @@ async function main(): Promise<void> {
     return { ms, kinds };
   }
 
-  console.log(`CDS Hooks bench — ${CLIENTS} concurrent clients, budget ${BUDGET} ms, ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, model ${registry.status().detail}`);
+  console.log(`CDS Hooks bench — ${CLIENTS} concurrent clients, budget ${BUDGET} ms, ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, model ${registry.status().detail}, IMAGING_WORKERS=${config.imaging.workers}`);
 
   const fast = await service(sandboxes.dicomWebBaseUrl);
   const cold = await fire(fast.url, patients.slice(0, CLIENTS));
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
   await stop(slowPacs.server);
   await sandboxes.close();
   await registry.close();
+  await imaging.close();
   rmSync(tmp, { recursive: true, force: true });
   // Background assessments against the slow PACS may still hold sockets: exit explicitly.
   process.exit(0);

@@ -139,6 +139,11 @@ export interface AppConfig {
     /** Longest wait for a micro-batch to fill, in ms (`INFERENCE_BATCH_WAIT_MS`). */
     readonly maxWaitMs: number;
   };
+  // --- imaging worker threads (server/imaging/worker-pool.ts) ---
+  readonly imaging: {
+    /** Worker threads that decode and preprocess radiographs; 0 = inline on the main thread (`IMAGING_WORKERS`). */
+    readonly workers: number;
+  };
   readonly risk: {
     /** Only radiographs taken at most this many days before the assessment date are used (`RISK_LOOKBACK_DAYS`). */
     readonly lookbackDays: number;
@@ -306,6 +311,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'INFERENCE_THREADS', description: 'onnxruntime intra-op threads per session (CPU).', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
   { env: 'INFERENCE_BATCH_MAX', description: 'Micro-batching: concurrent inference requests are run together, up to this many images per session run.', defaultText: '`8`', schema: { type: 'integer', minimum: 1, maximum: 256 } },
   { env: 'INFERENCE_BATCH_WAIT_MS', description: 'Micro-batching: longest wait, in ms, for a batch to fill after its first request (0 = run at once).', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 1000 } },
+  { env: 'IMAGING_WORKERS', description: 'Worker threads that decode radiograph frames and run the preprocessing recipe, so CDS hooks and API calls are not queued behind image decoding on the main event loop. `0` does the work inline on the main thread.', defaultText: '`1`', schema: { type: 'integer', minimum: 0, maximum: 32 } },
   { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_TIER_MOF_HIGH', description: 'Risk tier: 10-year MOF risk (%) from which the tier is "high" (≥ 20 %: Osteoporosis Canada 2010; Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`20`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
@@ -632,6 +638,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxBatch: num('INFERENCE_BATCH_MAX', 8),
       maxWaitMs: num('INFERENCE_BATCH_WAIT_MS', 2),
     },
+    imaging: { workers: num('IMAGING_WORKERS', 1) }, // server/imaging/worker-pool.ts
     risk: {
       lookbackDays: num('RISK_LOOKBACK_DAYS', 730),
       tiers: { mofModerate: num('RISK_TIER_MOF_MODERATE', 10), mofHigh: num('RISK_TIER_MOF_HIGH', 20), hipHigh: num('RISK_TIER_HIP_HIGH', 3) },

@@ -23,6 +23,7 @@ import { DicomWebClient } from './imaging/dicomweb-client.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { createRiskRouter } from './risk/routes.ts';
 import { RiskService } from './risk/service.ts';
+import { createImagingExecutor, type ImagingExecutor } from './imaging/worker-pool.ts'; // imaging worker threads
 import { createCds } from './cds/mount.ts'; // CDS Hooks (issue 6)
 // SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
 import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
@@ -121,7 +122,7 @@ async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness
 }
 
 /** Loads the models (readiness component `models`, detail names the execution provider) and mounts the risk API. */
-async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, onRisk?: (service: RiskService) => void): Promise<ModelRegistry | undefined> {
+async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, onRisk?: (service: RiskService) => void, imaging?: ImagingExecutor): Promise<ModelRegistry | undefined> {
   try {
     const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
     const st = registry.status();
@@ -139,7 +140,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     const tokenProvider = createFhirTokenProvider(config);
     const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
     const service = new RiskService({
-      deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }) },
+      deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }), ...(imaging ? { imaging } : {}) },
       cacheSize: config.risk.cacheSize,
       writeBack: config.risk.writeBack,
       logger,
@@ -241,10 +242,13 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   const reportEvents = startReportEvents({ config, logger, registry: metrics.registry });
   services.events = reportEvents.events;
   services.jobs = reportEvents.jobs;
+  // Imaging worker threads (IMAGING_WORKERS, server/imaging/worker-pool.ts): frame decoding and preprocessing off
+  // the main event loop so hooks are not queued behind another patient's radiograph; closed with the server.
+  const imaging = createImagingExecutor(config.imaging.workers, { logger: logger.child({ component: 'imaging' }) });
   const started = (async () => {
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
-    const models = startRiskEngine(config, logger, readiness, services, (risk) => void reportEvents.useRiskService(risk));
+    const models = startRiskEngine(config, logger, readiness, services, (risk) => void reportEvents.useRiskService(risk), imaging);
     // FLS worklist (issue 8): needs no model; FHIR calls fail with 502 until the FHIR server answers.
     try {
       fls = createFlsMount(config, logger);
@@ -287,7 +291,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());
         server.closeAllConnections();
-      }).then(() => registry?.close()).then(() => fls?.close()).then(() => reportEvents.close()),
+      }).then(() => registry?.close()).then(() => imaging.close()).then(() => fls?.close()).then(() => reportEvents.close()),
   };
 }
 

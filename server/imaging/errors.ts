@@ -144,3 +144,12 @@ export class PreprocessError extends ImagingError {
   readonly code = 'PREPROCESS';
   readonly retryable = false;
 }
+
+/**
+ * An imaging worker thread (worker-pool.ts) died, timed out or was shut down while it held the job. The frame
+ * itself may be fine, so trying again later may succeed.
+ */
+export class ImagingWorkerError extends ImagingError {
+  readonly code = 'IMAGING_WORKER_FAILED';
+  readonly retryable = true;
+}

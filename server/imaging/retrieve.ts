@@ -11,6 +11,7 @@ import type { CallOptions, DicomWebClient } from './dicomweb-client.ts';
 import { ImagingError, MalformedResponseError, NotAcceptableError, PacsHttpError, UnsupportedTransferSyntaxError } from './errors.ts';
 import { DEFAULT_PIXEL_LIMITS, pixelModuleFromJson, type PixelLimits, type PixelModule } from './pixel-module.ts';
 import { TS } from './transfer-syntax.ts';
+import type { ImagingExecutor } from './worker-pool.ts';
 
 export interface InstanceRef {
   studyUid: string;
@@ -37,10 +38,13 @@ export interface FetchFrameOptions extends CallOptions {
   limits?: PixelLimits;
   /** Metadata already at hand (e.g. from series selection) saves one round trip. */
   metadata?: DicomJsonDataset;
+  /** Where frames are decoded: an imaging worker pool (worker-pool.ts) or, by default, inline on this thread. */
+  imaging?: Pick<ImagingExecutor, 'decodeFrame'>;
 }
 
 export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts: FetchFrameOptions = {}): Promise<FetchedFrame> {
   const frameNo = opts.frame ?? 1;
+  const decode = opts.imaging ? opts.imaging.decodeFrame.bind(opts.imaging) : decodeFrame;
   const t0 = performance.now();
   // Metadata and the stored frame do not depend on each other: ask for both at once (one round trip saved).
   const framePromise = client.retrieveFrames(ref.studyUid, ref.seriesUid, ref.sopUid, [frameNo], { ...opts, transferSyntaxes: '*' });
@@ -59,7 +63,7 @@ export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts:
   const [stored] = await framePromise;
   const t2 = performance.now();
   try {
-    const pixels = await decodeFrame(stored!.transferSyntaxUid, stored!.body, pm);
+    const pixels = await decode(stored!.transferSyntaxUid, stored!.body, pm);
     return {
       pixelModule: pm,
       stored: pixels,
@@ -88,7 +92,7 @@ export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts:
   if (native!.transferSyntaxUid !== TS.explicitLE && native!.transferSyntaxUid !== TS.implicitLE) {
     throw new UnsupportedTransferSyntaxError(native!.transferSyntaxUid, `asked the PACS for explicit VR little endian, got ${native!.transferSyntaxUid}`);
   }
-  const pixels = await decodeFrame(TS.explicitLE, native!.body, pm);
+  const pixels = await decode(TS.explicitLE, native!.body, pm);
   return {
     pixelModule: pm,
     stored: pixels,

@@ -19,8 +19,9 @@ import { createHash, randomUUID } from 'node:crypto';
 import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ImagingError } from '../imaging/errors.ts';
-import { checkRecipe, preprocessPixels } from '../imaging/preprocess.ts';
+import { checkRecipe } from '../imaging/preprocess.ts';
 import { fetchFrame } from '../imaging/retrieve.ts';
+import { inlineImaging, type ImagingExecutor } from '../imaging/worker-pool.ts';
 import { candidateSeries, selectImage, selectionRuleFromManifest, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
 import type { FhirDataSource } from '../fhir/client.ts';
 import type { LoadedModel, ModelRegistry, Provider } from '../inference/registry.ts';
@@ -47,6 +48,8 @@ export interface AssessDeps {
   registry: ModelRegistry;
   settings: AssessmentSettings;
   logger: Logger;
+  /** Where frames are decoded and preprocessed (`IMAGING_WORKERS`): a worker pool, or inline when absent. */
+  imaging?: ImagingExecutor;
 }
 
 export interface AssessRequest {
@@ -228,16 +231,18 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       const t1 = performance.now();
       const sel = await selectImage(deps.dicomweb, study as ImagingStudyLike, ruleOf(model), req.signal ? { signal: req.signal } : undefined);
       const t2 = performance.now();
-      const frame = await fetchFrame(deps.dicomweb, sel, { metadata: sel.metadata, ...(req.signal ? { signal: req.signal } : {}) });
+      const imaging = deps.imaging ?? inlineImaging;
+      const frame = await fetchFrame(deps.dicomweb, sel, { metadata: sel.metadata, imaging, ...(req.signal ? { signal: req.signal } : {}) });
       const t3 = performance.now();
       const constants = checkRecipe(man.preprocessing);
-      const working = preprocessPixels({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality }, man.preprocessing);
+      // With a worker pool the stored array travels to the worker and back: use the one returned from here on.
+      const { stored, working } = await imaging.preprocess({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality }, man.preprocessing);
       const t4 = performance.now();
       const out = await model.infer({ image: working, clinical: clinicalInputs(model, factors.sex, { hip: terms.hip.lp, mof: terms.mof.lp }) });
       const t5 = performance.now();
-      const quality = checkImageQuality(frame.stored, frame.pixelModule, working, constants.S, sel.laterality);
+      const quality = checkImageQuality(stored, frame.pixelModule, working, constants.S, sel.laterality);
       const hipIdx = man.outcomes.find((o) => o.id === 'hip')!.index;
-      const pngs = renderHeatmap({ stored: frame.stored, pixelModule: frame.pixelModule, laterality: sel.laterality, constants, cam: out.cam[hipIdx]!, grid: man.explanation.grid });
+      const pngs = renderHeatmap({ stored, pixelModule: frame.pixelModule, laterality: sel.laterality, constants, cam: out.cam[hipIdx]!, grid: man.explanation.grid });
       const t6 = performance.now();
       Object.assign(timings, { selectMs: t2 - t1, fetchMs: frame.timings.frameMs, decodeMs: frame.timings.decodeMs, retrieveMs: t3 - t2, preprocessMs: t4 - t3, inferenceWaitMs: t5 - t4, onnxRunMs: out.runMs, batchSize: out.batchSize, qualityAndHeatmapMs: t6 - t5 });
       image = { sel, out, quality, pngs };
