@@ -698,6 +698,20 @@ export function settingsMarkdown(): string {
   return ['| Variable | Default | Meaning |', '| --- | --- | --- |', ...rows].join('\n');
 }
 
+/**
+ * For command-line tools: the configuration, or `null` after writing the operator's message to stderr (the caller
+ * exits with status 2). Errors other than a wrong setting are thrown.
+ */
+export function loadConfigForCli(env: NodeJS.ProcessEnv = process.env): AppConfig | null {
+  try {
+    return loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    return null;
+  }
+}
+
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && process.argv.includes('--markdown')) {
   process.stdout.write(settingsMarkdown() + '\n');
 }

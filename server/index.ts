@@ -18,17 +18,16 @@ import { createLogger, type Logger } from './logging.ts';
 import { createDicomWebRouter } from './sandbox/dicomweb/router.ts';
 import { createFhirSandbox } from './sandbox/fhir/router.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
-import { HttpFhirClient } from './fhir/client.ts';
-import { DicomWebClient } from './imaging/dicomweb-client.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { createRiskRouter } from './risk/routes.ts';
-import { RiskService } from './risk/service.ts';
+import type { RiskService } from './risk/service.ts';
+import { createRiskService } from './risk/wiring.ts';
 import { createImagingExecutor, type ImagingExecutor } from './imaging/worker-pool.ts'; // imaging worker threads
 import { createCds } from './cds/mount.ts'; // CDS Hooks (issue 6)
 // SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
 import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
 import { seedDemoUsers } from './sandbox/smart/users.ts';
-import { createApiTokenVerifier, createFhirTokenProvider } from './auth/setup.ts';
+import { createApiTokenVerifier } from './auth/setup.ts';
 import { requireSmartAccess } from './auth/require.ts';
 import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR (issue 7)
 // SMART app (issue 7): the bundle is built at start-up when client/dist is missing or older than client/src.
@@ -128,23 +127,8 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     const st = registry.status();
     readiness.set('models', st.ready ? 'ready' : 'failed', st.detail);
     if (st.models.length === 0) return registry;
-    const auth = config.dicomweb.auth;
-    const dicomweb = new DicomWebClient({
-      baseUrl: config.dicomweb.baseUrl,
-      timeoutMs: config.dicomweb.timeoutMs,
-      retries: config.dicomweb.retries,
-      maxResponseBytes: config.dicomweb.maxResponseBytes,
-      ...(auth.type === 'none' ? {} : { auth }),
-    });
-    // SMART (issue 7): the sandbox's frcds-service client, or FHIR_AUTH for an external server.
-    const tokenProvider = createFhirTokenProvider(config);
-    const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
-    const service = new RiskService({
-      deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }), ...(imaging ? { imaging } : {}) },
-      cacheSize: config.risk.cacheSize,
-      writeBack: config.risk.writeBack,
-      logger,
-    });
+    // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
+    const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}) });
     const riskRouter = createRiskRouter(service, logger);
     // SMART (issue 7): a verified access token is required unless API_AUTH_REQUIRED=false; routes.ts checks its patient.
     if (config.auth.apiRequireToken) {

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import type { Subscription } from '@medplum/fhirtypes';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfigForCli } from '../config.ts';
 import { HttpFhirClient } from '../fhir/client.ts';
 import { buildSubscription } from './subscription.ts';
 
@@ -40,16 +40,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     process.stderr.write(USAGE);
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const config = loadConfigForCli();
+  if (!config) return 2;
   if (config.events.auth === 'secret' && !config.events.secret) {
     process.stderr.write('EVENTS_SECRET is not set: the service would refuse every notification. Set the same EVENTS_SECRET for the service and this command.\n');
     return 2;

@@ -7,9 +7,9 @@
  * attributable to a user in the audit trail.
  */
 import type { RequestHandler } from 'express';
-import { createApiTokenVerifier, createFhirTokenProvider } from '../auth/setup.ts';
+import { createApiTokenVerifier } from '../auth/setup.ts';
 import type { AppConfig } from '../config.ts';
-import { HttpFhirClient } from '../fhir/client.ts';
+import { configuredFhirClient } from '../risk/wiring.ts';
 import type { Logger } from '../logging.ts';
 import { AuditLog } from './audit.ts';
 import { createFlsRouter, smartGuards } from './routes.ts';
@@ -21,8 +21,7 @@ export interface FlsMount {
 }
 
 export function createFlsMount(config: AppConfig, logger: Logger): FlsMount {
-  const tokenProvider = createFhirTokenProvider(config);
-  const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
+  const fhir = configuredFhirClient(config);
   const audit = new AuditLog({ fhir, dbPath: config.fls.auditDb, logger });
   const worklist = new Worklist({ fhir, imminentDays: config.fls.imminentDays });
   const handler = createFlsRouter({ worklist, audit, guards: smartGuards(createApiTokenVerifier(config)), logger });

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import type { ImagingStudy } from '@medplum/fhirtypes';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfig, loadConfigForCli } from '../config.ts';
 import { FhirAccessError, type FhirDataSource } from '../fhir/client.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import { AssessmentError } from '../risk/assess.ts';
@@ -235,16 +235,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const env: NodeJS.ProcessEnv = { ...process.env, ...(args.fhir ? { FHIR_BASE_URL: args.fhir } : {}), ...(args.dicomweb ? { DICOMWEB_BASE_URL: args.dicomweb } : {}) };
-  let config;
-  try {
-    config = loadConfig(env);
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const configured = loadConfigForCli(env);
+  if (!configured) return 2;
+  let config = configured;
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ? config.log.level : 'warn', destination: process.stderr });
   let sandboxes: EmbeddedSandboxes | undefined;
   if (config.fhir.sandbox) {

@@ -3,14 +3,13 @@
  * process (`npm run worker`) and the benchmarks: the queue (SQLite, or BullMQ when `REDIS_URL` is set) and the job
  * runner bound to a risk service and the FHIR triage.
  */
-import { createFhirTokenProvider } from '../auth/setup.ts';
 import type { AppConfig } from '../config.ts';
-import { HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
-import { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import type { FhirDataSource, HttpFhirClient } from '../fhir/client.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
 import type { AssessRequest } from '../risk/assess.ts';
-import { RiskService, type ServiceResult } from '../risk/service.ts';
+import type { RiskService, ServiceResult } from '../risk/service.ts';
+import { configuredFhirClient, createRiskService } from '../risk/wiring.ts';
 import type { JobMetrics } from './metrics.ts';
 import { processReportEvent } from './process.ts';
 import { RedisJobQueue } from './redis-queue.ts';
@@ -57,23 +56,8 @@ export async function createStandaloneRisk(config: AppConfig, logger: Logger): P
   const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
   const st = registry.status();
   if (st.models.length === 0) throw new Error(`no model could be loaded from MODELS_DIR: ${st.detail}`);
-  const auth = config.dicomweb.auth;
-  const dicomweb = new DicomWebClient({
-    baseUrl: config.dicomweb.baseUrl,
-    timeoutMs: config.dicomweb.timeoutMs,
-    retries: config.dicomweb.retries,
-    maxResponseBytes: config.dicomweb.maxResponseBytes,
-    ...(auth.type === 'none' ? {} : { auth }),
-  });
-  const tokenProvider = createFhirTokenProvider(config);
-  const fhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(tokenProvider ? { tokenProvider } : {}) });
-  const risk = new RiskService({
-    deps: { fhir, dicomweb, registry, settings: config.risk, logger: logger.child({ component: 'risk' }) },
-    cacheSize: config.risk.cacheSize,
-    writeBack: false,
-    logger,
-  });
+  const risk = createRiskService(config, registry, logger, { writeBack: false });
   // Bulk listing (backfill) needs more than the 2,000-resource cap that protects interactive searches.
-  const bulkFhir = new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: Math.max(config.fhir.timeoutMs, 60_000), maxResources: 10_000_000, ...(tokenProvider ? { tokenProvider } : {}) });
+  const bulkFhir = configuredFhirClient(config, { timeoutMs: Math.max(config.fhir.timeoutMs, 60_000), maxResources: 10_000_000 });
   return { risk, registry, bulkFhir };
 }

@@ -11,22 +11,14 @@ import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfigForCli } from '../config.ts';
 import { createLogger } from '../logging.ts';
 import { createJobMetrics } from './metrics.ts';
 import { configuredTriage, createQueue, createRunner, createStandaloneRisk } from './runtime.ts';
 
 async function main(): Promise<number> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`${err.message}\n`);
-      return 2;
-    }
-    throw err;
-  }
+  const config = loadConfigForCli();
+  if (!config) return 2;
   if (!config.jobs.redisUrl) {
     process.stderr.write('npm run worker needs REDIS_URL (without it, jobs run inside the service: npm start)\n');
     return 2;

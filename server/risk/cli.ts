@@ -10,7 +10,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { ConfigError, loadConfig } from '../config.ts';
+import { loadConfigForCli } from '../config.ts';
 import { HttpFhirClient } from '../fhir/client.ts';
 import { createFhirTokenProvider } from '../auth/setup.ts';
 import { DicomWebClient } from '../imaging/dicomweb-client.ts';
@@ -60,16 +60,8 @@ async function main(): Promise<number> {
     process.stderr.write('usage: npm run assess -- --patient <Patient id> [--study <ImagingStudy id>] [--json] [--fhir <file>] [--png <dir>]\n');
     return 2;
   }
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`${e.message}\n`);
-      return 2;
-    }
-    throw e;
-  }
+  const config = loadConfigForCli();
+  if (!config) return 2;
   const logger = createLogger({ level: process.env['LOG_LEVEL'] ? config.log.level : 'warn', destination: process.stderr });
   let sandboxes: EmbeddedSandboxes | undefined;
   const registry = await ModelRegistry.load(config.inference, logger);

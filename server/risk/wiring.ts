@@ -1,0 +1,46 @@
+/**
+ * The risk service and the clients it needs, built from the configuration — one place for every process that
+ * assesses: the HTTP service (`server/index.ts`), the job worker and backfill (`server/jobs/runtime.ts`).
+ */
+import { createFhirTokenProvider } from '../auth/setup.ts';
+import type { AppConfig } from '../config.ts';
+import { HttpFhirClient } from '../fhir/client.ts';
+import { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import type { ImagingExecutor } from '../imaging/worker-pool.ts';
+import type { ModelRegistry } from '../inference/registry.ts';
+import type { Logger } from '../logging.ts';
+import { RiskService } from './service.ts';
+
+/** The configured FHIR server with the service's own credentials (sandbox client, or `FHIR_AUTH`). */
+export function configuredFhirClient(config: AppConfig, overrides: { timeoutMs?: number; maxResources?: number } = {}): HttpFhirClient {
+  const tokenProvider = createFhirTokenProvider(config);
+  return new HttpFhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...overrides, ...(tokenProvider ? { tokenProvider } : {}) });
+}
+
+/** The configured DICOMweb server (PACS or sandbox) with its credentials, time-outs and limits. */
+export function configuredDicomWebClient(config: AppConfig): DicomWebClient {
+  const auth = config.dicomweb.auth;
+  return new DicomWebClient({
+    baseUrl: config.dicomweb.baseUrl,
+    timeoutMs: config.dicomweb.timeoutMs,
+    retries: config.dicomweb.retries,
+    maxResponseBytes: config.dicomweb.maxResponseBytes,
+    ...(auth.type === 'none' ? {} : { auth }),
+  });
+}
+
+export interface RiskServiceOptions {
+  /** Write each new assessment's resources to the FHIR server (the HTTP service: `RISK_WRITE_BACK`; jobs write their own). */
+  writeBack: boolean;
+  /** Where radiographs are decoded and preprocessed (worker threads); inline on the calling thread when absent. */
+  imaging?: ImagingExecutor;
+}
+
+export function createRiskService(config: AppConfig, registry: ModelRegistry, logger: Logger, opts: RiskServiceOptions): RiskService {
+  return new RiskService({
+    deps: { fhir: configuredFhirClient(config), dicomweb: configuredDicomWebClient(config), registry, settings: config.risk, logger: logger.child({ component: 'risk' }), ...(opts.imaging ? { imaging: opts.imaging } : {}) },
+    cacheSize: config.risk.cacheSize,
+    writeBack: opts.writeBack,
+    logger,
+  });
+}
