@@ -8,17 +8,10 @@
  * and the OOD patient demo-b-001 (warning, no image-derived number). Screenshots: test/artifacts/ehr-*.png.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Frame, Page } from 'playwright-core';
-import { ClientCredentialsTokenProvider } from '../../server/auth/token-provider.ts';
-import { loadConfig } from '../../server/config.ts';
-import { startService, type RunningService } from '../../server/index.ts';
 import { canvasIsDrawn, launchBrowser, newPage, runAxe, screenshot, seriousViolations } from '../support/browser.ts';
-import { silentLogger } from '../support/demo-stack.ts';
-import { freePort } from '../support/net.ts';
+import { startWholeService, type WholeService } from '../support/whole-service.ts';
 
 interface Risk {
   years: number;
@@ -30,43 +23,23 @@ interface ApiAssessment {
   assessment: { id: string; mode: string; outcomes: Record<'hip' | 'mof', { risks: Risk[]; clinicalOnly: { risks: Risk[] } }>; warnings: string[] };
 }
 
-let service: RunningService;
+let whole: WholeService;
 let browser: Browser;
 let base = '';
-let dataDir = '';
-let backend: ClientCredentialsTokenProvider;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'frcds-e2e-ehr-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  const config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_BASE_URL: base,
-    LOG_LEVEL: 'silent',
-    INFERENCE_DEVICE: 'cpu',
-    CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'),
-    FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'),
-    JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
-  });
-  service = await startService(config, silentLogger());
-  await service.started;
-  const demoBackend = config.files.smartClients?.clients.find((c) => c.clientId === 'demo-backend');
-  assert.ok(demoBackend?.clientSecret, 'smart-config/smart-clients.json has the demo-backend client');
-  // An independent reader of the sandbox FHIR server (developer client, client_credentials), to check what exists.
-  backend = new ClientCredentialsTokenProvider({ tokenUrl: `${base}/sandbox/auth/token`, clientId: 'demo-backend', clientSecret: demoBackend.clientSecret, scope: 'system/*.rs' });
+  whole = await startWholeService();
+  base = whole.base;
   browser = await launchBrowser();
 });
 
 after(async () => {
   await browser?.close();
-  await service?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await whole?.close();
 });
 
 async function fhirGet<T>(path: string): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}/sandbox/fhir/${path}`, { headers: { Authorization: `Bearer ${await backend.token()}`, Accept: 'application/fhir+json' } });
+  const res = await fetch(`${base}/sandbox/fhir/${path}`, { headers: { Authorization: `Bearer ${await whole.token()}`, Accept: 'application/fhir+json' } });
   return { status: res.status, body: (await res.json()) as T };
 }
 

@@ -5,28 +5,20 @@
  * "Must show"). Also: a report found by accession number alone is assessed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { DiagnosticReport, ImagingStudy } from '@medplum/fhirtypes';
-import { loadConfig } from '../../server/config.ts';
 import { buildNotification } from '../../server/events/notification.ts';
 import { TOPIC_URL } from '../../server/events/topic.ts';
-import { startService, type RunningService } from '../../server/index.ts';
 import { riskAssessmentIdForReport } from '../../server/jobs/process.ts';
 import type { DeadLetter } from '../../server/jobs/types.ts';
-import { createLogger } from '../../server/logging.ts';
-import { freePort } from '../support/net.ts';
 import { waitFor } from '../support/service-process.ts';
+import { startWholeService, type WholeService } from '../support/whole-service.ts';
 
 const SECRET = 'bad-notification-secret-0123456789';
 
 describe('bad notifications are rejected or dead-lettered, never crash the service', () => {
-  let service: RunningService;
+  let whole: WholeService;
   let base: string;
-  let dir: string;
   let token: string;
 
   const post = (body: string | object, headers: Record<string, string> = { 'X-Subscription-Secret': SECRET }): Promise<Response> =>
@@ -41,22 +33,12 @@ describe('bad notifications are rejected or dead-lettered, never crash the servi
     buildNotification({ subscriptionUrl: `${base}/sandbox/fhir/Subscription/x`, topic, type: 'event-notification', status: 'active', eventsSinceStart: 1, events: [{ number: 1, timestamp: new Date().toISOString(), focusUrl }] });
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'frcds-bad-'));
-    const port = await freePort();
-    const config = loadConfig({ PORT: String(port), EVENTS_SECRET: SECRET, JOBS_DB_PATH: join(dir, 'jobs.sqlite'), CDS_FEEDBACK_DB: join(dir, 'cds.sqlite'), FLS_AUDIT_DB: join(dir, 'fls.sqlite'), INFERENCE_DEVICE: 'cpu', JOBS_BACKOFF_MS: '50' });
-    service = await startService(config, createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) }));
-    base = `http://127.0.0.1:${port}`;
-    await service.started;
-    const res = await fetch(`${base}/sandbox/auth/token`, {
-      method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from('demo-backend:sandbox-only-demo-backend-secret').toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: 'grant_type=client_credentials&scope=system/*.cruds',
-    });
-    token = ((await res.json()) as { access_token: string }).access_token;
+    whole = await startWholeService({ EVENTS_SECRET: SECRET, JOBS_BACKOFF_MS: '50' });
+    base = whole.base;
+    token = await whole.token('system/*.cruds');
   });
   after(async () => {
-    await service?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await whole?.close();
   });
 
   it('wrong or missing secret → 401 without details', async () => {

@@ -5,31 +5,23 @@
  * report give that one result (issue 8, "Must show").
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Bundle, DiagnosticReport, RiskAssessment, Task } from '@medplum/fhirtypes';
-import { loadConfig } from '../../server/config.ts';
 import { buildNotification } from '../../server/events/notification.ts';
 import { buildSubscription } from '../../server/events/subscription.ts';
 import { TOPIC_URL } from '../../server/events/topic.ts';
-import { startService, type RunningService } from '../../server/index.ts';
 import { REPORT_EVENT_SYSTEM, riskAssessmentIdForReport } from '../../server/jobs/process.ts';
 import { idempotencyKey, type JobStats } from '../../server/jobs/types.ts';
-import { createLogger } from '../../server/logging.ts';
-import { freePort } from '../support/net.ts';
 import { waitFor } from '../support/service-process.ts';
+import { startWholeService, type WholeService } from '../support/whole-service.ts';
 
 const SECRET = 'e2e-test-secret-0123456789abcdef';
 const REPORT = 'demo-a-022-xr-report';
 const PATIENT = 'Patient/demo-a-022';
 
 describe('report events end-to-end in the sandbox', () => {
-  let service: RunningService;
+  let whole: WholeService;
   let base: string;
-  let dir: string;
   let token: string;
 
   const fhir = async <T>(path: string, init: RequestInit = {}): Promise<T> => {
@@ -42,30 +34,12 @@ describe('report events end-to-end in the sandbox', () => {
     fetch(`${base}/api/events/notifications`, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json', 'X-Subscription-Secret': SECRET }, body: JSON.stringify(body) });
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'frcds-e2e-'));
-    const port = await freePort();
-    const config = loadConfig({
-      PORT: String(port),
-      EVENTS_SECRET: SECRET,
-      JOBS_DB_PATH: join(dir, 'jobs.sqlite'),
-      CDS_FEEDBACK_DB: join(dir, 'cds.sqlite'),
-      FLS_AUDIT_DB: join(dir, 'fls.sqlite'),
-      INFERENCE_DEVICE: 'cpu',
-    });
-    const logger = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, cb) => cb() }) });
-    service = await startService(config, logger);
-    base = `http://127.0.0.1:${port}`;
-    await service.started;
-    const res = await fetch(`${base}/sandbox/auth/token`, {
-      method: 'POST',
-      headers: { Authorization: `Basic ${Buffer.from('demo-backend:sandbox-only-demo-backend-secret').toString('base64')}`, 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: 'grant_type=client_credentials&scope=system/*.cruds',
-    });
-    token = ((await res.json()) as { access_token: string }).access_token;
+    whole = await startWholeService({ EVENTS_SECRET: SECRET });
+    base = whole.base;
+    token = await whole.token('system/*.cruds');
   });
   after(async () => {
-    await service?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await whole?.close();
   });
 
   it('the sandbox registered and activated the service\'s own Subscription at start-up', async () => {

@@ -8,60 +8,34 @@
  * `test/artifacts/ehr-reports-finalised.png`.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { Bundle, DiagnosticReport, RiskAssessment, Task } from '@medplum/fhirtypes';
 import { planLaunch } from '../../../client/src/launch-options.ts';
 import { launchBrowser, newPage, runAxe, screenshot, seriousViolations } from '../../../test/support/browser.ts';
-import { silentLogger } from '../../../test/support/demo-stack.ts';
-import { freePort } from '../../../test/support/net.ts';
 import { waitFor } from '../../../test/support/service-process.ts';
-import { ClientCredentialsTokenProvider } from '../../auth/token-provider.ts';
-import { loadConfig, type AppConfig } from '../../config.ts';
-import { startService, type RunningService } from '../../index.ts';
+import { startWholeService, type WholeService } from '../../../test/support/whole-service.ts';
+import type { AppConfig } from '../../config.ts';
 import { REPORT_EVENT_SYSTEM } from '../../jobs/process.ts';
 import { idempotencyKey } from '../../jobs/types.ts';
 
-let service: RunningService;
+let whole: WholeService;
 let config: AppConfig;
 let browser: Browser | undefined;
 let base = '';
-let dataDir = '';
-let backend: ClientCredentialsTokenProvider;
 
 before(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'frcds-ehr-reports-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  config = loadConfig({
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    PUBLIC_BASE_URL: base,
-    LOG_LEVEL: 'silent',
-    INFERENCE_DEVICE: 'cpu',
-    CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'),
-    FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'),
-    JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
-  });
-  service = await startService(config, silentLogger());
-  await service.started;
-  const demoBackend = config.files.smartClients?.clients.find((c) => c.clientId === 'demo-backend');
-  assert.ok(demoBackend?.clientSecret, 'smart-config/smart-clients.json has the demo-backend client');
-  // An independent reader of the sandbox FHIR server, to check what the EHR and the job really wrote.
-  backend = new ClientCredentialsTokenProvider({ tokenUrl: `${base}/sandbox/auth/token`, clientId: 'demo-backend', clientSecret: demoBackend.clientSecret, scope: 'system/*.rs' });
+  whole = await startWholeService();
+  ({ base, config } = whole);
 });
 
 after(async () => {
   await browser?.close();
-  await service?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  await whole?.close();
 });
 
 async function fhir<T>(path: string): Promise<T> {
-  const res = await fetch(`${base}/sandbox/fhir/${path}`, { headers: { Authorization: `Bearer ${await backend.token()}`, Accept: 'application/fhir+json' } });
+  const res = await fetch(`${base}/sandbox/fhir/${path}`, { headers: { Authorization: `Bearer ${await whole.token()}`, Accept: 'application/fhir+json' } });
   assert.ok(res.ok, `GET ${path.split('?')[0]} → ${res.status}`);
   return (await res.json()) as T;
 }
