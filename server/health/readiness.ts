@@ -18,6 +18,19 @@ export interface ComponentReport {
 export interface ReadinessReport {
   readonly ready: boolean;
   readonly components: Record<string, ComponentReport>;
+  /**
+   * Settings that are on but unsafe outside development (an open FHIR sandbox, a shared-secret token mode). They do
+   * not make the service unready — a demo may want them — but an operator polling `/readyz` must see them.
+   */
+  readonly warnings?: readonly ReadinessWarning[];
+}
+
+/** An unsafe-but-allowed setting in force, as listed by `/readyz`. */
+export interface ReadinessWarning {
+  /** Stable key, e.g. the setting's name (`SANDBOX_FHIR_OPEN`). */
+  readonly key: string;
+  /** Operator-facing sentence: what is on and why it matters. Never PHI or a secret. */
+  readonly message: string;
 }
 
 export type Probe = (signal: AbortSignal) => Promise<{ ok: boolean; detail?: string }>;
@@ -34,6 +47,12 @@ const PROBE_CACHE_MS = 2000;
 export class Readiness {
   readonly #states = new Map<string, ComponentReport>();
   readonly #probes = new Map<string, ProbeEntry>();
+  readonly #warnings = new Map<string, string>();
+
+  /** Flags an unsafe setting in force (listed under `warnings` by `/readyz`; readiness itself is unchanged). */
+  warn(key: string, message: string): void {
+    this.#warnings.set(key, message);
+  }
 
   /** Declares or updates a self-reported component. */
   set(component: string, state: ComponentState, detail?: string): void {
@@ -62,7 +81,8 @@ export class Readiness {
     const names = Object.keys(components).sort();
     const sorted: Record<string, ComponentReport> = {};
     for (const n of names) sorted[n] = components[n]!;
-    return { ready: names.length > 0 && names.every((n) => sorted[n]!.ready), components: sorted };
+    const warnings = [...this.#warnings].sort(([a], [b]) => a.localeCompare(b)).map(([key, message]) => ({ key, message }));
+    return { ready: names.length > 0 && names.every((n) => sorted[n]!.ready), components: sorted, ...(warnings.length ? { warnings } : {}) };
   }
 }
 

@@ -25,6 +25,7 @@ export function createHealthRouter(readiness: Readiness, metrics: Metrics): Rout
         ready: names.filter((n) => report.components[n]!.ready),
         notReady: names.filter((n) => !report.components[n]!.ready),
         components: report.components,
+        ...(report.warnings ? { warnings: report.warnings } : {}),
       });
   });
 
