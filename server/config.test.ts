@@ -96,6 +96,36 @@ describe('loadConfig: environment', () => {
   });
 });
 
+describe('SANDBOX_FHIR_OPEN (interop demo mode)', () => {
+  test('off by default; on only with the sandbox FHIR server', () => {
+    assert.equal(loadConfig({}).fhir.sandboxOpen, false);
+    assert.equal(loadConfig({ SANDBOX_FHIR_OPEN: 'false' }).fhir.sandboxOpen, false);
+    assert.equal(loadConfig({ SANDBOX_FHIR_OPEN: 'true' }).fhir.sandboxOpen, true, 'default HOST 127.0.0.1 is loopback');
+    assert.equal(loadConfig({ SANDBOX_FHIR_OPEN: 'true', FHIR_BASE_URL: 'https://ehr.example.org/fhir' }).fhir.sandboxOpen, false);
+    assert.match(configError({ SANDBOX_FHIR_OPEN: 'yes' }).message, /SANDBOX_FHIR_OPEN="yes" must be one of "true", "false"/);
+  });
+
+  test('accepted with every loopback HOST', () => {
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', 'LOCALHOST']) {
+      assert.equal(loadConfig({ SANDBOX_FHIR_OPEN: 'true', HOST: host }).fhir.sandboxOpen, true, host);
+    }
+  });
+
+  for (const host of ['0.0.0.0', '::', '192.168.1.10', 'example.org', '128.0.0.1']) {
+    test(`refused with HOST=${host}, in one message naming both settings`, () => {
+      const err = configError({ SANDBOX_FHIR_OPEN: 'true', HOST: host });
+      assert.deepEqual(err.settings, ['SANDBOX_FHIR_OPEN']);
+      assert.match(err.message, /^Configuration error: SANDBOX_FHIR_OPEN=true needs a loopback HOST/);
+      assert.ok(err.message.includes(`not HOST=${JSON.stringify(host)}`), err.message);
+      assert.doesNotMatch(err.message, /\n/);
+    });
+  }
+
+  test('HOST=0.0.0.0 alone is still fine', () => {
+    assert.equal(loadConfig({ HOST: '0.0.0.0' }).host, '0.0.0.0');
+  });
+});
+
 describe('loadConfig: smart-config files', () => {
   const dirs: string[] = [];
   after(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -148,6 +178,18 @@ describe('configuration documentation and start-up', () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
     assert.ok(readme.includes(settingsMarkdown()), 'README.md is out of date: paste the output of `npx tsx server/config.ts --markdown`');
     for (const s of SETTINGS) assert.ok(readme.includes(`\`${s.env}\``));
+  });
+
+  test('npm start with SANDBOX_FHIR_OPEN=true on HOST=0.0.0.0 is refused: exit 2, one line', () => {
+    const r = spawnSync(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'server/index.ts')], {
+      env: { ...process.env, SANDBOX_FHIR_OPEN: 'true', HOST: '0.0.0.0', PORT: '1', LOG_LEVEL: 'info' },
+      encoding: 'utf8',
+      timeout: 30000,
+    });
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr.trim().split('\n').length, 1, `stderr: ${r.stderr}`);
+    assert.match(r.stderr, /^Configuration error: SANDBOX_FHIR_OPEN=true needs a loopback HOST/);
   });
 
   test('npm start with a wrong value exits non-zero printing one message naming the setting', () => {

@@ -99,6 +99,11 @@ export interface AppConfig {
     readonly publicBaseUrl: string;
     /** Time-out for calls to the FHIR server, in ms (`FHIR_TIMEOUT_MS`). */
     readonly timeoutMs: number;
+    /**
+     * Interop demo mode (`SANDBOX_FHIR_OPEN`): the sandbox FHIR server answers reads and searches without a token.
+     * Only allowed with a loopback `HOST`; writes still need a token.
+     */
+    readonly sandboxOpen: boolean;
   };
   readonly dicomweb: {
     /** True when no external DICOMweb server is configured: the embedded sandbox serves `/sandbox/dicom-web`. */
@@ -328,6 +333,12 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'FHIR_CLIENT_SECRET', description: 'The service\'s client secret (`FHIR_AUTH=client-credentials`; sent with HTTP Basic). Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
   { env: 'FHIR_SCOPE', description: 'Scopes asked for with `FHIR_AUTH=client-credentials`, space-separated (e.g. `system/*.rs system/RiskAssessment.cu`); unset: the authorization server\'s default for the client.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$' }, hint: 'must be space-separated scopes' },
   { env: 'TOKEN_INTROSPECTION_CLIENT_SECRET', description: 'Client secret the service presents to the RFC 7662 introspection endpoint when `smart-config/token-verification.json` has `"mode": "introspection"`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
+  {
+    env: 'SANDBOX_FHIR_OPEN',
+    description: 'Interoperability demo mode: `true` lets anyone who can reach the service read and search the sandbox FHIR server (`/sandbox/fhir`, GET/HEAD and `POST _search`) without an access token, e.g. for a SMART launcher or a FHIR client that cannot get one; a request that carries a token is still checked against its scopes, and writes always need one. Refused unless `HOST` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`); logged as a warning at start-up and listed under `warnings` by `/readyz`. Synthetic demo data only; never in production.',
+    defaultText: '`false`',
+    schema: { type: 'string', enum: ['true', 'false'] },
+  },
   // --- SMART app (issue 7) ---
   {
     env: 'APP_FRAME_ANCESTORS',
@@ -592,6 +603,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     }
   }
 
+  // Interop mode opens patient data (synthetic, but still) to anyone who can connect: loopback only.
+  if (str('SANDBOX_FHIR_OPEN') === 'true' && !bad.includes('HOST') && !isLoopbackHost(str('HOST') ?? '127.0.0.1')) {
+    problems.push(`SANDBOX_FHIR_OPEN=true needs a loopback HOST (127.0.0.1, ::1 or localhost), not HOST=${JSON.stringify(str('HOST'))}: an open FHIR server must not be reachable from other machines`);
+    bad.push('SANDBOX_FHIR_OPEN');
+  }
+
   if (problems.length > 0 || !files) {
     throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
   }
@@ -614,6 +631,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       baseUrl: fhirExternal ? stripTrailingSlash(fhirExternal) : `${selfUrl}/sandbox/fhir`,
       publicBaseUrl: fhirExternal ? stripTrailingSlash(fhirExternal) : `${publicBaseUrl}/sandbox/fhir`,
       timeoutMs: num('FHIR_TIMEOUT_MS', 5000),
+      sandboxOpen: fhirExternal === undefined && str('SANDBOX_FHIR_OPEN') === 'true',
     },
     dicomweb: {
       sandbox: dicomExternal === undefined,
@@ -690,6 +708,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       inProcessWorker: str('JOBS_IN_PROCESS_WORKER') !== 'false',
     },
   };
+}
+
+/**
+ * True when `host` only accepts connections from this machine: `localhost`, an IPv4 address in `127.0.0.0/8`, or
+ * `::1` (bracketed or not, or as the IPv4-mapped `::ffff:127.x.y.z`).
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.replace(/^::ffff:/, '');
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v4);
+  return m !== null && m[1] === '127' && m.slice(2).every((o) => Number(o) <= 255);
 }
 
 /** The configuration table of the README, generated from {@link SETTINGS}. */

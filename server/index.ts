@@ -17,6 +17,7 @@ import { httpProbe, Readiness } from './health/readiness.ts';
 import { createLogger, type Logger } from './logging.ts';
 import { createDicomWebRouter } from './sandbox/dicomweb/router.ts';
 import { createFhirSandbox } from './sandbox/fhir/router.ts';
+import { openReadsSecurity } from './sandbox/fhir/capability.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
 import { ModelRegistry } from './inference/registry.ts';
 import { createRiskRouter } from './risk/routes.ts';
@@ -71,7 +72,8 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
       maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes,
       logger,
       version: packageVersion(),
-      ...(smart ? { security: smart.capabilitySecurity } : {}), // SMART (issue 7)
+      // SMART (issue 7); with SANDBOX_FHIR_OPEN the statement no longer says reads need a token.
+      ...(smart ? { security: config.fhir.sandboxOpen ? openReadsSecurity(smart.capabilitySecurity) : smart.capabilitySecurity } : {}),
     });
   } catch (err) {
     logger.error({ err }, 'sandbox FHIR server failed to start');
@@ -104,7 +106,7 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
   // Report events (issue 8): demo reports set preliminary, the Subscription notifier, the service's own Subscription.
   if (onSeeded) await onSeeded(sandbox.repo).catch((err: unknown) => logger.error({ err }, 'sandbox Subscription set-up failed'));
   // Served even when seeding failed (empty or partial), so the problem can be looked at; /readyz says it is not ready.
-  mounts.fhir = smart ? smart.guard(sandbox, config.files.sandbox.fhir.maxRequestBytes) : sandbox.router;
+  mounts.fhir = smart ? smart.guard(sandbox, config.files.sandbox.fhir.maxRequestBytes, { openReads: config.fhir.sandboxOpen }) : sandbox.router;
 }
 
 async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness: Readiness, mounts: SandboxMounts): Promise<void> {
@@ -219,6 +221,11 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     s.once('error', reject);
   });
   logger.info({ host: config.host, port: config.port }, 'listening');
+  if (config.fhir.sandboxOpen) {
+    const warning = 'SANDBOX_FHIR_OPEN=true: the sandbox FHIR server answers reads and searches WITHOUT an access token (interop demo mode; loopback only, writes still need a token)';
+    readiness.warn('SANDBOX_FHIR_OPEN', warning);
+    logger.warn({ setting: 'SANDBOX_FHIR_OPEN', fhirBaseUrl: config.fhir.publicBaseUrl }, `WARNING ${warning}`);
+  }
 
   let registry: ModelRegistry | undefined;
   let fls: FlsMount | undefined; // FLS worklist (issue 8)

@@ -19,6 +19,17 @@ const RESULT_PARAMS: CapabilityStatementRestResourceSearchParam[] = [
   { name: '_elements', type: 'string' },
 ];
 
+/**
+ * The `rest.security` to publish when reads and searches need no token (`SANDBOX_FHIR_OPEN`): the SMART section
+ * stays (writes, and apps that want a token, still use it) but its description no longer says a token is required.
+ */
+export function openReadsSecurity(security: CapabilityStatementRestSecurity): CapabilityStatementRestSecurity {
+  return {
+    ...security,
+    description: 'Reads and searches need no token (interop demo mode, SANDBOX_FHIR_OPEN=true, loopback only); writes need a SMART App Launch 2 access token from the sandbox authorization server (demo only). A request that carries a token is limited to its scopes. Discovery: .well-known/smart-configuration under this base.',
+  };
+}
+
 /** `security`: the SMART on FHIR section (oauth-uris extension) when the sandbox authorization server guards the server. */
 export function buildCapabilityStatement(fhirBaseUrl: string, version: string, date: string, security?: CapabilityStatementRestSecurity): CapabilityStatement {
   const resource: CapabilityStatementRestResource[] = r4ResourceTypes().map((type) => ({

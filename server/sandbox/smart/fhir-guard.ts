@@ -12,6 +12,11 @@
  *   `_include`/`_revinclude` another patient's data are filtered out. Resources outside every patient compartment
  *   (Practitioner, Endpoint, Binary, …) are readable, not writable, with `patient/` scopes. PATCH, conditional
  *   writes and batch/transaction Bundles need `user/` or `system/` scopes.
+ *
+ * Interop demo mode (`openReads`, setting `SANDBOX_FHIR_OPEN`): a request WITHOUT an `Authorization` header may
+ * read and search (GET/HEAD, and `POST <type>/_search`) everything, as if it held `system/*.rs`; anything else
+ * without a token still gets the 401. A request WITH a token is checked exactly as above, so an app that holds a
+ * patient-scoped token still sees only its patient.
  * @see https://hl7.org/fhir/smart-app-launch/STU2/scopes-and-launch-context.html
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3
  */
@@ -33,6 +38,15 @@ export interface FhirGuardOptions {
   /** Public token endpoint and the developer client, for the 401 message. */
   readonly help: { readonly tokenUrl: string; readonly clientId: string };
   readonly maxRequestBytes: number;
+  /** Token-less reads and searches are allowed (`SANDBOX_FHIR_OPEN`; the configuration limits it to loopback). */
+  readonly openReads?: boolean;
+}
+
+/** A read or search that open mode lets through without a token: GET/HEAD anywhere, or `POST <type>/_search`. */
+function isOpenRead(method: string, path: string): boolean {
+  if (method === 'GET' || method === 'HEAD') return true;
+  const segments = path.split('/').filter(Boolean);
+  return method === 'POST' && segments.length === 2 && segments[1] === '_search';
 }
 
 function outcome(res: Response, status: number, code: string, text: string): void {
@@ -158,8 +172,11 @@ export function smartFhirGuard(options: FhirGuardOptions): RequestHandler {
 
       const token = bearerToken(req.get('authorization'));
       if (!token) {
+        // Open mode: only a request with no Authorization header at all; a malformed one is still refused below.
+        if (options.openReads && req.get('authorization') === undefined && isOpenRead(method, req.path)) return fhir.router(req, res, next);
         res.set('WWW-Authenticate', 'Bearer realm="sandbox-fhir"');
-        return outcome(res, 401, 'login', `This sandbox FHIR server needs a SMART access token. ${howTo}`);
+        const why = options.openReads ? 'Reads and searches are open (SANDBOX_FHIR_OPEN=true), but this request needs a SMART access token.' : 'This sandbox FHIR server needs a SMART access token.';
+        return outcome(res, 401, 'login', `${why} ${howTo}`);
       }
       let access: SmartAccess;
       try {

@@ -55,8 +55,11 @@ export interface SmartSandbox {
   /** The CapabilityStatement `rest.security` element advertising SMART (oauth-uris extension). */
   readonly capabilitySecurity: CapabilityStatementRestSecurity;
   attachFhir(fhir: FhirSandbox): void;
-  /** The sandbox FHIR router behind bearer-token and scope enforcement. */
-  guard(fhir: FhirSandbox, maxRequestBytes: number): RequestHandler;
+  /**
+   * The sandbox FHIR router behind bearer-token and scope enforcement. `openReads` (`SANDBOX_FHIR_OPEN`): token-less
+   * reads and searches are let through (see fhir-guard.ts).
+   */
+  guard(fhir: FhirSandbox, maxRequestBytes: number, options?: { readonly openReads?: boolean }): RequestHandler;
   /**
    * Signs an access token directly (tests, the demo EHR's CDS Hooks `fhirAuthorization`). `expiresAt` (epoch
    * seconds) overrides the configured lifetime.
@@ -130,9 +133,9 @@ export async function createSmartSandbox(options: SmartSandboxOptions): Promise<
     attachFhir(f) {
       fhir = f;
     },
-    guard(f, maxRequestBytes) {
+    guard(f, maxRequestBytes, guardOptions = {}) {
       fhir = f;
-      return smartFhirGuard({ verifier, fhir: f, wellKnown, help: { tokenUrl: e.token, clientId: devClient?.clientId ?? '<client id>' }, maxRequestBytes });
+      return smartFhirGuard({ verifier, fhir: f, wellKnown, help: { tokenUrl: e.token, clientId: devClient?.clientId ?? '<client id>' }, maxRequestBytes, openReads: guardOptions.openReads === true });
     },
     issueAccessToken(grant, o = {}) {
       return signer.accessToken(grant, o.lifetimeSeconds ?? settings.accessTokenLifetimeSeconds, o.expiresAt);
