@@ -3,8 +3,12 @@
  * the issuers whose JWTs the CDS Hooks service accepts and where their public keys come from.
  * `{PUBLIC_BASE_URL}` in `iss`, `jwksUrl` and `jkuAllowlist` is replaced by the configured public base URL, so the
  * demo EHR (served by this process at `/sandbox/ehr`) is trusted wherever the service is deployed.
+ *
+ * An inline `jwks` pins the client's public keys: they are used first and nothing is fetched for a token they verify
+ * (the rules are on `CdsJwtVerifier.verify` in `jwt.ts`), so a service without egress can trust a client.
  * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
  */
+import { createPublicKey, type JsonWebKeyInput } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
@@ -43,6 +47,29 @@ export class CdsClientsError extends Error {
 const expand = (s: string, base: string): string => s.replaceAll('{PUBLIC_BASE_URL}', base);
 
 /**
+ * A pasted JWKS is checked at start-up, so a truncated key or a duplicated `kid` is a clear configuration error
+ * instead of a 401 on every call. `kid` must be unique within the set (CDS Hooks 2.0 §JSON Web Token: it names one
+ * key of the client): with two keys under one `kid`, a failed signature could not be told from the wrong key.
+ * Each key is imported once with node:crypto, which knows the JWK key types jose accepts (EC, RSA, OKP).
+ */
+function checkPinnedKeys(id: string, jwks: JSONWebKeySet): void {
+  const kids = new Set<string>();
+  for (const [i, k] of jwks.keys.entries()) {
+    const name = `client "${id}" jwks key ${k.kid === undefined ? `#${i + 1}` : `"${k.kid}"`}`;
+    if (k.kid !== undefined) {
+      if (kids.has(k.kid)) throw new CdsClientsError(`smart-config/cds-clients.json: ${name} is listed twice (kid must be unique)`);
+      kids.add(k.kid);
+    }
+    if (k.use !== undefined && k.use !== 'sig') continue; // not a signature key: never selected, not checked
+    try {
+      createPublicKey({ key: k, format: 'jwk' } as JsonWebKeyInput);
+    } catch (err) {
+      throw new CdsClientsError(`smart-config/cds-clients.json: ${name} is not a usable public key (${(err as Error).message})`);
+    }
+  }
+}
+
+/**
  * The enabled clients of a parsed `cds-clients.json` (already schema-checked by `server/config.ts` at start-up),
  * with `{PUBLIC_BASE_URL}` expanded. Throws when an entry has no key source or an inline key with a private part.
  */
@@ -57,6 +84,7 @@ export function parseCdsClients(json: { clients: ClientJson[] }, publicBaseUrl: 
     if (c.jwks?.keys.some((k) => 'd' in k || 'k' in k)) {
       throw new CdsClientsError(`smart-config/cds-clients.json: client "${c.id}" jwks holds a private or symmetric key`);
     }
+    if (c.jwks) checkPinnedKeys(c.id, c.jwks);
     const iss = expand(c.iss, publicBaseUrl);
     if (seen.has(iss)) throw new CdsClientsError(`smart-config/cds-clients.json: issuer ${iss} is listed twice`);
     seen.add(iss);

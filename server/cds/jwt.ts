@@ -1,14 +1,15 @@
 /**
  * Verification of the JWT a CDS client sends with every call (CDS Hooks 2.0 §Trusting CDS Clients, and the
  * cds-hooks/docs best practices), in their order: `iss` on the allowlist → `aud` = the URL called → `exp` → `tenant`
- * → signature with the client's keys (configured JWKS, or a `jku` the client's entry allows; fetched, cached and
- * re-fetched on an unknown `kid` by jose) → `jti` not seen before. Asymmetric algorithms only.
+ * → signature with the client's keys (see {@link CdsJwtVerifier.verify} for where they come from) → `jti` not seen
+ * before. Asymmetric algorithms only.
  *
  * Every failure is one typed {@link CdsAuthError} whose reason is for logs and tests only: the HTTP answer is a bare
  * 401. The token itself is never logged or stored; `iss`, `tenant` and `jti` may be.
  * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
+ * @see https://www.rfc-editor.org/rfc/rfc7515#section-4.1.2 (jku)
  */
-import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
 import { ASYMMETRIC_ALGS, type CdsClient } from './clients.ts';
 
 export type CdsAuthReason =
@@ -49,7 +50,8 @@ const ALG_SET = new Set<string>(ASYMMETRIC_ALGS);
 export class CdsJwtVerifier {
   readonly #byIss: Map<string, CdsClient>;
   readonly #keySets = new Map<string, JWTVerifyGetKey>();
-  readonly #local = new Map<string, JWTVerifyGetKey>();
+  /** Pinned (inline `jwks`) key sets by `iss`, built once: importing keys on every call costs more than verifying. */
+  readonly #pinned = new Map<string, JWTVerifyGetKey>();
   /** `iss|jti` → expiry (ms). Insertion-ordered, so the oldest are first. */
   readonly #seen = new Map<string, number>();
   readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients'>>;
@@ -57,6 +59,8 @@ export class CdsJwtVerifier {
   constructor(opts: CdsJwtVerifierOptions) {
     this.#byIss = new Map(opts.clients.map((c) => [c.iss, c]));
     this.#opts = { jtiTtlS: opts.jtiTtlS, clockSkewS: opts.clockSkewS, maxJtis: opts.maxJtis ?? 100_000, now: opts.now ?? Date.now, jwksTimeoutMs: opts.jwksTimeoutMs ?? 2000, jwksCooldownMs: opts.jwksCooldownMs ?? 30_000 };
+    // A malformed inline set fails here (JWKSInvalid), at start-up, rather than as a 401 on every call.
+    for (const c of opts.clients) if (c.jwks) this.#pinned.set(c.iss, createLocalJWKSet(c.jwks));
   }
 
   get clients(): readonly CdsClient[] {
@@ -75,8 +79,53 @@ export class CdsJwtVerifier {
   }
 
   /**
+   * The key lookup for one token of `client`, following the key rules documented on {@link CdsJwtVerifier.verify}:
+   * pinned keys first, then (only when none of them fits the token's `kid` and `alg`) one remote set, or a refusal.
+   */
+  #keysFor(client: CdsClient, header: ProtectedHeaderParameters): JWTVerifyGetKey {
+    const pinned = this.#pinned.get(client.iss);
+    let remoteUrl: string | undefined;
+    let refusal: CdsAuthError | undefined;
+    if (header.jku !== undefined) {
+      if (client.jkuAllowlist.includes(header.jku)) remoteUrl = header.jku;
+      else refusal = new CdsAuthError('jku-not-allowed', pinned ? 'no pinned key fits the kid and the jku is not on the allowlist' : 'jku not on the allowlist');
+    } else if (client.jwksUrl) {
+      remoteUrl = client.jwksUrl;
+    } else {
+      refusal = new CdsAuthError('no-key', pinned ? 'no pinned key fits the kid and the token names no jku' : 'client has only a jku allowlist and the token names no jku');
+    }
+    return async (protectedHeader, token) => {
+      if (pinned) {
+        try {
+          return await pinned(protectedHeader, token);
+        } catch (err) {
+          if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw err;
+        }
+      }
+      if (refusal) throw refusal;
+      return this.#remote(remoteUrl!)(protectedHeader, token);
+    };
+  }
+
+  /**
    * Verifies `Authorization: Bearer <jwt>` for a call to `audience` (the full URL the client called, built from
    * PUBLIC_BASE_URL). Resolves to the client or throws {@link CdsAuthError}.
+   *
+   * Where the signature key comes from (pinned first; fetching only when allowed and needed):
+   * - A pinned key (the client's inline `jwks`) whose `kid` and algorithm fit is used and nothing is fetched —
+   *   whatever the `jku` header says, even a `jku` that is not on the allowlist. CDS Hooks 2.0 §Trusting CDS Clients
+   *   lets the service hold a client's public keys it got out of band, and asks for an allowlist so that the
+   *   service never *fetches* keys from a URL an attacker chose (the `jku` is only a hint where the keys are, RFC
+   *   7515 §4.1.2). A key the operator pinned is the stronger trust anchor; a token it verifies can only come from
+   *   the holder of the private key, and ignoring the hint fetches nothing, so nothing is gained by refusing it.
+   * - A pinned key with the token's `kid` that does not verify the signature is a refusal (`signature`), never a
+   *   reason to fetch: a `kid` names one key (it is unique within the client's set, CDS Hooks 2.0 §JSON Web Token).
+   * - No pinned key fits (a new `kid` after a rotation, or no inline `jwks`): a `jku` is fetched only when it is on
+   *   the client's `jkuAllowlist` (else `jku-not-allowed`); without a `jku`, the client's `jwksUrl` is fetched;
+   *   without either, `no-key`. Remote sets are cached and re-fetched by jose when an unknown `kid` appears (at
+   *   most every `jwksCooldownMs`), so rotation needs no restart wherever fetching is allowed.
+   *
+   * A client configured with inline `jwks` and no `jkuAllowlist`/`jwksUrl` therefore never causes egress.
    */
   async verify(authorization: string | undefined, audience: string): Promise<VerifiedClient> {
     const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(authorization ?? '');
@@ -109,19 +158,7 @@ export class CdsJwtVerifier {
     const tenant = typeof claims['tenant'] === 'string' ? claims['tenant'] : undefined;
     if (client.tenants && (!tenant || !client.tenants.includes(tenant))) throw new CdsAuthError('tenant');
     // 5. signature with the client's keys
-    let keys: JWTVerifyGetKey;
-    if (header.jku !== undefined) {
-      if (!client.jkuAllowlist.includes(header.jku)) throw new CdsAuthError('jku-not-allowed');
-      keys = this.#remote(header.jku);
-    } else if (client.jwks) {
-      // Built once per client: importing the keys on every call costs more than the verification itself.
-      keys = this.#local.get(client.iss) ?? createLocalJWKSet(client.jwks);
-      this.#local.set(client.iss, keys);
-    } else if (client.jwksUrl) {
-      keys = this.#remote(client.jwksUrl);
-    } else {
-      throw new CdsAuthError('no-key', 'client has only a jku allowlist and the token names no jku');
-    }
+    const keys = this.#keysFor(client, header);
     try {
       await jwtVerify(token, keys, {
         algorithms: client.algorithms as string[],
@@ -131,6 +168,7 @@ export class CdsJwtVerifier {
         currentDate: new Date(this.#opts.now()),
       });
     } catch (err) {
+      if (err instanceof CdsAuthError) throw err;
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new CdsAuthError('no-key', err.code);
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new CdsAuthError('signature');
       if (err instanceof joseErrors.JWTExpired) throw new CdsAuthError('expired');
