@@ -9,6 +9,11 @@
  *   newer version), written with PUT, so re-running after a crash rewrites the same resources;
  * - under a per-report lock, the version's order stamp (`meta.lastUpdated`, then a numeric `versionId`) is compared
  *   with the newest one already written: an older version never overwrites a newer one (`superseded`).
+ *
+ * A notification is only a hint that something changed: its payload is never trusted. The job always re-reads the
+ * report from the FHIR server with the service's own credentials, so the order stamp is the server's, a report the
+ * server does not hold is dead-lettered, and a forged "newer version" cannot supersede the genuine one. The report's
+ * subject must be the ImagingStudy's subject, or nothing is assessed (a wrong-patient result is the worst outcome).
  * Failures worth retrying throw {@link RetryableJobError}; problems no retry can fix return a `dead` outcome.
  * @see https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/ ("notifications can repeat and arrive out of order")
  */
@@ -73,16 +78,14 @@ function fhirFailure(err: unknown, key: string, what: string): JobOutcome {
 }
 
 async function currentReport(deps: JobDeps, event: ReportEvent): Promise<{ report: DiagnosticReport } | { outcome: JobOutcome }> {
-  const notified = event.resource;
-  // A full-resource payload with its version is used as notified (an out-of-order older version is then detected
-  // by its order stamp); otherwise the current version is read.
-  if (notified?.meta?.versionId) return { report: notified };
+  // Whatever the notification carried (id only, or a full resource that anyone holding the channel secret could
+  // have written), the report is read from the FHIR server.
   try {
     return { report: await deps.fhir.read<DiagnosticReport>('DiagnosticReport', event.reportId) };
   } catch (err) {
     const key = idempotencyKey(event.reportId, event.versionId);
-    if (err instanceof FhirNotFoundError) return { outcome: dead(key, `DiagnosticReport/${event.reportId} not found on the FHIR server`) };
-    return { outcome: fhirFailure(err, key, `reading DiagnosticReport/${event.reportId}`) };
+    if (err instanceof FhirNotFoundError) return { outcome: dead(key, 'the notified DiagnosticReport does not exist on the FHIR server') };
+    return { outcome: fhirFailure(err, key, 'reading the notified DiagnosticReport') };
   }
 }
 
@@ -163,8 +166,13 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
   } catch (err) {
     return fhirFailure(err, key, 'finding the ImagingStudy');
   }
-  const patientId = parseReference(study.subject?.reference, 'Patient') ?? parseReference(report.subject?.reference, 'Patient');
+  const patientId = parseReference(study.subject?.reference, 'Patient');
   if (!patientId) return dead(key, `ImagingStudy/${study.id} has no Patient subject`);
+  const reportPatient = parseReference(report.subject?.reference, 'Patient');
+  if (reportPatient !== patientId) {
+    log.warn({ studyPatient: hashPatientId(patientId), reportPatient: reportPatient ? hashPatientId(reportPatient) : null }, 'report subject does not match its ImagingStudy subject; not assessed');
+    return dead(key, reportPatient ? 'the report\'s subject is not the ImagingStudy\'s subject: not assessed' : 'the report has no Patient subject: not assessed');
+  }
 
   let result: ServiceResult;
   try {
