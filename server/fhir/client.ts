@@ -6,12 +6,19 @@
  * Hand-written instead of `fhirclient` because that library is built around the SMART browser launch (session
  * storage, redirects); the engine needs four server-side calls — read, search with paging, create/update — with
  * time-outs and typed errors, which is shorter to write than to adapt.
+ *
+ * Media types (`media-type.ts`): asks for `application/fhir+json` first and also takes the DSTU2-era
+ * `application/json+fhir` and plain `application/json` (any parameters, e.g. `charset`, `fhirVersion=4.0`), which
+ * servers in the field still answer; sends bodies as `application/fhir+json`. An answer typed as something else
+ * (XML, an HTML page of a proxy) or for another FHIR version is a {@link FhirMalformedError} that names the type.
  * @see https://hl7.org/fhir/R4/http.html
+ * @see https://hl7.org/fhir/R4/http.html#mime-type
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { BearerTokenProvider } from '../auth/token-provider.ts';
+import { checkFhirJsonAnswer, FHIR_JSON, FHIR_JSON_ACCEPT } from './media-type.ts';
 
-export const FHIR_JSON = 'application/fhir+json';
+export { FHIR_JSON };
 
 /** Base class of every FHIR access error; `retryable` says whether trying again later can help. */
 export abstract class FhirAccessError extends Error {
@@ -116,7 +123,7 @@ export class HttpFhirClient implements FhirDataSource {
   async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<unknown> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const headers: Record<string, string> = { Accept: FHIR_JSON };
+    const headers: Record<string, string> = { Accept: FHIR_JSON_ACCEPT };
     if (body !== undefined) headers['Content-Type'] = FHIR_JSON;
     const where = `${method} ${url.split('?')[0]}`;
     let res: Response;
@@ -139,6 +146,8 @@ export class HttpFhirClient implements FhirDataSource {
     }
     if (res.status === 404 || res.status === 410) throw new FhirNotFoundError(`${where}: ${res.status}`);
     if (!res.ok) throw new FhirHttpError(res.status, `${where}: HTTP ${res.status}`);
+    const typeCheck = checkFhirJsonAnswer(res.headers.get('content-type'));
+    if (!typeCheck.ok) throw new FhirMalformedError(`${where}: ${typeCheck.reason}`);
     try {
       return JSON.parse(text) as unknown;
     } catch {

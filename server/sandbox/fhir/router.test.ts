@@ -132,7 +132,7 @@ describe('sandbox FHIR: search', () => {
       ['/sandbox/fhir/ImagingStudy?_include=Patient:link', 400, /does not start with the searched type/],
       ['/sandbox/fhir/ImagingStudy?_include=ImagingStudy:status', 400, /no reference search parameter "status"/],
       ['/sandbox/fhir/ImagingStudy?_include:iterate=ImagingStudy:endpoint', 400, /not supported/],
-      ['/sandbox/fhir/Patient?_format=xml', 400, /JSON only/],
+      ['/sandbox/fhir/Patient?_format=xml', 406, /JSON only/],
       ['/sandbox/fhir/Spaceship?x=1', 404, /Unknown resource type "Spaceship"/],
       ['/sandbox/fhir/Patient/does-not-exist', 404, /not found/],
       ['/sandbox/fhir', 400, /System-level/],
@@ -214,6 +214,98 @@ describe('sandbox FHIR: create, read, update, delete', () => {
     assert.equal(pre.headers['access-control-allow-origin'], '*');
     assert.match(pre.headers['access-control-allow-headers'] ?? '', /Authorization/);
     await request(app).get('/sandbox/fhir/Patient/bad%20id!').expect(400);
+  });
+});
+
+describe('sandbox FHIR: media types (R4 http.html#mime-type)', () => {
+  const get = (path: string, accept?: string) => {
+    const r = request(app).get(`/sandbox/fhir/${path}`);
+    return accept === undefined ? r.unset('Accept') : r.set('Accept', accept);
+  };
+  const accepted: [string | undefined, RegExp][] = [
+    ['application/fhir+json', /^application\/fhir\+json; charset=utf-8$/],
+    ['application/fhir+json; fhirVersion=4.0', /^application\/fhir\+json; charset=utf-8$/],
+    ['application/json', /^application\/fhir\+json; charset=utf-8$/],
+    ['*/*', /^application\/fhir\+json; charset=utf-8$/],
+    ['application/*', /^application\/fhir\+json; charset=utf-8$/],
+    [undefined, /^application\/fhir\+json; charset=utf-8$/],
+    ['text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', /^application\/fhir\+json; charset=utf-8$/],
+    // The DSTU2 type is echoed only when it is the one FHIR type the client takes.
+    ['application/json+fhir', /^application\/json\+fhir; charset=utf-8$/],
+    ['application/json+fhir, application/fhir+json;q=0.5', /^application\/fhir\+json; charset=utf-8$/],
+  ];
+  for (const [accept, type] of accepted) {
+    test(`Accept: ${accept ?? '(none)'} → 200, ${type.source}`, async () => {
+      for (const path of ['metadata', 'Patient?_count=1', 'Patient/fx-0001']) {
+        const r = await get(path, accept).expect(200);
+        assert.match(r.headers['content-type'] ?? '', type, path);
+        assert.match(r.headers['vary'] ?? '', /Accept/);
+        assert.ok((JSON.parse(r.text) as { resourceType?: string }).resourceType, path);
+      }
+    });
+  }
+
+  const refused: [string, RegExp][] = [
+    ['application/fhir+xml', /JSON only/],
+    ['application/xml', /JSON only/],
+    ['application/fhir+json; fhirVersion=3.0', /FHIR version 3\.0/],
+    ['text/html', /JSON only/],
+  ];
+  for (const [accept, message] of refused) {
+    test(`Accept: ${accept} → 406 OperationOutcome`, async () => {
+      const r = await get('Patient?_count=1', accept).expect(406).expect('Content-Type', /application\/fhir\+json/);
+      const o = JSON.parse(r.text) as OperationOutcome;
+      assert.equal(o.resourceType, 'OperationOutcome');
+      assert.equal(o.issue?.[0]?.code, 'not-supported');
+      assert.match(issueText(o), message);
+    });
+  }
+
+  test('_format (json spellings, unencoded + included) overrides Accept and is not a search parameter', async () => {
+    const all = (JSON.parse((await get('Patient?_count=2&_sort=_id').expect(200)).text) as Bundle).entry?.map((e) => e.resource?.id);
+    for (const [format, type] of [
+      ['json', /^application\/fhir\+json/],
+      ['application/json', /^application\/fhir\+json/],
+      ['application%2Ffhir%2Bjson', /^application\/fhir\+json/],
+      ['application/fhir+json', /^application\/fhir\+json/], // "+" unencoded arrives as a space
+      ['application%2Fjson%2Bfhir', /^application\/json\+fhir/],
+    ] as const) {
+      const r = await get(`Patient?_count=2&_sort=_id&_format=${format}`, 'application/fhir+xml').expect(200);
+      assert.match(r.headers['content-type'] ?? '', type, format);
+      const b = JSON.parse(r.text) as Bundle;
+      assert.deepEqual(b.entry?.map((e) => e.resource?.id), all, `${format}: same result as without _format`);
+      assert.ok(!(link(b, 'next') ?? '').includes('_format'), 'paging links do not carry _format');
+    }
+    const read = await get('Patient/fx-0001?_format=json', 'application/xml').expect(200);
+    assert.equal((JSON.parse(read.text) as Patient).id, 'fx-0001');
+    await get('metadata?_format=application/fhir%2Bjson').expect(200);
+  });
+
+  test('_format for XML, Turtle or an unknown format → 406 OperationOutcome, even when Accept would allow JSON', async () => {
+    for (const format of ['xml', 'application/fhir%2Bxml', 'text/xml', 'ttl', 'html', 'yaml']) {
+      const r = await get(`Patient?_format=${format}`, 'application/fhir+json').expect(406);
+      const o = JSON.parse(r.text) as OperationOutcome;
+      assert.equal(o.resourceType, 'OperationOutcome');
+      assert.match(issueText(o), /_format=/);
+    }
+  });
+
+  test('POST _search: _format in the form body is honoured and not searched on', async () => {
+    const r = await request(app).post('/sandbox/fhir/Patient/_search').type('form').send({ _id: 'fx-0001', _format: 'application/json+fhir' }).expect(200);
+    assert.match(r.headers['content-type'] ?? '', /^application\/json\+fhir/);
+    assert.deepEqual((JSON.parse(r.text) as Bundle).entry?.map((e) => e.resource?.id), ['fx-0001']);
+    await request(app).post('/sandbox/fhir/Patient/_search').type('form').send({ _id: 'fx-0001', _format: 'xml' }).expect(406);
+  });
+
+  test('request bodies typed application/json+fhir or with fhirVersion=4.0 are read; another fhirVersion is a 415', async () => {
+    const body = JSON.stringify({ resourceType: 'Patient', gender: 'female', birthDate: '1950-01-01' });
+    for (const ct of ['application/json+fhir', 'application/fhir+json; fhirVersion=4.0', 'application/json; charset=utf-8']) {
+      const r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', ct).send(body).expect(201);
+      assert.equal((JSON.parse(r.text) as Patient).gender, 'female', ct);
+    }
+    const r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', 'application/fhir+json; fhirVersion=3.0').send(body).expect(415);
+    assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /FHIR version 3\.0/);
+    await request(app).post('/sandbox/fhir/Patient').set('Content-Type', 'application/fhir+xml').send('<Patient xmlns="http://hl7.org/fhir"/>').expect(415);
   });
 });
 

@@ -2,13 +2,18 @@
  * The embedded FHIR R4 server at `/sandbox/fhir` (issue 4, item 3): Medplum's `FhirRouter` over a
  * {@link SandboxRepository}, behind an Express adapter that adds what the router lacks (platform-notes, "Embedded
  * FHIR R4 server"): `/metadata`, `Bundle.link` paging and `entry.fullUrl` with the public base URL, `Location`/`ETag`
- * headers, OperationOutcome errors with the right status codes, validation (in the repository), normalised searches.
+ * headers, OperationOutcome errors with the right status codes, validation (in the repository), normalised searches,
+ * and content negotiation of the FHIR JSON media types (`server/fhir/media-type.ts`: `application/fhir+json`, the
+ * DSTU2 `application/json+fhir`, `application/json`, `_format`; XML and Turtle get a 406 OperationOutcome).
  * @see https://hl7.org/fhir/R4/http.html
+ * @see https://hl7.org/fhir/R4/http.html#mime-type
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { getStatus, isOk, normalizeOperationOutcome, notFound, badRequest, OperationOutcomeError } from '@medplum/core';
 import { FhirRouter, type FhirRequest, type HttpMethod } from '@medplum/fhir-router';
 import type { Bundle, CapabilityStatement, CapabilityStatementRestSecurity, OperationOutcome, OperationOutcomeIssue, Resource } from '@medplum/fhirtypes';
+import { FHIR_JSON_BODY_TYPES, FHIR_VERSION, isR4Version, negotiateFhirJson } from '../../fhir/media-type.ts';
+import { parseMediaType } from '../../imaging/media-type.ts';
 import type { Logger } from '../../logging.ts';
 import { buildCapabilityStatement } from './capability.ts';
 import { SandboxRepository } from './repo.ts';
@@ -51,6 +56,26 @@ function outcome(status: number, code: OperationOutcomeIssue['code'], text: stri
 }
 
 const RESOURCE_INTERACTIONS = new Set(['_history', '_search']);
+
+/** The query string without its `_format` parameters (handled by content negotiation, not a search parameter). */
+function withoutFormat(query: string): string {
+  return query
+    .split('&')
+    .filter((part) => {
+      const key = part.split('=', 1)[0]!;
+      try {
+        return decodeURIComponent(key.replace(/\+/g, ' ')) !== '_format';
+      } catch {
+        return true; // malformed escapes: left for the search parser to refuse
+      }
+    })
+    .join('&');
+}
+
+/** The first `_format` of a query string, decoded (`+` as a space, as URLSearchParams reads it). */
+function formatOf(query: string): string | undefined {
+  return new URLSearchParams(query).get('_format') ?? undefined;
+}
 
 /**
  * Creates the sandbox (indexes the definitions and compiles the validator: ≈4 s on first call in a process).
@@ -209,7 +234,7 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
   router.use(
     express.json({
       limit: options.maxRequestBytes,
-      type: ['application/json', 'application/fhir+json', 'application/json-patch+json', 'application/*+json'],
+      type: [...FHIR_JSON_BODY_TYPES, 'application/json-patch+json'],
     }),
   );
   router.use(express.urlencoded({ extended: false, limit: options.maxRequestBytes }));
@@ -221,22 +246,39 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
         sendOutcome(res, ...outcome(405, 'not-supported', `Method ${method} is not supported`));
         return;
       }
-      if (!req.accepts([FHIR_JSON, 'application/json'])) {
-        sendOutcome(res, ...outcome(406, 'not-supported', 'The sandbox serves application/fhir+json only'));
+      const rawQuery = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
+      // `_format` of a POST _search form body counts like one in the URL (FHIR http.html#search).
+      const formBody = req.path.endsWith('/_search') && req.is('application/x-www-form-urlencoded') && req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : undefined;
+      const bodyFormat = formBody && typeof formBody['_format'] === 'string' ? formBody['_format'] : undefined;
+      const negotiated = negotiateFhirJson(req.get('accept'), formatOf(rawQuery) ?? bodyFormat);
+      res.vary('Accept');
+      if (!negotiated.ok) {
+        sendOutcome(res, ...outcome(406, 'not-supported', negotiated.message));
         return;
       }
       if (['POST', 'PUT', 'PATCH'].includes(method) && !req.path.endsWith('/_search') && (req.body === undefined || req.body === null || typeof req.body !== 'object')) {
         sendOutcome(res, ...outcome(415, 'structure', 'The body must be JSON (Content-Type: application/fhir+json)'));
         return;
       }
+      const contentType = ['POST', 'PUT', 'PATCH'].includes(method) ? req.get('content-type') : undefined;
+      const bodyVersion = contentType ? parseMediaType(contentType).params['fhirversion'] : undefined;
+      if (!isR4Version(bodyVersion)) {
+        sendOutcome(res, ...outcome(415, 'not-supported', `The body is FHIR version ${bodyVersion}; this server takes R4 (fhirVersion=${FHIR_VERSION}) only`));
+        return;
+      }
+      let body: unknown = req.body;
+      if (formBody && '_format' in formBody) {
+        const { _format: _dropped, ...rest } = formBody;
+        body = rest;
+      }
       const headers: Record<string, string> = {};
       for (const h of ['if-match', 'if-none-exist', 'prefer']) {
         const v = req.get(h);
         if (v) headers[h] = v;
       }
-      const query = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-      const result = await handle((method === 'HEAD' ? 'GET' : method) as HttpMethod, `${req.path}${query ? `?${query}` : ''}`, req.body, headers);
-      res.status(result.status).set(result.headers).type(FHIR_JSON).send(JSON.stringify(result.body));
+      const query = withoutFormat(rawQuery);
+      const result = await handle((method === 'HEAD' ? 'GET' : method) as HttpMethod, `${req.path}${query ? `?${query}` : ''}`, body, headers);
+      res.status(result.status).set(result.headers).type(negotiated.type).send(JSON.stringify(result.body));
     } catch (err) {
       next(err);
     }

@@ -25,6 +25,7 @@ import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import { bearerToken } from '../../auth/require.ts';
 import { grantingContexts, type Permission } from '../../auth/scopes.ts';
 import { AccessTokenError, type AccessTokenVerifier, type SmartAccess } from '../../auth/types.ts';
+import { FHIR_JSON_BODY_TYPES } from '../../fhir/media-type.ts';
 import type { FhirSandbox } from '../fhir/router.ts';
 import { compartmentParams, inPatientCompartment, isPatientDataType, refersToPatient } from './compartment.ts';
 
@@ -85,7 +86,9 @@ const PERMISSION_WORD: Record<Permission, string> = { c: 'create', r: 'read', u:
 
 export function smartFhirGuard(options: FhirGuardOptions): RequestHandler {
   const { verifier, fhir, help } = options;
-  const json = express.json({ limit: options.maxRequestBytes, type: ['application/json', 'application/fhir+json', 'application/*+json'] });
+  // The same body types as the router: a body the guard skipped (e.g. DSTU2's application/json+fhir) would reach
+  // the router parsed there but unchecked here, bypassing the compartment checks of writes.
+  const json = express.json({ limit: options.maxRequestBytes, type: [...FHIR_JSON_BODY_TYPES] });
   const howTo =
     `Send "Authorization: Bearer <access token>". Apps get one with SMART App Launch (see ${help.tokenUrl.replace(/\/token$/, '')} and .well-known/smart-configuration); ` +
     `developers with: curl -s -u ${help.clientId}:<secret from smart-config/smart-clients.json> -d grant_type=client_credentials -d scope=system/*.rs ${help.tokenUrl}`;

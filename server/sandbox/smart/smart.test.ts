@@ -178,6 +178,20 @@ describe('EHR launch (authorization code + PKCE, as fhirclient does it)', () => 
     assert.equal((await fhir(`ServiceRequest/${id}`, token, { method: 'PUT', body: JSON.stringify({ ...sr('demo-a-022'), id }) })).status, 403);
   });
 
+  test('DSTU2 media types pass the same checks: a write typed application/json+fhir is compartment-checked; _format and the old Accept are answered', async () => {
+    const sr = (patient: string): ServiceRequest => ({ resourceType: 'ServiceRequest', status: 'draft', intent: 'order', code: { text: 'FLS referral' }, subject: { reference: `Patient/${patient}` } });
+    const legacy = { 'Content-Type': 'application/json+fhir', Accept: 'application/json+fhir' };
+    const refused = await fhir('ServiceRequest', token, { method: 'POST', headers: legacy, body: JSON.stringify(sr('demo-a-001')) });
+    assert.equal(refused.status, 403, JSON.stringify(refused.body));
+    const created = await fhir('ServiceRequest', token, { method: 'POST', headers: legacy, body: JSON.stringify(sr('demo-a-022')) });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.match(created.headers.get('content-type') ?? '', /^application\/json\+fhir/);
+    const search = await fhir('Observation?_format=json&_count=2', token, { headers: { Accept: '*/*' } });
+    assert.equal(search.status, 200, JSON.stringify(search.body));
+    assert.ok(((search.body as Bundle).entry ?? []).every((e) => (e.resource as Observation).subject?.reference === 'Patient/demo-a-022'));
+    assert.equal((await fhir('Observation?_format=xml', token)).status, 406);
+  });
+
   test('an expired token is refused with 401', async () => {
     const expired = await stack.token({ clientId: APP, scopes: ['patient/*.rs'], patient: 'demo-a-022' }, { expiresAt: Math.floor(Date.now() / 1000) - 120 });
     const res = await fhir('Patient/demo-a-022', expired);
