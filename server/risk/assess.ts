@@ -20,6 +20,7 @@ import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ImagingError } from '../imaging/errors.ts';
 import { checkRecipe } from '../imaging/preprocess.ts';
+import { assertImageIdentity, PatientMismatchError } from '../imaging/identity.ts';
 import { fetchFrame } from '../imaging/retrieve.ts';
 import { inlineImaging, type ImagingExecutor } from '../imaging/worker-pool.ts';
 import { candidateSeries, selectImage, selectionRuleFromManifest, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
@@ -40,6 +41,16 @@ export interface AssessmentSettings {
   lookbackDays: number;
   tiers: { mofModerate: number; mofHigh: number; hipHigh: number };
   maxIntervalWidth: number;
+  /** Patient.identifier systems that carry the PACS Patient ID (server/imaging/identity.ts); absent or empty: its default rule. */
+  imagePatientIdSystems?: readonly string[];
+}
+
+/** A safety event the operator's audit trail must hold (ids, no other PHI). */
+export interface SecurityEvent {
+  readonly kind: 'image-patient-mismatch';
+  readonly patientId: string;
+  readonly studyId: string | undefined;
+  readonly reason: PatientMismatchError['reason'];
 }
 
 export interface AssessDeps {
@@ -50,6 +61,8 @@ export interface AssessDeps {
   logger: Logger;
   /** Where frames are decoded and preprocessed (`IMAGING_WORKERS`): a worker pool, or inline when absent. */
   imaging?: ImagingExecutor;
+  /** Told of safety events (an image of another patient); it records them (AuditEvent). Must not throw. */
+  onSecurityEvent?: (event: SecurityEvent) => void;
 }
 
 export interface AssessRequest {
@@ -230,6 +243,8 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     try {
       const t1 = performance.now();
       const sel = await selectImage(deps.dicomweb, study as ImagingStudyLike, ruleOf(model), req.signal ? { signal: req.signal } : undefined);
+      // Before any pixel is fetched: the study link is only a pointer, the DICOM header says whose image it is.
+      assertImageIdentity(sel.metadata, chart.patient, { systems: deps.settings.imagePatientIdSystems ?? [] });
       const t2 = performance.now();
       const imaging = deps.imaging ?? inlineImaging;
       const frame = await fetchFrame(deps.dicomweb, sel, { metadata: sel.metadata, imaging, ...(req.signal ? { signal: req.signal } : {}) });
@@ -248,8 +263,14 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       image = { sel, out, quality, pngs };
     } catch (err) {
       if (!(err instanceof ImagingError)) throw err;
-      imageProblem = `The radiograph could not be used (${err.message}): clinical-only (QFracture-2012) risk.`;
-      log.warn({ code: err.code }, 'image not usable; clinical-only assessment');
+      if (err instanceof PatientMismatchError) {
+        imageProblem = `The radiograph was not used: ${err.message}. Check which patient the study is filed under in the PACS and the EHR. Clinical-only (QFracture-2012) risk.`;
+        log.warn({ code: err.code, reason: err.reason }, 'image identity check failed; image not used');
+        deps.onSecurityEvent?.({ kind: 'image-patient-mismatch', patientId: req.patientId, studyId: study.id, reason: err.reason });
+      } else {
+        imageProblem = `The radiograph could not be used (${err.message}): clinical-only (QFracture-2012) risk.`;
+        log.warn({ code: err.code }, 'image not usable; clinical-only assessment');
+      }
     }
   }
 

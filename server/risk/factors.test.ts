@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { Condition, Observation, Patient } from '@medplum/fhirtypes';
-import { HttpFhirClient, FhirNotFoundError, FhirTimeoutError, FhirUnavailableError } from '../fhir/client.ts';
+import type { Condition, Observation, Patient, Resource } from '@medplum/fhirtypes';
+import { HttpFhirClient, FhirNotFoundError, FhirTimeoutError, FhirUnavailableError, type FhirDataSource } from '../fhir/client.ts';
 import { DEMO_DIR, startDemoStack, type DemoStack, type DemoTruthPatient } from '../../test/support/demo-stack.ts';
-import { alcoholCategory, extractFactors, FactorError, loadChart, type Chart } from './factors.ts';
+import { alcoholCategory, extractFactors, FactorError, loadChart, referencesPatient, type Chart } from './factors.ts';
 import { linearPredictor } from './qfracture.ts';
 
 const truth = (JSON.parse(readFileSync(join(DEMO_DIR, 'truth.json'), 'utf8')) as { patients: DemoTruthPatient[] }).patients;
@@ -120,5 +120,39 @@ describe('clinical factors from the demo cohort over HTTP', () => {
 
   test('alcohol categories follow the documented unit bands', () => {
     assert.deepEqual([0, 0.5, 1, 2.9, 3, 6.9, 7, 9, 9.1].map(alcoholCategory), [0, 1, 2, 2, 3, 3, 4, 4, 5]);
+  });
+});
+
+describe('a chart source that hands back someone else\'s resources (a CDS prefetch, above all)', () => {
+  /** The demo chart of one patient, with another patient's ImagingStudy and Condition mixed in. */
+  const mixedSource = (asked: string, other: string): FhirDataSource => ({
+    baseUrl: client.baseUrl,
+    read: <T extends Resource>(type: T['resourceType'], id: string) => client.read<T>(type, id),
+    search: async <T extends Resource>(type: T['resourceType'], params: Record<string, string>) => {
+      const mine = await client.search<T>(type, params);
+      const foreign = await client.search<T>(type, Object.fromEntries(Object.entries(params).map(([k, v]) => [k, v.replace(`Patient/${asked}`, `Patient/${other}`)])));
+      return [...mine, ...foreign];
+    },
+    write: () => Promise.reject(new Error('read-only')),
+  });
+
+  test('only the asked patient\'s resources are used', async () => {
+    const chart = await loadChart(mixedSource('demo-a-003', 'demo-a-022'), 'demo-a-003');
+    assert.ok(chart.imagingStudies.length > 0);
+    for (const s of chart.imagingStudies) assert.equal(s.subject?.reference, 'Patient/demo-a-003');
+    for (const c of chart.conditions) assert.equal(c.subject.reference, 'Patient/demo-a-003');
+  });
+
+  test('a Patient read that answers another patient is refused', async () => {
+    const swapped: FhirDataSource = { ...client, baseUrl: client.baseUrl, read: <T extends Resource>(type: T['resourceType']) => client.read<T>(type, 'demo-a-022'), search: (t, p) => client.search(t, p), write: (r) => client.write(r) };
+    await assert.rejects(loadChart(swapped, 'demo-a-003'), FactorError);
+  });
+
+  test('referencesPatient reads relative, absolute and versioned references', () => {
+    assert.equal(referencesPatient({ reference: 'Patient/p-1' }, 'p-1'), true);
+    assert.equal(referencesPatient({ reference: 'https://ehr.example/fhir/Patient/p-1/_history/3' }, 'p-1'), true);
+    assert.equal(referencesPatient({ reference: 'Patient/p-10' }, 'p-1'), false);
+    assert.equal(referencesPatient({ reference: 'Group/p-1' }, 'p-1'), false);
+    assert.equal(referencesPatient(undefined, 'p-1'), false);
   });
 });

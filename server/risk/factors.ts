@@ -26,7 +26,7 @@
  */
 import type {
   CodeableConcept, Coding, Condition, Extension, FamilyMemberHistory, ImagingStudy, MedicationRequest,
-  MedicationStatement, Observation, Patient,
+  MedicationStatement, Observation, Patient, Reference,
 } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
 import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
@@ -144,7 +144,25 @@ export async function loadChart(source: FhirDataSource, patientId: string, signa
     source.search<FamilyMemberHistory>('FamilyMemberHistory', { patient: ref }, signal),
     source.search<ImagingStudy>('ImagingStudy', { subject: ref }, signal),
   ]);
-  return { patient, observations, conditions, medicationRequests, medicationStatements, familyHistory, imagingStudies };
+  // A chart source (a CDS prefetch above all) may hand back resources of someone else: only this patient's are used.
+  if (patient.id !== patientId) throw new FactorError('the chart source returned another patient than the one asked for');
+  const mine = <T extends { subject?: Reference; patient?: Reference }>(list: T[]): T[] =>
+    list.filter((r) => referencesPatient(r.subject ?? r.patient, patientId));
+  return {
+    patient,
+    observations: mine(observations),
+    conditions: mine(conditions),
+    medicationRequests: mine(medicationRequests),
+    medicationStatements: mine(medicationStatements),
+    familyHistory: mine(familyHistory),
+    imagingStudies: mine(imagingStudies),
+  };
+}
+
+/** True when `ref` points at `Patient/<patientId>` (relative, absolute or versioned). */
+export function referencesPatient(ref: Reference | undefined, patientId: string): boolean {
+  const m = /(?:^|\/)Patient\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/[^/]+)?$/.exec(ref?.reference ?? '');
+  return !!m && m[1] === patientId;
 }
 
 const day = (s: string | undefined): string | undefined => (s && /^\d{4}-\d{2}-\d{2}/.test(s) ? s.slice(0, 10) : undefined);

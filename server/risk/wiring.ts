@@ -9,6 +9,7 @@ import { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import type { ImagingExecutor } from '../imaging/worker-pool.ts';
 import type { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
+import { auditSecurityEvents } from './security-audit.ts';
 import { RiskService } from './service.ts';
 
 /** The configured FHIR server with the service's own credentials (sandbox client, or `FHIR_AUTH`). */
@@ -37,8 +38,17 @@ export interface RiskServiceOptions {
 }
 
 export function createRiskService(config: AppConfig, registry: ModelRegistry, logger: Logger, opts: RiskServiceOptions): RiskService {
+  const fhir = configuredFhirClient(config);
   return new RiskService({
-    deps: { fhir: configuredFhirClient(config), dicomweb: configuredDicomWebClient(config), registry, settings: config.risk, logger: logger.child({ component: 'risk' }), ...(opts.imaging ? { imaging: opts.imaging } : {}) },
+    deps: {
+      fhir,
+      dicomweb: configuredDicomWebClient(config),
+      registry,
+      settings: config.risk,
+      logger: logger.child({ component: 'risk' }),
+      ...(opts.imaging ? { imaging: opts.imaging } : {}),
+      onSecurityEvent: auditSecurityEvents(fhir, logger),
+    },
     cacheSize: config.risk.cacheSize,
     writeBack: opts.writeBack,
     logger,
