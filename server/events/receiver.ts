@@ -25,6 +25,7 @@ import type { EventSource, JobQueue, ReportEvent } from '../jobs/types.ts';
 import type { NotificationAuthenticator } from './auth.ts';
 import { describeAjv, MalformedNotificationError, parseNotification, referenceParts, validateDiagnosticReport, type NotificationEvent } from './notification.ts';
 import { TOPIC_URL } from './topic.ts';
+import { FHIR_JSON_BODY_TYPES } from '../fhir/media-type.ts';
 
 export interface ReceiverDeps {
   readonly queue: () => JobQueue | undefined;
@@ -43,7 +44,7 @@ export interface SubscriptionSeen {
   eventsSinceStart: string | undefined;
 }
 
-const FHIR_TYPES = ['application/fhir+json', 'application/json', 'application/*+json'];
+const FHIR_TYPES = [...FHIR_JSON_BODY_TYPES];
 
 function outcome(res: Response, status: number, code: string, text: string): void {
   const body: OperationOutcome = { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: code as 'invalid', details: { text } }] };

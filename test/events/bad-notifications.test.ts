@@ -74,6 +74,12 @@ describe('bad notifications are rejected or dead-lettered, never crash the servi
     assert.ok((await deadLetters()).some((d) => /unknown topic http:\/\/example\.org\/topic\/lab-result/.test(d.reason)));
   });
 
+  it('a notification typed with the older application/json+fhir is read like application/fhir+json', async () => {
+    const body = JSON.stringify(event(`${base}/sandbox/fhir/DiagnosticReport/demo-a-001-xr-report`, 'http://example.org/topic/legacy-type'));
+    const res = await fetch(`${base}/api/events/notifications`, { method: 'POST', headers: { 'Content-Type': 'application/json+fhir; charset=utf-8', 'X-Subscription-Secret': SECRET }, body });
+    assert.equal(res.status, 422, 'parsed and judged on its content (an unknown topic), not refused for its media type');
+  });
+
   it('an event whose focus is not a DiagnosticReport → 422 and a dead letter', async () => {
     const res = await post(event(`${base}/sandbox/fhir/Patient/demo-a-001`));
     assert.equal(res.status, 422);
