@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART sandbox (issue 7)
+import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
 
 /** Repository root (the folder holding `package.json`), derived from this file's location. */
 export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -194,6 +195,8 @@ export interface AppConfig {
     readonly jtiTtlS: number;
     /** Clock skew tolerated on `exp` / `iat`, in s (`CDS_CLOCK_SKEW_S`). */
     readonly clockSkewS: number;
+    /** A site's folder of extra order-code ConceptMaps, absolute; validated at start-up (`ORDER_CODE_MAPS_DIR`). */
+    readonly orderCodeMapsDir: string | undefined;
   };
   // --- FLS worklist and triage (issue 8, server/fls/) ---
   readonly fls: {
@@ -361,6 +364,12 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'CDS_PATIENT_VIEW_MIN_TIER', description: 'patient-view shows a card when the risk tier is at least this (`low`, `moderate` or `high`), or when the assessment has news since the service last spoke for that patient (tier changed, image result arrived).', defaultText: '`high`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
   { env: 'CDS_JTI_TTL_S', description: 'CDS client JWTs: seconds a `jti` is remembered against replay; tokens issued (`iat`) longer ago than this are refused.', defaultText: '`3600`', schema: { type: 'integer', minimum: 60, maximum: 86400 } },
   { env: 'CDS_CLOCK_SKEW_S', description: 'CDS client JWTs: clock skew tolerated on `exp` and `iat`, in seconds.', defaultText: '`60`', schema: { type: 'integer', minimum: 0, maximum: 600 } },
+  {
+    env: 'ORDER_CODE_MAPS_DIR',
+    description: 'Folder of extra FHIR R4 ConceptMaps mapping the site\'s own order codes (e.g. local procedure codes) to the order categories of `fhir-profiles/codesystems/frcds-imaging-order-category.json`, loaded next to the shipped CPT, LOINC and SNOMED CT maps (`fhir-profiles/conceptmaps/`). Every `*.json` in it must be such a ConceptMap; a bad file, or a code mapped to a different category than another map does, stops start-up with a message naming the file. See `fhir-profiles/README.md`. Relative paths are resolved against the repository root.',
+    defaultText: 'unset (shipped maps only)',
+    schema: { type: 'string', minLength: 1 },
+  },
   // --- FLS worklist and triage (issue 8, server/fls/) ---
   { env: 'FLS_TRIAGE_TIERS', description: 'Risk tiers for which a background assessment creates an FLS triage Task (comma-separated `low`, `moderate`, `high`), when the patient has no open FLS referral, no open triage Task and no current osteoporosis treatment.', defaultText: '`high`', schema: { type: 'string', pattern: '^(low|moderate|high)(,(low|moderate|high))*$' }, hint: 'must be a comma-separated list of low, moderate, high' },
   { env: 'FLS_AUDIT_DB', description: 'SQLite file of the local FLS audit log: an AuditEvent the FHIR server does not accept is kept here (and forwarded later) so no worklist action goes unaudited. Holds patient references; protect it like the audit trail. Relative paths are resolved against the repository root.', defaultText: '`data/fls-audit.sqlite`', schema: { type: 'string', minLength: 1 } },
@@ -609,6 +618,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push('SANDBOX_FHIR_OPEN');
   }
 
+  // CDS order-code ConceptMaps (server/fhir/conceptmaps.ts): shipped and site maps are checked now, so a bad file
+  // stops start-up here with one message instead of leaving the hooks without codes.
+  const orderCodeMapsDir = str('ORDER_CODE_MAPS_DIR') === undefined ? undefined : resolveDir('ORDER_CODE_MAPS_DIR', '');
+  try {
+    loadOrderCodeMaps(orderCodeMapsDir === undefined ? {} : { extraDir: orderCodeMapsDir });
+  } catch (err) {
+    if (!(err instanceof OrderCodeMapError)) throw err;
+    problems.push(`${err.site ? 'ORDER_CODE_MAPS_DIR' : 'shipped order-code ConceptMap'} ${err.message}`);
+    bad.push(err.site ? 'ORDER_CODE_MAPS_DIR' : err.file);
+  }
+
   if (problems.length > 0 || !files) {
     throw new ConfigError(`Configuration error: ${problems.join('; ')}`, bad);
   }
@@ -683,6 +703,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       patientViewMinTier: (str('CDS_PATIENT_VIEW_MIN_TIER') ?? 'high') as AppConfig['cds']['patientViewMinTier'],
       jtiTtlS: num('CDS_JTI_TTL_S', 3600),
       clockSkewS: num('CDS_CLOCK_SKEW_S', 60),
+      orderCodeMapsDir,
     },
     // --- FLS worklist and triage (issue 8) ---
     fls: {

@@ -12,17 +12,26 @@
  */
 import type { ServiceRequest } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
-import type { ValueSetIndex } from '../fhir/valuesets.ts';
+import type { OrderCategory, OrderCodeIndex } from '../fhir/conceptmaps.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
-import { isDxaOrder, isFlsReferral } from '../orders/service-requests.ts';
+import { IMAGING_CATEGORY, isDxaOrder, isFlsReferral } from '../orders/service-requests.ts';
 import type { Assessment, Tier } from '../risk/assess.ts';
 import type { RiskService } from '../risk/service.ts';
 import { buildCard, type CardKind } from './cards.ts';
 import type { CdsStore } from './store.ts';
 import type { Card, HookRequest, ServiceDefinition } from './types.ts';
 
-/** LOINC codes of hip/pelvis radiographs in ValueSet `imaging-orders` (what the image model can read). */
-export const HIP_XRAY_ORDER_CODES = new Set(['24761-9', '24762-7', '26401-0', '26402-8', '28561-9'].map((c) => `http://loinc.org|${c}`));
+/**
+ * Order categories (CodeSystem `frcds-imaging-order-category`) of the studies the hip radiograph model reads: hip and
+ * pelvis radiographs. An order in one of them is "an ordered hip X-ray" on the card.
+ */
+export const HIP_RADIOGRAPH_CATEGORIES: ReadonlySet<OrderCategory> = new Set(['hip-xray', 'pelvis-xray']);
+
+/** Order categories that make a draft count as "already has a DXA" (VFA is done on the DXA scanner, in the same visit). */
+export const DXA_CATEGORIES: ReadonlySet<OrderCategory> = new Set(['dxa', 'vfa']);
+
+/** What a free-text order name says when it is imaging: modality words (radiograph, CT, DXA, MRI, ...). */
+const IMAGING_TEXT = /\b(x-?rays?|xr|radiograph\w*|radiolog\w*|ct|cat scan|computed tomography|tomograph\w*|dxa|dexa|densitometry|bone density|mri|imaging)\b/i;
 
 const TIER_RANK: Record<Tier, number> = { low: 0, moderate: 1, high: 2 };
 
@@ -34,23 +43,45 @@ export interface HookSettings {
 }
 
 export interface OrderFacts {
+  /** The orders the hook reacts to: those with an order category (see {@link orderFacts}). */
   imaging: ServiceRequest[];
+  /** Their categories. */
+  categories: OrderCategory[];
+  /** One of them is a study the hip radiograph model reads ({@link HIP_RADIOGRAPH_CATEGORIES}). */
   hipXray: boolean;
+  /** Some draft (selected or not) is already a DXA or VFA. */
   dxa: boolean;
+  /** Some draft is already an FLS referral. */
   fls: boolean;
+  /** Orders the hook would look at that look like imaging but carry no coding (only `code.text`): no card, logged. */
+  uncoded: number;
 }
 
-/** The imaging orders a hook should react to: order-sign → all drafts; order-select → the selected drafts only. */
-export function orderFacts(req: HookRequest, valueSets: ValueSetIndex): OrderFacts {
-  const entries = (req.context.draftOrders?.entry ?? []).map((e) => e.resource).filter((r): r is ServiceRequest => r?.resourceType === 'ServiceRequest');
-  const all = entries;
+/** True for an order with no usable coding whose category or text says imaging. */
+function uncodedImaging(r: ServiceRequest): boolean {
+  if ((r.code?.coding ?? []).some((c) => c.system && c.code)) return false;
+  const imagingCategory = (r.category ?? []).some((cc) => (cc.coding ?? []).some((c) => c.system === IMAGING_CATEGORY.system && c.code === IMAGING_CATEGORY.code));
+  return imagingCategory || IMAGING_TEXT.test(r.code?.text ?? '');
+}
+
+/**
+ * The imaging orders a hook should react to: order-sign → all drafts; order-select → the selected drafts only. An
+ * order is imaging when ANY of its codings (CPT, LOINC, SNOMED CT, a site's local code) has an order category in
+ * the ConceptMaps (`fhir-profiles/conceptmaps/`, plus `ORDER_CODE_MAPS_DIR`).
+ */
+export function orderFacts(req: HookRequest, orderCodes: OrderCodeIndex): OrderFacts {
+  const all = (req.context.draftOrders?.entry ?? []).map((e) => e.resource).filter((r): r is ServiceRequest => r?.resourceType === 'ServiceRequest');
   const selected = req.hook === 'order-select' ? all.filter((r) => (req.context.selections ?? []).includes(`ServiceRequest/${r.id}`)) : all;
-  const imaging = selected.filter((r) => (r.code?.coding ?? []).some((c) => valueSets.has('imaging-orders', c.system, c.code)));
+  const categoriesOf = (r: ServiceRequest): Set<OrderCategory> => orderCodes.categoriesOf(r.code?.coding);
+  const imaging = selected.filter((r) => categoriesOf(r).size > 0);
+  const categories = [...new Set(imaging.flatMap((r) => [...categoriesOf(r)]))];
   return {
     imaging,
-    hipXray: imaging.some((r) => (r.code?.coding ?? []).some((c) => HIP_XRAY_ORDER_CODES.has(`${c.system}|${c.code}`))),
-    dxa: all.some((r) => isDxaOrder(r)),
+    categories,
+    hipXray: categories.some((c) => HIP_RADIOGRAPH_CATEGORIES.has(c)),
+    dxa: all.some((r) => isDxaOrder(r) || [...categoriesOf(r)].some((c) => DXA_CATEGORIES.has(c))),
     fls: all.some((r) => isFlsReferral(r)),
+    uncoded: selected.filter(uncodedImaging).length,
   };
 }
 

@@ -4,6 +4,7 @@
  */
 import type { RequestHandler } from 'express';
 import type { AppConfig } from '../config.ts';
+import { loadOrderCodeMaps } from '../fhir/conceptmaps.ts';
 import type { Logger } from '../logging.ts';
 import type { RiskService } from '../risk/service.ts';
 import { loadCdsClients } from './clients.ts';
@@ -21,13 +22,17 @@ export function createCds(config: AppConfig, logger: Logger, risk: RiskService):
   const clients = loadCdsClients(config.smartConfigDir, config.publicBaseUrl);
   const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS });
   const store = new CdsStore(config.cds.feedbackDb);
-  logger.info({ clients: clients.map((c) => c.id), deadlineMs: config.cds.deadlineMs }, 'CDS Hooks service ready');
+  // Order-code ConceptMaps: shipped + the site's ORDER_CODE_MAPS_DIR (already validated by loadConfig).
+  const orderCodes = loadOrderCodeMaps(config.cds.orderCodeMapsDir === undefined ? {} : { extraDir: config.cds.orderCodeMapsDir });
+  const orderCodeMaps = orderCodes.maps.map((m) => ({ id: m.id, codes: m.codes }));
+  logger.info({ clients: clients.map((c) => c.id), deadlineMs: config.cds.deadlineMs, orderCodeMaps }, 'CDS Hooks service ready');
   return {
     cds: createCdsRouter({
       risk,
       verifier,
       store,
       logger,
+      orderCodes,
       settings: {
         publicBaseUrl: config.publicBaseUrl,
         deadlineMs: config.cds.deadlineMs,

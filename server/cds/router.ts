@@ -10,7 +10,7 @@
  */
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { FhirAccessError, FhirNotFoundError } from '../fhir/client.ts';
-import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
+import { loadOrderCodeMaps, type OrderCodeIndex } from '../fhir/conceptmaps.ts';
 import { ModelNotFoundError } from '../inference/registry.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
 import { FactorError } from '../risk/factors.ts';
@@ -29,7 +29,8 @@ export interface CdsRouterDeps {
   store: CdsStore;
   settings: HookSettings & { fhirTimeoutMs: number };
   logger: Logger;
-  valueSets?: ValueSetIndex;
+  /** Order codes → order categories (default: the shipped ConceptMaps only; `mount.ts` adds `ORDER_CODE_MAPS_DIR`). */
+  orderCodes?: OrderCodeIndex;
 }
 
 /** Time reserved after the deadline for building and sending the cards, in ms. */
@@ -54,7 +55,7 @@ function bad(res: Response, status: number, code: Parameters<typeof operationOut
 
 export function createCdsRouter(deps: CdsRouterDeps): Router {
   const { risk, verifier, store, settings, logger } = deps;
-  const valueSets = deps.valueSets ?? loadValueSets();
+  const orderCodes = deps.orderCodes ?? loadOrderCodeMaps();
   const log = logger.child({ component: 'cds' });
   const base = settings.publicBaseUrl;
   const r = Router();
@@ -109,8 +110,10 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
       hlog.info({ outcome, cards: body.cards.length, ms: Math.round(performance.now() - t0) }, 'cds: hook answered');
     };
 
-    const facts = service.hook === 'patient-view' ? undefined : orderFacts(hook, valueSets);
-    if (facts && facts.imaging.length === 0) return answer({ cards: [] }, 'no-imaging-order');
+    const facts = service.hook === 'patient-view' ? undefined : orderFacts(hook, orderCodes);
+    // An order named only in free text cannot be matched to a category: say so (counts only, no order text).
+    if (facts && facts.uncoded > 0) hlog.warn({ hook: service.hook, uncoded: facts.uncoded }, 'cds: imaging-looking order without a coding gets no card (add a coding or map its code in a ConceptMap)');
+    if (facts && facts.imaging.length === 0) return answer({ cards: [] }, facts.uncoded > 0 ? 'uncoded-imaging-order' : 'no-imaging-order');
 
     const fhir = new HookFhirSource({
       patientId,

@@ -58,6 +58,14 @@ describe('ServiceRequest builders', () => {
     assert.ok(isDxaOrder(dxaOrder({ patientId: 'p' })) && !isFlsReferral(dxaOrder({ patientId: 'p' })));
   });
 
+  test('isDxaOrder also knows the CPT codes of DXA and VFA (77080, 77081, 77085, 77086), not other CPT codes', () => {
+    const cpt = (code: string) => ({ code: { coding: [{ system: 'http://www.ama-assn.org/go/cpt', code }] } });
+    for (const c of ['77080', '77081', '77085', '77086']) assert.ok(isDxaOrder(cpt(c)), c);
+    for (const c of ['73502', '77078', '71250']) assert.ok(!isDxaOrder(cpt(c)), c);
+    assert.ok(!isDxaOrder({ code: { coding: [{ system: 'http://loinc.org', code: '77080' }] } }), 'the code alone is not enough');
+    assert.ok(isDxaOrder({ code: { coding: [{ system: 'urn:local', code: 'DXA' }, { system: 'http://snomed.info/sct', code: '312681000' }] } }), 'any coding');
+  });
+
   test('bad inputs are typed errors, not invalid resources', () => {
     assert.throws(() => flsReferral({ patientId: 'Patient/x' }), ServiceRequestInputError);
     assert.throws(() => flsReferral({ patientId: 'p', riskAssessmentRef: 'Observation/1' }), ServiceRequestInputError);

@@ -128,7 +128,15 @@ export function isFlsReferral(sr: Pick<ServiceRequest, 'code'>): boolean {
   return hasCoding(sr, FLS_REFERRAL_CODE);
 }
 
-/** True for a DXA order (SNOMED CT 312681000), whoever made it. */
+/**
+ * CPT codes of DXA bone densitometry and vertebral fracture assessment (codes only: CPT descriptors are AMA
+ * copyright). Listed here too, not only in `fhir-profiles/conceptmaps/cpt.json`, because this module is pure (no
+ * I/O) and also runs in the SMART app bundle.
+ */
+export const DXA_CPT_CODES: readonly string[] = Object.freeze(['77080', '77081', '77085', '77086']);
+const CPT = 'http://www.ama-assn.org/go/cpt';
+
+/** True for a DXA order (SNOMED CT 312681000, or CPT 77080/77081/77085/77086), whoever made it. */
 export function isDxaOrder(sr: Pick<ServiceRequest, 'code'>): boolean {
-  return hasCoding(sr, DXA_CODE);
+  return hasCoding(sr, DXA_CODE) || (sr.code?.coding ?? []).some((x) => x.system === CPT && !!x.code && DXA_CPT_CODES.includes(x.code));
 }
