@@ -44,9 +44,16 @@ export interface FhirGuardOptions {
 }
 
 /** A read or search that open mode lets through without a token: GET/HEAD anywhere, or `POST <type>/_search`. */
+/**
+ * Types only system/ scopes reach: a Subscription's `channel.header` holds the credential of the notification
+ * endpoint, so a patient- or user-level token (or an open read) must never see one.
+ */
+const SYSTEM_ONLY_TYPES: ReadonlySet<string> = new Set(['Subscription']);
+
 function isOpenRead(method: string, path: string): boolean {
-  if (method === 'GET' || method === 'HEAD') return true;
   const segments = path.split('/').filter(Boolean);
+  if (segments.length === 0 || SYSTEM_ONLY_TYPES.has(segments[0]!)) return false;
+  if (method === 'GET' || method === 'HEAD') return true;
   return method === 'POST' && segments.length === 2 && segments[1] === '_search';
 }
 
@@ -203,6 +210,7 @@ export function smartFhirGuard(options: FhirGuardOptions): RequestHandler {
           const it = classify((entry.request?.method ?? 'GET').toUpperCase(), path.split('/').filter(Boolean), q !== undefined);
           if (!it) continue; // the router rejects it
           const ctxs = grantingContexts(access.scopes, it.type, it.permission);
+          if (SYSTEM_ONLY_TYPES.has(it.type) && !ctxs.has('system')) return outcome(res, 403, 'forbidden', `${it.type} resources are reachable with system/ scopes only`);
           if (!ctxs.has('user') && !ctxs.has('system')) {
             return outcome(res, 403, 'forbidden', `A ${bundle?.type ?? 'batch'} entry needs user/ or system/ scope to ${PERMISSION_WORD[it.permission]} ${it.type}`);
           }
@@ -212,6 +220,7 @@ export function smartFhirGuard(options: FhirGuardOptions): RequestHandler {
       const it = classify(method, segments, hasQuery);
       if (!it) return fhir.router(req, res, next);
       const ctxs = grantingContexts(access.scopes, it.type, it.permission);
+      if (SYSTEM_ONLY_TYPES.has(it.type) && !ctxs.has('system')) return outcome(res, 403, 'forbidden', `${it.type} resources hold endpoint credentials: they are reachable with system/ scopes only`);
       if (ctxs.has('user') || ctxs.has('system')) {
         // Creating through PUT (update-as-create) also needs the create permission.
         if (method === 'PUT' && it.id && !(await current(it.type, it.id))) {

@@ -366,3 +366,32 @@ describe('backend clients and introspection', () => {
     assert.equal((await postForm(url, { token })).status, 401);
   });
 });
+
+describe('Subscriptions hold endpoint credentials: system/ scopes only', () => {
+  test('patient/*.rs and user/*.rs tokens cannot read or search a Subscription; system/ tokens can', async () => {
+    const sys = await stack.token({ clientId: 'demo-backend', scopes: ['system/*.cruds'] });
+    const sub = {
+      resourceType: 'Subscription',
+      status: 'off',
+      reason: 'test',
+      criteria: 'DiagnosticReport?status=final',
+      channel: { type: 'rest-hook', endpoint: 'http://127.0.0.1:9/notify', payload: 'application/fhir+json', header: ['X-Subscription-Secret: do-not-leak-0123456789'] },
+    };
+    const created = await fhir('Subscription', sys, { method: 'POST', body: JSON.stringify(sub) });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = (created.body as { id: string }).id;
+    const patientToken = await stack.token({ clientId: APP, scopes: ['patient/*.rs'], patient: 'demo-a-022', user: 'Practitioner/demo-clinician' });
+    const userToken = await stack.token({ clientId: APP, scopes: ['user/*.rs'], user: 'Practitioner/demo-clinician' });
+    for (const token of [patientToken, userToken]) {
+      for (const path of [`Subscription/${id}`, 'Subscription', 'Subscription?status=off', `Subscription/${id}/_history`]) {
+        const r = await fhir(path, token);
+        assert.equal(r.status, 403, `${path} → ${r.status}`);
+        assert.doesNotMatch(JSON.stringify(r.body), /do-not-leak/);
+      }
+      const batch = { resourceType: 'Bundle', type: 'batch', entry: [{ request: { method: 'GET', url: `Subscription/${id}` } }] };
+      const b = await fhir('', token, { method: 'POST', body: JSON.stringify(batch) });
+      assert.doesNotMatch(JSON.stringify(b.body), /do-not-leak/, 'not through a batch either');
+    }
+    assert.equal((await fhir(`Subscription/${id}`, sys)).status, 200);
+  });
+});
