@@ -35,14 +35,14 @@ export const SERVICES: readonly ServiceDefinition[] = [
     hook: 'order-select',
     id: SERVICE_IDS.orderSelect,
     title: 'Fracture risk at imaging order (select)',
-    description: `When a hip/pelvis radiograph, hip CT or DXA is selected, shows the patient's 10-year hip and major osteoporotic fracture risk with its 95 % interval (from the latest hip radiograph plus QFracture-2012 clinical factors) and suggests FLS referral / DXA. Speaks only at or above the configured risk tier. ${NOTICE}`,
+    description: `When a bone-relevant imaging order is selected (hip, pelvis, femur or spine radiograph; spine, chest, abdomen or pelvis CT; DXA or VFA; coded in CPT, LOINC, SNOMED CT or a site's mapped local codes), shows the patient's 10-year hip and major osteoporotic fracture risk with its 95 % interval (from the latest hip radiograph plus QFracture-2012 clinical factors) and suggests FLS referral / DXA. Speaks only at or above the configured risk tier. ${NOTICE}`,
     prefetch: { ...PREFETCH },
   },
   {
     hook: 'order-sign',
     id: SERVICE_IDS.orderSign,
     title: 'Fracture risk at imaging order (sign)',
-    description: `At signing of an imaging order (hip/pelvis radiograph, hip CT, DXA), shows the patient's 10-year fracture risk with its 95 % interval and suggests FLS referral / DXA. Speaks only at or above the configured risk tier. ${NOTICE}`,
+    description: `At signing of a bone-relevant imaging order (hip, pelvis, femur or spine radiograph; spine, chest, abdomen or pelvis CT; DXA or VFA), shows the patient's 10-year fracture risk with its 95 % interval and suggests FLS referral / DXA. Speaks only at or above the configured risk tier. ${NOTICE}`,
     prefetch: { ...PREFETCH },
   },
   {
