@@ -59,7 +59,7 @@ export function buildCapabilityStatement(fhirBaseUrl: string, version: string, d
       url: fhirBaseUrl,
     },
     fhirVersion: '4.0.1',
-    format: ['application/fhir+json', 'json'],
+    format: ['application/fhir+json', 'application/json+fhir', 'json'],
     patchFormat: ['application/json-patch+json'],
     rest: [
       {
