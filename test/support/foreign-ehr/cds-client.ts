@@ -74,15 +74,15 @@ export interface DiscoveredService {
   prefetch?: Record<string, string>;
 }
 
-/** A draft imaging ServiceRequest for `order` as an EHR puts it in `draftOrders`. */
-export function draftOrder(patientId: string, order: Coding, requester: string): ServiceRequest & { id: string } {
+/** A draft imaging ServiceRequest for `order` (named `text` in the EHR) as an EHR puts it in `draftOrders`. */
+export function draftOrder(patientId: string, order: Coding, requester: string, text = order.display): ServiceRequest & { id: string } {
   return {
     resourceType: 'ServiceRequest',
     id: randomUUID(),
     status: 'draft',
     intent: 'order',
     category: [{ coding: [{ system: 'http://snomed.info/sct', code: '363679005', display: 'Imaging' }] }],
-    code: { coding: [order], ...(order.display ? { text: order.display } : {}) },
+    code: { coding: [order], ...(text ? { text } : {}) },
     subject: { reference: `Patient/${patientId}` },
     requester: { reference: requester },
     authoredOn: new Date().toISOString(),

@@ -5,7 +5,8 @@
  *   claims `iss` = the organisation's FHIR endpoint, `sub` = the CDS client id, `aud` = the service URL called,
  *   `iat`, `exp`, `jti`, and `nbf` set 5 minutes before `iat`. The service trusts it by its JWKS URL (`jwksUrl`,
  *   also allowlisted as `jku`).
- * - Orders: the imaging orderable carries a CPT code only (`http://www.ama-assn.org/go/cpt`, 73502 hip X-ray);
+ * - Orders: the imaging orderable carries a CPT code only (`http://www.ama-assn.org/go/cpt`, 73502 hip X-ray; no
+ *   descriptor, which is AMA copyright, only the EHR's own orderable name in `code.text`);
  *   the service maps it with its shipped CPT ConceptMap.
  * - Authorization: `/oauth2/authorize` and `/oauth2/token` beside the FHIR endpoint (`/api/FHIR/R4`), PKCE S256,
  *   `aud` = the FHIR base, EHR launch with an opaque `launch`; access tokens are opaque strings, so the service
@@ -37,7 +38,8 @@ export const EPIC_LIKE: EhrConvention = {
     issuer: 'fhir-base',
     clientId: 'frcds-cds-hooks',
     jwksPath: '/interconnect-fhir-oauth/api/epic/2019/Security/Open/PublicKeys/530013/frcds',
-    hipXrayOrder: { system: 'http://www.ama-assn.org/go/cpt', code: '73502', display: 'XR hip unilateral 2-3 views' },
+    hipXrayOrder: { system: 'http://www.ama-assn.org/go/cpt', code: '73502' },
+    hipXrayOrderText: 'XR HIP 2-3 VIEWS LEFT',
     prefetch: 'none',
     fhirAuthorizationScope: [
       'patient/Patient.read', 'patient/ImagingStudy.read', 'patient/Observation.read', 'patient/Condition.read',

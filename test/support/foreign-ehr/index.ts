@@ -356,7 +356,7 @@ export class ForeignEhr {
       user: EHR_USER,
       fhirServer: this.fhirBase(o.tenant),
       fhirAuthorization,
-      orders: [draftOrder(patient, o.order ?? this.convention.cds.hipXrayOrder, EHR_USER)],
+      orders: [o.order ? draftOrder(patient, o.order, EHR_USER) : draftOrder(patient, this.convention.cds.hipXrayOrder, EHR_USER, this.convention.cds.hipXrayOrderText)],
       ...(prefetch ? { prefetch } : {}),
     });
     const r = await this.#signedFetch(`${this.#service()}/cds-services/${encodeURIComponent(service.id)}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(request) });

@@ -36,6 +36,7 @@ export const LAUNCHER_LIKE: EhrConvention = {
     clientId: 'cds-sandbox',
     jwksPath: '/.well-known/jwks.json',
     hipXrayOrder: { system: 'http://snomed.info/sct', code: '783628002', display: 'Plain X-ray of hip' },
+    hipXrayOrderText: 'XR hip (left)',
     prefetch: 'full',
     fhirAuthorizationScope: 'patient/*.read',
   },

@@ -55,7 +55,8 @@ export const ORACLE_LIKE: EhrConvention = {
     issuer: 'origin',
     clientId: 'frcds',
     jwksPath: '/cds/jwks.json',
-    hipXrayOrder: { system: ORACLE_ORDER_SYSTEM, code: ORACLE_HIP_XRAY_CODE, display: 'XR Hip Left 1 View', userSelected: true },
+    hipXrayOrder: { system: ORACLE_ORDER_SYSTEM, code: ORACLE_HIP_XRAY_CODE, userSelected: true },
+    hipXrayOrderText: 'XR Hip Left 1 View',
     prefetch: 'partial',
     fhirAuthorizationScope: [
       'patient/Patient.rs', 'patient/ImagingStudy.rs', 'patient/Observation.rs', 'patient/Condition.rs',

@@ -90,8 +90,10 @@ export interface EhrConvention {
     readonly clientId: string;
     /** Path of its CDS JWKS on the FHIR origin. */
     readonly jwksPath: string;
-    /** The orderable the EHR puts in `draftOrders` for a left hip X-ray. */
+    /** The coding of the orderable the EHR puts in `draftOrders` for a left hip X-ray. */
     readonly hipXrayOrder: Coding;
+    /** The EHR's own name of that orderable (`code.text`; a CPT coding carries no descriptor, which is AMA copyright). */
+    readonly hipXrayOrderText: string;
     /** Which prefetch keys the EHR fills: none, a few (the service fetches the rest), or all of them. */
     readonly prefetch: 'none' | 'partial' | 'full';
     /** Scope of the `fhirAuthorization` token it hands the service (SMART v1 or v2 syntax, as the EHR speaks). */
