@@ -1,10 +1,12 @@
 /**
  * Serves the SMART app bundle (`client/dist`, built by `client/build.ts`) at `/app/` (issue 7, item 1), with:
- * - a Content-Security-Policy that keeps the app to the service and the configured FHIR server
- *   (`connect-src`), no inline script, and a configurable `frame-ancestors` so an EHR may embed it in an iframe
+ * - a Content-Security-Policy that keeps the app to the service, the configured FHIR server, the foreign FHIR
+ *   servers of `smart-config/token-verification.json` (`servers`: each `fhirBaseUrl` and `connectSrc` origin) and
+ *   `APP_CONNECT_SRC` (`connect-src`), no inline script, and a configurable `frame-ancestors` so an EHR may embed it in an iframe
  *   (CSP Level 3 §frame-ancestors, https://www.w3.org/TR/CSP3/#directive-frame-ancestors);
  * - `Referrer-Policy: no-referrer`, because the SMART redirect puts the authorization `code` in the page URL;
- * - `GET /app/config.json`: the FHIR server a bare `launch.html` starts a standalone launch against;
+ * - `GET /app/config.json`: the FHIR server a bare `launch.html` starts a standalone launch against, and
+ *   `connectSrc` (the CSP's connect-src list) so the launch page can refuse an `iss` the CSP would block;
  * - `GET /app/models/{id}.json` and `/app/models/{id}/card`: the model facts the app shows and the model card
  *   (models/<id>/MODEL_CARD.md rendered to HTML) it links to — public documentation, no patient data.
  */
@@ -20,22 +22,31 @@ const CARD_IMAGE = /^[a-z0-9_-]{1,64}\.png$/;
 export interface AppStaticOptions {
   /** Folder with the built bundle (client/dist). */
   distDir: string;
-  config: Pick<AppConfig, 'fhir' | 'inference' | 'app'>;
+  config: Pick<AppConfig, 'fhir' | 'inference' | 'app'> & { readonly auth: Pick<AppConfig['auth'], 'tokenServers'> };
 }
 
 /** Origin (scheme://host:port) of a URL. */
 const originOf = (url: string): string => new URL(url).origin;
 
+/**
+ * The CSP `connect-src` sources of the app, also served as `connectSrc` in `/app/config.json`: `'self'`, the service's
+ * FHIR server's origin, each `servers[]` entry's `fhirBaseUrl` origin and `connectSrc` origins, then `APP_CONNECT_SRC`.
+ */
+export function appConnectSources(config: AppStaticOptions['config']): string[] {
+  const servers = config.auth.tokenServers.flatMap((s) => [originOf(s.fhirBaseUrl), ...s.connectSrc.map(originOf)]);
+  return [...new Set(["'self'", originOf(config.fhir.publicBaseUrl), ...servers, ...config.app.extraConnectSrc])];
+}
+
 /** The CSP of every `/app/` response. */
 export function appContentSecurityPolicy(config: AppStaticOptions['config']): string {
-  const connect = new Set(["'self'", originOf(config.fhir.publicBaseUrl), ...config.app.extraConnectSrc]);
+  const connect = appConnectSources(config);
   return [
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' data: blob:",
     "font-src 'self'",
-    `connect-src ${[...connect].join(' ')}`,
+    `connect-src ${connect.join(' ')}`,
     `frame-ancestors ${config.app.frameAncestors.join(' ')}`,
     "base-uri 'self'",
     "form-action 'self'",
@@ -117,6 +128,7 @@ function notFound(res: Response, what: string): void {
 export function createAppStaticRouter(opts: AppStaticOptions): Router {
   const r = Router();
   const csp = appContentSecurityPolicy(opts.config);
+  const connectSrc = appConnectSources(opts.config);
   r.use((_req, res, next) => {
     res.set({
       'Content-Security-Policy': csp,
@@ -128,7 +140,7 @@ export function createAppStaticRouter(opts: AppStaticOptions): Router {
   });
 
   r.get('/config.json', (_req, res) => {
-    res.set('Cache-Control', 'no-cache').json({ fhirBaseUrl: opts.config.fhir.publicBaseUrl, clientId: 'fracture-risk-app' });
+    res.set('Cache-Control', 'no-cache').json({ fhirBaseUrl: opts.config.fhir.publicBaseUrl, clientId: 'fracture-risk-app', connectSrc });
   });
 
   r.get('/models/:file', (req, res) => {

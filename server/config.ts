@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART sandbox (issue 7)
+import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
 import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
 
 /** Repository root (the folder holding `package.json`), derived from this file's location. */
@@ -75,6 +76,33 @@ export interface TokenVerificationFileConfig {
   readonly introspectionUrl?: string;
   /** This service's client id at the introspection endpoint (secret: `TOKEN_INTROSPECTION_CLIENT_SECRET`). */
   readonly clientId?: string;
+  /** Trusted foreign authorization servers, picked by the app's `X-FHIR-Server` header (server/auth/README.md). */
+  readonly servers?: readonly TokenServerFileEntry[];
+}
+
+/**
+ * One `servers` entry of `token-verification.json` as written (server/auth/servers.ts checks and resolves it).
+ * Secrets are named by environment variable (`secretEnv`, `privateKeyEnv`), never written in the file.
+ */
+export interface TokenServerFileEntry {
+  readonly id: string;
+  /** The SMART launch `iss`; `{PUBLIC_BASE_URL}` is expanded. */
+  readonly fhirBaseUrl: string;
+  readonly mode: 'jwks' | 'introspection' | 'fhir-delegated' | 'hs256';
+  /** Origins the browser also reaches for this server (authorize/token endpoints). */
+  readonly connectSrc?: readonly string[];
+  readonly jwksUri?: string;
+  /** Pinned public keys (jwks mode), used before `jwksUri`. */
+  readonly jwks?: { readonly keys: readonly Record<string, unknown>[] };
+  readonly issuer?: string;
+  readonly audience?: readonly string[];
+  readonly introspectionUrl?: string;
+  readonly clientAuth?: 'basic' | 'client_secret_post' | 'bearer' | 'bearer-token' | 'private_key_jwt';
+  readonly clientId?: string;
+  readonly secretEnv?: string;
+  readonly privateKeyEnv?: string;
+  /** fhir-delegated: seconds a success is reused (at most 60). */
+  readonly cacheSeconds?: number;
 }
 
 /** How the service authenticates its own calls to an external FHIR server (`FHIR_AUTH`, issue 7). */
@@ -173,6 +201,10 @@ export interface AppConfig {
     readonly fhirClient: FhirClientAuth;
     /** Client secret for token introspection (`TOKEN_INTROSPECTION_CLIENT_SECRET`). */
     readonly introspectionClientSecret: string | undefined;
+    /** `token-verification.json` `servers`, resolved (URLs expanded, secrets read from the environment). */
+    readonly tokenServers: readonly TokenServer[];
+    /** `API_TOKEN_ALLOW_HS256=true`: `hs256` server entries are accepted (development launchers only). */
+    readonly allowHs256: boolean;
   };
   // --- SMART app (issue 7, client/ and server/app-static.ts) ---
   readonly app: {
@@ -336,6 +368,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'FHIR_CLIENT_SECRET', description: 'The service\'s client secret (`FHIR_AUTH=client-credentials`; sent with HTTP Basic). Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
   { env: 'FHIR_SCOPE', description: 'Scopes asked for with `FHIR_AUTH=client-credentials`, space-separated (e.g. `system/*.rs system/RiskAssessment.cu`); unset: the authorization server\'s default for the client.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+( [\\x21-\\x7e]+)*$' }, hint: 'must be space-separated scopes' },
   { env: 'TOKEN_INTROSPECTION_CLIENT_SECRET', description: 'Client secret the service presents to the RFC 7662 introspection endpoint when `smart-config/token-verification.json` has `"mode": "introspection"`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1 }, secret: true },
+  { env: 'API_TOKEN_ALLOW_HS256', description: 'Accept `"mode": "hs256"` entries in `smart-config/token-verification.json` `servers`: access tokens signed with a shared secret, as development launchers issue. Whoever holds the secret can mint a token for any patient, so this is for development only; start-up refuses such an entry without it, and `/readyz` lists a warning while one is in force. See server/auth/README.md.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   {
     env: 'SANDBOX_FHIR_OPEN',
     description: 'Interoperability demo mode: `true` lets anyone who can reach the service read and search the sandbox FHIR server (`/sandbox/fhir`, GET/HEAD and `POST _search`) without an access token, e.g. for a SMART launcher or a FHIR client that cannot get one; a request that carries a token is still checked against its scopes, and writes always need one. Refused unless `HOST` is a loopback address (`127.0.0.0/8`, `::1`, `localhost`); logged as a warning at start-up and listed under `warnings` by `/readyz`. Synthetic demo data only; never in production.',
@@ -481,7 +514,8 @@ export function loadSmartConfigFiles(dir: string): SmartFileConfig {
     }
     const validate: ValidateFunction = ajv.compile(schema);
     if (!validate(data)) {
-      for (const e of validate.errors ?? []) {
+      // An if/then failure is reported twice by ajv: the inner error names the field, the `if` one adds nothing.
+      for (const e of (validate.errors ?? []).filter((x) => x.keyword !== 'if')) {
         const pointer = e.keyword === 'required' ? `${e.instancePath}/${String((e.params as { missingProperty: string }).missingProperty)}` : e.instancePath;
         const where = `${setting}#${pointer || '/'}`;
         const what = e.keyword === 'required' ? 'is required' : e.keyword === 'additionalProperties' ? `has unknown property ${JSON.stringify((e.params as { additionalProperty: string }).additionalProperty)}` : describeErrors([e]);
@@ -596,6 +630,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push('FHIR_AUTH');
   }
   if (files?.tokenVerification.mode === 'introspection') need('TOKEN_INTROSPECTION_CLIENT_SECRET', 'smart-config/token-verification.json has "mode": "introspection"');
+  // Foreign authorization servers (server/auth/servers.ts): secrets named by the file must be set, hs256 needs its flag.
+  const tokenServers = resolveTokenServers({
+    entries: files?.tokenVerification.servers ?? [],
+    env,
+    publicBaseUrl: stripTrailingSlash(str('PUBLIC_BASE_URL') ?? `http://localhost:${num('PORT', 8080)}`),
+    allowHs256: str('API_TOKEN_ALLOW_HS256') === 'true',
+  });
+  problems.push(...tokenServers.problems);
+  bad.push(...tokenServers.bad);
 
   if ((num('RISK_TIER_MOF_MODERATE', 10)) >= num('RISK_TIER_MOF_HIGH', 20) && !bad.includes('RISK_TIER_MOF_MODERATE')) {
     problems.push('RISK_TIER_MOF_MODERATE must be below RISK_TIER_MOF_HIGH');
@@ -689,6 +732,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       apiRequireToken: str('API_AUTH_REQUIRED') !== 'false',
       fhirClient: fhirClientAuth,
       introspectionClientSecret: str('TOKEN_INTROSPECTION_CLIENT_SECRET'),
+      tokenServers: tokenServers.servers,
+      allowHs256: str('API_TOKEN_ALLOW_HS256') === 'true',
     },
     // SMART app (issue 7)
     app: {

@@ -28,7 +28,7 @@ import { createCds } from './cds/mount.ts'; // CDS Hooks (issue 6)
 // SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
 import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
 import { seedDemoUsers } from './sandbox/smart/users.ts';
-import { createApiTokenVerifier } from './auth/setup.ts';
+import { createApiTokenVerifier, tokenVerificationWarnings } from './auth/setup.ts';
 import { requireSmartAccess } from './auth/require.ts';
 import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR (issue 7)
 // SMART app (issue 7): the bundle is built at start-up when client/dist is missing or older than client/src.
@@ -124,6 +124,9 @@ async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness
 
 /** Loads the models (readiness component `models`, detail names the execution provider) and mounts the risk API. */
 async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, onRisk?: (service: RiskService) => void, imaging?: ImagingExecutor): Promise<ModelRegistry | undefined> {
+  // Foreign authorization servers (token-verification.json "servers"): an HS256 entry in force is a /readyz warning,
+  // listed from the start (before the models load) since the FLS API verifies the same tokens whatever happens here.
+  for (const w of tokenVerificationWarnings(config)) readiness.warn(w.key, w.message);
   try {
     const registry = await ModelRegistry.load(config.inference, logger.child({ component: 'inference' }));
     const st = registry.status();

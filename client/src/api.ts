@@ -1,6 +1,8 @@
 /**
  * Calls to the service's own API (`/api/assessments`, `/api/fls/worklist`), always with the SMART access token as
- * `Authorization: Bearer` — the service verifies it and that its patient matches. Failures become typed
+ * `Authorization: Bearer` — the service verifies it and that its patient matches — plus `X-FHIR-Server` (the FHIR
+ * server the app was launched against: it picks how the service verifies the token) and `X-SMART-Patient` (the
+ * launch patient, when there is one: what the service checks an opaque token against). Failures become typed
  * {@link ApiError}s the error screen can explain (401/403: access; 5xx: the service).
  */
 import type { AcceptResponse, DismissalReasonCode, DismissResponse, WorklistQuery, WorklistResponse } from '../../server/fls/types.ts';
@@ -25,13 +27,25 @@ function messageOf(body: unknown, status: number): { code: string; message: stri
   return { code: `HTTP_${status}`, message: `The service answered ${status}` };
 }
 
+/** What {@link apiFetch} and the other calls need from the session. */
+export type ApiSession = Pick<Session, 'accessToken' | 'apiBase' | 'fhirBaseUrl' | 'patientId'>;
+
+/** The headers every call to the service's API carries: the bearer token and where it comes from. */
+export function apiHeaders(session: ApiSession): Record<string, string> {
+  return {
+    Authorization: `Bearer ${session.accessToken}`,
+    'X-FHIR-Server': session.fhirBaseUrl,
+    ...(session.patientId ? { 'X-SMART-Patient': session.patientId } : {}),
+  };
+}
+
 /** `fetch` against the service with the bearer token; JSON in and out. */
-export async function apiFetch<T>(session: Pick<Session, 'accessToken' | 'apiBase'>, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+export async function apiFetch<T>(session: ApiSession, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${session.apiBase}${path}`, {
       method: init.method ?? 'GET',
-      headers: { Authorization: `Bearer ${session.accessToken}`, Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: { ...apiHeaders(session), Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }) },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       ...(init.signal ? { signal: init.signal } : {}),
     });
@@ -76,8 +90,8 @@ export async function loadAssessment(session: Session, assessmentId: string | nu
 }
 
 /** A PNG of the service (radiograph, heatmap) fetched with the bearer token and decoded for a canvas. */
-export async function fetchBitmap(session: Pick<Session, 'accessToken' | 'apiBase'>, url: string, signal?: AbortSignal): Promise<ImageBitmap> {
-  const res = await fetch(new URL(url, session.apiBase).href, { headers: { Authorization: `Bearer ${session.accessToken}` }, ...(signal ? { signal } : {}) });
+export async function fetchBitmap(session: ApiSession, url: string, signal?: AbortSignal): Promise<ImageBitmap> {
+  const res = await fetch(new URL(url, session.apiBase).href, { headers: apiHeaders(session), ...(signal ? { signal } : {}) });
   if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `The image could not be loaded (${res.status}).`);
   return createImageBitmap(await res.blob());
 }
@@ -102,7 +116,7 @@ export const dismissItem = (s: Session, taskId: string, reason: DismissalReasonC
  * as a file.
  */
 export async function downloadWorklistCsv(s: Session, q: WorklistQuery): Promise<void> {
-  const res = await fetch(`${s.apiBase}/fls/worklist.csv${worklistQueryString(q)}`, { headers: { Authorization: `Bearer ${s.accessToken}`, Accept: 'text/csv' } });
+  const res = await fetch(`${s.apiBase}/fls/worklist.csv${worklistQueryString(q)}`, { headers: { ...apiHeaders(s), Accept: 'text/csv' } });
   if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `The CSV export failed (${res.status}).`);
   const url = URL.createObjectURL(await res.blob());
   const a = document.createElement('a');

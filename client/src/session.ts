@@ -10,7 +10,7 @@ type Client = import('fhirclient/lib/Client.js').default;
 
 export interface Session {
   accessToken: string;
-  /** Patient in context (patient-level launch); null for the FLS worklist (user-level launch). */
+  /** Patient in context (patient-level launch; sent as `X-SMART-Patient`); null for the FLS worklist (user-level launch). */
   patientId: string | null;
   encounterId: string | null;
   needPatientBanner: boolean;
@@ -20,7 +20,7 @@ export interface Session {
   fhirUser: string | null;
   /** Granted scopes. */
   scopes: string[];
-  /** FHIR base URL the app was launched against. */
+  /** FHIR base URL the app was launched against; sent to the service's API as `X-FHIR-Server` (picks the token verifier). */
   fhirBaseUrl: string;
   /** Base URL of the service's API (`…/api`), derived from where the app is served. */
   apiBase: string;

@@ -1,6 +1,7 @@
 /**
  * Express guard for the service's own APIs: {@link requireSmartAccess} demands a verified SMART access token
- * (RFC 6750 bearer), and {@link patientAllowed} applies the token's patient restriction.
+ * (RFC 6750 bearer), and {@link patientAllowed} applies the token's patient restriction. The request's
+ * `X-FHIR-Server` and `X-SMART-Patient` headers are passed to the verifier as its context.
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3
  */
 import type { RequestHandler, Response } from 'express';
@@ -43,7 +44,11 @@ export function requireSmartAccess(verifier: AccessTokenVerifier, options: Requi
     }
     let access: SmartAccess;
     try {
-      access = await verifier.verify(token);
+      // Which FHIR server the app was launched against picks the verifier; the launch patient is what a
+      // FHIR-delegated check reads (server/auth/dispatch.ts). Neither widens what the token's claims grant.
+      const fhirServer = req.get('x-fhir-server');
+      const patient = req.get('x-smart-patient');
+      access = await verifier.verify(token, { ...(fhirServer ? { fhirServer } : {}), ...(patient ? { patient } : {}) });
     } catch (err) {
       const e = err instanceof AccessTokenError ? err : new AccessTokenError('invalid', 'the access token could not be verified');
       if (e.code === 'unavailable') {

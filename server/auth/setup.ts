@@ -2,15 +2,21 @@
  * Builds the service's token machinery from the configuration:
  * - {@link createApiTokenVerifier}: how `/api/assessments` (and other APIs) verify SMART access tokens, from
  *   `smart-config/token-verification.json` — `auto` uses the sandbox authorization server's JWKS (over loopback) or,
- *   with an external FHIR server, the `issuer` and `jwks_uri` its `.well-known/smart-configuration` publishes;
+ *   with an external FHIR server, the `issuer` and `jwks_uri` its `.well-known/smart-configuration` publishes; the
+ *   `servers` entries (foreign authorization servers) are picked by the app's `X-FHIR-Server` header (dispatch.ts);
+ * - {@link tokenVerificationWarnings}: unsafe-but-allowed token settings in force, for `/readyz`;
  * - {@link createFhirTokenProvider}: the bearer tokens of the service's own FHIR calls — the sandbox's
  *   `frcds-service` client (client_credentials) in sandbox mode, else `FHIR_AUTH`.
  * @see https://hl7.org/fhir/smart-app-launch/STU2/conformance.html
  */
 import type { AppConfig } from '../config.ts';
 import { ClientCredentialsTokenProvider, StaticTokenProvider, type BearerTokenProvider } from './token-provider.ts';
+import type { ReadinessWarning } from '../health/readiness.ts';
+import { DispatchingVerifier } from './dispatch.ts';
+import { IntrospectionAccessTokenVerifier } from './introspection.ts';
+import { createServerVerifier } from './servers.ts';
 import { AccessTokenError, type AccessTokenVerifier, type SmartAccess } from './types.ts';
-import { IntrospectionAccessTokenVerifier, JwtAccessTokenVerifier } from './verifier.ts';
+import { JwtAccessTokenVerifier } from './verifier.ts';
 
 /** The sandbox client the service itself uses (smart-config/smart-clients.json). */
 export const SANDBOX_SERVICE_CLIENT_ID = 'frcds-service';
@@ -66,7 +72,27 @@ class DiscoveringVerifier implements AccessTokenVerifier {
   }
 }
 
+/**
+ * The verifier of the service's APIs: the service's own FHIR server's tokens as the top-level settings say, and each
+ * `servers` entry's tokens as that entry says, chosen per request by `X-FHIR-Server` ({@link DispatchingVerifier}).
+ */
 export function createApiTokenVerifier(config: AppConfig): AccessTokenVerifier {
+  const servers = config.auth.tokenServers.map((s) => ({ id: s.id, fhirBaseUrl: s.fhirBaseUrl, verifier: createServerVerifier(s, { timeoutMs: config.fhir.timeoutMs }) }));
+  return new DispatchingVerifier(ownTokenVerifier(config), [config.fhir.publicBaseUrl, config.fhir.baseUrl], servers);
+}
+
+/** `/readyz` warnings of the token settings: HS256 entries accepted (shared secrets: development only). */
+export function tokenVerificationWarnings(config: AppConfig): ReadinessWarning[] {
+  const hs256 = config.auth.tokenServers.filter((s) => s.mode === 'hs256').map((s) => s.id);
+  if (!config.auth.allowHs256 || hs256.length === 0) return [];
+  return [{
+    key: 'API_TOKEN_ALLOW_HS256',
+    message: `API access tokens signed with a shared secret (HS256) are accepted from ${hs256.join(', ')}: whoever holds the secret can mint a token for any patient. Development launchers only.`,
+  }];
+}
+
+/** The verifier of tokens for the service's own FHIR server (the top-level settings of token-verification.json). */
+export function ownTokenVerifier(config: AppConfig): AccessTokenVerifier {
   const v = config.files.tokenVerification;
   const audience = v.audience ?? [config.fhir.publicBaseUrl];
   if (v.mode === 'introspection') {

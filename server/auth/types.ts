@@ -36,10 +36,24 @@ export class AccessTokenError extends Error {
   }
 }
 
+/**
+ * What the request says about where its token comes from, sent by the SMART app beside the token: `X-FHIR-Server`
+ * (the FHIR base URL the app was launched against: picks the verifier) and `X-SMART-Patient` (the launch patient:
+ * the patient a FHIR-delegated check reads). Neither widens what a token grants; only verified claims do.
+ */
+export interface VerifyContext {
+  readonly fhirServer?: string;
+  readonly patient?: string;
+}
+
 /** Verifies a bearer token (signature and claims, or introspection) and says what it grants. */
 export interface AccessTokenVerifier {
-  /** @throws AccessTokenError */
-  verify(token: string): Promise<SmartAccess>;
+  /**
+   * `context` is optional: verifiers of one authorization server ignore it; the dispatching verifier
+   * (server/auth/dispatch.ts) and the FHIR-delegated one need it.
+   * @throws AccessTokenError
+   */
+  verify(token: string, context?: VerifyContext): Promise<SmartAccess>;
 }
 
 /** The `Type/id` tail of a FHIR reference or URL (`https://x/fhir/Practitioner/1` → `Practitioner/1`). */

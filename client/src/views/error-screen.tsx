@@ -1,7 +1,10 @@
-/** Full-screen explanation of why the app cannot show anything: launch failure, access refused, service error. */
+/**
+ * Full-screen explanation of why the app cannot show anything: launch failure, access refused, service error, or a
+ * server the app's Content-Security-Policy does not let it reach (`blocked`: the detail names the origin).
+ */
 import { ApiError } from '../api.ts';
 
-export type ErrorKind = 'launch' | 'access' | 'server' | 'not-found' | 'other';
+export type ErrorKind = 'launch' | 'access' | 'server' | 'not-found' | 'blocked' | 'other';
 
 /** Which screen an error calls for. */
 export function errorKind(err: unknown): ErrorKind {
@@ -18,6 +21,7 @@ const TITLES: Record<ErrorKind, string> = {
   access: 'Access refused',
   server: 'The fracture-risk service is not answering',
   'not-found': 'Nothing to show for this patient',
+  blocked: 'A server the app needs is not allowed',
   other: 'Something went wrong',
 };
 
@@ -26,6 +30,7 @@ const ADVICE: Record<ErrorKind, string> = {
   access: 'Your sign-in does not allow this (it may have expired, or not include this patient). Open the app again from the EHR.',
   server: 'Try again in a minute. If the problem persists, tell your system administrator; no result is shown rather than a possibly wrong one.',
   'not-found': 'The service found no patient, study or assessment for this launch.',
+  blocked: 'This service’s settings do not let the app contact the server named below, so it stopped. Tell your system administrator: the server must be added to the service’s configuration.',
   other: 'The app stopped rather than show a possibly wrong result.',
 };
 
