@@ -16,6 +16,7 @@
  */
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { BearerTokenProvider } from '../auth/token-provider.ts';
+import { readCappedBody } from '../http-body.ts';
 import { checkFhirJsonAnswer, FHIR_JSON, FHIR_JSON_ACCEPT } from './media-type.ts';
 
 export { FHIR_JSON };
@@ -81,6 +82,18 @@ export interface HttpFhirClientOptions {
   tokenProvider?: BearerTokenProvider;
   /** Cap on resources collected by one search over all pages (default 2,000). */
   maxResources?: number;
+  /** Cap on the bytes of one answer (default {@link DEFAULT_MAX_FHIR_ANSWER_BYTES}); a larger one is refused unread. */
+  maxResponseBytes?: number;
+}
+
+/** Default cap on one FHIR answer: a 200-entry search page of a real chart is a few MB at most. */
+export const DEFAULT_MAX_FHIR_ANSWER_BYTES = 32 * 1024 * 1024;
+
+/** The answer was larger than the client's byte cap; it was not read further. */
+export class FhirTooLargeError extends FhirAccessError {
+  override readonly name = 'FhirTooLargeError';
+  readonly code = 'FHIR_TOO_LARGE';
+  readonly retryable = false;
 }
 
 /** A relative or absolute `next` link must stay on the same server (a malicious page must not redirect us). */
@@ -98,6 +111,7 @@ export class HttpFhirClient implements FhirDataSource {
   readonly #token: string | undefined;
   readonly #tokenProvider: BearerTokenProvider | undefined;
   readonly #max: number;
+  readonly #maxBytes: number;
 
   constructor(options: HttpFhirClientOptions) {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -105,6 +119,7 @@ export class HttpFhirClient implements FhirDataSource {
     this.#token = options.token;
     this.#tokenProvider = options.tokenProvider;
     this.#max = options.maxResources ?? 2000;
+    this.#maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_FHIR_ANSWER_BYTES;
   }
 
   async #bearer(where: string, signal: AbortSignal): Promise<string | undefined> {
@@ -131,8 +146,17 @@ export class HttpFhirClient implements FhirDataSource {
     try {
       const bearer = await this.#bearer(where, combined);
       if (bearer) headers['Authorization'] = `Bearer ${bearer}`;
-      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined });
-      text = await res.text();
+      // Redirects are not followed: the server was chosen (and, for a CDS client's fhirServer, allowlisted) by its
+      // URL, and a 3xx must not send the bearer token or the request anywhere else.
+      res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: combined, redirect: 'manual' });
+      if (res.status >= 300 && res.status < 400) {
+        await res.body?.cancel().catch(() => undefined);
+        throw new FhirHttpError(res.status, `${where}: HTTP ${res.status} redirect not followed`);
+      }
+      const limit = this.#maxBytes;
+      text = Buffer.from(await readCappedBody(res, limit, (p) => p.kind === 'too-large'
+        ? new FhirTooLargeError(`${where}: the answer is larger than the limit of ${limit} bytes`)
+        : new FhirMalformedError(`${where}: the answer ended after ${p.received} of ${p.declared} bytes`))).toString('utf8');
     } catch (err) {
       if (err instanceof FhirAccessError) throw err;
       if (timeout.aborted) throw new FhirTimeoutError(`${where}: no complete answer within ${this.#timeoutMs} ms`);

@@ -20,6 +20,7 @@ import { readJpegFrameHeader } from './decode/jpeg-markers.ts';
 import { formatMediaType, parseMediaType } from './media-type.ts';
 import { parseMultipart, writeMultipart } from './multipart.ts';
 import { defaultSyntaxForMediaType, frameMediaType, TS } from './transfer-syntax.ts';
+import { readCappedBody } from '../http-body.ts';
 
 export type DicomWebAuth =
   | { type: 'bearer'; token: string | (() => string | Promise<string>) }
@@ -300,45 +301,14 @@ export class DicomWebClient {
   }
 
   /** Reads the body chunk by chunk, stopping as soon as it passes the limit. */
-  private async readBody(res: globalThis.Response, url: string, limit = this.maxResponseBytes): Promise<Uint8Array> {
-    // With Content-Encoding (gzip…) fetch inflates the body and Content-Length counts compressed bytes.
-    const encoded = (res.headers.get('content-encoding') ?? 'identity').toLowerCase() !== 'identity';
-    const declared = encoded ? Number.NaN : Number(res.headers.get('content-length') ?? Number.NaN);
-    if (Number.isFinite(declared) && declared > limit) {
-      throw new ResponseTooLargeError(limit, `response from ${url} declares ${declared} bytes, more than the limit of ${limit}`);
-    }
-    if (!res.body) return new Uint8Array(0);
-    const reader = res.body.getReader();
-    if (Number.isFinite(declared) && declared > 0) {
-      // Known length: copy each chunk once into its place.
-      const out = new Uint8Array(declared);
-      let at = 0;
-      for (;;) {
-        const { done, value } = await reader.read();
-        if (done) break;
-        if (at + value.byteLength > declared) {
-          await reader.cancel().catch(() => undefined);
-          throw new MalformedResponseError(`response from ${url} is longer than its Content-Length`);
-        }
-        out.set(value, at);
-        at += value.byteLength;
-      }
-      if (at !== declared) throw new MalformedResponseError(`response from ${url} ended after ${at} of ${declared} bytes`);
-      return out;
-    }
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > limit) {
-        await reader.cancel().catch(() => undefined);
-        throw new ResponseTooLargeError(limit, `response from ${url} is larger than the limit of ${limit} bytes`);
-      }
-      chunks.push(value);
-    }
-    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+  private readBody(res: globalThis.Response, url: string, limit = this.maxResponseBytes): Promise<Uint8Array> {
+    return readCappedBody(res, limit, (p) =>
+      p.kind === 'too-large'
+        ? new ResponseTooLargeError(limit, p.declared !== undefined ? `response from ${url} declares ${p.declared} bytes, more than the limit of ${limit}` : `response from ${url} is larger than the limit of ${limit} bytes`)
+        : p.received > p.declared
+          ? new MalformedResponseError(`response from ${url} is longer than its Content-Length`)
+          : new MalformedResponseError(`response from ${url} ended after ${p.received} of ${p.declared} bytes`),
+    );
   }
 }
 
