@@ -6,18 +6,22 @@
  *
  * `npx tsx client/build.ts` builds, prints each file's size raw and gzipped, and exits 1 when the total gzipped
  * size exceeds {@link GZIP_BUDGET_BYTES} (issue 7: ≤ 300 KB). The server calls {@link ensureClientBundle} at
- * start-up, which rebuilds only when `client/dist` is missing or older than the sources.
+ * start-up, which rebuilds only when `client/dist` is missing or older than the sources. The production start
+ * (`npm run start:prod`, compiled JavaScript in `dist/`) builds nothing: `npm run build` made the bundle, and the
+ * server only checks with {@link missingBundleFiles} that it is there.
  */
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
+import { REPO_ROOT } from '../server/config.ts';
 
-const CLIENT_DIR = fileURLToPath(new URL('.', import.meta.url));
+/** The app's sources, also when this module runs compiled from `dist/client/build.js`. */
+const CLIENT_DIR = join(REPO_ROOT, 'client');
 /** Output folder served at `/app/`. */
 export const CLIENT_DIST = join(CLIENT_DIR, 'dist');
 /** Source folders and files whose changes make the bundle stale. */
-const SOURCES = [join(CLIENT_DIR, 'src'), join(CLIENT_DIR, 'public'), fileURLToPath(import.meta.url), join(CLIENT_DIR, '../server/orders/service-requests.ts'), join(CLIENT_DIR, '../server/fls/types.ts')];
+const SOURCES = [join(CLIENT_DIR, 'src'), join(CLIENT_DIR, 'public'), join(CLIENT_DIR, 'build.ts'), join(CLIENT_DIR, '../server/orders/service-requests.ts'), join(CLIENT_DIR, '../server/fls/types.ts')];
 /** Written last: its mtime is the build time. */
 const STAMP = '.build-stamp.json';
 /** Issue 7: the bundle must stay at or below 300 KB gzipped (sum of every file served). */
@@ -51,11 +55,18 @@ function newestMtime(path: string): number {
   return newest;
 }
 
+/** The files of a complete bundle. */
+const BUNDLE_FILES = ['index.html', 'launch.html', 'app.js', 'launch.js', 'app.css'] as const;
+
+/** The files of a complete bundle that `outDir` lacks (none: the bundle is there). */
+export function missingBundleFiles(outDir: string = CLIENT_DIST): string[] {
+  return [STAMP, ...BUNDLE_FILES].filter((f) => !existsSync(join(outDir, f)));
+}
+
 /** True when `client/dist` is missing, incomplete or older than any source file. */
 export function clientBundleIsStale(outDir: string = CLIENT_DIST): boolean {
+  if (missingBundleFiles(outDir).length > 0) return true;
   const stamp = join(outDir, STAMP);
-  if (!existsSync(stamp)) return true;
-  for (const f of ['index.html', 'launch.html', 'app.js', 'launch.js', 'app.css']) if (!existsSync(join(outDir, f))) return true;
   const built = statSync(stamp).mtimeMs;
   return SOURCES.some((s) => newestMtime(s) > built);
 }

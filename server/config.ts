@@ -8,7 +8,7 @@
  * (`npx tsx server/config.ts --markdown`) so the two cannot drift apart.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
@@ -16,8 +16,18 @@ import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART san
 import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
 import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
 
-/** Repository root (the folder holding `package.json`), derived from this file's location. */
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+/**
+ * Repository root: the nearest folder above this file holding `package.json`. Searched for rather than taken as
+ * `..` because the production build runs this module from `dist/server/config.js`, one level deeper.
+ */
+export const REPO_ROOT = findRepoRoot(fileURLToPath(new URL('.', import.meta.url)));
+
+function findRepoRoot(from: string): string {
+  for (let dir = resolve(from); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir.endsWith(sep) ? dir : dir + sep;
+    if (dirname(dir) === dir) return fileURLToPath(new URL('..', import.meta.url));
+  }
+}
 
 /** A configuration value is missing or wrong. The message names the setting(s) and is meant for the operator. */
 export class ConfigError extends Error {

@@ -1,11 +1,12 @@
 /**
- * Composition root: `npm start` (= `tsx server/index.ts`).
+ * Composition root: `npm start` (= `node --import tsx server/index.ts`) and `npm run start:prod` (= `node
+ * dist/server/index.js`, built by `npm run build`).
  *
  * Order matters for operators: configuration is checked first (a wrong value stops the process with one message),
  * then the HTTP server listens at once so `/healthz` and `/readyz` answer while the embedded sandboxes are built and
  * seeded (readiness lists them as `starting`), then the URLs a user should open are logged.
  */
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -32,7 +33,10 @@ import { createApiTokenVerifier, tokenVerificationWarnings } from './auth/setup.
 import { requireSmartAccess } from './auth/require.ts';
 import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR (issue 7)
 // SMART app (issue 7): the bundle is built at start-up when client/dist is missing or older than client/src.
-import { ensureClientBundle } from '../client/build.ts';
+import { ensureClientBundle, missingBundleFiles } from '../client/build.ts';
+// Process lifecycle: a busy port fails the start; SIGTERM/SIGINT drain the HTTP server.
+import { listen, PortInUseError } from './listen.ts';
+import { drainable } from './drain.ts';
 // FLS worklist (issue 8): /api/fls, audit log.
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
 // Report events and durable jobs (issue 8): /api/events, /api/jobs, sandbox Subscription notifications.
@@ -44,8 +48,17 @@ export interface RunningService {
   readonly readiness: Readiness;
   /** Resolves when the sandboxes are built and seeded (or failed: see readiness). */
   readonly started: Promise<void>;
+  /** Closes at once: open connections are cut (tests). */
   close(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM/SIGINT): stops accepting, lets requests in flight finish for up to `graceMs` (then
+   * closes their connections and calls `onForce`), then closes the models, imaging workers, FLS and job queue.
+   */
+  shutdown(graceMs: number, onForce?: (inFlight: number) => void): Promise<{ forced: number }>;
 }
+
+/** Running compiled JavaScript (`dist/`, `npm run start:prod`) rather than the TypeScript sources. */
+const COMPILED = !import.meta.url.endsWith('.ts');
 
 function packageVersion(): string {
   try {
@@ -166,6 +179,13 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
  */
 async function buildAppBundle(logger: Logger, readiness: Readiness): Promise<void> {
   readiness.set('app', 'starting');
+  // Production: `npm run build` made the bundle; nothing is built (and esbuild not loaded) at run time.
+  if (COMPILED) {
+    const missing = missingBundleFiles();
+    if (missing.length === 0) readiness.set('app', 'ready', 'bundle built by npm run build');
+    else readiness.set('app', 'failed', `client/dist lacks ${missing.join(', ')}: run npm run build`);
+    return;
+  }
   try {
     const report = await ensureClientBundle();
     const detail = report ? `built in ${Math.round(report.ms)} ms, ${(report.totalGzipBytes / 1024).toFixed(1)} KB gzipped` : 'bundle up to date';
@@ -219,10 +239,10 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   }
 
   const app = createApp({ config, logger, readiness, metrics, sandboxes: mounts, services });
-  const server = await new Promise<Server>((resolveListen, reject) => {
-    const s = app.listen(config.port, config.host, () => resolveListen(s));
-    s.once('error', reject);
-  });
+  // Not app.listen: see listen.ts for how that hid a busy port.
+  const server = createServer(app);
+  const http = drainable(server);
+  await listen(server, config.port, config.host);
   logger.info({ host: config.host, port: config.port }, 'listening');
   if (config.fhir.sandboxOpen) {
     const warning = 'SANDBOX_FHIR_OPEN=true: the sandbox FHIR server answers reads and searches WITHOUT an access token (interop demo mode; loopback only, writes still need a token)';
@@ -277,6 +297,12 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     );
   })();
 
+  const closeRest = async (): Promise<void> => {
+    await registry?.close();
+    await imaging.close();
+    await fls?.close();
+    await reportEvents.close();
+  };
   return {
     server,
     readiness,
@@ -285,7 +311,12 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       new Promise<void>((resolveClose) => {
         server.close(() => resolveClose());
         server.closeAllConnections();
-      }).then(() => registry?.close()).then(() => imaging.close()).then(() => fls?.close()).then(() => reportEvents.close()),
+      }).then(closeRest),
+    shutdown: async (graceMs, onForce) => {
+      const drained = await http.drain(graceMs, onForce);
+      await closeRest();
+      return drained;
+    },
   };
 }
 
@@ -306,18 +337,63 @@ async function main(): Promise<void> {
     service = await startService(config, logger);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    const message = code === 'EADDRINUSE' ? `port ${config.port} is already in use (set PORT)` : code === 'EACCES' ? `no permission to listen on ${config.host}:${config.port}` : (err as Error).message;
-    logger.fatal({ code }, `cannot start: ${message}`);
+    const message =
+      err instanceof PortInUseError ? `${err.message}: another process is listening there (stop it, or set PORT)`
+      : code === 'EACCES' ? `no permission to listen on ${config.host}:${config.port}`
+      : code === 'EADDRNOTAVAIL' ? `HOST=${config.host} is not an address of this machine`
+      : (err as Error).message;
+    logger.fatal({ code, host: config.host, port: config.port }, `cannot start: ${message}`);
     process.exit(1);
   }
-  const stop = (signal: string): void => {
-    logger.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => process.exit(0), 5000);
-    timer.unref();
-    void service.close().then(() => process.exit(0));
+  handleStopSignals(service, logger);
+}
+
+/** How long requests in flight may run after SIGTERM/SIGINT before their connections are closed. */
+const DRAIN_GRACE_MS = 10_000;
+/** How much longer than the drain closing the models, workers and queues may take before the process gives up. */
+const CLOSE_GRACE_MS = 5_000;
+/**
+ * A repeat of the signal within this time is the same request: Ctrl-C in a terminal reaches `npm start` and the
+ * server alike, and npm forwards its copy to the server too.
+ */
+const SAME_SIGNAL_MS = 1_000;
+
+/**
+ * SIGTERM/SIGINT: drain, close the rest, exit 0 (one log line each step). A second signal exits at once (status
+ * 128 + signal number, as a shell reports a signal death).
+ */
+function handleStopSignals(service: RunningService, logger: Logger): void {
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (first) {
+      if (signal === first.signal && Date.now() - first.at < SAME_SIGNAL_MS) return;
+      logger.warn({ signal }, `${signal} again: exiting at once without waiting for requests in flight`);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
+    first = { signal, at: Date.now() };
+    logger.info({ signal, graceMs: DRAIN_GRACE_MS }, `${signal}: shutting down — no new connections, waiting for requests in flight (send it again to exit at once)`);
+    const t0 = Date.now();
+    setTimeout(() => {
+      logger.error(`shutdown did not finish within ${(DRAIN_GRACE_MS + CLOSE_GRACE_MS) / 1000} s (closing models, workers or queues hangs): exiting`);
+      process.exit(1);
+    }, DRAIN_GRACE_MS + CLOSE_GRACE_MS).unref();
+    void service
+      .shutdown(DRAIN_GRACE_MS, (inFlight) => {
+        logger.warn({ inFlight }, `drain time (${DRAIN_GRACE_MS / 1000} s) is up: closing the connections of ${inFlight} unfinished request(s)`);
+      })
+      .then(
+        ({ forced }) => {
+          logger.info({ ms: Date.now() - t0, forced }, 'stopped');
+          process.exit(0);
+        },
+        (err: unknown) => {
+          logger.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
-  process.once('SIGINT', () => stop('SIGINT'));
-  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

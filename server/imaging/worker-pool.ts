@@ -100,7 +100,8 @@ export class ImagingPool implements ImagingExecutor {
   constructor(opts: ImagingPoolOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 1) throw new RangeError(`imaging pool size must be an integer ≥ 1, got ${opts.size}`);
     this.size = opts.size;
-    this.#entry = opts.entry ?? new URL('./imaging-worker.ts', import.meta.url);
+    // The worker file has this module's own extension: .ts from the sources, .js in the production build (dist/).
+    this.#entry = opts.entry ?? new URL(`./imaging-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url);
     this.#timeoutMs = opts.jobTimeoutMs ?? 60_000;
     this.#logger = opts.logger;
     // Start the threads now so their start-up (tsx, codec WASM) is not paid by the first patient.

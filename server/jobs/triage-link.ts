@@ -35,7 +35,8 @@ export type TriageFn = (fhir: FhirDataSource, input: TriageInput, options?: Tria
 /** The FLS triage function, or null when `server/fls/triage.ts` is not part of this build. */
 export async function loadTriage(): Promise<TriageFn | null> {
   // A variable specifier keeps the type checker from requiring the module at build time.
-  const specifier = '../fls/triage.ts';
+  // Same extension as this module: .ts from the sources, .js in the production build (dist/).
+  const specifier = `../fls/triage${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`;
   try {
     const mod = (await import(specifier)) as { maybeCreateTriageTask?: unknown };
     return typeof mod.maybeCreateTriageTask === 'function' ? (mod.maybeCreateTriageTask as TriageFn) : null;

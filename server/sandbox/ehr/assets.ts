@@ -15,7 +15,8 @@ export function browserBundle(): Promise<string> {
   bundle ??= (async () => {
     const esbuild = await import('esbuild');
     const out = await esbuild.build({
-      entryPoints: [`${HERE}browser/ehr.ts`],
+      // The production build (dist/) holds the compiled browser/ehr.js instead of the source.
+      entryPoints: [`${HERE}browser/ehr${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`],
       bundle: true,
       write: false,
       format: 'esm',
