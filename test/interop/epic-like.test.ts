@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Card } from '../../server/cds/types.ts';
 import { EPIC_LIKE } from '../support/foreign-ehr/epic-like.ts';
-import { apiAssessment, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, smartLink, startInterop, type InteropRun, type LaunchedApp } from './steps.ts';
+import { apiAssessment, assertAssessed, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, smartLink, startInterop, type InteropRun, type LaunchedApp } from './steps.ts';
 
 let run: InteropRun;
 
@@ -90,8 +90,7 @@ describe('Epic-like EHR: SMART app launched from the card (fhir-delegated token 
   });
 
   test('the app\'s token, for this patient, works with X-FHIR-Server and X-SMART-Patient', async () => {
-    const r = await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(run.ehr.fhirBase(), PATIENT));
-    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assertAssessed(await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(run.ehr.fhirBase(), PATIENT)));
   });
 
   test('a token for another patient is refused by /api/assessments', async () => {

@@ -4,7 +4,8 @@
  * registered `jwksUrl`), SNOMED CT orders, every prefetch key filled, base64url launch ids, HS256 access tokens
  * without `iss`/`aud`. Two launcher URLs, two ways the service checks the app's tokens: `hs256` with the shared
  * secret (`API_TOKEN_ALLOW_HS256=true`; tokens carrying their context) and RFC 7662 introspection authorised by the
- * token itself (`clientAuth: bearer-token`; tokens shaped as smart-launcher-v2 signs them: `scope` only).
+ * token itself (`clientAuth: bearer-token`; tokens shaped as smart-launcher-v2 signs them: the patient nested in
+ * `context`, no `sub`).
  * Screenshots: test/artifacts/interop-hs256-launcher-*.png.
  */
 import assert from 'node:assert/strict';
@@ -12,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Card } from '../../server/cds/types.ts';
 import { LAUNCHER_LIKE } from '../support/foreign-ehr/launcher-like.ts';
-import { apiAssessment, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, startInterop, type InteropRun, type LaunchedApp } from './steps.ts';
+import { apiAssessment, assertAssessed, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, startInterop, type InteropRun, type LaunchedApp } from './steps.ts';
 
 let run: InteropRun;
 let card: Card;
@@ -86,18 +87,20 @@ describe('launcher-like EHR: SMART app with hs256 tokens (sim-claims)', () => {
 
   test('a token for another patient is refused by /api/assessments', async () => {
     const base = run.ehr.fhirBase('sim-claims');
-    assert.equal((await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(base, PATIENT))).status, 200);
+    assertAssessed(await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(base, PATIENT)));
     const r = await apiAssessment(run.base, app.token, OTHER_PATIENT, foreignHeaders(base, PATIENT));
     assert.equal(r.status, 403, JSON.stringify(r.body));
     const claimed = await apiAssessment(run.base, app.token, OTHER_PATIENT, foreignHeaders(base, OTHER_PATIENT));
     assert.equal(claimed.status, 403, 'X-SMART-Patient does not widen a token limited by its claims');
   });
 
-  test('a token shaped as smart-launcher-v2 signs it (scope only: no sub, no patient) is not accepted as unrestricted', async () => {
-    const bare = await run.ehr.issueToken(PATIENT, { tenant: 'sim-claims', context: 'server-side' });
-    assert.deepEqual(Object.keys(decodeJwt(bare)).sort(), ['exp', 'iat', 'scope']);
-    const r = await apiAssessment(run.base, bare, OTHER_PATIENT, foreignHeaders(run.ehr.fhirBase('sim-claims'), PATIENT));
-    assert.equal(r.status, 401, `expected 401 (no subject), got ${r.status} ${JSON.stringify(r.body)}`);
+  test('a token shaped as smart-launcher-v2 signs it (patient only inside `context`, no sub) is not accepted for another patient', async () => {
+    const shaped = await run.ehr.issueToken(PATIENT, { tenant: 'sim-claims', context: 'launcher-v2' });
+    const claims = decodeJwt(shaped);
+    assert.deepEqual(Object.keys(claims).sort(), ['client_id', 'context', 'exp', 'fhirUser', 'iat', 'scope']);
+    assert.deepEqual(claims['context'], { patient: PATIENT, need_patient_banner: false });
+    const r = await apiAssessment(run.base, shaped, OTHER_PATIENT, foreignHeaders(run.ehr.fhirBase('sim-claims'), PATIENT));
+    assert.ok(r.status === 401 || r.status === 403, `a token for ${PATIENT} asking about ${OTHER_PATIENT}: expected 401/403, got ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`);
   });
 
   test('an HS256 token signed with another secret is refused', async () => {
@@ -125,8 +128,11 @@ describe('launcher-like EHR: SMART app with introspection authorised by the toke
     await app?.context.close();
   });
 
-  test('the app\'s token carries no context; the introspection answer does, and the app shows the risk', () => {
-    assert.deepEqual(Object.keys(decodeJwt(app.token)).sort(), ['exp', 'iat', 'scope']);
+  test('the app\'s token has its patient only inside `context`; the introspection answer has it, and the app shows the risk', () => {
+    const claims = decodeJwt(app.token);
+    assert.equal(claims['patient'], undefined);
+    assert.equal(claims.sub, undefined);
+    assert.deepEqual(claims['context'], { patient: PATIENT, need_patient_banner: false });
     const calls = run.ehr.introspections.slice(seenBefore).filter((r) => r.tenant === 'plain');
     assert.ok(calls.length > 0 && calls.every((c) => c.clientAuth === 'bearer-token' && c.accepted && c.active), JSON.stringify(calls));
     assert.deepEqual(app.problems.filter((p) => !/favicon/.test(p)), []);

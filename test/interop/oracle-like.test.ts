@@ -13,7 +13,7 @@ import { decodeJwt, decodeProtectedHeader } from 'jose';
 import type { Card } from '../../server/cds/types.ts';
 import { ORACLE_HIP_XRAY_CODE, ORACLE_LIKE, ORACLE_ORDER_SYSTEM } from '../support/foreign-ehr/oracle-like.ts';
 import { siteOrderCodeMap } from '../support/foreign-ehr/service-config.ts';
-import { apiAssessment, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, startInterop, tokenOverHttp, type InteropRun, type LaunchedApp } from './steps.ts';
+import { apiAssessment, assertAssessed, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, startInterop, tokenOverHttp, type InteropRun, type LaunchedApp } from './steps.ts';
 
 let run: InteropRun;
 let card: Card;
@@ -96,7 +96,7 @@ describe('Oracle Health-like EHR: SMART app, tenant with jwks (pinned key, no au
   test('the token is an ES384 JWT checked with the pinned key: the JWKS URL was never fetched', async () => {
     assert.equal(decodeProtectedHeader(app.token).alg, 'ES384');
     assert.equal(decodeJwt(app.token).patient, PATIENT);
-    assert.equal((await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(run.ehr.fhirBase('jwks'), PATIENT))).status, 200);
+    assertAssessed(await apiAssessment(run.base, app.token, PATIENT, foreignHeaders(run.ehr.fhirBase('jwks'), PATIENT)));
     assert.equal(run.ehr.jwksFetches('jwks'), 0, 'pinned keys are used before jwksUri');
   });
 
@@ -144,7 +144,7 @@ describe('Oracle Health-like EHR: tenant with introspection (client_secret_post)
     const tr = await tokenOverHttp(run, PATIENT, 'introspect-secret');
     const token = String(tr['access_token']);
     const base = run.ehr.fhirBase('introspect-secret');
-    assert.equal((await apiAssessment(run.base, token, PATIENT, foreignHeaders(base, PATIENT))).status, 200);
+    assertAssessed(await apiAssessment(run.base, token, PATIENT, foreignHeaders(base, PATIENT)));
     assert.equal((await apiAssessment(run.base, token, OTHER_PATIENT, foreignHeaders(base, PATIENT))).status, 403);
     const calls = run.ehr.introspections.filter((r) => r.tenant === 'introspect-secret');
     assert.ok(calls.length > 0 && calls.every((c) => c.clientAuth === 'client_secret_post' && c.accepted), JSON.stringify(calls));

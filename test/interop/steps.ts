@@ -157,6 +157,11 @@ export async function apiAssessment(base: string, token: string, patient: string
   return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
+/** The API assessed (201 new, 200 from the service's cache). */
+export function assertAssessed(r: { status: number; body: Record<string, unknown> }): void {
+  assert.ok(r.status === 200 || r.status === 201, `expected an assessment, got ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
+}
+
 /** The headers the app adds for a foreign FHIR server (interface contract: `X-FHIR-Server`, `X-SMART-Patient`). */
 export const foreignHeaders = (fhirBase: string, patient?: string): Record<string, string> => ({ 'X-FHIR-Server': fhirBase, ...(patient ? { 'X-SMART-Patient': patient } : {}) });
 

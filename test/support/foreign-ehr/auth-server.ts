@@ -203,6 +203,19 @@ export function createAuthServer(o: AuthServerOptions): Router {
       const grant = body['token'] ? await o.tokens.verify(body['token']) : undefined;
       o.introspections.push({ tenant: o.tenant.id, clientAuth: who.kind, accepted: true, active: !!grant && grant.tenant === o.tenant.id });
       if (!grant || grant.tenant !== o.tenant.id) return void res.set('Cache-Control', 'no-store').json({ active: false });
+      if (o.tenant.tokenContext === 'launcher-v2') {
+        // smart-launcher-v2: the token's own claims with `context` spread to the top level; no `sub`, no `iss`.
+        res.set('Cache-Control', 'no-store').json({
+          active: true,
+          scope: grant.scope,
+          client_id: grant.clientId,
+          ...(grant.fhirUser ? { fhirUser: grant.fhirUser } : {}),
+          ...(grant.patient ? { patient: grant.patient } : {}),
+          need_patient_banner: false,
+          exp: grant.exp,
+        });
+        return;
+      }
       res.set('Cache-Control', 'no-store').json({
         active: true,
         scope: grant.scope,

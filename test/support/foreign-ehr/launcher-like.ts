@@ -5,13 +5,13 @@
  * - access tokens are HS256 JWTs signed with the launcher's secret, with `exp`/`iat` but no `iss` or `aud`;
  * - launch options live in the URL (`/v/r4/sim/{base64url options}/fhir`), and the `launch` id is itself base64url
  *   JSON of the launch (who, which patient, the CDS link's `appContext`);
- * - the introspection endpoint (RFC 7662) requires `Authorization: Bearer <a token it signed>`; its answer adds the
- *   launch context (`patient`, and `sub` from the id token) to the token's claims;
+ * - the introspection endpoint (RFC 7662) requires `Authorization: Bearer <a token it signed>`;
  * - the FHIR proxy rewrites the upstream server's URLs in its answers to its own base.
- * smart-launcher-v2 itself keeps the launch context OUT of its access tokens (they carry `scope` only): that shape
- * is the `plain` tenant here, which the service checks by introspection. The `sim-claims` tenant writes `sub`,
- * `patient`, `fhirUser` and `client_id` into its HS256 tokens — what the service's `hs256` mode needs to limit a
- * token to its patient (a token with no `sub` is refused; a token with no `patient` is not limited).
+ * smart-launcher-v2 signs `scope`, `client_id`, `fhirUser` and a nested `context` (`{patient, …}`) into its access
+ * tokens — no `sub` and no top-level `patient` — and its introspection answer spreads `context` to the top level.
+ * That shape is the `plain` tenant here, which the service checks by introspection (`clientAuth: bearer-token`).
+ * The `sim-claims` tenant instead writes `sub`, `patient`, `fhirUser` and `client_id` as top-level claims: what the
+ * service's `hs256` mode reads (`accessFromClaims`), so that its tokens are limited to their patient.
  * Nothing here is launcher code.
  */
 import type { EhrConvention } from './types.ts';
@@ -28,7 +28,7 @@ export const LAUNCHER_LIKE: EhrConvention = {
   launchIds: 'encoded',
   tenants: [
     { id: 'sim-claims', fhirPath: `/v/r4/sim/${LAUNCHER_SIM}/fhir`, authPath: `/v/r4/sim/${LAUNCHER_SIM}/auth`, verification: { mode: 'hs256' }, tokenContext: 'claims' },
-    { id: 'plain', fhirPath: '/v/r4/fhir', authPath: '/v/r4/auth', verification: { mode: 'introspection', clientAuth: 'bearer-token' }, tokenContext: 'server-side' },
+    { id: 'plain', fhirPath: '/v/r4/fhir', authPath: '/v/r4/auth', verification: { mode: 'introspection', clientAuth: 'bearer-token' }, tokenContext: 'launcher-v2' },
   ],
   cds: {
     signing: { alg: 'ES384', keySource: 'jwks-url', subAndNbf: false },

@@ -64,7 +64,7 @@ export class EhrTokens {
     } else {
       const claims: JWTPayload = o.context === 'claims'
         ? { sub: grant.sub, client_id: grant.clientId, scope: grant.scope, ...(grant.patient ? { patient: grant.patient } : {}), ...(grant.fhirUser ? { fhirUser: grant.fhirUser } : {}) }
-        : { scope: grant.scope };
+        : { scope: grant.scope, client_id: grant.clientId, ...(grant.fhirUser ? { fhirUser: grant.fhirUser } : {}), context: { ...(grant.patient ? { patient: grant.patient } : {}), need_patient_banner: false } };
       let jwt = new SignJWT(claims).setIssuedAt(grant.iat).setExpirationTime(grant.exp);
       if (this.format === 'jwt-es384') {
         jwt = jwt.setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: this.#es384!.publicJwk.kid! }).setIssuer(this.issuer).setJti(randomUUID());

@@ -14,13 +14,14 @@ export type ClientAuth = 'basic' | 'client_secret_post' | 'bearer' | 'bearer-tok
 
 /** Where the launch context of an access token lives. */
 export type TokenContext =
-  /** In the token's claims (`sub`, `patient`, `fhirUser`, `client_id`, `scope`): what a JWT verifier needs. */
+  /** In the token's top-level claims (`sub`, `patient`, `fhirUser`, `client_id`, `scope`), as SMART servers do. */
   | 'claims'
   /**
-   * Only in the token response and the authorization server's memory: the token carries `scope` (and `exp`/`iat`)
-   * but no `sub`/`patient` — as smart-launcher-v2 signs them. Introspection answers with the context.
+   * As smart-launcher-v2 signs its access tokens: `scope`, `client_id`, `fhirUser` and a nested `context` object
+   * (`{ patient, need_patient_banner }`), no `sub` and no top-level `patient`. Its introspection answer spreads
+   * `context` to the top level (so `patient` is there) and has no `sub` or `iss`.
    */
-  | 'server-side';
+  | 'launcher-v2';
 
 export type Verification =
   | { readonly mode: 'fhir-delegated' }
