@@ -51,11 +51,17 @@ describe('FHIR-delegated verification (opaque EHR tokens)', () => {
     assert.equal(a.patient, 'p1');
     assert.deepEqual(a.scopes, ['patient/*.rs']);
     assert.equal(a.subject, 'fhir-delegated:epic-test');
-    const r = fhir.requests.at(-1)!;
+    const r = fhir.requests.find((q) => q.headers.authorization === 'Bearer token-for-p1')!;
     assert.equal(r.method, 'GET');
     assert.equal(r.url, '/fhir/Patient/p1');
-    assert.equal(r.headers.authorization, 'Bearer token-for-p1');
-    assert.equal(r.headers.accept, 'application/fhir+json');
+    assert.match(r.headers.accept ?? '', /^application\/fhir\+json/);
+  });
+
+  test('a FHIR server that answers a made-up token too cannot vouch for any: refused as unverifiable, never accepted', async () => {
+    const open = new FhirDelegatedVerifier({ fhirBaseUrl: `${elsewhere.url}/fhir`, serverId: 'open-test', timeoutMs: 1000 });
+    await assert.rejects(open.verify('whatever', { patient: 'p1' }), refused('unavailable', /does not refuse a made-up token/));
+    const canary = elsewhere.requests.at(-1)!;
+    assert.match(canary.headers.authorization ?? '', /^Bearer frcds-canary-[0-9a-f]{32}$/);
   });
 
   test('refused: the FHIR server answers 403 (token for another patient), 404, 401 (unknown token)', async () => {
@@ -75,7 +81,7 @@ describe('FHIR-delegated verification (opaque EHR tokens)', () => {
 
   test('a redirect is not followed; a large answer, a slow server and a 503 are "unavailable"', async () => {
     await assert.rejects(verifier('/moved').verify('token-for-p1', { patient: 'p1' }), refused('unavailable', /redirect/));
-    assert.equal(elsewhere.requests.length, 0, 'the token never reached the redirect target');
+    assert.ok(!elsewhere.requests.some((q) => q.headers.authorization === 'Bearer token-for-p1'), 'the token never reached the redirect target');
     await assert.rejects(verifier('/big', { maxResponseBytes: 1024 }).verify('token-for-p1', { patient: 'p1' }), refused('unavailable', /exceeds 1024 bytes/));
     await assert.rejects(verifier('/slow', { timeoutMs: 300 }).verify('token-for-p1', { patient: 'p1' }), refused('unavailable', /timed out/));
     await assert.rejects(verifier('/down').verify('token-for-p1', { patient: 'p1' }), refused('unavailable', /503/));

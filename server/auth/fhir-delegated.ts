@@ -13,7 +13,10 @@
  * @see https://hl7.org/fhir/R4/http.html#read
  * @see https://hl7.org/fhir/smart-app-launch/STU2/app-launch.html#step-6-app-accesses-clinical-data-via-fhir-api
  */
+import { randomBytes } from 'node:crypto';
 import { decodeJwt } from 'jose';
+import { FHIR_JSON_ACCEPT } from '../fhir/media-type.ts';
+import { readCappedBody } from '../http-body.ts';
 import { tokenDigest } from './introspection.ts';
 import { AccessTokenError, type AccessTokenVerifier, type SmartAccess, type VerifyContext } from './types.ts';
 
@@ -44,6 +47,8 @@ export class FhirDelegatedVerifier implements AccessTokenVerifier {
   readonly #pending = new Map<string, Promise<SmartAccess>>();
   /** FHIR reads made (for tests and metrics). */
   reads = 0;
+  /** Until when the server is known to refuse a made-up token (ms); see {@link FhirDelegatedVerifier.#refusesStrangers}. */
+  #canaryUntil = 0;
 
   constructor(options: FhirDelegatedOptions) {
     this.#o = options;
@@ -65,6 +70,7 @@ export class FhirDelegatedVerifier implements AccessTokenVerifier {
       this.#pending.set(key, pending);
     }
     const access = await pending;
+    await this.#refusesStrangers(patient);
     const ttl = Math.min(this.#o.cacheSeconds ?? DELEGATED_CACHE_MAX_SECONDS, DELEGATED_CACHE_MAX_SECONDS) * 1000;
     const until = Math.min(now + ttl, access.expiresAt !== undefined ? access.expiresAt * 1000 : Number.POSITIVE_INFINITY);
     if (until > now) {
@@ -72,6 +78,32 @@ export class FhirDelegatedVerifier implements AccessTokenVerifier {
       this.#cache.set(key, { access, until });
     }
     return access;
+  }
+
+  /**
+   * A "yes" from a FHIR server that answers everyone proves nothing (a sandbox left open, a misconfigured proxy), so
+   * before a success counts, the same read with a made-up token must be refused (401/403). Checked again every ten
+   * minutes; until it holds, delegated tokens are refused as unverifiable (503), never accepted.
+   */
+  async #refusesStrangers(patient: string): Promise<void> {
+    const now = (this.#o.now ?? Date.now)();
+    if (this.#canaryUntil > now) return;
+    let status: number;
+    try {
+      const res = await fetch(`${this.#o.fhirBaseUrl}/Patient/${encodeURIComponent(patient)}`, {
+        headers: { Authorization: `Bearer frcds-canary-${randomBytes(16).toString('hex')}`, Accept: FHIR_JSON_ACCEPT },
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000),
+      });
+      status = res.status;
+      await res.body?.cancel().catch(() => undefined);
+    } catch (err) {
+      throw new AccessTokenError('unavailable', `the FHIR server ${this.#o.serverId} did not answer (${(err as Error).message})`);
+    }
+    if (status !== 401 && status !== 403) {
+      throw new AccessTokenError('unavailable', `the FHIR server ${this.#o.serverId} does not refuse a made-up token (HTTP ${status}), so it cannot vouch for one: use another verification mode`);
+    }
+    this.#canaryUntil = now + 10 * 60_000;
   }
 
   async #check(token: string, patient: string): Promise<SmartAccess> {
@@ -84,7 +116,7 @@ export class FhirDelegatedVerifier implements AccessTokenVerifier {
     let text: string;
     try {
       res = await fetch(url, {
-        headers: { Authorization: `Bearer ${token}`, Accept: 'application/fhir+json' },
+        headers: { Authorization: `Bearer ${token}`, Accept: FHIR_JSON_ACCEPT },
         // Not followed: the token must reach the allowlisted base URL and nothing else.
         redirect: 'manual',
         signal: AbortSignal.timeout(this.#o.timeoutMs ?? 5000),
@@ -98,7 +130,8 @@ export class FhirDelegatedVerifier implements AccessTokenVerifier {
         if (res.status === 429 || res.status >= 500) throw new AccessTokenError('unavailable', `the FHIR server ${this.#o.serverId} answered HTTP ${res.status}`);
         throw new AccessTokenError('invalid', `the FHIR server ${this.#o.serverId} refused the access token for the launch patient (HTTP ${res.status})`);
       }
-      text = await readCapped(res, this.#o.maxResponseBytes ?? 1 << 20);
+      const max = this.#o.maxResponseBytes ?? 1 << 20;
+      text = Buffer.from(await readCappedBody(res, max, () => new AccessTokenError('unavailable', `the FHIR server's answer exceeds ${max} bytes`))).toString('utf8');
     } catch (err) {
       if (err instanceof AccessTokenError) throw err;
       const e = err as Error;
@@ -131,29 +164,4 @@ function jwtExpiry(token: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The body as text, refusing more than `max` bytes (by Content-Length, or while reading). */
-async function readCapped(res: Response, max: number): Promise<string> {
-  const declared = Number(res.headers.get('content-length') ?? NaN);
-  const tooBig = (): AccessTokenError => new AccessTokenError('unavailable', `the FHIR server's answer exceeds ${max} bytes`);
-  if (declared > max) {
-    await res.body?.cancel();
-    throw tooBig();
-  }
-  if (!res.body) return '';
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = res.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      await reader.cancel();
-      throw tooBig();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
