@@ -3,9 +3,9 @@
  * JWTs naming an unreachable `jku` (the service has the key pinned), orders coded in the tenant's order catalogue
  * (code set 200, mapped by a site ConceptMap in `ORDER_CODE_MAPS_DIR`), FHIR answers in `application/json+fhir`,
  * partial prefetch, an authorization server on another origin (`connectSrc`), ES384 JWT access tokens.
- * Three tenants, three ways the service checks the app's tokens: `jwks` with the key pinned and no `aud` check
- * (browser), RFC 7662 introspection with a `private_key_jwt` client assertion (browser), and introspection with
- * `client_secret_post` (HTTP). Screenshots: test/artifacts/interop-jku-jsonfhir-*.png.
+ * Four tenants, four ways the service checks the app's tokens: `jwks` with the key pinned and no `aud` check
+ * (browser), RFC 7662 introspection with a `private_key_jwt` client assertion (browser), introspection with
+ * `client_secret_post` (HTTP), and `fhir-delegated` against the `application/json+fhir` server (HTTP). Screenshots: test/artifacts/interop-jku-jsonfhir-*.png.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -153,5 +153,18 @@ describe('Oracle Health-like EHR: tenant with introspection (client_secret_post)
   test('a token the EHR does not know is refused (introspection says inactive)', async () => {
     const r = await apiAssessment(run.base, 'not-a-token-of-this-ehr', PATIENT, foreignHeaders(run.ehr.fhirBase('introspect-secret'), PATIENT));
     assert.equal(r.status, 401, JSON.stringify(r.body));
+  });
+});
+
+describe('Oracle Health-like EHR: tenant with fhir-delegated checks against application/json+fhir, over HTTP', () => {
+  test('the token is checked by reading Patient/{id} (answered as application/json+fhir) and limited to that patient', async () => {
+    const tr = await tokenOverHttp(run, PATIENT, 'delegated');
+    const token = String(tr['access_token']);
+    const base = run.ehr.fhirBase('delegated');
+    assertAssessed(await apiAssessment(run.base, token, PATIENT, foreignHeaders(base, PATIENT)));
+    const read = run.ehr.fhirLog.filter((r) => r.tenant === 'delegated' && r.url === `/Patient/${PATIENT}` && r.status === 200);
+    assert.ok(read.length > 0 && read.every((r) => (r.contentType ?? '').startsWith('application/json+fhir')), JSON.stringify(read));
+    assert.equal((await apiAssessment(run.base, token, OTHER_PATIENT, foreignHeaders(base, PATIENT))).status, 403);
+    assert.equal((await apiAssessment(run.base, token, OTHER_PATIENT, foreignHeaders(base, OTHER_PATIENT))).status, 401);
   });
 });

@@ -14,8 +14,9 @@
  * - The CDS client names its JWKS in `jku`, at a URL the service cannot reach (a locked-down network); the service
  *   has the key pinned in cds-clients.json (`jwks`) with the `jku` allowlisted.
  * - CDS calls fill only some prefetch keys; the service reads the rest from the `application/json+fhir` server.
- * Three tenants, one per way the service checks the app's tokens: `jwks` with the key pinned (no `aud` check),
- * `introspection` with a `private_key_jwt` client assertion, and `introspection` with `client_secret_post`.
+ * Four tenants, one per way the service checks the app's tokens: `jwks` with the key pinned (no `aud` check),
+ * `introspection` with a `private_key_jwt` client assertion, `introspection` with `client_secret_post`, and
+ * `fhir-delegated` (the token read-checked against the `application/json+fhir` server).
  * The tenant ids are made up; nothing here is Oracle code.
  */
 import type { EhrConvention, TenantConvention } from './types.ts';
@@ -24,6 +25,7 @@ export const ORACLE_TENANTS = {
   jwks: '5f1e0a10-7c3b-4c21-9d1e-000000000a01',
   introspectKey: '5f1e0a10-7c3b-4c21-9d1e-000000000a02',
   introspectSecret: '5f1e0a10-7c3b-4c21-9d1e-000000000a03',
+  delegated: '5f1e0a10-7c3b-4c21-9d1e-000000000a04',
 } as const;
 
 /** The order catalogue code set of the first tenant, and the synthetic code of its left-hip X-ray orderable. */
@@ -49,6 +51,7 @@ export const ORACLE_LIKE: EhrConvention = {
     tenant('jwks', ORACLE_TENANTS.jwks, { mode: 'jwks', pinned: true, checkIssuer: true }),
     tenant('introspect-key', ORACLE_TENANTS.introspectKey, { mode: 'introspection', clientAuth: 'private_key_jwt' }),
     tenant('introspect-secret', ORACLE_TENANTS.introspectSecret, { mode: 'introspection', clientAuth: 'client_secret_post' }),
+    tenant('delegated', ORACLE_TENANTS.delegated, { mode: 'fhir-delegated' }),
   ],
   cds: {
     signing: { alg: 'ES384', keySource: 'jku-unreachable-pinned', subAndNbf: false },
