@@ -141,3 +141,13 @@ describe('requireSmartAccess and the verifiers against the sandbox authorization
     await assert.rejects(anonymous.read('Patient', 'demo-a-001'), (e: unknown) => e instanceof FhirHttpError && e.status === 401);
   });
 });
+
+describe('accessFromClaims: where the launch patient is, and tokens that name none', () => {
+  test('reads context.patient where a launcher nests the launch context', () => {
+    assert.equal(accessFromClaims({ client_id: 'app', scope: 'launch patient/*.rs', context: { patient: 'demo-a-022' } }).patient, 'demo-a-022');
+  });
+  test('a token with only patient-level scopes and no patient is refused (read as user-level it would reach everyone)', () => {
+    assert.throws(() => accessFromClaims({ client_id: 'app', scope: 'launch patient/*.rs' }), (e: unknown) => e instanceof AccessTokenError && e.code === 'invalid');
+    assert.equal(accessFromClaims({ client_id: 'app', scope: 'user/*.rs patient/*.rs' }).patient, undefined);
+  });
+});

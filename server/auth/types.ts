@@ -63,20 +63,30 @@ export function relativeReference(ref: string | undefined): string | undefined {
   return m ? m[1] : undefined;
 }
 
-/** Builds a {@link SmartAccess} from JWT or introspection claims (RFC 7662 / SMART token response names). */
+/**
+ * Builds a {@link SmartAccess} from JWT or introspection claims (RFC 7662 / SMART token response names). The launch
+ * patient is the `patient` claim, or `context.patient` where a launcher nests the launch context (smart-launcher-v2
+ * signs `{context: {patient, …}}`). A token whose scopes are all patient-level but that names no patient is refused:
+ * read as user-level it would reach every patient.
+ */
 export function accessFromClaims(claims: Record<string, unknown>): SmartAccess {
   const str = (k: string): string | undefined => (typeof claims[k] === 'string' && claims[k] !== '' ? (claims[k] as string) : undefined);
   const scope = str('scope') ?? '';
+  const scopes = scope.split(/\s+/).filter(Boolean);
   const subject = str('sub') ?? str('client_id');
   if (!subject) throw new AccessTokenError('invalid', 'the token has no subject (sub or client_id)');
-  const patient = str('patient');
+  const context = claims['context'];
+  const nested = context && typeof context === 'object' ? (context as Record<string, unknown>)['patient'] : undefined;
+  const patient = str('patient') ?? (typeof nested === 'string' && nested !== '' ? nested : undefined);
+  const patientLevelOnly = scopes.some((s) => s.startsWith('patient/')) && !scopes.some((s) => s.startsWith('user/') || s.startsWith('system/'));
+  if (!patient && patientLevelOnly) throw new AccessTokenError('invalid', 'the token has patient-level scopes but names no patient');
   const fhirUser = relativeReference(str('fhirUser'));
   const appContext = str('appContext');
   const clientId = str('client_id');
   const exp = typeof claims['exp'] === 'number' ? claims['exp'] : undefined;
   return {
     subject,
-    scopes: scope.split(/\s+/).filter(Boolean),
+    scopes,
     ...(patient ? { patient } : {}),
     ...(fhirUser ? { fhirUser } : {}),
     ...(appContext ? { appContext } : {}),
