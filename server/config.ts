@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART sandbox (issue 7)
-import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
 import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
+import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
 
 /**
  * Repository root: the nearest folder above this file holding `package.json`. Searched for rather than taken as
@@ -199,6 +199,8 @@ export interface AppConfig {
     readonly writeBack: boolean;
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
     readonly cacheSize: number;
+    /** Patient.identifier systems that carry the PACS Patient ID (`IMAGE_PATIENT_ID_SYSTEMS`); empty: see server/imaging/identity.ts. */
+    readonly imagePatientIdSystems: readonly string[];
   };
   // --- SMART authorization (issue 7, server/auth/ and server/sandbox/smart/) ---
   readonly auth: {
@@ -369,6 +371,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  { env: 'IMAGE_PATIENT_ID_SYSTEMS', description: 'Before any pixel is used, the image\'s DICOM Patient ID (0010,0020) must be an identifier of the FHIR Patient being assessed, or the image is refused ("belongs to another patient"), an AuditEvent is written and the risk is clinical-only. Unset: the identifier whose system equals the DICOM Issuer of Patient ID (0010,0021), or any identifier when the header names no issuer. Set (space-separated systems, e.g. `urn:oid:1.2.3.4.5`) when the PACS Patient ID is not the EHR\'s MRN: the Patient then needs an identifier of one of these systems carrying the PACS id.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^\\S+( \\S+)*$' }, hint: 'must be space-separated identifier systems' },
   // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
   { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
@@ -736,6 +739,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
+      imagePatientIdSystems: str('IMAGE_PATIENT_ID_SYSTEMS')?.split(/ +/) ?? [],
     },
     // SMART authorization (issue 7)
     auth: {
