@@ -9,7 +9,7 @@ describe('risk engine settings', () => {
     const c = loadConfig({});
     assert.equal(c.inference.modelsDir, join(REPO_ROOT, 'models'));
     assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2 });
-    assert.deepEqual(c.risk, { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10, writeBack: false, cacheSize: 500 });
+    assert.deepEqual(c.risk, { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10, writeBack: false, cacheSize: 500, imagePatientIdSystems: [] });
   });
 
   test('values are parsed', () => {
@@ -18,6 +18,7 @@ describe('risk engine settings', () => {
     assert.equal(c.inference.device, 'cpu');
     assert.equal(c.inference.maxBatch, 4);
     assert.equal(c.risk.tiers.hipHigh, 2.5);
+    assert.deepEqual(loadConfig({ IMAGE_PATIENT_ID_SYSTEMS: 'urn:oid:1.2.3 urn:pacs:ids' }).risk.imagePatientIdSystems, ['urn:oid:1.2.3', 'urn:pacs:ids']);
     assert.equal(c.risk.writeBack, true);
     assert.equal(c.risk.lookbackDays, 365);
   });
