@@ -69,7 +69,8 @@ before(async () => {
   nonhipBase = `http://127.0.0.1:${(nonhipServer.address() as { port: number }).port}/dicom-web`;
   const index = JSON.parse(readFileSync(join(REPO_ROOT, 'test/fixtures/nonhip/index.json'), 'utf8')) as Record<string, { study_uid: string; series_uid: string; sop_uid: string; body_part: string }>;
   for (const [pid, x] of Object.entries(index)) {
-    const patient: Patient = { resourceType: 'Patient', id: pid, gender: 'female', birthDate: '1950-01-01' };
+    // The MRN is what the fixture's DICOM header carries as Patient ID, as a PACS fed by the same EHR would.
+    const patient: Patient = { resourceType: 'Patient', id: pid, gender: 'female', birthDate: '1950-01-01', identifier: [{ system: 'urn:frcds:synthetic-mrn', value: pid.toUpperCase() }] };
     const study: ImagingStudy = {
       resourceType: 'ImagingStudy', id: `${pid}-xr`, status: 'available', subject: { reference: `Patient/${pid}` }, started: '2026-11-20T09:30:00Z',
       identifier: [{ system: 'urn:dicom:uid', value: `urn:oid:${x.study_uid}` }],
