@@ -1,8 +1,12 @@
 /**
  * Trusted CDS clients (`smart-config/cds-clients.json`, schema `smart-config/schema/cds-clients.schema.json`):
  * the issuers whose JWTs the CDS Hooks service accepts and where their public keys come from.
- * `{PUBLIC_BASE_URL}` in `iss`, `jwksUrl` and `jkuAllowlist` is replaced by the configured public base URL, so the
+ * `{PUBLIC_BASE_URL}` in `iss`, `jwksUrl`, `jkuAllowlist` and `fhirServerAllowlist` is replaced by the configured public base URL, so the
  * demo EHR (served by this process at `/sandbox/ehr`) is trusted wherever the service is deployed.
+ *
+ * `fhirServerAllowlist` lists the FHIR bases the client may name as a hook's `fhirServer` (the only servers the
+ * service reads from on its behalf; rules in `ssrf.ts`). Without it, the client's hooks are answered from the prefetch
+ * only.
  *
  * An inline `jwks` pins the client's public keys: they are used first and nothing is fetched for a token they verify
  * (the rules are on `CdsJwtVerifier.verify` in `jwt.ts`), so a service without egress can trust a client.
@@ -12,6 +16,7 @@ import { createPublicKey, type JsonWebKeyInput } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JSONWebKeySet } from 'jose';
+import { fhirServerRule, FhirServerRuleError, type FhirServerRule } from './ssrf.ts';
 
 /** Signature algorithms CDS Hooks allows: asymmetric only (`none` and HS* are refused). */
 export const ASYMMETRIC_ALGS = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'] as const;
@@ -26,6 +31,8 @@ export interface CdsClient {
   readonly jkuAllowlist: readonly string[];
   readonly tenants?: readonly string[];
   readonly algorithms: readonly AsymmetricAlg[];
+  /** The FHIR bases this client may name as `fhirServer` (empty: none, prefetch only). */
+  readonly fhirServerAllowlist: readonly FhirServerRule[];
 }
 
 interface ClientJson {
@@ -38,6 +45,8 @@ interface ClientJson {
   jkuAllowlist?: string[];
   tenants?: string[];
   algorithms?: AsymmetricAlg[];
+  fhirServerAllowlist?: string[];
+  fhirServerPrivateNetwork?: boolean;
 }
 
 export class CdsClientsError extends Error {
@@ -71,7 +80,8 @@ function checkPinnedKeys(id: string, jwks: JSONWebKeySet): void {
 
 /**
  * The enabled clients of a parsed `cds-clients.json` (already schema-checked by `server/config.ts` at start-up),
- * with `{PUBLIC_BASE_URL}` expanded. Throws when an entry has no key source or an inline key with a private part.
+ * with `{PUBLIC_BASE_URL}` expanded. Throws when an entry has no key source, an inline key with a private part, or a
+ * `fhirServerAllowlist` entry that is not a usable base URL.
  */
 export function parseCdsClients(json: { clients: ClientJson[] }, publicBaseUrl: string): CdsClient[] {
   const out: CdsClient[] = [];
@@ -88,6 +98,14 @@ export function parseCdsClients(json: { clients: ClientJson[] }, publicBaseUrl: 
     const iss = expand(c.iss, publicBaseUrl);
     if (seen.has(iss)) throw new CdsClientsError(`smart-config/cds-clients.json: issuer ${iss} is listed twice`);
     seen.add(iss);
+    const fhirServerAllowlist = (c.fhirServerAllowlist ?? []).map((u) => {
+      try {
+        return fhirServerRule(expand(u, publicBaseUrl), c.fhirServerPrivateNetwork === true);
+      } catch (err) {
+        if (err instanceof FhirServerRuleError) throw new CdsClientsError(`smart-config/cds-clients.json: client "${c.id}" fhirServerAllowlist: ${err.message}`);
+        throw err;
+      }
+    });
     out.push({
       id: c.id,
       label: c.label,
@@ -97,6 +115,7 @@ export function parseCdsClients(json: { clients: ClientJson[] }, publicBaseUrl: 
       jkuAllowlist: (c.jkuAllowlist ?? []).map((u) => expand(u, publicBaseUrl)),
       ...(c.tenants ? { tenants: c.tenants } : {}),
       algorithms: c.algorithms && c.algorithms.length > 0 ? c.algorithms : [...ASYMMETRIC_ALGS],
+      fhirServerAllowlist,
     });
   }
   return out;

@@ -7,21 +7,52 @@
  * {@link PrefetchUnavailableError} (the hook answers 412). MedicationStatement and FamilyMemberHistory are optional:
  * without them the estimate is still made and the card says which data the service could not see.
  *
+ * `fhirServer` is contacted only when it is on the calling client's `fhirServerAllowlist` and its addresses pass the
+ * rules of `ssrf.ts` (checked before the first request and on the socket of every request). A server that is not
+ * (or that answers with a redirect, which is never followed) is treated as "cannot be asked": the hook goes on with
+ * the prefetch alone, and required data missing from it is a {@link FhirServerRefusedError} — one fixed 412 text
+ * whatever the URL, so the answer tells nothing about what listens where. At most `maxConcurrent` requests of one
+ * hook are in flight at a time (and at most `clientLimit`'s size for all hooks of a client).
+ *
  * Results are memoised per query, including in-flight promises, so the full assessment and the clinical-only
  * estimate racing it read the chart once.
  * @see https://cds-hooks.hl7.org/2.0/#prefetch-template
  * @see https://cds-hooks.hl7.org/2.0/#fhir-resource-access
+ * @see https://cds-hooks.hl7.org/2.0/#http-response
  */
 import type { Bundle, Coding, Observation, Patient, Resource } from '@medplum/fhirtypes';
-import { FhirAccessError, HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
+import { FhirAccessError, FhirHttpError, FhirUnavailableError, HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
+import { checkHost, OutboundAddressRefusedError, Semaphore, withConnectionPolicy, type HostCheck, type HostLookup } from '../fhir/outbound.ts';
+import { matchFhirServer, type FhirServerRefusal, type FhirServerRule } from './ssrf.ts';
 import type { FhirAuthorization } from './types.ts';
 
 /** Required data is neither in the prefetch nor obtainable from the client's FHIR server. */
 export class PrefetchUnavailableError extends FhirAccessError {
-  override readonly name = 'PrefetchUnavailableError';
+  override readonly name: string = 'PrefetchUnavailableError';
   readonly code = 'PREFETCH_UNAVAILABLE';
   readonly retryable = false;
 }
+
+/**
+ * The one answer text when required data is missing from the prefetch and the hook's `fhirServer` may not be read
+ * from (not on the client's list, a refused address, a redirect): the same for every such URL.
+ */
+export const FHIR_SERVER_REFUSED_TEXT =
+  'Required data is not in the prefetch, and the fhirServer of this call is not one this service reads from for this client; send the data as prefetch or ask the service operator to list the FHIR server';
+
+/** Required data is missing from the prefetch and the hook's `fhirServer` was refused (see {@link FHIR_SERVER_REFUSED_TEXT}). */
+export class FhirServerRefusedError extends PrefetchUnavailableError {
+  override readonly name: string = 'FhirServerRefusedError';
+  constructor() {
+    super(FHIR_SERVER_REFUSED_TEXT);
+  }
+}
+
+/** {@link HookFhirSource.baseUrl} of a call answered from its prefetch alone. */
+export const PREFETCH_SOURCE = 'urn:cds-hooks:prefetch';
+
+/** Requests of one hook in flight at a time towards its FHIR server. */
+export const DEFAULT_HOOK_FHIR_CONCURRENCY = 4;
 
 /** Resource type → prefetch key (services.ts) and whether the assessment can do without it. */
 const KEYS: Record<string, { key: string; optional: boolean; what: string }> = {
@@ -53,8 +84,18 @@ export interface HookFhirSourceOptions {
   prefetch?: Record<string, Resource | null>;
   fhirServer?: string;
   fhirAuthorization?: FhirAuthorization;
+  /** The calling client's FHIR bases (`CdsClient.fhirServerAllowlist`): a `fhirServer` not on it is never contacted. */
+  fhirServerAllowlist: readonly FhirServerRule[];
   timeoutMs: number;
-  /** Used instead of building an HttpFhirClient for `fhirServer` (tests, or a configured client). */
+  /** Requests of this hook in flight at a time (default {@link DEFAULT_HOOK_FHIR_CONCURRENCY}). */
+  maxConcurrent?: number;
+  /** Shared by all hooks of the calling client: caps the client's requests in flight together. */
+  clientLimit?: Semaphore;
+  /** Resolver for the host check (default: the system's; tests pass their own). */
+  lookup?: HostLookup;
+  /** Told once when `fhirServer` is not contacted, and why (for the log; no patient data in it). */
+  onRefused?: (refusal: FhirServerRefusal) => void;
+  /** Used instead of building an HttpFhirClient for `fhirServer` (tests, or a configured client); not allowlisted. */
   fallback?: FhirDataSource;
 }
 
@@ -75,7 +116,12 @@ function patientRefOf(r: Resource): string | undefined {
 export class HookFhirSource implements FhirDataSource {
   readonly baseUrl: string;
   readonly #opts: HookFhirSourceOptions;
-  readonly #fallback: FhirDataSource | undefined;
+  /** Where missing data may be read: the configured fallback, or the allowlisted `fhirServer` and its rule. */
+  readonly #server: { source: FhirDataSource; rule?: FhirServerRule } | undefined;
+  readonly #limit: Semaphore;
+  #hostCheck: Promise<HostCheck> | undefined;
+  /** `fhirServer` was named but may not be read from (not listed, refused address, redirect). */
+  #refused = false;
   readonly #memo = new Map<string, Promise<unknown>>();
   /** Optional data the service could not see (for the card's warnings). */
   readonly unavailable: string[] = [];
@@ -84,17 +130,75 @@ export class HookFhirSource implements FhirDataSource {
 
   constructor(opts: HookFhirSourceOptions) {
     this.#opts = opts;
+    this.#limit = new Semaphore(opts.maxConcurrent ?? DEFAULT_HOOK_FHIR_CONCURRENCY);
     const auth = opts.fhirAuthorization;
     const patientOk = !auth?.patient || auth.patient === opts.patientId;
-    this.#fallback = !patientOk ? undefined : opts.fallback ?? (opts.fhirServer ? new HttpFhirClient({ baseUrl: opts.fhirServer, timeoutMs: opts.timeoutMs, ...(auth ? { token: auth.access_token } : {}) }) : undefined);
-    this.baseUrl = (opts.fhirServer ?? opts.fallback?.baseUrl ?? 'urn:cds-hooks:prefetch').replace(/\/+$/, '');
+    let server: { source: FhirDataSource; rule?: FhirServerRule } | undefined;
+    if (opts.fallback) server = { source: opts.fallback };
+    else if (opts.fhirServer !== undefined) {
+      const rule = matchFhirServer(opts.fhirServerAllowlist, opts.fhirServer);
+      // Requests are built from the listed base, so what is fetched is exactly what the operator listed.
+      if (rule) server = { source: new HttpFhirClient({ baseUrl: rule.base, timeoutMs: opts.timeoutMs, ...(auth ? { token: auth.access_token } : {}) }), rule };
+      else this.#refuse({ reason: 'not-allowlisted' });
+    }
+    this.#server = patientOk ? server : undefined;
+    // Where the chart comes from (memo and "last spoken" keys): a refused fhirServer is no source, so the call is a
+    // prefetch-only one whatever URL it named, and cannot pick the memo of a server it may not read.
+    const named = opts.fallback ? (opts.fhirServer ?? opts.fallback.baseUrl) : server?.rule?.base;
+    this.baseUrl = (named ?? PREFETCH_SOURCE).replace(/\/+$/, '');
   }
 
-  /** Whether the client's FHIR server may be asked for `type` (present, right patient, scope allows it). */
+  #refuse(refusal: FhirServerRefusal): void {
+    if (this.#refused) return;
+    this.#refused = true;
+    this.#opts.onRefused?.(refusal);
+  }
+
+  /** Whether the client's FHIR server may be asked for `type` (present, allowed, right patient, scope allows it). */
   #canFetch(type: string): boolean {
-    if (!this.#fallback) return false;
+    if (!this.#server || this.#refused) return false;
     const auth = this.#opts.fhirAuthorization;
     return !auth || scopeAllows(auth.scope, type);
+  }
+
+  /** What to throw for required data that cannot be had: the fixed text when `fhirServer` was refused. */
+  #unavailable(message: string): PrefetchUnavailableError {
+    return this.#refused ? new FhirServerRefusedError() : new PrefetchUnavailableError(message);
+  }
+
+  /**
+   * Runs one read or search against the server: host check first (once per hook), then the request under the
+   * connection check and the concurrency caps. `{ ok: false }` when the server turned out to be refused.
+   */
+  async #fromServer<T>(f: (source: FhirDataSource) => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+    const { source, rule } = this.#server!;
+    if (rule) {
+      this.#hostCheck ??= checkHost(rule.hostname, rule.policy, this.#opts.lookup);
+      let check: HostCheck;
+      try {
+        check = await this.#hostCheck;
+      } catch (err) {
+        throw new FhirUnavailableError(`the FHIR server's host could not be resolved (${(err as Error).message})`);
+      }
+      if (!check.ok) this.#refuse({ reason: 'address', hostKind: rule.hostKind, addressClass: check.addressClass });
+    }
+    if (this.#refused) return { ok: false };
+    const guarded = (): Promise<T> => (rule ? withConnectionPolicy(rule.policy, () => f(source), { expectRequest: true }) : f(source));
+    const client = this.#opts.clientLimit;
+    try {
+      return { ok: true, value: await this.#limit.run(() => (client ? client.run(guarded) : guarded())) };
+    } catch (err) {
+      if (err instanceof OutboundAddressRefusedError) {
+        this.#refuse({ reason: 'connected-address', hostKind: rule?.hostKind ?? 'name', addressClass: err.addressClass });
+        return { ok: false };
+      }
+      // server/fhir/client.ts does not follow redirects; a 3xx means the data is somewhere this call may not go.
+      if (err instanceof FhirHttpError && err.status >= 300 && err.status < 400) {
+        this.#refuse({ reason: 'redirect', status: err.status });
+        return { ok: false };
+      }
+      throw err;
+    }
   }
 
   #once<T>(key: string, f: () => Promise<T>): Promise<T> {
@@ -116,9 +220,12 @@ export class HookFhirSource implements FhirDataSource {
           return found as unknown as T;
         }
       }
-      if (!this.#canFetch(type)) throw new PrefetchUnavailableError(`${type}/${id} is not in the prefetch and the client's FHIR server cannot be asked for it`);
-      this.stats.fhir++;
-      return this.#fallback!.read<T>(type, id, signal);
+      if (this.#canFetch(type)) {
+        this.stats.fhir++;
+        const got = await this.#fromServer((s) => s.read<T>(type, id, signal));
+        if (got.ok) return got.value;
+      }
+      throw this.#unavailable(`${type}/${id} is not in the prefetch and the client's FHIR server cannot be asked for it`);
     });
   }
 
@@ -132,13 +239,14 @@ export class HookFhirSource implements FhirDataSource {
       }
       if (this.#canFetch(type)) {
         this.stats.fhir++;
-        return this.#fallback!.search<T>(type, params, signal);
+        const got = await this.#fromServer((s) => s.search<T>(type, params, signal));
+        if (got.ok) return got.value;
       }
       if (spec?.optional) {
         this.unavailable.push(spec.what);
         return [];
       }
-      throw new PrefetchUnavailableError(`${spec?.what ?? type} are not in the prefetch and the client's FHIR server cannot be asked for them`);
+      throw this.#unavailable(`${spec?.what ?? type} are not in the prefetch and the client's FHIR server cannot be asked for them`);
     });
   }
 

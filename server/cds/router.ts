@@ -15,10 +15,12 @@ import { ModelNotFoundError } from '../inference/registry.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
 import { FactorError } from '../risk/factors.ts';
 import type { RiskService } from '../risk/service.ts';
-import { HookFhirSource, PrefetchUnavailableError } from './fhir-source.ts';
+import { Semaphore, type HostLookup } from '../fhir/outbound.ts';
+import { DEFAULT_HOOK_FHIR_CONCURRENCY, HookFhirSource, PrefetchUnavailableError } from './fhir-source.ts';
 import { assessWithin, cardsFor, orderFacts, type HookSettings } from './hooks.ts';
 import { CdsAuthError, type CdsJwtVerifier, type VerifiedClient } from './jwt.ts';
 import { SERVICES, serviceById } from './services.ts';
+import { fhirServerForLog } from './ssrf.ts';
 import type { CdsStore } from './store.ts';
 import type { HookResponse } from './types.ts';
 import { operationOutcome, validateFeedback, validateHookRequest } from './validate.ts';
@@ -31,7 +33,14 @@ export interface CdsRouterDeps {
   logger: Logger;
   /** Order codes → order categories (default: the shipped ConceptMaps only; `mount.ts` adds `ORDER_CODE_MAPS_DIR`). */
   orderCodes?: OrderCodeIndex;
+  /** Caps on requests to a client's FHIR server in flight at a time: per hook call, and for all calls of one client. */
+  fhirConcurrency?: { perHook?: number; perClient?: number };
+  /** Resolver for the `fhirServer` host check (default: the system's; tests pass their own). */
+  lookup?: HostLookup;
 }
+
+/** Requests in flight at a time to the FHIR servers of one client, all its hook calls together. */
+export const DEFAULT_CLIENT_FHIR_CONCURRENCY = 32;
 
 /** Time reserved after the deadline for building and sending the cards, in ms. */
 const SEND_MARGIN_MS = 15;
@@ -59,6 +68,14 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
   const log = logger.child({ component: 'cds' });
   const base = settings.publicBaseUrl;
   const r = Router();
+  const perHook = deps.fhirConcurrency?.perHook ?? DEFAULT_HOOK_FHIR_CONCURRENCY;
+  const perClient = deps.fhirConcurrency?.perClient ?? DEFAULT_CLIENT_FHIR_CONCURRENCY;
+  const clientLimits = new Map<string, Semaphore>();
+  const clientLimit = (id: string): Semaphore => {
+    let s = clientLimits.get(id);
+    if (!s) clientLimits.set(id, (s = new Semaphore(perClient)));
+    return s;
+  };
 
   // Start of the budget: before auth and body parsing, which count against it.
   r.use((_req, res, next) => {
@@ -120,7 +137,13 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
       ...(hook.prefetch ? { prefetch: hook.prefetch } : {}),
       ...(hook.fhirServer ? { fhirServer: hook.fhirServer } : {}),
       ...(hook.fhirAuthorization ? { fhirAuthorization: hook.fhirAuthorization } : {}),
+      fhirServerAllowlist: client.client.fhirServerAllowlist,
       timeoutMs: settings.fhirTimeoutMs,
+      maxConcurrent: perHook,
+      clientLimit: clientLimit(client.client.id),
+      ...(deps.lookup ? { lookup: deps.lookup } : {}),
+      // Which client named which server, and why it was not contacted: for the operator (no patient data).
+      onRefused: (refusal) => hlog.warn({ ...refusal, fhirServer: fhirServerForLog(hook.fhirServer ?? '') }, 'cds: fhirServer not contacted'),
     });
     try {
       const outcome = await assessWithin(risk, patientId, fhir, t0 + settings.deadlineMs - SEND_MARGIN_MS, hlog);

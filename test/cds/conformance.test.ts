@@ -44,7 +44,8 @@ const closers: (() => Promise<void> | void)[] = [];
 
 interface Harness { app: Express; risk: RiskService; store: CdsStore }
 
-function harness(o: { deadlineMs?: number; dicomWebBaseUrl?: string; orderMinTier?: Tier; patientViewMinTier?: Tier; db?: string } = {}): Harness {
+/** `fhirServers`: the test client's fhirServerAllowlist (default: the sandbox FHIR server). */
+function harness(o: { deadlineMs?: number; dicomWebBaseUrl?: string; orderMinTier?: Tier; patientViewMinTier?: Tier; db?: string; fhirServers?: string[] } = {}): Harness {
   const risk = new RiskService({
     deps: {
       fhir: new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 10_000 }),
@@ -59,7 +60,7 @@ function harness(o: { deadlineMs?: number; dicomWebBaseUrl?: string; orderMinTie
   });
   const clients = parseCdsClients({
     clients: [
-      { id: 'test-ehr', label: 'test EHR', enabled: true, iss: EHR_ISS, jwksUrl: jwks.url, algorithms: ['ES384'] },
+      { id: 'test-ehr', label: 'test EHR', enabled: true, iss: EHR_ISS, jwksUrl: jwks.url, algorithms: ['ES384'], fhirServerAllowlist: o.fhirServers ?? [stack.fhirBaseUrl] },
       { id: 'jku-ehr', label: 'jku EHR', enabled: true, iss: JKU_ISS, jkuAllowlist: [jwks.url] },
       { id: 'off', label: 'disabled', enabled: false, iss: 'https://off.example.test', jwksUrl: jwks.url },
     ],
@@ -159,6 +160,7 @@ describe('discovery and CORS', () => {
     assert.equal(demo.iss, 'https://frcds.example.org/sandbox/ehr');
     assert.equal(demo.jwksUrl, 'https://frcds.example.org/sandbox/ehr/.well-known/jwks.json');
     assert.deepEqual(demo.algorithms, ['ES384']);
+    assert.deepEqual(demo.fhirServerAllowlist.map((r) => r.base), ['https://frcds.example.org/sandbox/fhir'], 'the demo EHR may name the sandbox FHIR server only');
     assert.equal(clients.some((c) => c.iss === 'https://sandbox.cds-hooks.org'), false, 'public sandbox entry is documented but disabled');
   });
 });
@@ -429,7 +431,7 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
   test('FHIR server 3 s slow → answered at the budget (no card: nothing known yet)', async () => {
     const slow = await slowProxy(stack.base, 3000);
     try {
-      const h = harness({ deadlineMs: BUDGET });
+      const h = harness({ deadlineMs: BUDGET, fhirServers: [`${slow.url}/sandbox/fhir`] });
       const { res, ms } = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', 'demo-a-010', { fhirServer: `${slow.url}/sandbox/fhir` }));
       assert.equal(res.status, 200);
       assert.deepEqual((res.body as HookResponse).cards, []);
@@ -442,7 +444,7 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
   test('FHIR server failing (503) → a prompt error, not a hang', async () => {
     const failing = await slowProxy(undefined, 0);
     try {
-      const h = harness({ deadlineMs: BUDGET });
+      const h = harness({ deadlineMs: BUDGET, fhirServers: [`${failing.url}/sandbox/fhir`] });
       const { res, ms } = await timed(h.app, 'fracture-risk-patient-view', hookBody('patient-view', 'demo-a-010', { fhirServer: `${failing.url}/sandbox/fhir` }));
       assert.equal(res.status, 502);
       assert.equal(res.body.resourceType, 'OperationOutcome');

@@ -1,7 +1,8 @@
 /**
  * The service's configuration for talking to simulated foreign EHRs, written the way a site's integrator would:
  * a copy of the repository's `smart-config/` (files and schemas) in a throw-away folder (`SMART_CONFIG_DIR`) with
- * - each EHR's CDS client added to `cds-clients.json` (its `iss`, JWKS URL / pinned keys / allowlisted `jku`);
+ * - each EHR's CDS client added to `cds-clients.json` (its `iss`, JWKS URL / pinned keys / allowlisted `jku`, and its
+ *   tenants' FHIR bases in `fhirServerAllowlist`: loopback IP literals, named explicitly, so they pass the address rules);
  * - each EHR tenant added to `token-verification.json` `servers` (its FHIR base and how its tokens are checked);
  * plus the secrets those entries name (environment variables), a site ConceptMap folder (`ORDER_CODE_MAPS_DIR`)
  * when the EHR codes orders locally, and `SANDBOX_FHIR_OPEN=true` so the EHRs' FHIR endpoints can read the
@@ -54,7 +55,7 @@ export function writeInteropServiceConfig(ehrs: readonly ForeignEhr[], o: { site
 
   const cdsFile = join(smartConfigDir, 'cds-clients.json');
   const cds = readJson(cdsFile) as { clients: unknown[] };
-  cds.clients.push(...ehrs.map((e) => e.cdsClientEntry()));
+  cds.clients.push(...ehrs.map((e) => ({ ...e.cdsClientEntry(), fhirServerAllowlist: e.tenantIds.map((t) => e.fhirBase(t)) })));
   writeJson(cdsFile, cds);
 
   const tvFile = join(smartConfigDir, 'token-verification.json');
