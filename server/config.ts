@@ -259,9 +259,9 @@ export interface AppConfig {
     readonly secret: string | undefined;
     /** Header carrying the shared secret (`EVENTS_SECRET_HEADER`). */
     readonly secretHeader: string;
-    /** JWKS of the notification signer (`EVENTS_JWKS_URL`, jwt mode). */
+    /** JWKS of the notification signer (`EVENTS_JWKS_URL`, jwt mode); unset with the sandbox: the sandbox's keys. */
     readonly jwksUrl: string | undefined;
-    /** Expected `iss` of notification JWTs (`EVENTS_JWT_ISSUER`, jwt mode). */
+    /** Expected `iss` of notification JWTs (`EVENTS_JWT_ISSUER`, jwt mode); with the sandbox, by default its auth issuer. */
     readonly jwtIssuer: string | undefined;
   };
   readonly jobs: {
@@ -421,11 +421,11 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'FLS_AUDIT_DB', description: 'SQLite file of the local FLS audit log: an AuditEvent the FHIR server does not accept is kept here (and forwarded later) so no worklist action goes unaudited. Holds patient references; protect it like the audit trail. Relative paths are resolved against the repository root.', defaultText: '`data/fls-audit.sqlite`', schema: { type: 'string', minLength: 1 } },
   { env: 'FLS_IMMINENT_DAYS', description: 'FLS worklist "imminent risk" flag: a fragility (major osteoporotic site) fracture recorded at most this many days before the assessment.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 3650 } },
   // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
-  { env: 'EVENTS_AUTH', description: 'How FHIR subscription notifications to `/api/events/notifications` authenticate: `secret` (a shared secret in the `EVENTS_SECRET_HEADER` header, which the Subscription\'s `channel.header` makes the FHIR server send) or `jwt` (`Authorization: Bearer` JWT signed with a key from `EVENTS_JWKS_URL`, issuer `EVENTS_JWT_ISSUER`, audience the endpoint URL).', defaultText: '`secret`', schema: { type: 'string', enum: ['secret', 'jwt'] } },
+  { env: 'EVENTS_AUTH', description: 'How FHIR subscription notifications to `/api/events/notifications` authenticate: `secret` (a shared secret in the `EVENTS_SECRET_HEADER` header, which the Subscription\'s `channel.header` makes the FHIR server send, so the secret is stored in the Subscription) or `jwt` (every notification carries `Authorization: Bearer` with a JWT the FHIR server signs with an asymmetric key from `EVENTS_JWKS_URL`: `iss` = `EVENTS_JWT_ISSUER`, `aud` = `{PUBLIC_BASE_URL}/api/events/notifications`, valid at most 5 min, `jti` used once; no secret in any Subscription). With the sandbox FHIR server, jwt mode uses the sandbox authorization server\'s keys and issuer. See server/events/README.md.', defaultText: '`secret`', schema: { type: 'string', enum: ['secret', 'jwt'] } },
   { env: 'EVENTS_SECRET', description: 'Shared secret of subscription notifications (`EVENTS_AUTH=secret`). Unset with the sandbox FHIR server: a random secret per process (the sandbox\'s own Subscription carries it). Unset with an external FHIR server: every notification is refused (401). Never logged.', defaultText: 'random per process (sandbox)', schema: { type: 'string', minLength: 16, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be at least 16 printable ASCII characters without spaces' },
   { env: 'EVENTS_SECRET_HEADER', description: 'HTTP header carrying the shared secret of subscription notifications.', defaultText: '`X-Subscription-Secret`', schema: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' }, hint: 'must be an HTTP header name' },
-  { env: 'EVENTS_JWKS_URL', description: 'JWK Set of the notification signer (`EVENTS_AUTH=jwt`).', defaultText: 'unset', schema: URL_SCHEMA },
-  { env: 'EVENTS_JWT_ISSUER', description: 'Expected `iss` of notification JWTs (`EVENTS_AUTH=jwt`).', defaultText: 'unset', schema: { type: 'string', minLength: 1 } },
+  { env: 'EVENTS_JWKS_URL', description: 'JWK Set (URL) of the FHIR server\'s notification signing keys (`EVENTS_AUTH=jwt`); required with an external FHIR server. Cached; re-fetched when a token names an unknown `kid`.', defaultText: 'the sandbox authorization server\'s keys (sandbox)', schema: URL_SCHEMA },
+  { env: 'EVENTS_JWT_ISSUER', description: 'Expected `iss` of notification JWTs (`EVENTS_AUTH=jwt`): the FHIR server\'s issuer; required with an external FHIR server.', defaultText: '`{PUBLIC_BASE_URL}/sandbox/auth` (sandbox)', schema: { type: 'string', minLength: 1 } },
   { env: 'REDIS_URL', description: 'Redis for the job queue (`redis://host:port[/db]`): report-event jobs then go through BullMQ, and any number of `npm run worker` processes on any machine run them. Unset: an in-process queue persisted in SQLite (`JOBS_DB_PATH`).', defaultText: 'unset (SQLite)', schema: { type: 'string', pattern: '^rediss?://[^\\s]+$' }, hint: 'must be a redis:// or rediss:// URL' },
   { env: 'JOBS_DB_PATH', description: 'SQLite file of the in-process job queue (jobs, completed keys, dead letters, backfill checkpoints); survives restarts. One service process per file. Relative paths are resolved against the repository root.', defaultText: '`data/jobs.sqlite`', schema: { type: 'string', minLength: 1 } },
   { env: 'JOBS_CONCURRENCY', description: 'Report-event jobs one worker (the service, or each `npm run worker`) runs at once.', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
@@ -658,11 +658,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push('RISK_TIER_MOF_MODERATE');
   }
 
-  // Report events (issue 8): jwt mode needs its key set and issuer.
-  if (str('EVENTS_AUTH') === 'jwt') {
+  // Report events: jwt mode with an external FHIR server needs its key set and issuer (the sandbox has its own).
+  if (str('EVENTS_AUTH') === 'jwt' && str('FHIR_BASE_URL') !== undefined) {
     for (const need of ['EVENTS_JWKS_URL', 'EVENTS_JWT_ISSUER']) {
       if (!str(need) && !bad.includes(need)) {
-        problems.push(`${need} is required when EVENTS_AUTH=jwt`);
+        problems.push(`${need} is required when EVENTS_AUTH=jwt with an external FHIR server (FHIR_BASE_URL)`);
         bad.push(need);
       }
     }
@@ -776,7 +776,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       secret: str('EVENTS_SECRET'),
       secretHeader: str('EVENTS_SECRET_HEADER') ?? 'X-Subscription-Secret',
       jwksUrl: str('EVENTS_JWKS_URL'),
-      jwtIssuer: str('EVENTS_JWT_ISSUER'),
+      jwtIssuer: str('EVENTS_JWT_ISSUER') ?? (fhirExternal === undefined ? `${publicBaseUrl}/sandbox/auth` : undefined),
     },
     jobs: {
       redisUrl: str('REDIS_URL'),

@@ -273,7 +273,8 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     const appBundle = buildAppBundle(logger, readiness);
     // SMART (issue 7): the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
     const smart = config.fhir.sandbox ? await startSmartSandbox(config, logger, mounts) : undefined;
-    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart, (repo) => reportEvents.attachSandbox(repo));
+    // The sandbox authorization server's key also signs the sandbox's notifications (EVENTS_AUTH=jwt).
+    if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart, (repo) => reportEvents.attachSandbox(repo, smart));
     // Demo EHR (issue 7): with the sandbox FHIR server only. `ehrTokenIssuer` is the sandbox authorization server
     // (it mints the patient-scoped fhirAuthorization tokens the EHR hands the CDS service); undefined until it exists.
     if (config.fhir.sandbox) {

@@ -1,22 +1,25 @@
 /**
- * Authentication of incoming subscription notifications (issue 8, item 1), configurable:
+ * Authentication of incoming subscription notifications, configurable (`EVENTS_AUTH`):
  * - `secret` (default): the FHIR server sends a shared secret in a header (`EVENTS_SECRET_HEADER`, default
  *   `X-Subscription-Secret`), which it learned from the Subscription's `channel.header`. Compared in constant time.
- * - `jwt`: the sender signs a JWT (ES256/ES384/RS256/RS384) sent as `Authorization: Bearer`; verified against a
- *   JWKS (`EVENTS_JWKS_URL`), issuer (`EVENTS_JWT_ISSUER`) and audience = the notification endpoint URL.
- * Secrets and tokens are never logged.
+ * - `jwt`: the FHIR server signs a short-lived JWT for each notification, sent as `Authorization: Bearer`; checked by
+ *   {@link NotificationJwtVerifier} (jwt.ts). No secret is then stored in any Subscription.
+ * Secrets and tokens are never logged, and never put in an error message.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
-import { createRemoteJWKSet, jwtVerify } from 'jose';
+import { NotificationAuthError, type NotificationJwtVerifier } from './jwt.ts';
 
 export type EventsAuthConfig =
   | { readonly type: 'secret'; readonly header: string; readonly secret: string | undefined }
-  | { readonly type: 'jwt'; readonly jwksUrl: string; readonly issuer: string; readonly audience: string };
+  | { readonly type: 'jwt'; readonly verifier: NotificationJwtVerifier };
 
-export type AuthResult = { ok: true } | { ok: false; reason: 'missing' | 'invalid' | 'not-configured' };
+/** `detail` (jwt mode) says which check failed, for logs only: the HTTP answer is a bare 401 either way. */
+export type AuthResult = { ok: true } | { ok: false; reason: 'missing' | 'invalid' | 'not-configured'; detail?: string };
 
 export interface NotificationAuthenticator {
+  /** What the authenticator needs to be configured (named in the `not-configured` log line). */
+  readonly needs: string;
   check(req: Request): Promise<AuthResult>;
 }
 
@@ -30,6 +33,7 @@ export function secretsMatch(given: string, expected: string): boolean {
 export function createAuthenticator(config: EventsAuthConfig): NotificationAuthenticator {
   if (config.type === 'secret') {
     return {
+      needs: 'EVENTS_SECRET',
       async check(req) {
         if (!config.secret) return { ok: false, reason: 'not-configured' };
         const given = req.get(config.header);
@@ -38,16 +42,17 @@ export function createAuthenticator(config: EventsAuthConfig): NotificationAuthe
       },
     };
   }
-  const jwks = createRemoteJWKSet(new URL(config.jwksUrl));
   return {
+    needs: 'the notification signer\'s keys (EVENTS_JWKS_URL, or the sandbox\'s once it has started)',
     async check(req) {
-      const m = /^Bearer\s+([A-Za-z0-9\-_.]+)$/.exec(req.get('authorization') ?? '');
-      if (!m) return { ok: false, reason: 'missing' };
       try {
-        await jwtVerify(m[1]!, jwks, { issuer: config.issuer, audience: config.audience, algorithms: ['ES256', 'ES384', 'RS256', 'RS384'], maxTokenAge: '1h' });
+        await config.verifier.verify(req.get('authorization'));
         return { ok: true };
-      } catch {
-        return { ok: false, reason: 'invalid' };
+      } catch (err) {
+        // Anything unexpected is a refusal too: a notification must never get past the check by breaking it.
+        if (!(err instanceof NotificationAuthError)) return { ok: false, reason: 'invalid', detail: 'error' };
+        if (err.reason === 'not-configured') return { ok: false, reason: 'not-configured' };
+        return { ok: false, reason: err.reason === 'missing' ? 'missing' : 'invalid', detail: err.reason };
       }
     },
   };

@@ -6,7 +6,8 @@
  *   no-payload ping and is acknowledged.
  * - `PUT /api/events/notifications/DiagnosticReport/{id}` — plain R4 criteria Subscriptions with a payload (the
  *   server PUTs the resource to `{endpoint}/{type}/{id}`).
- * - `GET /api/events/topic` — the topic document; `GET /api/events/subscriptions` — handshakes and heartbeats seen.
+ * - `GET /api/events/topic` — the topic document; `GET /api/events/subscriptions` — handshakes and heartbeats seen
+ *   (an operations endpoint: the app puts the operator credential in front of it, server/auth/operator.ts).
  *
  * Answers: 401 wrong or missing credentials (no detail), 400 malformed Bundle or resource (OperationOutcome saying
  * what), 422 unknown topic (also dead-lettered with the reason), 503 when the queue cannot take the event (the
@@ -67,8 +68,8 @@ export function createEventsRouter(deps: ReceiverDeps): Router {
     const r = await deps.auth.check(req);
     if (r.ok) return next();
     count('any', 'rejected');
-    if (r.reason === 'not-configured') log.warn('notification rejected: no EVENTS_SECRET is configured');
-    else log.warn({ reason: r.reason }, 'notification rejected: bad credentials');
+    if (r.reason === 'not-configured') log.warn(`notification rejected: ${deps.auth.needs} not configured`);
+    else log.warn({ reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }, 'notification rejected: bad credentials');
     res.status(401).set('WWW-Authenticate', 'Bearer').end();
   };
   const body = express.json({ limit: deps.maxBodyBytes ?? 5 * 1024 * 1024, type: FHIR_TYPES });

@@ -10,6 +10,10 @@
  *   `{endpoint}/DiagnosticReport/{id}` (or an empty POST without payload) on every write that matches.
  * Deliveries to one Subscription are sent in order, each retried a few times with back-off; events are numbered
  * per Subscription (`events-since-subscription-start`). Demo only: the state lives in memory.
+ *
+ * Authentication of the deliveries: whatever the Subscription's `channel.header` lists (a shared secret), and — when
+ * the composition root hands over a signer (`EVENTS_AUTH=jwt`) — `Authorization: Bearer <JWT>` signed afresh for
+ * every attempt (a retry must not look like a replay), with `aud` the Subscription's endpoint.
  * @see https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/
  */
 import type { DiagnosticReport, Resource, Subscription } from '@medplum/fhirtypes';
@@ -27,6 +31,11 @@ export interface SandboxNotifierOptions {
   readonly timeoutMs?: number;
   /** Delivery attempts per notification (default 4: 0.2 s, 1 s, 3 s apart). */
   readonly attempts?: number;
+  /**
+   * Signs a bearer token for one delivery attempt to `endpoint` (the Subscription's `channel.endpoint`, without a
+   * trailing slash). Absent: deliveries carry only the Subscription's own headers.
+   */
+  readonly sign?: (endpoint: string, sub: Subscription) => Promise<string>;
 }
 
 export interface SandboxNotifier {
@@ -95,12 +104,22 @@ export function attachSubscriptionNotifier(repo: SandboxRepository, options: San
   const attempts = options.attempts ?? 4;
   let closed = false;
 
-  const headersOf = (sub: Subscription): Record<string, string> => {
-    const h: Record<string, string> = {};
+  /** The Subscription's `channel.header` lines, plus a freshly signed bearer token when there is a signer. */
+  const headersOf = async (sub: Subscription, body: boolean): Promise<Headers> => {
+    const h = new Headers();
     for (const line of sub.channel?.header ?? []) {
       const i = line.indexOf(':');
-      if (i > 0) h[line.slice(0, i).trim()] = line.slice(i + 1).trim();
+      // An invalid header value makes Headers throw with the value in its message: skip it instead (it may be a secret).
+      if (i > 0) {
+        try {
+          h.set(line.slice(0, i).trim(), line.slice(i + 1).trim());
+        } catch {
+          log.warn('a Subscription channel.header line is not a valid HTTP header: not sent');
+        }
+      }
     }
+    if (options.sign) h.set('Authorization', `Bearer ${await options.sign(sub.channel.endpoint!.replace(/\/+$/, ''), sub)}`);
+    if (body) h.set('Content-Type', 'application/fhir+json');
     return h;
   };
 
@@ -111,7 +130,7 @@ export function attachSubscriptionNotifier(repo: SandboxRepository, options: San
       try {
         const res = await fetch(url, {
           method,
-          headers: { ...headersOf(sub), ...(body === undefined ? {} : { 'Content-Type': 'application/fhir+json' }) },
+          headers: await headersOf(sub, body !== undefined),
           ...(body === undefined ? {} : { body: JSON.stringify(body) }),
           signal: AbortSignal.timeout(timeoutMs),
         });

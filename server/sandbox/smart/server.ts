@@ -10,6 +10,7 @@
  */
 import { Router, type RequestHandler } from 'express';
 import type { CapabilityStatementRestSecurity } from '@medplum/fhirtypes';
+import type { JSONWebKeySet } from 'jose';
 import type { AccessTokenVerifier } from '../../auth/types.ts';
 import { JwtAccessTokenVerifier } from '../../auth/verifier.ts';
 import type { Logger } from '../../logging.ts';
@@ -65,6 +66,10 @@ export interface SmartSandbox {
    * seconds) overrides the configured lifetime.
    */
   issueAccessToken(grant: GrantContext, options?: { lifetimeSeconds?: number; expiresAt?: number }): Promise<IssuedAccessToken>;
+  /** The public keys of the sandbox's signer (as served at `/sandbox/auth/jwks`). */
+  jwks(): JSONWebKeySet;
+  /** Signs a non-access-token JWT with the sandbox's key (the sandbox FHIR server's signed notifications). */
+  signJwt: TokenSigner['signJwt'];
 }
 
 export async function createSmartSandbox(options: SmartSandboxOptions): Promise<SmartSandbox> {
@@ -140,5 +145,7 @@ export async function createSmartSandbox(options: SmartSandboxOptions): Promise<
     issueAccessToken(grant, o = {}) {
       return signer.accessToken(grant, o.lifetimeSeconds ?? settings.accessTokenLifetimeSeconds, o.expiresAt);
     },
+    jwks: () => signer.jwks(),
+    signJwt: (claims, o) => signer.signJwt(claims, o),
   };
 }

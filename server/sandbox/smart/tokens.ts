@@ -5,7 +5,7 @@
  * @see https://hl7.org/fhir/smart-app-launch/STU2/app-launch.html#response-5
  * @see https://hl7.org/fhir/smart-app-launch/STU2/scopes-and-launch-context.html#scopes-for-requesting-identity-data
  */
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type JWK } from 'jose';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, SignJWT, type JSONWebKeySet, type JWK, type JWTPayload } from 'jose';
 import { randomHandle } from './store.ts';
 
 export const SIGNING_ALG = 'RS256';
@@ -83,6 +83,23 @@ export class TokenSigner {
       .setJti(jti)
       .sign(this.#privateKey);
     return { token, expiresIn: exp - now, jti };
+  }
+
+  /**
+   * Signs a JWT that is not an access token with the same key (`typ` JWT, fresh `jti`): the sandbox FHIR server's
+   * signed subscription notifications use it, verified against `/sandbox/auth/jwks`. `issuedAt` (epoch seconds)
+   * overrides now — tests use it to make expired tokens.
+   */
+  async signJwt(claims: JWTPayload, options: { readonly audience: string; readonly lifetimeSeconds: number; readonly issuedAt?: number }): Promise<string> {
+    const iat = options.issuedAt ?? Math.floor(Date.now() / 1000);
+    return new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: SIGNING_ALG, kid: this.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setAudience(options.audience)
+      .setIssuedAt(iat)
+      .setExpirationTime(iat + options.lifetimeSeconds)
+      .setJti(randomHandle(16))
+      .sign(this.#privateKey);
   }
 
   /** An OpenID Connect id_token for `grant.user` (`fhirUser` is the absolute URL of the user's resource). */
