@@ -51,6 +51,9 @@ export class FhirServerRefusedError extends PrefetchUnavailableError {
 /** {@link HookFhirSource.baseUrl} of a call answered from its prefetch alone. */
 export const PREFETCH_SOURCE = 'urn:cds-hooks:prefetch';
 
+/** Marks a request the server was refused for (a redirect, a refused address) or that did not go out because of it. */
+const REFUSED = Symbol('refused');
+
 /** Requests of one hook in flight at a time towards its FHIR server. */
 export const DEFAULT_HOOK_FHIR_CONCURRENCY = 4;
 
@@ -183,22 +186,28 @@ export class HookFhirSource implements FhirDataSource {
       if (!check.ok) this.#refuse({ reason: 'address', hostKind: rule.hostKind, addressClass: check.addressClass });
     }
     if (this.#refused) return { ok: false };
-    const guarded = (): Promise<T> => (rule ? withConnectionPolicy(rule.policy, () => f(source), { expectRequest: true }) : f(source));
+    // The refusal is decided inside the place a request holds, and checked again once a place is free: a request
+    // that waited while another got a redirect does not go out.
+    const attempt = async (): Promise<T | typeof REFUSED> => {
+      if (this.#refused) return REFUSED;
+      try {
+        return await (rule ? withConnectionPolicy(rule.policy, () => f(source), { expectRequest: true }) : f(source));
+      } catch (err) {
+        if (err instanceof OutboundAddressRefusedError) {
+          this.#refuse({ reason: 'connected-address', hostKind: rule?.hostKind ?? 'name', addressClass: err.addressClass });
+          return REFUSED;
+        }
+        // server/fhir/client.ts does not follow redirects; a 3xx means the data is somewhere this call may not go.
+        if (err instanceof FhirHttpError && err.status >= 300 && err.status < 400) {
+          this.#refuse({ reason: 'redirect', status: err.status });
+          return REFUSED;
+        }
+        throw err;
+      }
+    };
     const client = this.#opts.clientLimit;
-    try {
-      return { ok: true, value: await this.#limit.run(() => (client ? client.run(guarded) : guarded())) };
-    } catch (err) {
-      if (err instanceof OutboundAddressRefusedError) {
-        this.#refuse({ reason: 'connected-address', hostKind: rule?.hostKind ?? 'name', addressClass: err.addressClass });
-        return { ok: false };
-      }
-      // server/fhir/client.ts does not follow redirects; a 3xx means the data is somewhere this call may not go.
-      if (err instanceof FhirHttpError && err.status >= 300 && err.status < 400) {
-        this.#refuse({ reason: 'redirect', status: err.status });
-        return { ok: false };
-      }
-      throw err;
-    }
+    const value = await this.#limit.run(() => (client ? client.run(attempt) : attempt()));
+    return value === REFUSED ? { ok: false } : { ok: true, value };
   }
 
   #once<T>(key: string, f: () => Promise<T>): Promise<T> {

@@ -216,6 +216,11 @@ describe('HookFhirSource and the allowlist', () => {
       await assert.rejects(s.search('Condition', { patient: 'p1' }), FhirServerRefusedError);
       assert.deepEqual(refusals, [{ reason: 'redirect', status: 302 }]);
       assert.equal(redirecting.requests(), 1, 'after the redirect the server is not asked again');
+      // Seven reads at once: the four in flight get their 302, the three waiting for a place never go out.
+      const t = new HookFhirSource({ patientId: 'p1', fhirServer: redirecting.base, fhirServerAllowlist: [fhirServerRule(redirecting.base, false)], timeoutMs: 5000 });
+      const all = await Promise.allSettled([t.read('Patient', 'p1'), ...TYPES.map((ty) => t.search(ty, { patient: 'p1' }))]);
+      assert.ok(redirecting.requests() >= 1 + 1 && redirecting.requests() <= 1 + 4, `${redirecting.requests() - 1} requests went out`);
+      assert.ok(all.every((r) => r.status === 'rejected' ? r.reason instanceof FhirServerRefusedError : Array.isArray(r.value) && r.value.length === 0));
       assert.equal(target.requests(), 0);
     } finally {
       await target.close();
