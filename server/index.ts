@@ -21,7 +21,7 @@ import { createFhirSandbox } from './sandbox/fhir/router.ts';
 import { openReadsSecurity } from './sandbox/fhir/capability.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
 import { ModelRegistry } from './inference/registry.ts';
-import { createRiskRouter } from './risk/routes.ts';
+import { ASSESSMENT_SCOPES, createRiskRouter } from './risk/routes.ts';
 import type { RiskService } from './risk/service.ts';
 import { createRiskService } from './risk/wiring.ts';
 import { createImagingExecutor, type ImagingExecutor } from './imaging/worker-pool.ts'; // imaging worker threads
@@ -148,9 +148,10 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
     const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}) });
     const riskRouter = createRiskRouter(service, logger);
-    // SMART (issue 7): a verified access token is required unless API_AUTH_REQUIRED=false; routes.ts checks its patient.
+    // SMART (issue 7): a verified access token holding a RiskAssessment read scope is required unless
+    // API_AUTH_REQUIRED=false; routes.ts checks its patient.
     if (config.auth.apiRequireToken) {
-      const guard = requireSmartAccess(createApiTokenVerifier(config), { realm: 'fracture-risk-cds' });
+      const guard = requireSmartAccess(createApiTokenVerifier(config), { realm: 'fracture-risk-cds', anyScope: ASSESSMENT_SCOPES });
       mounts.assessments = (req, res, next) => void guard(req, res, (err?: unknown) => (err ? next(err) : riskRouter(req, res, next)));
     } else {
       mounts.assessments = riskRouter;

@@ -4,7 +4,10 @@
  *   app plus its FHIR resources (201 when computed, 200 when served from the cache);
  * - `GET /api/assessments/{id}` → the same; `GET /api/assessments/{id}/heatmap.png` and `/display.png` → PNGs.
  * Errors are JSON `{ error, code, status }` with the status the cause calls for (404 unknown patient or study,
- * 422 chart unusable for QFracture, 502/504 FHIR server failing or slow, 503 no model).
+ * 422 chart unusable for QFracture, 502/504 FHIR server failing or slow, 503 no model). Every answer carries
+ * `Cache-Control: no-store`: they hold PHI (the assessment, the radiograph) and are fetched with a bearer token.
+ * The composition root guards the router with {@link ASSESSMENT_SCOPES}.
+ * @see https://www.rfc-editor.org/rfc/rfc9111#section-5.2.2.5
  */
 import express, { Router, type Request, type Response } from 'express';
 import { patientAllowed } from '../auth/require.ts';
@@ -16,6 +19,13 @@ import { FactorError } from './factors.ts';
 import type { RiskService, StoredAssessment } from './service.ts';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
+/**
+ * An access token for this API must hold one of these (or a wider scope covering it, e.g. `patient/*.rs` or v1
+ * `patient/*.read`): reading RiskAssessment in the patient, user or system context. The SMART app asks for
+ * `patient/RiskAssessment.rs` (client/src/launch-options.ts), FHIR-delegated verification grants `patient/*.rs`.
+ */
+export const ASSESSMENT_SCOPES: readonly string[] = ['patient/RiskAssessment.r', 'user/RiskAssessment.r', 'system/RiskAssessment.r'];
 
 function body(s: StoredAssessment, base: string): Record<string, unknown> {
   const a = s.assessment;
@@ -33,6 +43,10 @@ function fail(res: Response, status: number, code: string, error: string): void 
 
 export function createRiskRouter(service: RiskService, logger: Logger): Router {
   const r = Router();
+  r.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
   r.use(express.json({ limit: '16kb' }));
 
   r.post('/', async (req: Request, res: Response) => {
@@ -69,7 +83,7 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
       if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
       if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
       if (!s.pngs) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');
-      res.type('image/png').set('Cache-Control', 'private, max-age=3600').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
+      res.type('image/png').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
     });
   }
   return r;

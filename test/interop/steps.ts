@@ -177,7 +177,8 @@ export async function tokenOverHttp(run: InteropRun, patient: string, tenant?: s
     response_type: 'code',
     client_id: 'fracture-risk-app',
     redirect_uri: redirectUri,
-    scope: 'launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/ImagingStudy.rs',
+    // The app's request includes patient/RiskAssessment.rs: /api/assessments refuses a token without it.
+    scope: 'launch openid fhirUser patient/Patient.rs patient/Observation.rs patient/ImagingStudy.rs patient/RiskAssessment.rs',
     aud: ehr.fhirBase(tenant),
     state: 'state-1',
     launch: ehr.registerLaunch(patient, undefined, tenant),
