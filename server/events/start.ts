@@ -75,6 +75,7 @@ export function startReportEvents(opts: ReportEventsOptions): ReportEvents {
     log.error({ error: (err as Error).message }, 'the job queue could not be opened: report events are refused (503)');
   }
   const jwtMode = config.events.auth === 'jwt';
+  if (jwtMode && config.events.secret) log.warn('EVENTS_SECRET is set but EVENTS_AUTH=jwt: the secret is not used (notifications need a signed token)');
   // With the sandbox and no configured secret, a random one: only this process's own Subscription knows it.
   const secret = jwtMode ? undefined : config.events.secret ?? (config.fhir.sandbox ? randomBytes(24).toString('base64url') : undefined);
   // jwt mode: the keys at EVENTS_JWKS_URL (jose caches them and re-fetches on an unknown kid, so rotation needs no

@@ -92,7 +92,8 @@ describe('report events with EVENTS_AUTH=jwt, end to end in the sandbox', () => 
     assert.equal(sub.channel.header, undefined, 'no channel.header: nothing secret is stored');
     assert.doesNotMatch(JSON.stringify(sub), /secret/i);
     const handshake = deliveries.find((d) => d.body.includes('"handshake"'));
-    assert.ok(handshake?.authorization?.startsWith('Bearer '), 'the handshake carried a bearer token');
+    assert.ok(handshake, 'the sandbox delivered a handshake');
+    assert.ok(handshake.authorization?.startsWith('Bearer '), 'the handshake carried a bearer token');
     assert.equal(handshake.secretHeader, null);
   });
 
