@@ -6,13 +6,22 @@
  * The sandbox routers are read through {@link SandboxMounts} at request time: the HTTP server starts listening
  * (so `/healthz` and `/readyz` answer) while the sandboxes are still being built and seeded; until then their
  * paths answer 503.
+ *
+ * What every answer gets here, whatever router serves it:
+ * - security headers ({@link securityHeaders}): `nosniff`, no referrer, and a CSP that loads nothing and forbids
+ *   framing unless the route sets its own (the SMART app's `/app/`, the demo EHR's pages);
+ * - `Cache-Control: no-store` under `/api` and `/cds-services` (answers about patients; a route may set its own);
+ * - the operator credential in front of the operations endpoints (server/auth/operator.ts);
+ * - for an unexpected error, a generic 500 naming a correlation id that the log line of the real error carries.
  */
+import { randomUUID } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { AppConfig } from './config.ts';
 import { observeRequests, type Metrics } from './health/metrics.ts';
 import type { Readiness } from './health/readiness.ts';
 import { createHealthRouter } from './health/router.ts';
 import type { Logger } from './logging.ts';
+import { operatorGuard } from './auth/operator.ts';
 import { createModelCardRouter } from './cds/model-card.ts'; // CDS Hooks (issue 6)
 import { indexPage } from './sandbox/ehr/index-page.ts'; // demo EHR (issue 7)
 // SMART app (issue 7)
@@ -53,7 +62,42 @@ export interface AppDeps {
   readonly metrics: Metrics;
   readonly sandboxes: SandboxMounts;
   readonly services?: ServiceMounts;
+  /** Guard of the operations endpoints; default: `OPS_TOKEN` and the sandbox's system tokens (server/auth/operator.ts). */
+  readonly operatorGuard?: RequestHandler;
 }
+
+/**
+ * The Content-Security-Policy of answers whose route sets none: JSON, FHIR, DICOM, plain text and the few
+ * server-rendered pages (the index, the sandbox sign-in and consent pages, model cards), which use inline styles,
+ * same-origin images and plain forms only. No script, connection, frame or plugin may load, and no other site may
+ * frame the answer (clickjacking; CSP Level 3 `frame-ancestors`, which supersedes `X-Frame-Options`).
+ * @see https://www.w3.org/TR/CSP3/#directive-frame-ancestors
+ */
+export const DEFAULT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; frame-ancestors 'none'";
+
+/**
+ * Headers for every answer, set before any router runs so a router can replace them (`/app/` sets its own CSP with
+ * `APP_FRAME_ANCESTORS`; the demo EHR its own, still with `frame-ancestors 'none'`).
+ * @see https://fetch.spec.whatwg.org/#x-content-type-options-header
+ * @see https://www.w3.org/TR/referrer-policy/#referrer-policy-no-referrer
+ */
+export function securityHeaders(): RequestHandler {
+  return (_req, res, next) => {
+    res.set({
+      'X-Content-Type-Options': 'nosniff',
+      // URLs here hold patient and study ids, and the SMART redirect an authorization code: never sent onwards.
+      'Referrer-Policy': 'no-referrer',
+      'Content-Security-Policy': DEFAULT_CSP,
+    });
+    next();
+  };
+}
+
+/** `Cache-Control: no-store` (RFC 9111 §5.2.2.5) before the router runs: answers about patients are never stored. */
+const noStore: RequestHandler = (_req, res, next) => {
+  res.set('Cache-Control', 'no-store');
+  next();
+};
 
 /** The URLs a user should open, for the start-up log and `GET /`. */
 export function usefulUrls(config: AppConfig): Record<string, string> {
@@ -108,6 +152,7 @@ export function createApp(deps: AppDeps): Express {
   // ETags of whole bodies are computed by Express by default; the FHIR sandbox sets version ETags itself.
   app.set('etag', false);
 
+  app.use(securityHeaders());
   app.use(observeRequests(metrics, logger));
   app.use(createHealthRouter(readiness, metrics));
 
@@ -131,29 +176,40 @@ export function createApp(deps: AppDeps): Express {
   // Demo EHR (issue 7): only with the sandbox FHIR server (it plays that server's EHR).
   app.use('/sandbox/ehr', lateMount(config.fhir.sandbox, () => sandboxes.ehr, 'demo EHR'));
 
+  app.use(['/api', '/cds-services'], noStore);
+  // Operations endpoints: queue state, dead letters, subscription heartbeats, card acceptance rates.
+  const operator = deps.operatorGuard ?? operatorGuard(config, logger);
   app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
   // --- FLS worklist (issue 8, server/fls/) ---
   app.use('/api/fls', lateMount(true, () => services.fls, 'FLS worklist'));
   // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
+  app.use('/api/events/subscriptions', operator);
   app.use('/api/events', lateMount(true, () => services.events, 'report-event receiver'));
-  app.use('/api/jobs', lateMount(true, () => services.jobs, 'job queue'));
+  app.use('/api/jobs', operator, lateMount(true, () => services.jobs, 'job queue'));
   // --- CDS Hooks (issue 6): hooks + feedback, feedback summary, model cards the cards link to ---
   app.use('/cds-services', lateMount(true, () => services.cds, 'CDS Hooks service (models loading)'));
-  app.use('/api/feedback', lateMount(true, () => services.feedback, 'CDS feedback store'));
+  app.use('/api/feedback', operator, lateMount(true, () => services.feedback, 'CDS feedback store'));
   app.use('/models', createModelCardRouter(config.inference.modelsDir));
 
   // --- SMART app bundle (issue 7): /app/launch.html, /app/index.html, built by client/build.ts ---
   app.use('/app', createAppStaticRouter({ distDir: join(REPO_ROOT, 'client/dist'), config }));
 
   app.use((_req, res) => problem(res, 404, 'Not found'));
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err as { status?: number; type?: string };
-    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+    if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && !res.headersSent) {
       problem(res, e.status, e.type === 'entity.parse.failed' ? 'The body is not valid JSON' : 'Bad request');
       return;
     }
-    logger.error({ err }, 'unhandled error');
-    problem(res, 500, 'Internal error');
+    // The exception's text can name files, URLs, ids or library internals: it goes to the log only, and the
+    // answer carries an id that finds that log line.
+    const errorId = randomUUID();
+    logger.error({ err, errorId, method: req.method }, 'unhandled error');
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.set('Cache-Control', 'no-store').status(500).json({ error: `Internal error (id ${errorId}: the operator can find it in the service log)`, status: 500, errorId });
   });
   return app;
 }

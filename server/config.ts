@@ -213,6 +213,8 @@ export interface AppConfig {
     readonly fhirClient: FhirClientAuth;
     /** Client secret for token introspection (`TOKEN_INTROSPECTION_CLIENT_SECRET`). */
     readonly introspectionClientSecret: string | undefined;
+    /** Operator credential of the operations endpoints (`OPS_TOKEN`, server/auth/operator.ts). */
+    readonly opsToken: string | undefined;
     /** `token-verification.json` `servers`, resolved (URLs expanded, secrets read from the environment). */
     readonly tokenServers: readonly TokenServer[];
     /** `API_TOKEN_ALLOW_HS256=true`: `hs256` server entries are accepted (development launchers only). */
@@ -374,6 +376,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'IMAGE_PATIENT_ID_SYSTEMS', description: 'Before any pixel is used, the image\'s DICOM Patient ID (0010,0020) must be an identifier of the FHIR Patient being assessed, or the image is refused ("belongs to another patient"), an AuditEvent is written and the risk is clinical-only. Unset: the identifier whose system equals the DICOM Issuer of Patient ID (0010,0021), or any identifier when the header names no issuer. Set (space-separated systems, e.g. `urn:oid:1.2.3.4.5`) when the PACS Patient ID is not the EHR\'s MRN: the Patient then needs an identifier of one of these systems carrying the PACS id.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^\\S+( \\S+)*$' }, hint: 'must be space-separated identifier systems' },
   // --- SMART authorization (issue 7, server/auth/, server/sandbox/smart/) ---
   { env: 'API_AUTH_REQUIRED', description: '`/api/assessments` demands a SMART access token (verified as `smart-config/token-verification.json` says; a token with a `patient` claim may only assess that patient). `false` turns the check off for local command-line and benchmark use; never in production.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
+  { env: 'OPS_TOKEN', description: 'Operator credential of the operations endpoints (`/api/jobs/*`, `/api/events/subscriptions`, `/api/feedback/summary`): they answer only requests with `Authorization: Bearer <OPS_TOKEN>` (compared in constant time). With the sandbox FHIR server they also take a system-level access token of the sandbox authorization server (client_credentials of e.g. `demo-backend`). Unset with an external FHIR server: these endpoints refuse every request (401). `/healthz`, `/readyz` and `/metrics` stay open: keep `/metrics` off the public network at the proxy. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 32, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be at least 32 printable ASCII characters without spaces (e.g. `openssl rand -hex 32`)' },
   { env: 'FHIR_AUTH', description: 'How the service authenticates to an external FHIR server (`FHIR_BASE_URL`): `none`, `bearer` (a fixed token, `FHIR_TOKEN`) or `client-credentials` (OAuth 2.0 client_credentials with a client secret: `FHIR_TOKEN_URL`, `FHIR_CLIENT_ID`, `FHIR_CLIENT_SECRET`, optional `FHIR_SCOPE`; the token is renewed before it expires). With the sandbox FHIR server the service always uses the sandbox\'s `frcds-service` client.', defaultText: '`none`', schema: { type: 'string', enum: ['none', 'bearer', 'client-credentials'] } },
   { env: 'FHIR_TOKEN', description: 'Bearer token for `FHIR_AUTH=bearer`. Never logged.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be printable ASCII without spaces' },
   { env: 'FHIR_TOKEN_URL', description: 'Token endpoint of the FHIR server\'s authorization server, for `FHIR_AUTH=client-credentials`.', defaultText: 'unset', schema: URL_SCHEMA },
@@ -746,6 +749,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       apiRequireToken: str('API_AUTH_REQUIRED') !== 'false',
       fhirClient: fhirClientAuth,
       introspectionClientSecret: str('TOKEN_INTROSPECTION_CLIENT_SECRET'),
+      opsToken: str('OPS_TOKEN'),
       tokenServers: tokenServers.servers,
       allowHs256: str('API_TOKEN_ALLOW_HS256') === 'true',
     },

@@ -178,7 +178,10 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
   return r;
 }
 
-/** `GET /api/feedback/summary`: acceptance and override rates by tier and by override reason. */
+/**
+ * `GET /api/feedback/summary`: acceptance and override rates by tier and by override reason. An operations endpoint:
+ * the app puts the operator credential in front of `/api/feedback` (server/auth/operator.ts).
+ */
 export function createFeedbackSummaryRouter(store: CdsStore): Router {
   const r = Router();
   r.get('/summary', (_req, res) => {
