@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
-import { createLogger, hashPatientId, PatientIdHasher, REDACTED, scrubPhi, setPatientIdSalt } from './logging.ts';
+import { createLogger, hashPatientId, PatientIdHasher, REDACTED, redactIds, scrubPhi, setPatientIdSalt } from './logging.ts';
 
 function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; text: () => string } {
   const chunks: string[] = [];
@@ -93,5 +93,38 @@ describe('createLogger', () => {
     assert.match(String(line['time']), /^\d{4}-\d\d-\d\dT/);
     assert.equal(line['patientIdHash'], new PatientIdHasher('a-salt-of-sixteen+').hash('pat-123'));
     for (const phi of ['pat-123', 'Synthetic-Abbott', 'MRN0042', 'abc.def.ghi']) assert.ok(!sink.text().includes(phi), `${phi} leaked`);
+  });
+});
+
+describe('redactIds', () => {
+  test('hashes the ids of FHIR references in free text (as hashPatientId does), keeps definitional ids, versions and HTTP/1.1', () => {
+    setPatientIdSalt('salt-one-0123456789');
+    const text = 'GET https://fhir.example/r4/DiagnosticReport/rep-1/_history/2: HTTP 500 (HTTP/1.1); Patient/pat-123 and ImagingStudy/st.9; StructureDefinition/bodyweight, Subscription/frcds-1';
+    const out = redactIds(text);
+    assert.ok(!/rep-1|pat-123|st\.9/.test(out), out);
+    assert.ok(out.includes(`DiagnosticReport/#${hashPatientId('rep-1')}/_history/2`));
+    assert.ok(out.includes(`Patient/#${hashPatientId('pat-123')}`));
+    for (const kept of ['HTTP/1.1', 'StructureDefinition/bodyweight', 'Subscription/frcds-1']) assert.ok(out.includes(kept), `${kept} kept: ${out}`);
+    assert.equal(redactIds(out), out, 'hashing twice changes nothing');
+  });
+
+  test('the logger hashes ids in string values and in logged errors (message and stack), keeping the error type', () => {
+    const sink = capture();
+    const logger = createLogger({ level: 'info', hashSalt: 'a-salt-of-sixteen+', destination: sink.stream });
+    class FhirLikeError extends Error {
+      override readonly name = 'FhirLikeError';
+      readonly code = 'FHIR_HTTP';
+    }
+    const err = new FhirLikeError('GET https://fhir.example/Patient/pat-123: HTTP 403');
+    logger.warn({ error: 'PUT https://fhir.example/RiskAssessment/frcds-report-rep-9: HTTP 500', err }, 'job failed');
+    const text = sink.text();
+    for (const raw of ['pat-123', 'rep-9']) assert.ok(!text.includes(raw), `${raw} leaked: ${text}`);
+    const line = sink.lines()[0]!;
+    const logged = line['err'] as { type: string; message: string; stack: string; code: string };
+    assert.equal(logged.type, 'FhirLikeError');
+    assert.equal(logged.code, 'FHIR_HTTP');
+    assert.match(logged.message, /^GET https:\/\/fhir\.example\/Patient\/#[0-9a-f]{16}: HTTP 403$/);
+    assert.match(logged.stack, /FhirLikeError: GET https:\/\/fhir\.example\/Patient\/#/);
+    assert.equal(err.message, 'GET https://fhir.example/Patient/pat-123: HTTP 403', 'the thrown error itself is not changed');
   });
 });

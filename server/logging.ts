@@ -5,9 +5,11 @@
  * a caller logs (a FHIR Patient, a DICOM JSON dataset). So every log object is walked by {@link scrubPhi} in the
  * `formatters.log` hook: keys that carry names, identifiers, contact details or credentials are replaced by
  * `[REDACTED]`, and keys that carry a patient id are replaced by a salted hash (`patientIdHash`), so log lines about
- * one patient can still be correlated without revealing the id. Message strings are not scanned: callers must not
- * interpolate PHI into them (the tests check the components here do not). A Patient resource's `id` and any
- * `Patient/<id>` reference are hashed too.
+ * one patient can still be correlated without revealing the id. A Patient resource's `id` and any `Patient/<id>`
+ * reference are hashed too. String values, and the message and stack of logged errors, have the ids of FHIR
+ * references in them hashed ({@link redactIds}): error texts quote request URLs such as
+ * `GET https://fhir/DiagnosticReport/123`. Message strings are not scanned: callers must not interpolate PHI into
+ * them (the tests check the components here do not).
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { pino, type DestinationStream, type Logger } from 'pino';
@@ -64,13 +66,47 @@ export function hashPatientId(patientId: string): string {
   return defaultHasher.hash(patientId.replace(/^Patient\//, ''));
 }
 
+/**
+ * Resource types whose ids say nothing about a patient (definitions, infrastructure, the service's own model
+ * Device): left readable in free text, where they help an operator.
+ */
+const PLAIN_ID_TYPES = new Set([
+  'CapabilityStatement', 'CodeSystem', 'ConceptMap', 'Device', 'Endpoint', 'NamingSystem', 'OperationDefinition',
+  'SearchParameter', 'StructureDefinition', 'Subscription', 'SubscriptionTopic', 'ValueSet',
+]);
+
+/** `Type/id` in free text: a FHIR resource type (a capitalised word, so `HTTP/1.1` is not one) and a FHIR id. */
+const REFERENCE_IN_TEXT = /\b([A-Z][a-z][A-Za-z]{1,62})\/([A-Za-z0-9\-.]{1,64})(?![A-Za-z0-9\-.])/g;
+
+/**
+ * `text` with the id of every FHIR reference in it replaced by `#` and its salted hash ({@link hashPatientId}), e.g.
+ * `GET https://fhir/DiagnosticReport/r1: HTTP 500` → `GET https://fhir/DiagnosticReport/#3f…: HTTP 500`. The hash
+ * is the one `reportHash`/`patientIdHash` fields carry, so lines about one resource still correlate. Ids of
+ * definitional types ({@link PLAIN_ID_TYPES}) and version ids after `_history/` are kept.
+ */
+export function redactIds(text: string): string {
+  return text.replace(REFERENCE_IN_TEXT, (whole, type: string, id: string) => (PLAIN_ID_TYPES.has(type) ? whole : `${type}/#${hashPatientId(id)}`));
+}
+
+/** The error itself when its texts hold no reference; else a copy (same prototype and fields) with them hashed. */
+function redactError(err: Error): Error {
+  const message = redactIds(err.message);
+  const stack = err.stack === undefined ? undefined : redactIds(err.stack);
+  if (message === err.message && stack === err.stack) return err;
+  const copy = Object.assign(Object.create(Object.getPrototypeOf(err) as object) as Error, err);
+  Object.defineProperty(copy, 'message', { value: message, enumerable: false, writable: true, configurable: true });
+  Object.defineProperty(copy, 'stack', { value: stack, enumerable: false, writable: true, configurable: true });
+  return copy;
+}
+
 const MAX_DEPTH = 8;
 
 /** Returns a copy of `value` with PHI keys redacted and patient ids hashed (see file header). */
 export function scrubPhi(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redactIds(value);
   if (value === null || typeof value !== 'object') return value;
   if (depth >= MAX_DEPTH) return '[Truncated]';
-  if (value instanceof Error) return value; // pino's err serializer handles errors
+  if (value instanceof Error) return redactError(value); // pino's err serializer then writes its type, message and stack
   if (Array.isArray(value)) return value.map((v) => scrubPhi(v, depth + 1));
   if (Buffer.isBuffer(value) || ArrayBuffer.isView(value)) return `[${value.byteLength} bytes]`;
   const out: Record<string, unknown> = {};

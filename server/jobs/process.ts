@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { DiagnosticReport, ImagingStudy, Provenance, Reference, RiskAssessment } from '@medplum/fhirtypes';
 import { FhirAccessError, FhirNotFoundError, type FhirDataSource } from '../fhir/client.ts';
-import { hashPatientId, type Logger } from '../logging.ts';
+import { hashPatientId, redactIds, type Logger } from '../logging.ts';
 import { AssessmentError, type AssessRequest } from '../risk/assess.ts';
 import { EXT } from '../risk/fhir-output.ts';
 import type { ServiceResult } from '../risk/service.ts';
@@ -66,12 +66,16 @@ export function parseReference(ref: string | undefined, type: string): string | 
   return m ? m[1]! : null;
 }
 
-const dead = (key: string, reason: string): JobOutcome => ({ status: 'dead', key, reason });
+/**
+ * A dead outcome. Reasons end up in the dead-letter list and in log lines: resource ids in them (error texts quote
+ * request URLs) are hashed as the logs hash them.
+ */
+const dead = (key: string, reason: string): JobOutcome => ({ status: 'dead', key, reason: redactIds(reason) });
 
 /** Turns a FHIR access failure into a retry (transient) or a dead letter (permanent). */
 function fhirFailure(err: unknown, key: string, what: string): JobOutcome {
   if (err instanceof FhirAccessError) {
-    if (err.retryable) throw new RetryableJobError(`${what}: ${err.message}`);
+    if (err.retryable) throw new RetryableJobError(`${what}: ${redactIds(err.message)}`);
     return dead(key, `${what}: ${err.message}`);
   }
   throw err;
@@ -167,7 +171,7 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
     return fhirFailure(err, key, 'finding the ImagingStudy');
   }
   const patientId = parseReference(study.subject?.reference, 'Patient');
-  if (!patientId) return dead(key, `ImagingStudy/${study.id} has no Patient subject`);
+  if (!patientId) return dead(key, 'the ImagingStudy has no Patient subject');
   const reportPatient = parseReference(report.subject?.reference, 'Patient');
   if (reportPatient !== patientId) {
     log.warn({ studyPatient: hashPatientId(patientId), reportPatient: reportPatient ? hashPatientId(reportPatient) : null }, 'report subject does not match its ImagingStudy subject; not assessed');
@@ -195,7 +199,7 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
       await deps.coordination.setLatestVersion(report.id!, order);
       return ra;
     } catch (err) {
-      if (err instanceof FhirAccessError) throw new RetryableJobError(`writing the RiskAssessment: ${err.message}`);
+      if (err instanceof FhirAccessError) throw new RetryableJobError(`writing the RiskAssessment: ${redactIds(err.message)}`);
       throw err;
     }
   });
@@ -212,7 +216,7 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
     } catch (err) {
       // A FHIR refusal or a triage input problem will not change on a retry: record it with the result.
       if ((err instanceof FhirAccessError && !err.retryable) || (err as Error).name === 'TriageInputError') triage = { created: false, reason: `triage failed: ${(err as Error).message}` };
-      else throw new RetryableJobError(`FLS triage: ${(err as Error).message}`);
+      else throw new RetryableJobError(`FLS triage: ${redactIds((err as Error).message)}`);
     }
   }
   const outcome: JobOutcome = {

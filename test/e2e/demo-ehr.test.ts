@@ -195,7 +195,10 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
 
   test('accepting a card suggestion in the EHR creates it and sends feedback; dismissing with a reason sends an override', async () => {
     await openChart(page, 'demo-a-022');
-    const before = (await (await fetch(`${base}/api/feedback/summary`)).json()) as { overall: { accepted: number; overridden: number } };
+    // An operations endpoint: the sandbox's system-level token is an operator credential.
+    const summary = async (): Promise<{ overall: { accepted: number; overridden: number } }> =>
+      (await (await fetch(`${base}/api/feedback/summary`, { headers: { Authorization: `Bearer ${await whole.token()}` } })).json()) as { overall: { accepted: number; overridden: number } };
+    const before = await summary();
     const card = await page.waitForSelector('.cds__cards article.cds-card', { timeout: 60_000 });
     const dxa = (await card.$('button[data-action="accept"]:has-text("DXA")'))!;
     await dxa.click();
@@ -207,7 +210,7 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
     await screenshot(page, 'ehr-card-dismiss-reason', false);
     await page.click('.cds__cards form.cds-card__override button[type="submit"]');
     await page.waitForSelector('.cds__dismissed');
-    const afterSummary = (await (await fetch(`${base}/api/feedback/summary`)).json()) as { overall: { accepted: number; overridden: number } };
+    const afterSummary = await summary();
     assert.equal(afterSummary.overall.accepted, before.overall.accepted + 1);
     assert.equal(afterSummary.overall.overridden, before.overall.overridden + 1);
     assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), []);

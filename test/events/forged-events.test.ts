@@ -12,7 +12,8 @@ import type { Bundle, DiagnosticReport, RiskAssessment, Task } from '@medplum/fh
 import { buildNotification } from '../../server/events/notification.ts';
 import { TOPIC_URL } from '../../server/events/topic.ts';
 import { riskAssessmentIdForReport } from '../../server/jobs/process.ts';
-import type { DeadLetter, JobStats } from '../../server/jobs/types.ts';
+import type { DeadLetterView } from '../../server/jobs/routes.ts';
+import type { JobStats } from '../../server/jobs/types.ts';
 import { waitFor } from '../support/service-process.ts';
 import { startWholeService, type WholeService } from '../support/whole-service.ts';
 
@@ -32,8 +33,10 @@ describe('notifications are hints: the job trusts only the FHIR server', () => {
     assert.ok(res.ok, `${init.method ?? 'GET'} ${path.split('?')[0]} → ${res.status}`);
     return (await res.json()) as T;
   };
-  const stats = async (): Promise<JobStats> => (await (await fetch(`${base}/api/jobs/stats`)).json()) as JobStats;
-  const deadLetters = async (): Promise<DeadLetter[]> => ((await (await fetch(`${base}/api/jobs/dead-letters`)).json()) as { deadLetters: DeadLetter[] }).deadLetters;
+  // Operations endpoints: a system-level token of the sandbox authorization server is an operator credential.
+  const ops = (path: string): Promise<Response> => fetch(`${base}/api/jobs/${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  const stats = async (): Promise<JobStats> => (await (await ops('stats')).json()) as JobStats;
+  const deadLetters = async (): Promise<DeadLetterView[]> => ((await (await ops('dead-letters')).json()) as { deadLetters: DeadLetterView[] }).deadLetters;
   const notifyFull = async (resource: DiagnosticReport, n: number): Promise<Response> => {
     const body = buildNotification({
       subscriptionUrl: `${base}/sandbox/fhir/Subscription/frcds-report-events`,
@@ -69,7 +72,11 @@ describe('notifications are hints: the job trusts only the FHIR server', () => {
     const res = await notifyFull(madeUp, 1);
     assert.equal(res.status, 200);
     await idle('the made-up report job', (s) => s.deadLetters > deadBefore);
-    assert.ok((await deadLetters()).some((d) => /does not exist on the FHIR server/.test(d.reason)));
+    const dead = await deadLetters();
+    assert.ok(dead.some((d) => /does not exist on the FHIR server/.test(d.reason)));
+    assert.ok(!JSON.stringify(dead).includes('made-up-report-1'), 'dead letters carry no raw report id');
+    assert.ok(dead.some((d) => /^[0-9a-f]{16}$/.test(d.reportHash ?? '') && d.key === `DiagnosticReport/#${d.reportHash}/_history/1`), 'the hashed report id and key find the job');
+    assert.equal((await fetch(`${base}/api/jobs/dead-letters`)).status, 401, 'not without the operator credential');
     assert.equal((await fhirGet(`RiskAssessment/${riskAssessmentIdForReport('made-up-report-1')}`)).status, 404);
   });
 

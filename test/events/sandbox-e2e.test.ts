@@ -29,7 +29,8 @@ describe('report events end-to-end in the sandbox', () => {
     assert.ok(res.ok, `${init.method ?? 'GET'} ${path.split('?')[0]} → ${res.status}`);
     return (await res.json()) as T;
   };
-  const stats = async (): Promise<JobStats> => (await (await fetch(`${base}/api/jobs/stats`)).json()) as JobStats;
+  // An operations endpoint: the sandbox's system-level token is an operator credential.
+  const stats = async (): Promise<JobStats> => (await (await fetch(`${base}/api/jobs/stats`, { headers: { Authorization: `Bearer ${token}` } })).json()) as JobStats;
   const notify = async (body: unknown): Promise<Response> =>
     fetch(`${base}/api/events/notifications`, { method: 'POST', headers: { 'Content-Type': 'application/fhir+json', 'X-Subscription-Secret': SECRET }, body: JSON.stringify(body) });
 

@@ -16,7 +16,7 @@ import { startDemoStack, type DemoStack } from '../support/demo-stack.ts';
 import { freePort } from '../support/net.ts';
 import { redisServerInstalled, REDIS_SERVER, startRedis, type RedisHandle } from '../support/redis.ts';
 import { spawnTs, waitFor, type ChildHandle } from '../support/service-process.ts';
-import { checkExactlyOnceInEffect, childEnv, demoReports, sendBatch, stats } from './crash-scenario.ts';
+import { checkExactlyOnceInEffect, childEnv, demoReports, OPS_HEADERS, sendBatch, stats } from './crash-scenario.ts';
 
 const missing = !redisServerInstalled();
 const inCi = process.env.CI === 'true';
@@ -62,7 +62,7 @@ function suite(): void {
       const workerA = spawnTs('server/jobs/worker.ts', childEnv(stack, common), join(dir, 'worker-a.log'));
       const workerB = spawnTs('server/jobs/worker.ts', childEnv(stack, common), join(dir, 'worker-b.log'));
       children.push(workerA, workerB);
-      await waitFor('the service to accept notifications', async () => (await fetch(`${base}/api/jobs/stats`)).ok);
+      await waitFor('the service to accept notifications', async () => (await fetch(`${base}/api/jobs/stats`, { headers: OPS_HEADERS })).ok);
 
       const reports = await demoReports(stack);
       assert.equal(reports.length, 50);

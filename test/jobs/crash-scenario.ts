@@ -12,6 +12,9 @@ import { idempotencyKey, type JobStats } from '../../server/jobs/types.ts';
 import type { DemoStack } from '../support/demo-stack.ts';
 
 export const SECRET = 'crash-test-secret-0123456789';
+/** Operator credential of the service children (`OPS_TOKEN`): `/api/jobs/stats` needs it. */
+export const OPS_TOKEN = 'crash-test-ops-token-0123456789abcdef';
+export const OPS_HEADERS = { Authorization: `Bearer ${OPS_TOKEN}` };
 
 /** Environment of a service or worker child that uses the test's demo stack as its external servers. */
 export function childEnv(stack: DemoStack, extra: Record<string, string>): Record<string, string> {
@@ -24,6 +27,7 @@ export function childEnv(stack: DemoStack, extra: Record<string, string>): Recor
     FHIR_CLIENT_ID: 'demo-backend',
     FHIR_CLIENT_SECRET: 'sandbox-only-demo-backend-secret',
     EVENTS_SECRET: SECRET,
+    OPS_TOKEN,
     INFERENCE_DEVICE: 'cpu',
     LOG_LEVEL: 'info',
     JOBS_CONCURRENCY: '2',
@@ -61,7 +65,7 @@ export async function sendBatch(serviceBase: string, stack: DemoStack, reports: 
 }
 
 export async function stats(serviceBase: string): Promise<JobStats> {
-  const res = await fetch(`${serviceBase}/api/jobs/stats`);
+  const res = await fetch(`${serviceBase}/api/jobs/stats`, { headers: OPS_HEADERS });
   if (!res.ok) throw new Error(`stats answered ${res.status}`);
   return (await res.json()) as JobStats;
 }

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.ts';
 import { freePort } from '../support/net.ts';
 import { spawnTs, waitFor, type ChildHandle } from '../support/service-process.ts';
-import { checkExactlyOnceInEffect, childEnv, demoReports, sendBatch, stats } from './crash-scenario.ts';
+import { checkExactlyOnceInEffect, childEnv, demoReports, OPS_HEADERS, sendBatch, stats } from './crash-scenario.ts';
 
 describe('SQLite job queue survives SIGKILL mid-batch', () => {
   let stack: DemoStack;
@@ -44,7 +44,7 @@ describe('SQLite job queue survives SIGKILL mid-batch', () => {
     const log = join(dir, 'service.log');
     const first = spawnTs('server/index.ts', env, log);
     children.push(first);
-    await waitFor('the service to accept notifications', async () => (await fetch(`${base}/api/jobs/stats`)).ok);
+    await waitFor('the service to accept notifications', async () => (await fetch(`${base}/api/jobs/stats`, { headers: OPS_HEADERS })).ok);
 
     const reports = await demoReports(stack);
     assert.equal(reports.length, 50);
