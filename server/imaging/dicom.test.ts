@@ -185,3 +185,32 @@ describe('property: mutated real DICOM never escapes as an untyped error, a hang
     assert.ok(typed > 50 && ok > 50, `both outcomes exercised (typed errors ${typed}, decoded ${ok})`);
   });
 });
+
+describe('multi-frame encapsulated pixel data without a Basic Offset Table', () => {
+  const dir = fixturePath('../dicom-multiframe');
+  const load = (name: string) => parseDicomFile(new Uint8Array(readFileSync(`${dir}/${name}`)));
+  const reference = load('explicit-le-3frames.dcm');
+
+  for (const name of ['jpeg-ls-3frames-fragmented-nobot.dcm', 'jpeg2000-3frames-fragmented-nobot.dcm', 'rle-3frames-nobot.dcm']) {
+    it(`${name}: every frame is found (fragments up to the frame's end marker) and decodes to the source pixels`, async () => {
+      const file = load(name);
+      const el = file.pixelDataElement;
+      assert.equal(el.basicOffsetTable?.length ?? 0, 0, 'the fixture has an empty Basic Offset Table');
+      assert.ok((el.fragments?.length ?? 0) >= 3, 'at least one fragment per frame');
+      for (let f = 0; f < 3; f++) {
+        const ours = await decodeFrame(file.transferSyntaxUid, file.frame(f), file.pixelModule);
+        const ref = await decodeFrame(reference.transferSyntaxUid, reference.frame(f), reference.pixelModule);
+        assert.deepEqual(Array.from(ours), Array.from(ref), `${name} frame ${f + 1}`);
+      }
+    });
+  }
+
+  it('a frame beyond the frames the fragments hold is a DicomParseError naming the count', () => {
+    const bytes = new Uint8Array(readFileSync(`${dir}/jpeg-ls-3frames-fragmented-nobot.dcm`));
+    const file = parseDicomFile(bytes);
+    // Say 4 frames where the fragments end 3 codestreams: frame 4 cannot be located.
+    const el = file.dataSet.elements.x00280008!;
+    bytes.set(Buffer.from('4 '.padEnd(el.length, ' ')), el.dataOffset);
+    assert.throws(() => parseDicomFile(bytes).frame(3), (e: unknown) => e instanceof DicomParseError && /hold 3 frame\(s\), 4 announced/.test(e.message));
+  });
+});

@@ -14,6 +14,9 @@ import {
 } from './pixel-module.ts';
 import { isEncapsulated, TS } from './transfer-syntax.ts';
 
+/** Encapsulated syntaxes whose frames end with the bytes FFD9 (JPEG lossless SV1, JPEG-LS, JPEG 2000; and all .5x). */
+const ENDS_WITH_FFD9 = new Set<string>([TS.jpegLosslessSV1, TS.jpegLS, TS.jpegLSNear, TS.jpeg2000Lossless, TS.jpeg2000]);
+
 /** dicom-parser tag key (`xggggeeee`) from a DICOM JSON key (`GGGGEEEE`). */
 export const dpTag = (jsonTag: string): string => `x${jsonTag.toLowerCase()}`;
 
@@ -150,8 +153,15 @@ export class DicomFile {
         const f = fragments[index]!;
         return this.bytes.subarray(f.position, f.position + f.length);
       }
-      if (this.transferSyntaxUid.startsWith('1.2.840.10008.1.2.4.5') || this.transferSyntaxUid === TS.jpegLosslessSV1) {
+      if (ENDS_WITH_FFD9.has(this.transferSyntaxUid) || this.transferSyntaxUid.startsWith('1.2.840.10008.1.2.4.5')) {
+        // No offset table and several fragments per frame: a frame ends with the fragment whose last bytes are FFD9
+        // (JPEG and JPEG-LS EOI, JPEG 2000 EOC), a pair that cannot occur inside their entropy-coded data. So frame
+        // k is the fragments after the (k−1)-th such end up to the k-th. Not handled: RLE (PS3.5 Annex G allows one
+        // fragment per frame only) and JPEG 2000 wrapped in JP2 boxes that end with something else.
         const bot = dicomParser.createJPEGBasicOffsetTable(this.dataSet, el);
+        if (index >= bot.length) {
+          throw new DicomParseError(`cannot locate frame ${index + 1}: ${fragments.length} fragments without a Basic Offset Table hold ${bot.length} frame(s), ${pm.numberOfFrames} announced`);
+        }
         return dicomParser.readEncapsulatedImageFrame(this.dataSet, el, index, bot);
       }
       throw new DicomParseError(

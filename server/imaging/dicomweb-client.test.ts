@@ -99,17 +99,68 @@ describe('DICOMweb client faults', () => {
     assert.equal(s.count(), 3);
   });
 
-  it('gives up after retries on persistent 500 (retryable PacsHttpError) and never retries 4xx or POST', async () => {
-    const s500 = await serve((_q, res) => res.writeHead(500).end('boom'));
-    const c = new DicomWebClient({ baseUrl: s500.url, retries: 2, ...fast });
-    await assert.rejects(c.searchStudies(), (e: unknown) => e instanceof PacsHttpError && e.status === 500 && e.retryable);
-    assert.equal(s500.count(), 3);
-    await assert.rejects(c.store([new Uint8Array(10)]), PacsHttpError);
-    assert.equal(s500.count(), 4, 'STOW-RS (POST) is not retried');
+  it('retries GETs only after transient answers: 502/503/504 and 408 yes; 500, 501, 4xx and POST never', async () => {
+    const counts = new Map<number, number>();
+    for (const status of [500, 501, 400, 404, 422, 408, 502, 503, 504]) {
+      const s = await serve((_q, res) => res.writeHead(status, { 'content-type': 'application/json' }).end('{"Message":"Bad file format"}'));
+      const c = new DicomWebClient({ baseUrl: s.url, retries: 2, ...fast });
+      await assert.rejects(c.searchStudies(), (e: unknown) => e instanceof PacsHttpError && e.status === status, String(status));
+      counts.set(status, s.count());
+    }
+    assert.deepEqual(Object.fromEntries(counts), { 400: 1, 404: 1, 408: 3, 422: 1, 500: 1, 501: 1, 502: 3, 503: 3, 504: 3 });
+    const s500 = await serve((_q, res) => res.writeHead(503).end('busy'));
+    await assert.rejects(new DicomWebClient({ baseUrl: s500.url, retries: 2, ...fast }).store([new Uint8Array(10)]), PacsHttpError);
+    assert.equal(s500.count(), 1, 'STOW-RS (POST) is not retried');
+  });
 
-    const s400 = await serve((_q, res) => res.writeHead(400).end('bad'));
-    await assert.rejects(new DicomWebClient({ baseUrl: s400.url, retries: 2, ...fast }).searchStudies(), (e: unknown) => e instanceof PacsHttpError && !e.retryable);
-    assert.equal(s400.count(), 1);
+  it('retries 429 only when Retry-After says when, waiting that long; a Retry-After beyond the cap ends the call at once', async () => {
+    const soon = await serve((_q, res, n) => (n === 0 ? res.writeHead(429, { 'retry-after': '1' }).end() : res.writeHead(200, { 'content-type': 'application/dicom+json' }).end('[]')));
+    const t0 = performance.now();
+    assert.deepEqual(await new DicomWebClient({ baseUrl: soon.url, retries: 2, ...fast }).searchStudies(), []);
+    const waited = performance.now() - t0;
+    assert.equal(soon.count(), 2);
+    assert.ok(waited >= 950 && waited < 3000, `waited ${waited} ms for Retry-After: 1`);
+
+    const noHint = await serve((_q, res) => res.writeHead(429).end());
+    await assert.rejects(new DicomWebClient({ baseUrl: noHint.url, retries: 2, ...fast }).searchStudies(), (e: unknown) => e instanceof PacsHttpError && e.status === 429);
+    assert.equal(noHint.count(), 1, '429 without Retry-After is not retried');
+
+    const later = await serve((_q, res) => res.writeHead(503, { 'retry-after': '120' }).end());
+    const t1 = performance.now();
+    await assert.rejects(new DicomWebClient({ baseUrl: later.url, retries: 2, ...fast }).searchStudies(), (e: unknown) => e instanceof PacsHttpError && e.retryAfterMs === 120_000);
+    assert.equal(later.count(), 1, 'a Retry-After of two minutes is not waited for');
+    assert.ok(performance.now() - t1 < 1000);
+  });
+
+  it('messages name the route, not UIDs, query values or the host; the PACS body is summarized apart, scrubbed', async () => {
+    const study = '2.25.31415926535897932384626433832795028';
+    const orthancBody = JSON.stringify({
+      HttpError: 'Internal Server Error', HttpStatus: 500, Message: 'Bad file format', Method: 'GET', OrthancError: 'Bad file format', OrthancStatus: 15,
+      Uri: `/dicom-web/studies/${study}/series/1.2.3.4/instances/1.2.3.5/frames/1`, Details: 'patient MRN-77 file 1.2.3.5 unreadable',
+    }, null, 2);
+    const s = await serve((_q, res) => res.writeHead(500, { 'content-type': 'application/json' }).end(orthancBody));
+    const c = new DicomWebClient({ baseUrl: s.url, retries: 0 });
+    const err = await c.retrieveFrames(study, '1.2.3.4', '1.2.3.5', [1]).catch((e: unknown) => e);
+    assert.ok(err instanceof PacsHttpError);
+    assert.equal(err.message, 'PACS answered HTTP 500 for GET /studies/{study}/series/{series}/instances/{instance}/frames/1');
+    assert.equal(err.url, '/studies/{study}/series/{series}/instances/{instance}/frames/1');
+    assert.equal(err.pacsDetail, 'Bad file format; patient MRN-77 file {uid} unreadable');
+    assert.equal(err.userMessage, 'the PACS refused the image request (HTTP 500)');
+    assert.equal(err.code, 'PACS_HTTP_ERROR');
+
+    const echo = await serve((req, res) => res.writeHead(400, { 'content-type': 'text/html' }).end(`<html><b>bad query</b> ${decodeURIComponent(req.url!)}</html>`));
+    const qErr = await new DicomWebClient({ baseUrl: echo.url }).searchStudies({ PatientID: 'MRN-0042', StudyDate: '20240101' }).catch((e: unknown) => e);
+    assert.ok(qErr instanceof PacsHttpError);
+    for (const text of [qErr.message, qErr.pacsDetail ?? '', qErr.userMessage]) {
+      assert.doesNotMatch(text, /MRN-0042|20240101|127\.0\.0\.1|<b>/, text);
+    }
+    assert.match(qErr.pacsDetail ?? '', /bad query .*PatientID=\{query\}/);
+
+    const closed = new DicomWebClient({ baseUrl: await closedPortUrl(), retries: 0 });
+    const refused = await closed.retrieveMetadata(study).catch((e: unknown) => e);
+    assert.ok(refused instanceof PacsUnavailableError);
+    assert.equal(refused.userMessage, 'the PACS could not be reached (connection refused)');
+    assert.doesNotMatch(refused.message, new RegExp(study.replace(/\./g, '\\.')));
   });
 
   it('garbage bodies: MalformedResponseError for non-JSON, non-DICOM-JSON, wrong type and broken multipart', async () => {

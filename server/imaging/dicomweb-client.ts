@@ -1,8 +1,18 @@
 /**
  * DICOMweb client (PS3.18): QIDO-RS search (§10.6), WADO-RS metadata, instances and frames (§10.4), STOW-RS store
- * (§10.5), on Node's fetch. Every call has a time-out (AbortSignal), a response-size limit, typed errors, and —
- * for GETs only, which are idempotent — retries with exponential back-off and jitter on network errors, time-outs,
- * 429 and 5xx. Authentication: bearer token (static or refreshed by a callback) or HTTP basic.
+ * (§10.5), on Node's fetch. Every call has a time-out (AbortSignal), a response-size limit and typed errors.
+ * Authentication: bearer token (static or refreshed by a callback) or HTTP basic.
+ *
+ * Retries: only GETs (idempotent), only after transient failures — a network error (refused, reset, DNS), a
+ * time-out, or HTTP 408/502/503/504, and 429 when it says when (Retry-After); exponential back-off with jitter, or
+ * the server's Retry-After when it gives one (a Retry-After beyond {@link MAX_RETRY_AFTER_MS} is not waited for).
+ * Never retried: 500 (a DICOMweb server says so when it fails on this very instance — a file it cannot parse or
+ * transcode), 501, every other 4xx, malformed or oversized answers, and anything after the answer was read (a
+ * decode failure). See TRANSIENT_HTTP_STATUSES in errors.ts.
+ *
+ * Messages name the request by its route template (`GET /studies/{study}/series/{series}/instances/{instance}/
+ * frames/1`): no UIDs, no query string (QIDO queries may hold patient identifiers), no host. What the PACS said in
+ * an error body is kept apart, shortened and scrubbed, in `PacsHttpError.pacsDetail` for logs.
  */
 import type { Logger } from 'pino';
 import { isDicomJsonArray, type DicomJsonDataset } from './dicom-json.ts';
@@ -52,6 +62,58 @@ export interface RetrievedFrame {
 
 export interface CallOptions {
   signal?: AbortSignal;
+  /** A smaller response-size limit for this call than the client's `maxResponseBytes`. */
+  maxResponseBytes?: number;
+}
+
+/** Longest Retry-After the client waits for before trying again; a longer one ends the call at once. */
+export const MAX_RETRY_AFTER_MS = 5_000;
+
+const UID_SEGMENT: Record<string, string> = { studies: '{study}', series: '{series}', instances: '{instance}' };
+
+/**
+ * The route template of a DICOMweb path: UIDs after `studies`/`series`/`instances` become placeholders and the
+ * query string is dropped (`/studies/1.2.3/series/4.5/metadata?x=1` → `/studies/{study}/series/{series}/metadata`).
+ */
+export function routeOf(path: string): string {
+  const parts = path.split('?')[0]!.split('/');
+  return parts.map((p, i) => (i > 0 && UID_SEGMENT[parts[i - 1]!] ? UID_SEGMENT[parts[i - 1]!]! : p)).join('/');
+}
+
+/** DICOM UIDs (dotted numbers) and the request's own query values are removed from text a PACS sent back. */
+const UID_PATTERN = /\b\d+(?:\.\d+){3,}\b/g;
+
+/**
+ * A short, scrubbed summary of an error body for logs: the message fields of a JSON error (Orthanc's `Message`,
+ * `OrthancError`, `Details`; `message`, `error`, `errorMessage` elsewhere) or the text with markup removed; UIDs
+ * and the request's query values replaced; at most 200 characters. Never shown to clinicians.
+ */
+export function summarizePacsBody(text: string, queryValues: readonly string[] = []): string {
+  let out = text.trim();
+  try {
+    const j = JSON.parse(out) as unknown;
+    if (typeof j === 'object' && j !== null && !Array.isArray(j)) {
+      const o = j as Record<string, unknown>;
+      const picked = ['Message', 'OrthancError', 'Details', 'message', 'error', 'errorMessage', 'error_description']
+        .map((k) => o[k])
+        .filter((v): v is string => typeof v === 'string' && v.trim() !== '');
+      out = [...new Set(picked)].join('; ');
+    }
+  } catch {
+    out = out.replace(/<[^>]*>/g, ' ');
+  }
+  for (const v of queryValues) if (v.length >= 2) out = out.split(v).join('{query}');
+  out = out.replace(UID_PATTERN, '{uid}').replace(/[^\x20-\x7e]+/g, ' ').replace(/\s+/g, ' ').trim();
+  return out.length > 200 ? `${out.slice(0, 199)}…` : out;
+}
+
+/** Retry-After (RFC 9110 §10.2.3: delay-seconds or an HTTP-date) in ms from now, or undefined. */
+export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
+  if (!value) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - now);
 }
 
 const sleep = (ms: number, signal?: AbortSignal) =>
@@ -84,6 +146,11 @@ export class DicomWebClient {
   private readonly retries: number;
   private readonly retryBaseDelayMs: number;
   private readonly maxResponseBytes: number;
+
+  /** The logger the client was given (fetchFrame logs its fallbacks there). */
+  get logger(): Logger | undefined {
+    return this.options.logger;
+  }
 
   constructor(private readonly options: DicomWebClientOptions) {
     this.base = options.baseUrl.replace(/\/+$/, '');
@@ -133,7 +200,7 @@ export class DicomWebClient {
   ): Promise<Uint8Array[]> {
     const accept = formatMediaType('multipart/related', { type: 'application/dicom', 'transfer-syntax': opts.transferSyntax ?? TS.explicitLE });
     const res = await this.request('GET', this.path(studyUid, seriesUid, sopUid), { accept }, opts);
-    return parseMultipart(res.body, res.contentType, { maxPartBytes: this.maxResponseBytes }).map((p) => p.body);
+    return parseMultipart(res.body, res.contentType, { maxPartBytes: this.limitOf(opts) }).map((p) => p.body);
   }
 
   /**
@@ -155,7 +222,7 @@ export class DicomWebClient {
         : wanted.map((ts) => formatMediaType('multipart/related', { type: frameMediaType(ts), 'transfer-syntax': ts })).join(', ');
     const path = `${this.path(studyUid, seriesUid, sopUid)}/frames/${frames.join(',')}`;
     const res = await this.request('GET', path, { accept }, opts);
-    const parts = parseMultipart(res.body, res.contentType, { maxPartBytes: this.maxResponseBytes });
+    const parts = parseMultipart(res.body, res.contentType, { maxPartBytes: this.limitOf(opts) });
     if (parts.length !== frames.length) {
       throw new MalformedResponseError(`asked for ${frames.length} frame(s), the PACS sent ${parts.length} part(s)`);
     }
@@ -178,6 +245,10 @@ export class DicomWebClient {
   }
 
   // ---- plumbing -----------------------------------------------------------------------------------------------
+
+  private limitOf(call: CallOptions): number {
+    return Math.min(this.maxResponseBytes, call.maxResponseBytes ?? Number.POSITIVE_INFINITY);
+  }
 
   private path(studyUid: string, seriesUid?: string, sopUid?: string): string {
     let p = `/studies/${enc(studyUid)}`;
@@ -208,9 +279,9 @@ export class DicomWebClient {
     try {
       parsed = JSON.parse(Buffer.from(res.body).toString('utf8'));
     } catch {
-      throw new MalformedResponseError(`response to ${path.split('?')[0]} is not valid JSON`);
+      throw new MalformedResponseError(`response to GET ${routeOf(path)} is not valid JSON`);
     }
-    if (!isDicomJsonArray(parsed)) throw new MalformedResponseError(`response to ${path.split('?')[0]} is not a DICOM JSON array`);
+    if (!isDicomJsonArray(parsed)) throw new MalformedResponseError(`response to GET ${routeOf(path)} is not a DICOM JSON array`);
     return parsed;
   }
 
@@ -222,7 +293,10 @@ export class DicomWebClient {
     return `Bearer ${token}`;
   }
 
-  /** One logical request: attempts with back-off for GET; maps every failure to a typed ImagingError. */
+  /**
+   * One logical request: attempts with back-off for GET after transient failures only (see the file header);
+   * maps every failure to a typed ImagingError.
+   */
   private async request(
     method: 'GET' | 'POST',
     path: string,
@@ -231,21 +305,25 @@ export class DicomWebClient {
     body?: Uint8Array,
   ): Promise<{ status: number; contentType: string; body: Uint8Array }> {
     const attempts = method === 'GET' ? this.retries + 1 : 1;
-    let last: ImagingError | undefined;
-    for (let attempt = 0; attempt < attempts; attempt++) {
-      if (attempt > 0) {
-        const delay = Math.min(5_000, this.retryBaseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random());
-        this.options.logger?.debug({ attempt, delayMs: Math.round(delay), code: last?.code }, 'DICOMweb: retrying');
-        await sleep(delay, call.signal);
-      }
+    for (let attempt = 0; ; attempt++) {
       try {
         return await this.attempt(method, path, headers, call, body);
       } catch (e) {
-        if (!(e instanceof ImagingError) || !e.retryable) throw e;
-        last = e;
+        const wait = attempt + 1 < attempts ? this.retryDelay(e, attempt) : undefined;
+        if (wait === undefined) throw e;
+        this.options.logger?.debug({ attempt: attempt + 1, delayMs: Math.round(wait), code: (e as ImagingError).code, route: routeOf(path) }, 'DICOMweb: retrying');
+        await sleep(wait, call.signal);
       }
     }
-    throw last!;
+  }
+
+  /** How long to wait before trying again after `e`, or undefined when it must not be retried. */
+  private retryDelay(e: unknown, attempt: number): number | undefined {
+    if (!(e instanceof ImagingError) || !e.retryable) return undefined;
+    const backoff = Math.min(5_000, this.retryBaseDelayMs * 2 ** attempt) * (0.5 + Math.random());
+    if (!(e instanceof PacsHttpError)) return backoff;
+    if (e.retryAfterMs === undefined) return e.status === 429 ? undefined : backoff;
+    return e.retryAfterMs <= MAX_RETRY_AFTER_MS ? e.retryAfterMs : undefined;
   }
 
   private async attempt(
@@ -256,7 +334,8 @@ export class DicomWebClient {
     body?: Uint8Array,
   ): Promise<{ status: number; contentType: string; body: Uint8Array }> {
     const url = this.base + path;
-    const shown = url.split('?')[0]!; // query strings may carry patient identifiers: never in messages or logs
+    // Messages and logs name the route only: UIDs and query strings (which may carry identifiers) stay out.
+    const shown = `${method} ${routeOf(path)}`;
     const timeout = AbortSignal.timeout(this.timeoutMs);
     const signal = call.signal ? AbortSignal.any([timeout, call.signal]) : timeout;
     const auth = await this.authHeader();
@@ -270,9 +349,19 @@ export class DicomWebClient {
     }
     try {
       if (res.status === 401 || res.status === 403) throw new PacsAuthError(res.status, shown);
-      if (res.status === 406) throw new NotAcceptableError(`PACS cannot deliver the requested representation of ${shown} (406): ${(await this.readText(res)).slice(0, 200)}`);
-      if (res.status >= 400) throw new PacsHttpError(res.status, shown, `PACS answered HTTP ${res.status} for ${method} ${shown}: ${(await this.readText(res)).slice(0, 200)}`);
-      const data = await this.readBody(res, shown);
+      if (res.status === 406) {
+        const said = summarizePacsBody(await this.readText(res), queryValues(path));
+        throw new NotAcceptableError(`PACS cannot deliver the requested representation for ${shown} (406)${said ? `: ${said}` : ''}`);
+      }
+      if (res.status >= 400) {
+        const said = summarizePacsBody(await this.readText(res), queryValues(path));
+        const retryAfterMs = parseRetryAfter(res.headers.get('retry-after'));
+        throw new PacsHttpError(res.status, routeOf(path), `PACS answered HTTP ${res.status} for ${shown}`, {
+          ...(said ? { pacsDetail: said } : {}),
+          ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+        });
+      }
+      const data = await this.readBody(res, shown, this.limitOf(call));
       return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: data };
     } catch (e) {
       if (e instanceof ImagingError) throw e;
@@ -283,13 +372,13 @@ export class DicomWebClient {
     }
   }
 
-  private networkError(e: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, url: string): Error {
+  private networkError(e: unknown, timeout: AbortSignal, caller: AbortSignal | undefined, shown: string): Error {
     if (caller?.aborted) return caller.reason instanceof Error ? caller.reason : new Error('request aborted by caller');
-    if (timeout.aborted) return new PacsTimeoutError(this.timeoutMs, `PACS did not answer ${url} within ${this.timeoutMs} ms`);
+    if (timeout.aborted) return new PacsTimeoutError(this.timeoutMs, `PACS did not answer ${shown} within ${this.timeoutMs} ms`);
     const cause = e instanceof Error && e.cause instanceof Error ? e.cause : e;
     const code = typeof cause === 'object' && cause !== null && 'code' in cause ? String((cause as { code: unknown }).code) : '';
     const msg = cause instanceof Error ? cause.message : String(cause);
-    return new PacsUnavailableError(`PACS at ${url} is unreachable${code ? ` (${code})` : ''}: ${msg}`, { cause: e });
+    return new PacsUnavailableError(`PACS unreachable for ${shown}${code ? ` (${code})` : ''}: ${msg}`, { cause: e, networkCode: code });
   }
 
   private async readText(res: globalThis.Response): Promise<string> {
@@ -304,14 +393,20 @@ export class DicomWebClient {
   private readBody(res: globalThis.Response, url: string, limit = this.maxResponseBytes): Promise<Uint8Array> {
     return readCappedBody(res, limit, (p) =>
       p.kind === 'too-large'
-        ? new ResponseTooLargeError(limit, p.declared !== undefined ? `response from ${url} declares ${p.declared} bytes, more than the limit of ${limit}` : `response from ${url} is larger than the limit of ${limit} bytes`)
+        ? new ResponseTooLargeError(limit, p.declared !== undefined ? `response to ${url} declares ${p.declared} bytes, more than the limit of ${limit}` : `response to ${url} is larger than the limit of ${limit} bytes`)
         : p.received > p.declared
-          ? new MalformedResponseError(`response from ${url} is longer than its Content-Length`)
-          : new MalformedResponseError(`response from ${url} ended after ${p.received} of ${p.declared} bytes`),
+          ? new MalformedResponseError(`response to ${url} is longer than its Content-Length`)
+          : new MalformedResponseError(`response to ${url} ended after ${p.received} of ${p.declared} bytes`),
     );
   }
 }
 
 function enc(uid: string): string {
   return encodeURIComponent(uid);
+}
+
+/** The values of a path's query string (scrubbed from error bodies: a PACS may echo them). */
+function queryValues(path: string): string[] {
+  const q = path.indexOf('?');
+  return q < 0 ? [] : [...new URLSearchParams(path.slice(q + 1)).values()];
 }

@@ -196,12 +196,13 @@ export async function selectImage(
   }
   const all: DicomJsonDataset[] = [];
   const why: string[] = [];
-  for (const uid of series) {
+  for (const [i, uid] of series.entries()) {
     const md = await client.retrieveMetadata(studyUid, uid, undefined, call);
     all.push(...md);
     for (const ds of md) {
       const m = matchRule(ds, rule);
-      if (!m.ok) why.push(`series ${uid}: ${m.reasons.join('; ')}`);
+      // Series by number, not UID: the reasons reach the clinician's warning.
+      if (!m.ok) why.push(`series ${jsonString(ds, TAG.SeriesNumber) ?? `#${i + 1}`}: ${m.reasons.join('; ')}`);
     }
   }
   const best = chooseInstance(all, rule);

@@ -64,3 +64,24 @@ export function defaultSyntaxForMediaType(mediaType: string): string | undefined
 export function isLossy(uid: string): boolean {
   return uid === TS.jpegBaseline || uid === TS.jpegExtended || uid === TS.jpegLSNear || uid === TS.jpeg2000;
 }
+
+const NAMES: Record<string, string> = {
+  [TS.implicitLE]: 'uncompressed (implicit VR)',
+  [TS.explicitLE]: 'uncompressed',
+  [TS.deflatedExplicitLE]: 'deflated',
+  [TS.explicitBE]: 'uncompressed big-endian',
+  [TS.jpegBaseline]: 'JPEG baseline',
+  [TS.jpegExtended]: '12-bit JPEG',
+  [TS.jpegLossless]: 'JPEG lossless',
+  [TS.jpegLosslessSV1]: 'JPEG lossless',
+  [TS.jpegLS]: 'JPEG-LS',
+  [TS.jpegLSNear]: 'JPEG-LS',
+  [TS.jpeg2000Lossless]: 'JPEG 2000',
+  [TS.jpeg2000]: 'JPEG 2000',
+  [TS.rle]: 'RLE',
+};
+
+/** A name people know for a syntax ("JPEG-LS", "JPEG 2000"), for messages; unknown UIDs get a generic phrase. */
+export function syntaxName(uid: string): string {
+  return NAMES[uid] ?? 'an unfamiliar compression';
+}

@@ -1,9 +1,9 @@
 /**
  * Messages between the imaging worker pool (worker-pool.ts) and its threads (imaging-worker.ts), and how the
  * imaging layer's typed errors cross the thread boundary (structured clone keeps only name/message, so the
- * fields callers branch on — `code`, the transfer syntax, the attribute — are carried explicitly and the same
- * class is rebuilt on the main thread; retrieve.ts relies on UnsupportedTransferSyntaxError to ask the PACS to
- * transcode).
+ * fields callers branch on — `code`, the transfer syntax, the attribute, a decode failure's plain-words reason —
+ * are carried explicitly and the same class is rebuilt on the main thread; retrieve.ts relies on
+ * UnsupportedTransferSyntaxError to ask the PACS to transcode).
  */
 import type { StoredArray } from './decode/types.ts';
 import {
@@ -26,6 +26,8 @@ export interface SerializedError {
   message: string;
   transferSyntaxUid?: string;
   attribute?: string;
+  /** DecodeError's plain-words reason (its userMessage). */
+  reason?: string;
 }
 
 export type WorkerReply =
@@ -38,6 +40,7 @@ export function serializeError(err: unknown): SerializedError {
   const out: SerializedError = { name: err.name, message: err.message };
   if (err instanceof UnsupportedTransferSyntaxError || err instanceof DecodeError) out.transferSyntaxUid = err.transferSyntaxUid;
   if (err instanceof MissingAttributeError) out.attribute = err.attribute;
+  if (err instanceof DecodeError && err.reason) out.reason = err.reason;
   return out;
 }
 
@@ -47,7 +50,7 @@ export function deserializeError(e: SerializedError): Error {
     case 'UnsupportedTransferSyntaxError':
       return new UnsupportedTransferSyntaxError(e.transferSyntaxUid ?? '', e.message);
     case 'DecodeError':
-      return new DecodeError(e.transferSyntaxUid ?? '', e.message);
+      return new DecodeError(e.transferSyntaxUid ?? '', e.message, e.reason ? { reason: e.reason } : {});
     case 'PreprocessError':
       return new PreprocessError(e.message);
     case 'InvalidPixelModuleError':

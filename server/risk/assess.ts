@@ -18,7 +18,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
-import { ImagingError } from '../imaging/errors.ts';
+import { DecodeError, ImagingError, PacsHttpError } from '../imaging/errors.ts';
 import { checkRecipe } from '../imaging/preprocess.ts';
 import { assertImageIdentity, PatientMismatchError } from '../imaging/identity.ts';
 import { fetchFrame } from '../imaging/retrieve.ts';
@@ -156,6 +156,13 @@ export function clinicalInputs(model: LoadedModel, sex: Sex, lp: Record<Outcome,
   });
 }
 
+/** Structured log fields of an imaging failure beyond code and message: status, route and PACS excerpt; syntax. */
+function imagingLogFields(err: ImagingError): Record<string, unknown> {
+  if (err instanceof PacsHttpError) return { status: err.status, route: err.url, ...(err.pacsDetail ? { pacs: err.pacsDetail } : {}) };
+  if (err instanceof DecodeError) return { transferSyntax: err.transferSyntaxUid };
+  return {};
+}
+
 /** The manifest's DICOM selection rule (modality, body part, view, SOP class, photometric), via server/imaging. */
 function ruleOf(model: LoadedModel): SelectionRule {
   return selectionRuleFromManifest(model.manifest.dicom_selection);
@@ -268,8 +275,9 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
         log.warn({ code: err.code, reason: err.reason }, 'image identity check failed; image not used');
         deps.onSecurityEvent?.({ kind: 'image-patient-mismatch', patientId: req.patientId, studyId: study.id, reason: err.reason });
       } else {
-        imageProblem = `The radiograph could not be used (${err.message}): clinical-only (QFracture-2012) risk.`;
-        log.warn({ code: err.code }, 'image not usable; clinical-only assessment');
+        // Plain words for the clinician (no URLs, UIDs or PACS text); the operator's details go to the log.
+        imageProblem = `The radiograph could not be used (${err.userMessage}): clinical-only (QFracture-2012) risk.`;
+        log.warn({ code: err.code, detail: err.message, ...imagingLogFields(err) }, 'image not usable; clinical-only assessment');
       }
     }
   }

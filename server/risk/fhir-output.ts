@@ -33,6 +33,12 @@ const TIER_SYSTEM = 'http://terminology.hl7.org/CodeSystem/risk-probability';
 
 const dec = (x: number, nd = 6): number => Number(x.toFixed(nd));
 
+/**
+ * A warning as it goes into RiskAssessment.note, which travels to the EHR and stays in the chart: the warnings are
+ * written in plain words already; an address that slipped into one (a server URL naming image UIDs) is withheld.
+ */
+const noteText = (warning: string): string => warning.replace(/\b(?:https?|wss?):\/\/[^\s)]+/gi, '(address withheld)');
+
 export interface AssessmentFhir {
   riskAssessment: RiskAssessment;
   device: Device;
@@ -148,7 +154,7 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
     method,
     prediction,
     note: [
-      ...a.warnings.map((w) => ({ text: w })),
+      ...a.warnings.map((w) => ({ text: noteText(w) })),
       { text: `${a.model.useStatement} ${a.attribution}.` },
     ],
   };

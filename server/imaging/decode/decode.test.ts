@@ -7,6 +7,8 @@ import { DecodeError, UnsupportedTransferSyntaxError } from '../errors.ts';
 import { maskStored } from '../pixels.ts';
 import { TS } from '../transfer-syntax.ts';
 import { decodeFrame } from './index.ts';
+import { CHARLS_ERRORS, explainCharlsError } from './jpeg-ls.ts';
+import { codec, readCppException, resetCodec } from './wasm.ts';
 import {
   demoCohortFiles,
   fixtureIndex,
@@ -127,5 +129,75 @@ describe('frame decoders on the committed demo cohort', () => {
       assert.deepEqual(ours, refs[i], `${repoRelative(p)} (${basename(p)}): ${firstDifference(ours, refs[i]!)}`);
     }
     assert.ok(bySyntax.size >= 1);
+  });
+});
+
+describe('codec failures in words (CharLS error codes, C++ exceptions)', () => {
+  const jls = () => load(fixturePath('jpeg-ls-80-12.dcm'));
+
+  it('a corrupt JPEG-LS frame names the CharLS error, not the address of its exception object', async () => {
+    const file = jls();
+    const bytes = new Uint8Array(file.frame(0));
+    bytes.fill(0x55, 40);
+    await assert.rejects(decodeFrame(file.transferSyntaxUid, bytes, file.pixelModule), (e: unknown) => {
+      assert.ok(e instanceof DecodeError);
+      assert.equal(e.message, 'JPEG-LS decoding failed: CharLS error 5 invalid_encoded_data (Invalid JPEG-LS stream, the encoded bit stream contains a general structural problem)');
+      assert.equal(e.userMessage, 'the image file is corrupt (the JPEG-LS compressed data is invalid)');
+      return true;
+    });
+    const cut = file.frame(0).slice(0, 30);
+    await assert.rejects(decodeFrame(file.transferSyntaxUid, cut, file.pixelModule), (e: unknown) => {
+      assert.ok(e instanceof DecodeError);
+      assert.match(e.message, /CharLS error 4 source_buffer_too_small/);
+      assert.equal(e.userMessage, 'the image file is corrupt (the JPEG-LS data is truncated: it ends before the image is complete)');
+      return true;
+    });
+  });
+
+  it('the error-code table matches the bundled CharLS: provoked errors carry the code whose name fits CharLS\'s own text', async () => {
+    const good = jls().frame(0);
+    const m = await codec('charls');
+    const cases: [Uint8Array, number, RegExp][] = [
+      [good.slice(0, 30), 4, /source buffer is too small/],
+      [Uint8Array.from([...good.slice(0, 40), ...new Uint8Array(good.length - 40).fill(0x55)]), 5, /general structural problem/],
+      [Uint8Array.from([0xff, 0xd8, 0xff, 0xc0, 0, 11, 8, 0, 10, 0, 10, 1, 1, 0x11, 0, 0xff, 0xda]), 10, /not encoded with the JPEG-LS algorithm/],
+      [Uint8Array.from([0xff, 0xd8, 0xff, 0x02, 0, 4, 0, 0]), 11, /unknown JPEG marker/],
+      [Uint8Array.from([0x12, 0x34, ...good.slice(2)]), 12, /start byte \(0xFF\)/],
+      [Uint8Array.from([0xff, 0xd8, 0xff, 0xd8, ...good.slice(2)]), 18, /more then one Start Of Image/],
+    ];
+    for (const [bytes, code, text] of cases) {
+      const dec = new m.JpegLSDecoder();
+      let thrown: unknown;
+      try {
+        dec.getEncodedBuffer(bytes.length).set(bytes);
+        dec.decode();
+      } catch (e) {
+        thrown = e;
+      } finally {
+        dec.delete();
+      }
+      const ex = readCppException(m, thrown);
+      assert.equal(ex?.typeName, 'N6charls12jpegls_errorE');
+      assert.equal(ex?.errorCode, code, `expected CharLS error ${code} (${CHARLS_ERRORS[code]![0]})`);
+      assert.match(ex?.what ?? '', text);
+      assert.equal(explainCharlsError(ex)?.reason, CHARLS_ERRORS[code]![1]);
+    }
+    resetCodec('charls'); // the instance threw C++ exceptions: let the next user start a fresh one
+  });
+
+  it('an unknown CharLS code, or another codec\'s exception, falls back to "could not be decoded"', async () => {
+    assert.deepEqual(explainCharlsError({ typeName: 'N6charls12jpegls_errorE', errorCode: 999, what: 'new' }), { detail: 'CharLS error 999 (new)' });
+    assert.equal(explainCharlsError({ typeName: 'PKc', what: 'x' }), undefined);
+    assert.equal(new DecodeError(TS.jpegLS, 'x').userMessage, 'the image file is corrupt (the JPEG-LS data could not be decoded)');
+    const file = load(fixturePath('jpeg-baseline-50-8.dcm'));
+    const bytes = new Uint8Array(file.frame(0));
+    bytes.fill(0x55, 300);
+    await assert.rejects(decodeFrame(file.transferSyntaxUid, bytes, file.pixelModule), (e: unknown) => {
+      assert.ok(e instanceof DecodeError);
+      assert.doesNotMatch(e.message, /failed: \d+$/, 'not a bare exception address');
+      assert.match(e.message, /JPEG decoding failed: .*decompressing JPEG image/);
+      assert.equal(e.userMessage, 'the image file is corrupt (the JPEG baseline data could not be decoded)');
+      return true;
+    });
   });
 });

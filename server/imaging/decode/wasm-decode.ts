@@ -6,9 +6,15 @@
 import { DecodeError } from '../errors.ts';
 import type { PixelModule } from '../pixel-module.ts';
 import { allocStored, samplesPerFrame, type StoredArray } from './types.ts';
-import { codec, resetCodec, type CodecModules, type WasmDecoder } from './wasm.ts';
+import { codec, readCppException, resetCodec, type CodecModules, type CppException, type WasmDecoder } from './wasm.ts';
 
 type Make = (m: CodecModules[keyof CodecModules]) => WasmDecoder;
+
+/**
+ * Turns what a codec threw into words: `detail` for the operator's message, `reason` (plain words) for the
+ * clinician's, or undefined when the codec's error means nothing specific.
+ */
+export type ExplainCodecError = (thrown: CppException | undefined) => { detail: string; reason?: string } | undefined;
 
 export async function decodeWithWasm(
   name: keyof CodecModules,
@@ -17,6 +23,7 @@ export async function decodeWithWasm(
   pm: PixelModule,
   ts: string,
   label: string,
+  explain?: ExplainCodecError,
 ): Promise<StoredArray> {
   const mod = await codec(name);
   let dec: WasmDecoder | undefined;
@@ -46,7 +53,12 @@ export async function decodeWithWasm(
     // one next time (≈40 ms, only after bad input).
     resetCodec(name);
     if (e instanceof DecodeError) throw e;
-    throw new DecodeError(ts, `${label} decoding failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    // Emscripten codecs throw C++ exceptions as a bare address: read the exception object before it is gone.
+    const thrown = readCppException(mod, e);
+    const explained = explain?.(thrown);
+    const detail = explained?.detail ??
+      (thrown ? (thrown.what ?? `C++ exception ${thrown.typeName}`) : e instanceof Error ? e.message : typeof e === 'number' ? 'unreadable C++ exception' : String(e));
+    throw new DecodeError(ts, `${label} decoding failed: ${detail}`, { cause: e, ...(explained?.reason ? { reason: explained.reason } : {}) });
   } finally {
     try {
       dec?.delete();
