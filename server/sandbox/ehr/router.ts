@@ -125,8 +125,10 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     next();
   };
 
+  // The EHR frames the SMART app (frame-src 'self') but is never framed itself: a page that signs reports and
+  // places orders must not be overlaid by another site (clickjacking).
   const sendHtml = (res: Response, status: number, body: string): void => {
-    res.status(status).type('html').set({ 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'self'; img-src 'self' data: https: http:; frame-src 'self'; object-src 'none'; base-uri 'none'" }).send(body);
+    res.status(status).type('html').set({ 'Cache-Control': 'no-store', 'Content-Security-Policy': "default-src 'self'; img-src 'self' data: https: http:; frame-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'" }).send(body);
   };
 
   router.get('/.well-known/jwks.json', (_req, res) => {

@@ -11,7 +11,7 @@ import { createMetrics } from '../../health/metrics.ts';
 import { Readiness } from '../../health/readiness.ts';
 import { createLogger } from '../../logging.ts';
 import { seedFhirSandbox } from '../seed.ts';
-import { createFhirSandbox, type FhirSandbox } from './router.ts';
+import { createFhirSandbox, jsonDeeperThan, MAX_JSON_DEPTH, type FhirSandbox } from './router.ts';
 
 const BASE = 'http://localhost:8080/sandbox/fhir';
 const FIXTURES = join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir');
@@ -369,5 +369,40 @@ describe('sandbox FHIR: transactions', () => {
   test('POST to the base with something other than a Bundle is a 400', async () => {
     const r = await request(app).post('/sandbox/fhir').set('Content-Type', fhirJson).send(JSON.stringify({ resourceType: 'Patient' })).expect(400);
     assert.match(issueText(JSON.parse(r.text) as OperationOutcome), /batch or transaction Bundle/);
+  });
+});
+
+describe('sandbox FHIR: over-deep bodies', () => {
+  /**
+   * A Patient whose extensions nest `levels` deep (each level is an object in an array), as a string (it is too deep
+   * for JSON.stringify). Without `url`s (invalid, but compact enough for the test server's 64 KB body limit).
+   */
+  const deepPatient = (levels: number, url = ''): string => `{"resourceType":"Patient","extension":[${`{${url}"extension":[`.repeat(levels)}{"url":"urn:x","valueString":"end"}${']}'.repeat(levels)}]}`;
+
+  test('a 3,000-deep resource is refused with 400 before the FHIR engine sees it; the answer names no internals', async () => {
+    const transaction = `{"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"POST","url":"Patient"},"resource":${deepPatient(3000)}}]}`;
+    for (const [method, path, body] of [['post', '/sandbox/fhir/Patient', deepPatient(3000)], ['put', '/sandbox/fhir/Patient/deep-1', deepPatient(3000).replace('{"resourceType":"Patient",', '{"resourceType":"Patient","id":"deep-1",')], ['post', '/sandbox/fhir', transaction]] as const) {
+      const r = await request(app)[method](path).set('Content-Type', fhirJson).send(body);
+      assert.equal(r.status, 400, `${method} ${path}`);
+      const o = JSON.parse(r.text) as OperationOutcome;
+      assert.equal(o.resourceType, 'OperationOutcome');
+      assert.match(issueText(o), /more than 100 levels deep/);
+      assert.ok(!/call stack|RangeError|at [A-Za-z]+ \(/.test(r.text), `internal text in ${r.text}`);
+    }
+    await request(app).get('/sandbox/fhir/Patient/deep-1').expect(404);
+  });
+
+  test('ordinary nesting (40 levels of extensions) is still accepted', async () => {
+    const r = await request(app).post('/sandbox/fhir/Patient').set('Content-Type', fhirJson).send(deepPatient(40, '"url":"urn:x",')).expect(201);
+    await request(app).delete(`/sandbox/fhir/Patient/${(JSON.parse(r.text) as Patient).id}`).expect(200);
+  });
+
+  test('jsonDeeperThan counts objects and arrays without recursing', () => {
+    assert.equal(jsonDeeperThan({ a: [1, { b: 2 }] }, 3), false);
+    assert.equal(jsonDeeperThan({ a: [1, { b: [] }] }, 3), true);
+    assert.equal(jsonDeeperThan('text', 0), false);
+    let v: unknown = [];
+    for (let i = 0; i < 200_000; i++) v = [v];
+    assert.equal(jsonDeeperThan(v, MAX_JSON_DEPTH), true);
   });
 });

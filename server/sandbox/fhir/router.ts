@@ -57,6 +57,30 @@ function outcome(status: number, code: OperationOutcomeIssue['code'], text: stri
 
 const RESOURCE_INTERACTIONS = new Set(['_history', '_search']);
 
+/**
+ * Deepest nesting of JSON objects and arrays a request body may have. Real resources stay far below it (a
+ * transaction Bundle entry's resource with nested extensions or Questionnaire items is a few dozen levels); far
+ * deeper bodies only serve to exhaust the stack of the recursive validator and indexer.
+ */
+export const MAX_JSON_DEPTH = 100;
+
+/**
+ * Whether `value` nests objects/arrays deeper than `max` (the top-level value is depth 1). Walks with an explicit
+ * stack, so the check itself cannot overflow however deep the value is.
+ */
+export function jsonDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /** The query string without its `_format` parameters (handled by content negotiation, not a search parameter). */
 function withoutFormat(query: string): string {
   return query
@@ -193,7 +217,11 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
     const [oo, resource] = await fhirRouter.handleRequest(req, repo);
     let status = getStatus(oo);
     if (!isOk(oo) || !resource) {
-      if (status >= 500) log.error({ status, issue: oo.issue?.[0]?.details?.text }, 'sandbox FHIR interaction failed');
+      if (status >= 500) {
+        // The engine's own error text (library internals, stack-overflow messages) is logged, never answered.
+        log.error({ status, issue: oo.issue?.[0]?.details?.text }, 'sandbox FHIR interaction failed');
+        return respond(status, outcome(status, 'exception', 'Internal error in the sandbox FHIR server')[1]);
+      }
       return respond(status, oo.id === notFound.id ? outcome(404, 'not-found', `${pathPart} not found`)[1] : oo);
     }
     const extra: Record<string, string> = {};
@@ -238,6 +266,14 @@ export function createFhirSandbox(options: FhirSandboxOptions): FhirSandbox {
     }),
   );
   router.use(express.urlencoded({ extended: false, limit: options.maxRequestBytes }));
+  // Checked on the parsed body, whoever parsed it (the SMART guard in front parses some bodies itself).
+  router.use((req: Request, res: Response, next: NextFunction) => {
+    if (req.body !== null && typeof req.body === 'object' && jsonDeeperThan(req.body, MAX_JSON_DEPTH)) {
+      sendOutcome(res, ...outcome(400, 'structure', `The body nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep`));
+      return;
+    }
+    next();
+  });
 
   router.use(async (req: Request, res: Response, next: NextFunction) => {
     try {
