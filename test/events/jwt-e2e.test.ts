@@ -43,7 +43,8 @@ describe('report events with EVENTS_AUTH=jwt, end to end in the sandbox', () => 
     assert.ok(res.ok, `${init.method ?? 'GET'} ${path.split('?')[0]} → ${res.status}`);
     return (await res.json()) as T;
   };
-  const stats = async (): Promise<JobStats> => (await (await fetch(`${base}/api/jobs/stats`)).json()) as JobStats;
+  // An operations endpoint: the sandbox's system-level token is an operator credential there.
+  const stats = async (): Promise<JobStats> => (await (await fetch(`${base}/api/jobs/stats`, { headers: { Authorization: `Bearer ${token}` } })).json()) as JobStats;
   const metric = async (kind: string, result: string): Promise<number> => {
     const text = await (await fetch(`${base}/metrics`)).text();
     const m = new RegExp(`frcds_report_events_received_total\\{kind="${kind}",result="${result}"\\} (\\d+)`).exec(text);
