@@ -126,7 +126,7 @@ describe('fetchFrame: whole-instance fallback when the frame endpoint cannot cut
   const refPixels = async (f: number) => Array.from(await decodeFrame(reference.transferSyntaxUid, reference.frame(f - 1), reference.pixelModule));
 
   for (const name of ['jpeg-ls-3frames-fragmented-nobot.dcm', 'jpeg2000-3frames-fragmented-nobot.dcm', 'rle-3frames-nobot.dcm']) {
-    it(`${name}: frames answered 400 "Bad file format" (as Orthanc) → each frame read from the instance`, async () => {
+    it(`${name}: frame endpoint answers 400 "Bad file format" (as Orthanc does for fragmented frames) → each frame read from the instance`, async () => {
       const { bytes, file, meta } = loadFile(mf(name));
       const s = await stub((kind, req, res) => {
         if (kind === 'metadata') return json(res, [meta]);

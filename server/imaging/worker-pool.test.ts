@@ -59,6 +59,12 @@ describe('imaging worker pool (IMAGING_WORKERS)', () => {
     await assert.rejects(pool.decodeFrame('1.2.3.4.5', file.frame(0), pm), (e: unknown) =>
       e instanceof UnsupportedTransferSyntaxError && e.transferSyntaxUid === '1.2.3.4.5');
     await assert.rejects(pool.decodeFrame('1.2.840.10008.1.2.5', new Uint8Array(64), pm), DecodeError);
+    // A codec's plain-words reason survives the thread boundary (it is what the clinician's warning says).
+    const jls = parseDicomFile(readFileSync(fixturePath('jpeg-ls-80-12.dcm')));
+    const corrupt = new Uint8Array(jls.frame(0));
+    corrupt.fill(0x55, 40);
+    await assert.rejects(pool.decodeFrame(jls.transferSyntaxUid, corrupt, jls.pixelModule), (e: unknown) =>
+      e instanceof DecodeError && e.userMessage === 'the image file is corrupt (the JPEG-LS compressed data is invalid)' && /CharLS error 5/.test(e.message));
     const stored = await pool.decodeFrame(file.transferSyntaxUid, file.frame(0), pm);
     await assert.rejects(pool.preprocess({ stored, pixelModule: { ...pm, pixelSpacingMm: undefined }, laterality: 'R' }, recipe), PreprocessError);
   });
