@@ -127,5 +127,10 @@ describe('an unusable radiograph, as the clinician and the operator see it', () 
     const line = logLines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'image not usable; clinical-only assessment');
     assert.equal(line?.['code'], 'DECODE_FAILED');
     assert.match(String(line?.['detail']), /CharLS error 5 invalid_encoded_data/);
+
+    // Second line of defence: an address that slips into a warning does not reach the chart.
+    const leaky = { ...result, assessment: { ...a, warnings: [...a.warnings, `See ${proxyUrl}/studies/1.2.3/series/4.5 (retry later).`] } };
+    const notes = (toFhir(leaky, { binaries: false }).riskAssessment.note ?? []).map((n) => n.text ?? '');
+    assert.ok(notes.includes('See (address withheld) (retry later).'), notes.join(' | '));
   });
 });
