@@ -85,7 +85,7 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
       maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes,
       logger,
       version: packageVersion(),
-      // SMART (issue 7); with SANDBOX_FHIR_OPEN the statement no longer says reads need a token.
+      // SMART authorization; with SANDBOX_FHIR_OPEN the statement no longer says reads need a token.
       ...(smart ? { security: config.fhir.sandboxOpen ? openReadsSecurity(smart.capabilitySecurity) : smart.capabilitySecurity } : {}),
     });
   } catch (err) {
@@ -148,7 +148,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
     const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}) });
     const riskRouter = createRiskRouter(service, logger);
-    // SMART (issue 7): a verified access token holding a RiskAssessment read scope is required unless
+    // SMART authorization: a verified access token holding a RiskAssessment read scope is required unless
     // API_AUTH_REQUIRED=false; routes.ts checks its patient.
     if (config.auth.apiRequireToken) {
       const guard = requireSmartAccess(createApiTokenVerifier(config), { realm: 'fracture-risk-cds', anyScope: ASSESSMENT_SCOPES });
