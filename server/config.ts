@@ -14,6 +14,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { createRequire } from 'node:module';
 import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART sandbox (issue 7)
 import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
+import { bareIp, classifyAddress } from './fhir/outbound.ts';
 import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
 
 /**
@@ -799,11 +800,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
  * `::1` (bracketed or not, or as the IPv4-mapped `::ffff:127.x.y.z`).
  */
 export function isLoopbackHost(host: string): boolean {
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1');
-  if (h === 'localhost' || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
-  const v4 = h.replace(/^::ffff:/, '');
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v4);
-  return m !== null && m[1] === '127' && m.slice(2).every((o) => Number(o) <= 255);
+  if (host.toLowerCase() === 'localhost') return true;
+  // One address classifier for the whole service (the same one the outbound-request checks use).
+  const ip = bareIp(host);
+  return ip !== undefined && classifyAddress(ip) === 'loopback';
 }
 
 /** The configuration table of the README, generated from {@link SETTINGS}. */
