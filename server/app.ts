@@ -43,6 +43,8 @@ export interface SandboxMounts {
 export interface ServiceMounts {
   /** The risk engine's `/api/assessments` router (server/risk/routes.ts). */
   assessments?: RequestHandler;
+  /** The app's patient history and care status `/api/patients` (server/risk/routes.ts). */
+  patients?: RequestHandler;
   /** FLS worklist API `/api/fls` (issue 8, server/fls/routes.ts). */
   fls?: RequestHandler;
   /** CDS Hooks service `/cds-services` (issue 6, server/cds/router.ts). */
@@ -180,6 +182,7 @@ export function createApp(deps: AppDeps): Express {
   // Operations endpoints: queue state, dead letters, subscription heartbeats, card acceptance rates.
   const operator = deps.operatorGuard ?? operatorGuard(config, logger);
   app.use('/api/assessments', lateMount(true, () => services.assessments, 'risk engine (models loading)'));
+  app.use('/api/patients', lateMount(true, () => services.patients, 'risk engine (models loading)'));
   // --- FLS worklist (issue 8, server/fls/) ---
   app.use('/api/fls', lateMount(true, () => services.fls, 'FLS worklist'));
   // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---

@@ -21,7 +21,7 @@ import { createFhirSandbox } from './sandbox/fhir/router.ts';
 import { openReadsSecurity } from './sandbox/fhir/capability.ts';
 import { seedFhirSandbox } from './sandbox/seed.ts';
 import { ModelRegistry } from './inference/registry.ts';
-import { ASSESSMENT_SCOPES, createRiskRouter } from './risk/routes.ts';
+import { ASSESSMENT_SCOPES, createPatientRouter, createRiskRouter } from './risk/routes.ts';
 import type { RiskService } from './risk/service.ts';
 import { createRiskService } from './risk/wiring.ts';
 import { createImagingExecutor, type ImagingExecutor } from './imaging/worker-pool.ts'; // imaging worker threads
@@ -148,13 +148,17 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
     const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}) });
     const riskRouter = createRiskRouter(service, logger);
+    // The app's patient history and care status (/api/patients/{id}/…): read with the risk service's FHIR client.
+    const patientRouter = createPatientRouter({ fhir: service.fhir, logger });
     // SMART authorization: a verified access token holding a RiskAssessment read scope is required unless
     // API_AUTH_REQUIRED=false; routes.ts checks its patient.
     if (config.auth.apiRequireToken) {
       const guard = requireSmartAccess(createApiTokenVerifier(config), { realm: 'fracture-risk-cds', anyScope: ASSESSMENT_SCOPES });
       mounts.assessments = (req, res, next) => void guard(req, res, (err?: unknown) => (err ? next(err) : riskRouter(req, res, next)));
+      mounts.patients = (req, res, next) => void guard(req, res, (err?: unknown) => (err ? next(err) : patientRouter(req, res, next)));
     } else {
       mounts.assessments = riskRouter;
+      mounts.patients = patientRouter;
     }
     // CDS Hooks (issue 6): /cds-services and /api/feedback, on the same risk service (shared cache).
     try {

@@ -3,18 +3,25 @@
  * - `POST /api/assessments` `{ "patient": "<Patient id>", "study"?: "<ImagingStudy id>" }` → the assessment for the
  *   app plus its FHIR resources (201 when computed, 200 when served from the cache);
  * - `GET /api/assessments/{id}` → the same; `GET /api/assessments/{id}/heatmap.png` and `/display.png` → PNGs.
+ * - {@link createPatientRouter} (mounted at `/api/patients`): `GET /api/patients/{id}/assessments` → the patient's
+ *   past assessments read back from the FHIR server (RiskAssessments with an `urn:frcds:assessment` identifier, newest
+ *   first, at most {@link HISTORY_LIMIT}), and `GET /api/patients/{id}/care-status` → the care the patient already has
+ *   (open FLS referral or DXA order, latest DXA result, treatment), which the app checks before creating an order.
  * Errors are JSON `{ error, code, status }` with the status the cause calls for (404 unknown patient or study,
  * 422 chart unusable for QFracture, 502/504 FHIR server failing or slow, 503 no model). Every answer carries
  * `Cache-Control: no-store`: they hold PHI (the assessment, the radiograph) and are fetched with a bearer token.
  * The composition root guards the router with {@link ASSESSMENT_SCOPES}.
  * @see https://www.rfc-editor.org/rfc/rfc9111#section-5.2.2.5
  */
+import type { RiskAssessment } from '@medplum/fhirtypes';
 import express, { Router, type Request, type Response } from 'express';
 import { patientAllowed } from '../auth/require.ts';
-import { FhirAccessError, FhirNotFoundError, FhirTimeoutError } from '../fhir/client.ts';
+import { FhirAccessError, FhirNotFoundError, FhirTimeoutError, type FhirDataSource } from '../fhir/client.ts';
+import { summarise } from '../fls/fhir-model.ts';
 import { ModelNotFoundError } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
-import { AssessmentError } from './assess.ts';
+import { loadCareStatus, type CareStatus } from '../orders/care-status.ts';
+import { AssessmentError, type Tier } from './assess.ts';
 import { FactorError } from './factors.ts';
 import type { RiskService, StoredAssessment } from './service.ts';
 
@@ -86,5 +93,142 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
       res.type('image/png').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
     });
   }
+  return r;
+}
+
+/** Most past assessments one history answer lists (newest first); older ones are left out and `truncated` says so. */
+export const HISTORY_LIMIT = 20;
+/** Identifier system of the service's RiskAssessments (server/risk/fhir-output.ts). */
+export const ASSESSMENT_IDENTIFIER_SYSTEM = 'urn:frcds:assessment';
+
+/** A 10-year risk of a past assessment, in percent (0–100), with its 95 % interval when the image was used. */
+export interface HistoryRisk {
+  estimate: number;
+  lower: number | null;
+  upper: number | null;
+}
+
+/** One past assessment as the app's history shows it. */
+export interface AssessmentHistoryItem {
+  /** The assessment id (identifier `urn:frcds:assessment`). */
+  assessmentId: string;
+  /** When it was made (RiskAssessment.occurrenceDateTime). */
+  date: string;
+  mode: 'image-and-clinical' | 'clinical-only';
+  tier: Tier | null;
+  hip10: HistoryRisk | null;
+  mof10: HistoryRisk | null;
+}
+
+/** Body of `GET /api/patients/{id}/assessments`. */
+export interface AssessmentHistoryResponse {
+  patientId: string;
+  /** Newest first. */
+  items: AssessmentHistoryItem[];
+  /** More were on the FHIR server than {@link HISTORY_LIMIT}. */
+  truncated: boolean;
+}
+
+/** Body of `GET /api/patients/{id}/care-status`. */
+export interface CareStatusResponse {
+  patientId: string;
+  careStatus: CareStatus;
+}
+
+/**
+ * The history items of a patient's RiskAssessments: only the service's own (identifier system
+ * {@link ASSESSMENT_IDENTIFIER_SYSTEM}) of this patient, not entered in error, with a date and a 10-year risk; one
+ * per assessment id (a rewrite of the same assessment counts once); newest first; at most `limit`.
+ */
+export function historyItems(resources: readonly RiskAssessment[], patientId: string, limit = HISTORY_LIMIT): { items: AssessmentHistoryItem[]; truncated: boolean } {
+  const byId = new Map<string, AssessmentHistoryItem>();
+  for (const ra of resources) {
+    if (ra.resourceType !== 'RiskAssessment' || ra.status === 'entered-in-error') continue;
+    if (ra.subject?.reference !== `Patient/${patientId}`) continue;
+    const s = summarise(ra);
+    if (!s.assessmentId || !s.occurrence || (!s.hip10 && !s.mof10)) continue;
+    const item: AssessmentHistoryItem = { assessmentId: s.assessmentId, date: s.occurrence, mode: s.mode, tier: s.tier ?? null, hip10: s.hip10 ?? null, mof10: s.mof10 ?? null };
+    const seen = byId.get(item.assessmentId);
+    if (!seen || Date.parse(item.date) > Date.parse(seen.date)) byId.set(item.assessmentId, item);
+  }
+  const items = [...byId.values()].sort((a, b) => Date.parse(b.date) - Date.parse(a.date));
+  return { items: items.slice(0, limit), truncated: items.length > limit };
+}
+
+/** Reads the patient's RiskAssessments made by this service from the FHIR server (newest first, capped). */
+export async function loadAssessmentHistory(fhir: FhirDataSource, patientId: string, signal?: AbortSignal): Promise<AssessmentHistoryResponse> {
+  const found = await fhir.search<RiskAssessment>(
+    'RiskAssessment',
+    { patient: `Patient/${patientId}`, identifier: `${ASSESSMENT_IDENTIFIER_SYSTEM}|`, _sort: '-date', _count: String(HISTORY_LIMIT * 2) },
+    signal,
+  );
+  return { patientId, ...historyItems(found, patientId) };
+}
+
+/** What {@link createPatientRouter} reads from; tests pass their own. */
+export interface PatientRouterDeps {
+  /** The FHIR server the service reads charts from (the risk service's). */
+  fhir: FhirDataSource;
+  logger: Logger;
+  /** Care status loader (default: server/orders/care-status.ts). */
+  careStatus?: (fhir: FhirDataSource, patientId: string, opts: { signal?: AbortSignal }) => Promise<CareStatus>;
+}
+
+/**
+ * `/api/patients/{id}/assessments` and `/api/patients/{id}/care-status`, guarded like the assessment routes (the
+ * composition root puts the same {@link ASSESSMENT_SCOPES} check in front; a patient-level token reaches only its
+ * own patient). FHIR failures answer 502/504 like the assessment routes; an unknown patient simply has no history.
+ */
+export function createPatientRouter(deps: PatientRouterDeps): Router {
+  const r = Router();
+  const careStatus = deps.careStatus ?? ((fhir, id, opts) => loadCareStatus(fhir, id, opts));
+  r.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
+
+  const patientOf = (req: Request, res: Response): string | null => {
+    const id = String(req.params['id']);
+    if (!ID.test(id)) {
+      fail(res, 400, 'BAD_REQUEST', 'the patient id is not a FHIR id');
+      return null;
+    }
+    if (!patientAllowed(res, id)) {
+      fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
+      return null;
+    }
+    return id;
+  };
+  const fhirFailure = (res: Response, err: unknown, what: string): void => {
+    if (err instanceof FhirTimeoutError) return fail(res, 504, err.code, 'The FHIR server did not answer in time');
+    if (err instanceof FhirAccessError) return fail(res, 502, err.code, `The FHIR server failed: ${err.message}`);
+    deps.logger.error({ err, route: what }, 'patient route failed');
+    return fail(res, 500, 'INTERNAL', 'Internal error');
+  };
+
+  r.get('/:id/assessments', async (req: Request, res: Response) => {
+    const id = patientOf(req, res);
+    if (!id) return;
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    try {
+      res.json(await loadAssessmentHistory(deps.fhir, id, ac.signal));
+    } catch (err) {
+      fhirFailure(res, err, '/api/patients/:id/assessments');
+    }
+  });
+
+  r.get('/:id/care-status', async (req: Request, res: Response) => {
+    const id = patientOf(req, res);
+    if (!id) return;
+    const ac = new AbortController();
+    res.on('close', () => ac.abort());
+    try {
+      const body: CareStatusResponse = { patientId: id, careStatus: await careStatus(deps.fhir, id, { signal: ac.signal }) };
+      res.json(body);
+    } catch (err) {
+      fhirFailure(res, err, '/api/patients/:id/care-status');
+    }
+  });
   return r;
 }
