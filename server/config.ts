@@ -253,6 +253,8 @@ export interface AppConfig {
     readonly auditDb: string;
     /** Days before an assessment in which a fragility fracture flags imminent risk (`FLS_IMMINENT_DAYS`). */
     readonly imminentDays: number;
+    /** FLS pathway due dates in days (`FLS_DUE_*`): contact and DXA after identification, treatment decision after the DXA, follow-ups after the decision. */
+    readonly due: { readonly contact: number; readonly dxa: number; readonly treatmentDecision: number; readonly followUp16Weeks: number; readonly followUp12Months: number };
   };
   // --- Report events and durable jobs (issue 8, server/events/ and server/jobs/) ---
   readonly events: {
@@ -424,6 +426,11 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'FLS_TRIAGE_TIERS', description: 'Risk tiers for which a background assessment creates an FLS triage Task (comma-separated `low`, `moderate`, `high`), when the patient has no open FLS referral, no open triage Task and no current osteoporosis treatment.', defaultText: '`high`', schema: { type: 'string', pattern: '^(low|moderate|high)(,(low|moderate|high))*$' }, hint: 'must be a comma-separated list of low, moderate, high' },
   { env: 'FLS_AUDIT_DB', description: 'SQLite file of the local FLS audit log: an AuditEvent the FHIR server does not accept is kept here (and forwarded later) so no worklist action goes unaudited. Holds patient references; protect it like the audit trail. Relative paths are resolved against the repository root.', defaultText: '`data/fls-audit.sqlite`', schema: { type: 'string', minLength: 1 } },
   { env: 'FLS_IMMINENT_DAYS', description: 'FLS worklist "imminent risk" flag: a fragility (major osteoporotic site) fracture recorded at most this many days before the assessment.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 3650 } },
+  { env: 'FLS_DUE_CONTACT_DAYS', description: 'FLS pathway: days after identification (triage Task created) by which the patient should be contacted; later is shown overdue (IOF Capture the Fracture / UK FLS-DB: contact within 2 weeks).', defaultText: '`14`', schema: { type: 'integer', minimum: 1, maximum: 365 } },
+  { env: 'FLS_DUE_DXA_DAYS', description: 'FLS pathway: days after identification by which a DXA result should exist (UK FLS-DB KPI: DXA within 12 weeks); also the "assessed within 12 weeks" KPI.', defaultText: '`84`', schema: { type: 'integer', minimum: 1, maximum: 730 } },
+  { env: 'FLS_DUE_TREATMENT_DAYS', description: 'FLS pathway: days after the DXA result by which the treatment decision is due.', defaultText: '`14`', schema: { type: 'integer', minimum: 1, maximum: 365 } },
+  { env: 'FLS_DUE_FOLLOWUP_16W_DAYS', description: 'FLS pathway: days after the treatment decision at which the first adherence follow-up is due (UK FLS-DB: 16 weeks).', defaultText: '`112`', schema: { type: 'integer', minimum: 1, maximum: 730 } },
+  { env: 'FLS_DUE_FOLLOWUP_12M_DAYS', description: 'FLS pathway: days after the treatment decision at which the 12-month adherence follow-up is due (UK FLS-DB: 12 months).', defaultText: '`365`', schema: { type: 'integer', minimum: 1, maximum: 1095 } },
   // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
   { env: 'EVENTS_AUTH', description: 'How FHIR subscription notifications to `/api/events/notifications` authenticate: `secret` (a shared secret in the `EVENTS_SECRET_HEADER` header, which the Subscription\'s `channel.header` makes the FHIR server send, so the secret is stored in the Subscription) or `jwt` (every notification carries `Authorization: Bearer` with a JWT the FHIR server signs with an asymmetric key from `EVENTS_JWKS_URL`: `iss` = `EVENTS_JWT_ISSUER`, `aud` = `{PUBLIC_BASE_URL}/api/events/notifications`, valid at most 5 min, `jti` used once; no secret in any Subscription). With the sandbox FHIR server, jwt mode uses the sandbox authorization server\'s keys and issuer. See server/events/README.md.', defaultText: '`secret`', schema: { type: 'string', enum: ['secret', 'jwt'] } },
   { env: 'EVENTS_SECRET', description: 'Shared secret of subscription notifications (`EVENTS_AUTH=secret`). Unset with the sandbox FHIR server: a random secret per process (the sandbox\'s own Subscription carries it). Unset with an external FHIR server: every notification is refused (401). Never logged.', defaultText: 'random per process (sandbox)', schema: { type: 'string', minLength: 16, pattern: '^[\\x21-\\x7e]+$' }, secret: true, hint: 'must be at least 16 printable ASCII characters without spaces' },
@@ -774,6 +781,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       triageTiers: [...new Set((str('FLS_TRIAGE_TIERS') ?? 'high').split(','))] as AppConfig['fls']['triageTiers'],
       auditDb: (() => { const p = str('FLS_AUDIT_DB') ?? 'data/fls-audit.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
       imminentDays: num('FLS_IMMINENT_DAYS', 730),
+      due: { contact: num('FLS_DUE_CONTACT_DAYS', 14), dxa: num('FLS_DUE_DXA_DAYS', 84), treatmentDecision: num('FLS_DUE_TREATMENT_DAYS', 14), followUp16Weeks: num('FLS_DUE_FOLLOWUP_16W_DAYS', 112), followUp12Months: num('FLS_DUE_FOLLOWUP_12M_DAYS', 365) },
     },
     // --- Report events and durable jobs (issue 8) ---
     events: {
