@@ -9,6 +9,7 @@ import pydicom
 import pytest
 
 from frcds.cohort.demo import DATA_CUTOFF, INDEX_END, INDEX_START, N_SITE_A, N_SITE_B
+from frcds.cohort.fhir import SITE_NAMES
 from frcds.cohort.patient import SYNTAXES
 
 DEMO = Path(__file__).resolve().parents[3] / "server" / "sandbox" / "demo-cohort"
@@ -59,3 +60,34 @@ def test_dicom_files_present_and_readable(truth):
     for t in truth:
         ds = pydicom.dcmread(DEMO / t["dicom"]["path"], stop_before_pixels=True)
         assert ds.PatientID == t["mrn"] and ds.StudyInstanceUID == t["dicom"]["study_uid"]
+
+
+def _bundle(t: dict) -> dict:
+    return json.loads((DEMO / "fhir" / f"{t['patient_id']}.json").read_text())
+
+
+def test_every_patient_has_a_site_and_an_mrn(truth):
+    """Site = the hospital that holds the chart (managingOrganization, the MRN's assigner, the radiograph's
+    InstitutionName); MRN = the DICOM PatientID, typed MR."""
+    for t in truth:
+        (pat,) = [e["resource"] for e in _bundle(t)["entry"] if e["resource"]["resourceType"] == "Patient"]
+        name = SITE_NAMES[t["site"]]
+        assert pat["managingOrganization"]["display"] == name
+        mrn = next(i for i in pat["identifier"] if i["type"]["coding"][0]["code"] == "MR")
+        assert mrn["value"] == t["mrn"] and mrn["system"] == "urn:frcds:synthetic-mrn"
+        assert mrn["assigner"]["display"] == name
+        ds = pydicom.dcmread(DEMO / t["dicom"]["path"], stop_before_pixels=True)
+        assert ds.InstitutionName == name and ds.PatientID == mrn["value"]
+
+
+def test_about_a_third_have_a_dxa_result_in_the_chart(truth):
+    with_dxa = [t for t in truth if t["dxa"] is not None]
+    assert 0.25 * len(truth) <= len(with_dxa) <= 0.45 * len(truth)
+    assert {t["site"] for t in with_dxa} == {"A", "B"}
+    for t in truth:
+        ts = [e["resource"] for e in _bundle(t)["entry"] if e["resource"]["id"].endswith("-dxa-t-score")]
+        if t["dxa"] is None:
+            assert ts == []
+        else:
+            assert ts[0]["valueQuantity"]["value"] == t["dxa"]["t_score"]
+            assert ts[0]["effectiveDateTime"] == t["dxa"]["date"] < t["index_datetime"][:10]

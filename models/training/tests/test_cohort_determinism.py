@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import filecmp
+import json
 from pathlib import Path
 
 import numpy as np
 
+from frcds.cohort import patient
 from frcds.cohort.cli import main
+from frcds.cohort.streams import PARTS, SITE_CODES, patient_streams
 
 FILES = ("truth.json", "truth.csv", "arrays/tabular.npz")
 
@@ -48,3 +51,50 @@ def test_image_arrays_identical_across_worker_counts(tmp_path):
     assert z["images"].shape == (4, 128, 128) and z["images"].dtype == np.float32
     assert z["masks"].shape == (4, 128, 128) and z["patient_index"].tolist() == [0, 1, 2, 3]
     assert np.isfinite(z["images"]).all() and z["masks"].max() > 0
+
+
+def test_streams_added_later_leave_the_earlier_streams_unchanged():
+    """``PARTS`` only grows at the end: the first seven streams are exactly those of the seven-part layout that wrote
+    the cohorts before DXA results were added, so every output drawn from them is unchanged."""
+    st = patient_streams(2026, "B", 17)
+    old = np.random.SeedSequence(entropy=[2026, SITE_CODES["B"]], spawn_key=(17,)).spawn(7)
+    for name, child in zip(PARTS[:7], old):
+        assert getattr(st, name).random(5).tolist() == np.random.default_rng(child).random(5).tolist(), name
+    assert PARTS[:7] == ("population", "bone", "outcomes", "ehr", "image", "dicom", "chart")
+
+
+def _without_additions(out: Path) -> tuple[dict, dict]:
+    """Bundles without the site Organization, its references and the DXA Observations; truth without ``dxa``."""
+    bundles = {}
+    for p in sorted((out / "fhir").glob("*.json")):
+        b = json.loads(p.read_text())
+        keep = []
+        for e in b["entry"]:
+            r = e["resource"]
+            if r["resourceType"] == "Organization" or (r["resourceType"] == "Observation" and "-dxa-" in r["id"]):
+                continue
+            if r["resourceType"] == "Patient":
+                r.pop("managingOrganization")
+                r["identifier"][0].pop("assigner")
+            keep.append(e)
+        b["entry"] = keep
+        bundles[p.name] = b
+    truth = json.loads((out / "truth.json").read_text())
+    for t in truth["patients"]:
+        t.pop("dxa")
+    return bundles, truth
+
+
+def test_dxa_results_change_nothing_else(tmp_path, monkeypatch):
+    """The cohort with DXA results equals the cohort without them (no DXA draws at all) once the additions are
+    removed: DXA draws come only from their own stream and the chart's other entries do not move."""
+    args = ("--patients", "30", "--seed", "9", "--site", "A", "--no-images", "--workers", "1")
+    _run(tmp_path / "with", *args)
+    monkeypatch.setattr(patient, "sample_dxa", lambda *a, **k: None)
+    _run(tmp_path / "without", *args)
+    with_b, with_t = _without_additions(tmp_path / "with")
+    without_b, without_t = _without_additions(tmp_path / "without")
+    assert with_t == without_t and with_b == without_b
+    assert (tmp_path / "with" / "arrays" / "tabular.npz").read_bytes() == \
+        (tmp_path / "without" / "arrays" / "tabular.npz").read_bytes()
+    assert sum(t.get("dxa") is not None for t in json.loads((tmp_path / "with" / "truth.json").read_text())["patients"]) > 0

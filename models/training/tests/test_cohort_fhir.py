@@ -1,6 +1,7 @@
 """FHIR charts of the synthetic cohort: schema-valid R4 transaction Bundles, deterministic PUT ids, codes from the
 ValueSets, nothing dated after the index radiograph, and the chart carries exactly what the EHR view says
-(QFracture-2012 recomputed from the Bundle alone equals the generator's qf_lp)."""
+(QFracture-2012 recomputed from the Bundle alone equals the generator's qf_lp); the site and MRN on every Patient;
+DXA results as the truth has them."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,6 +15,7 @@ import pytest
 
 from fhirschema import schema_errors
 from frcds import qfracture
+from frcds.cohort import dxa, fhir
 from frcds.cohort import valuesets as vsets
 from frcds.cohort.cli import generate
 from frcds.cohort.ehr import alcohol_category
@@ -194,3 +196,49 @@ def test_the_chart_has_realistic_gaps(bundles, truth):
     not_stated = sum(t["ehr"]["nhs_ethnic"] == "Z" for t in truth.values())
     assert 0.08 * N <= not_stated <= 0.45 * N
     assert all(t["ehr"]["flags"][b] <= t["flags"][b] for t in truth.values() for b in t["flags"] if b != "b_fracture4")
+
+
+def test_patient_site_and_medical_record_number(bundles, truth):
+    """Every Patient names its hospital (managingOrganization, the MRN's assigner) and the Organization is in the
+    bundle; the MRN keeps the synthetic-mrn system (= DICOM PatientID) with the v2-0203 MR type."""
+    for pid, b in bundles.items():
+        (pat,) = _resources(b, "Patient")
+        (org,) = _resources(b, "Organization")
+        name = fhir.SITE_NAMES[truth[pid]["site"]]
+        assert org["name"] == name and org["id"] == fhir.site_organization_id(truth[pid]["site"])
+        ref = {"reference": f"Organization/{org['id']}", "display": name}
+        assert pat["managingOrganization"] == ref
+        mrn = pat["identifier"][0]
+        assert mrn["type"]["coding"][0] == {"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR",
+                                            "display": "Medical record number"}
+        assert mrn["system"] == fhir.MRN_SYSTEM and mrn["value"] == truth[pid]["mrn"] and mrn["assigner"] == ref
+
+
+def test_dxa_results_match_truth_and_the_valueset(bundles, truth):
+    with_dxa = 0
+    for pid, b in bundles.items():
+        t = truth[pid]
+        obs = {o["id"]: o for o in _resources(b, "Observation") if "-dxa-" in o["id"]}
+        if t["dxa"] is None:
+            assert obs == {}
+            continue
+        with_dxa += 1
+        d = t["dxa"]
+        bmd, ts = obs[f"{pid}-dxa-bmd"], obs[f"{pid}-dxa-t-score"]
+        for o in (bmd, ts):
+            c = o["code"]["coding"][0]
+            assert c["code"] in {x.code for x in vsets.codes("dxa-result")} and c["system"] == "http://loinc.org"
+            assert o["effectiveDateTime"] == d["date"] and o["status"] == "final"
+            assert o["category"][0]["coding"][0]["code"] == "imaging"
+        assert (ts["code"]["coding"][0]["code"], bmd["code"]["coding"][0]["code"]) == fhir.DXA_CODES[d["laterality"]]
+        assert bmd["valueQuantity"] == {"value": d["bmd_g_cm2"], "unit": "g/cm2", "system": "http://unitsofmeasure.org",
+                                        "code": "g/cm2"}
+        assert ts["valueQuantity"]["value"] == d["t_score"] and ts["valueQuantity"]["code"] == "{T-score}"
+        assert ts["derivedFrom"] == [{"reference": f"Observation/{bmd['id']}"}]
+        mean, sd = dxa.REFERENCE[t["sex"]]
+        assert d["t_score"] == round((d["bmd_g_cm2"] - mean) / sd, 1)   # the reported T-score is the reported BMD's
+        days = (dt.date.fromisoformat(t["index_datetime"][:10]) - dt.date.fromisoformat(d["date"])).days
+        assert dxa.MIN_DAYS_BEFORE <= days <= dxa.MAX_YEARS_BEFORE * 365.25 + 1
+        loss = {"female": 0.05, "male": 0.03}[t["sex"]]
+        assert math.isclose(d["true_t_at_scan"], t["bmd_t"] + loss * d["years_before_index"], abs_tol=1e-9)
+    assert 0.12 * N <= with_dxa <= 0.55 * N, with_dxa

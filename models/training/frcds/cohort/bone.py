@@ -28,6 +28,8 @@ from .population import BLACK, Person
 
 RESID_SD = 0.90          # T-score units; total within-age-sex SD ≈ 1.0 once clinical effects are added
 MICRO_BMD_CORR = 0.40    # corr(micro_z, bmd_resid_z)
+# T units lost per year of age (the age slopes of expected_t_score), used to date a T-score back to an earlier scan
+T_LOSS_PER_YEAR = {"female": 0.05, "male": 0.03}
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,9 @@ class BoneState:
 def expected_t_score(p: Person) -> float:
     f = p.flags
     if p.sex == "female":
-        m = -0.4 - 0.05 * (p.age - 50.0)
+        m = -0.4 - T_LOSS_PER_YEAR["female"] * (p.age - 50.0)
     else:
-        m = -0.15 - 0.03 * (p.age - 50.0)
+        m = -0.15 - T_LOSS_PER_YEAR["male"] * (p.age - 50.0)
     m += 0.07 * (p.bmi - 27.0)
     m += -0.35 * f["b_corticosteroids"] - 0.30 * f["b_ra_sle"] - 0.30 * f["b_malabsorption"]
     m += -0.25 * f["b_endocrine"] - 0.30 * f["b_type1"] + 0.15 * f["b_type2"]

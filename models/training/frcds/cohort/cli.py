@@ -165,12 +165,23 @@ CSV_COLUMNS = ("patient_id", "mrn", "site", "sex", "age", "age_years", "index_da
                "time_hip", "event_hip", "time_mof", "event_mof", "censor_reason", "mof_floor_years")
 
 
+# Appended after the original columns, so readers of the earlier layout keep working.
+DXA_CSV_COLUMNS = ("dxa_date", "dxa_years_before_index", "dxa_laterality", "dxa_true_t_at_scan", "dxa_bmd_g_cm2",
+                   "dxa_t_score")
+
+
+def _dxa_row(d: dict | None) -> list:
+    if d is None:
+        return [None] * len(DXA_CSV_COLUMNS)
+    return [d["date"], d["years_before_index"], d["laterality"], d["true_t_at_scan"], d["bmd_g_cm2"], d["t_score"]]
+
+
 def write_truth_csv(path: str, truths: list[dict]) -> None:
     cols = list(CSV_COLUMNS) + [f"true_risk_hip_{k}y" for k in range(1, 11)] + \
         [f"true_risk_mof_{k}y" for k in range(1, 11)] + [f"true_{b}" for b in BOOLEANS] + \
         ["n_prior_fractures", "qf_lp_hip_ehr", "qf_lp_mof_ehr", "qf_risk10_hip_ehr", "qf_risk10_mof_ehr",
          "artefact", "should_exclude", "laterality", "photometric", "manufacturer", "dicom_written", "dicom_syntax",
-         "study_uid"]
+         "study_uid"] + list(DXA_CSV_COLUMNS)
     with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(cols)
@@ -181,7 +192,7 @@ def write_truth_csv(path: str, truths: list[dict]) -> None:
                  t["ehr"]["qf_risk10_mof"], t["image"].get("artefact") or "", t["image"].get("should_exclude", ""),
                  t["image"].get("laterality", ""), t["image"].get("photometric", ""),
                  t["image"].get("manufacturer", ""), t["dicom"]["written"], t["dicom"].get("syntax", ""),
-                 t["dicom"]["study_uid"]]
+                 t["dicom"]["study_uid"]] + _dxa_row(t.get("dxa"))
             w.writerow(["" if v is None else (repr(v) if isinstance(v, float) else v) for v in row])
 
 
@@ -227,6 +238,7 @@ def summarise(truths: list[dict], timings: dict, config: dict) -> dict:
         "should_exclude": int(tab["should_exclude"].sum()),
         "censoring": _counter([t["censor_reason"] for t in truths]),
         "mof_floor_patients": int(sum(t["mof_floor_years"] > 0 for t in truths)),
+        "dxa_results": int(sum(t.get("dxa") is not None for t in truths)),
     })
     inc = {}
     for o in ("hip", "mof"):
@@ -258,10 +270,26 @@ def summarise(truths: list[dict], timings: dict, config: dict) -> dict:
     out["bone"] = {"bmd_t_mean": float(bmd.mean()), "bmd_t_sd": float(bmd.std()),
                    "osteoporosis_t_le_-2.5": float((bmd <= -2.5).mean()),
                    "corr_bmd_resid_micro": float(np.corrcoef(tab["bmd_resid_z"], tab["micro_z"])[0, 1]) if n > 2 else None}
+    out["dxa"] = _dxa_summary(truths)
     out["demographics"] = {"age_mean": float(tab["age_exact"].mean()), "age_sd": float(tab["age_exact"].std()),
                            "bmi_true_mean": float(np.mean([t["bmi"] for t in truths])),
                            "ethrisk_true": _counter([str(t["ethrisk"]) for t in truths])}
     out["timings_s"] = timings
+    return out
+
+
+def _dxa_summary(truths: list[dict]) -> dict:
+    """The charted DXA results: how many, by sex, years before the index date, and measured − true T-score."""
+    ds = [(t["sex"], t["dxa"]) for t in truths if t.get("dxa") is not None]
+    out: dict = {"patients": len(ds), "share": len(ds) / len(truths),
+                 "by_sex": {s: int(sum(x == s for x, _ in ds)) for s in ("female", "male")}}
+    if ds:
+        yrs = np.array([d["years_before_index"] for _, d in ds])
+        err = np.array([d["t_score"] - d["true_t_at_scan"] for _, d in ds])
+        out.update({"years_before_index_median": float(np.median(yrs)), "years_before_index_max": float(yrs.max()),
+                    "t_measured_minus_true_mean": float(err.mean()),
+                    "t_measured_minus_true_sd": float(err.std()) if len(ds) > 1 else None,
+                    "t_score_le_-2.5": int(sum(d["t_score"] <= -2.5 for _, d in ds))})
     return out
 
 

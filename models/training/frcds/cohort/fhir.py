@@ -1,7 +1,8 @@
 """FHIR R4 chart of one synthetic patient as a transaction Bundle (contract 4; issue 2 item 7).
 
 Every entry is ``PUT <Type>/<id>`` with a deterministic id, so seeding the same cohort twice is idempotent, and
-references are ``<Type>/<id>``. Every code comes from ``fhir-profiles/valuesets`` (:mod:`valuesets`). Nothing dated
+references are ``<Type>/<id>``. Shared resources (the PACS Endpoint, the site's Organization) have one id and are
+written by every bundle that refers to them, so each bundle stands alone. Every code comes from ``fhir-profiles/valuesets`` (:mod:`valuesets`). Nothing dated
 after the index date (the radiograph) is written: outcomes live only in the truth files.
 
 Hand-written dicts rather than a FHIR model library (fhir.resources is not packaged for Debian); the tests validate
@@ -15,10 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import valuesets as vsets
+from .dxa import DxaResult
 from .ehr import ALCOHOL_UNITS, EhrView
 from .population import NHS_ETHNIC_TO_ETHRISK, Person
 
 MRN_SYSTEM = "urn:frcds:synthetic-mrn"
+# The hospital of each site: Patient.managingOrganization and the MRN's assigner (and DICOM InstitutionName).
+SITE_NAMES = {"A": "Synthetic hospital A", "B": "Synthetic hospital B"}
+SITE_SYSTEM = "urn:frcds:site"
+# DXA femoral-neck result codes (ValueSet dxa-result) by scanned side: (T-score, BMD).
+DXA_CODES = {"L": ("80948-3", "80954-1"), "R": ("80947-5", "80953-3")}
 PACS_ENDPOINT_ID = "frcds-pacs"
 PACS_ADDRESS = "https://pacs.invalid/dicom-web"
 DX_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.1.1"
@@ -92,9 +99,16 @@ def completed_years(birth: dt.date, on: dt.date) -> int:
     return on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
 
 
+def site_organization_id(site: str) -> str:
+    return f"frcds-site-{site.lower()}"
+
+
 def build_bundle(*, pid: str, mrn: str, person: Person, ehr: EhrView, index: dt.date, birth: dt.date,
-                 study: StudyRefs | None, rng: np.random.Generator) -> dict:
-    """The patient's chart as a FHIR R4 transaction Bundle (dict)."""
+                 study: StudyRefs | None, rng: np.random.Generator, site: str,
+                 dxa: DxaResult | None = None) -> dict:
+    """The patient's chart as a FHIR R4 transaction Bundle (dict). ``rng`` is the chart stream; what is added
+    without drawing from it (the site's Organization, the DXA result drawn from its own stream) goes after the
+    other entries, so adding it leaves every earlier entry as it was."""
     entries: list[dict] = []
 
     def put(res: dict) -> dict:
@@ -103,6 +117,9 @@ def build_bundle(*, pid: str, mrn: str, person: Person, ehr: EhrView, index: dt.
         return res
 
     pref = {"reference": f"Patient/{pid}"}
+    # (the fracture loop below reuses the name ``site`` for a body site)
+    org_id, org_name, site_code = site_organization_id(site), SITE_NAMES[site], site
+    org = {"reference": f"Organization/{org_id}", "display": org_name}
     sex = person.sex
     given = GIVEN[sex][int(rng.integers(len(GIVEN[sex])))]
     family = FAMILY[int(rng.integers(len(FAMILY)))]
@@ -118,9 +135,9 @@ def build_bundle(*, pid: str, mrn: str, person: Person, ehr: EhrView, index: dt.
     put({"resourceType": "Patient", "id": pid, "extension": ext,
          "identifier": [{"use": "usual", "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
                                                               "code": "MR", "display": "Medical record number"}]},
-                         "system": MRN_SYSTEM, "value": mrn}],
+                         "system": MRN_SYSTEM, "value": mrn, "assigner": dict(org)}],
          "active": True, "name": [{"use": "official", "family": family, "given": [given]}],
-         "gender": sex, "birthDate": _date(birth)})
+         "gender": sex, "birthDate": _date(birth), "managingOrganization": dict(org)})
 
     # General-practice consultation where the measurements and lifestyle were last recorded.
     gp_date = years_before(index, ehr.obs_years_before)
@@ -224,6 +241,26 @@ def build_bundle(*, pid: str, mrn: str, person: Person, ehr: EhrView, index: dt.
              "code": _cc(proc), "subject": pref, "encounter": {"reference": f"Encounter/{xr['id']}"},
              "effectiveDateTime": _dtm(study.started), "issued": _dtm(issued),
              "imagingStudy": [{"reference": isref}], "conclusion": study.report_text})
+
+    if dxa is not None:
+        dxa_side = "left" if dxa.laterality == "L" else "right"
+        t_code, bmd_code = DXA_CODES[dxa.laterality]
+        common = {"status": "final",
+                  "category": [{"coding": [{"system": OBS_CAT, "code": "imaging", "display": "Imaging"}]}],
+                  "subject": pref, "effectiveDateTime": _date(dxa.date), "performer": [dict(org)],
+                  "bodySite": {"text": f"Femoral neck, {dxa_side}"}}
+        bmd = put({"resourceType": "Observation", "id": f"{pid}-dxa-bmd", **common,
+                   "code": _cc(vsets.code("dxa-result", bmd_code), f"DXA femoral neck BMD ({dxa_side})"),
+                   "valueQuantity": {"value": dxa.bmd_g_cm2, "unit": "g/cm2", "system": UCUM, "code": "g/cm2"}})
+        put({"resourceType": "Observation", "id": f"{pid}-dxa-t-score", **common,
+             "code": _cc(vsets.code("dxa-result", t_code), f"DXA femoral neck T-score ({dxa_side})"),
+             "valueQuantity": {"value": dxa.t_score, "unit": "T-score", "system": UCUM, "code": "{T-score}"},
+             "derivedFrom": [{"reference": f"Observation/{bmd['id']}"}]})
+    put({"resourceType": "Organization", "id": org_id,
+         "identifier": [{"system": SITE_SYSTEM, "value": site_code}], "active": True,
+         "type": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/organization-type", "code": "prov",
+                               "display": "Healthcare Provider"}]}],
+         "name": org_name})
 
     return {"resourceType": "Bundle", "id": f"{pid}-chart", "type": "transaction",
             "meta": {"tag": [SYNTHETIC_TAG]}, "entry": entries}

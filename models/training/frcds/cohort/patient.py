@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .bone import sample_bone
+from .dxa import sample_dxa
 from .ehr import qf_from_ehr, record
-from .fhir import StudyRefs, birth_date, build_bundle, completed_years, report_text
+from .fhir import SITE_NAMES, StudyRefs, birth_date, build_bundle, completed_years, report_text
 from .outcomes import calibration, simulate
 from .population import sample_person
 from .streams import patient_streams
@@ -151,6 +152,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
     o = simulate(p, b, st.outcomes, calibration(), admin_years=admin, age_years=age_years)
     ehr = record(p, st.ehr, cfg.site)
     qf = qf_from_ehr(ehr, p.sex, age_years)
+    dxa = sample_dxa(p, b, index, bool(ehr.fractures), st.dxa)
     timing["clinical"] = time.perf_counter() - t0
 
     pid, mrn = cfg.pid(i), cfg.mrn(i)
@@ -203,7 +205,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
               sop_uid=study.sop_uid, study_date=index.strftime("%Y%m%d"), study_time=started.strftime("%H%M%S"),
               accession=study.accession, patient_sex="F" if p.sex == "female" else "M",
               patient_birth_date=birth.strftime("%Y%m%d"), patient_name=f"Synthetic^{pid}",
-              patient_age=f"{min(age_years, 999):03d}Y", institution_name=f"Synthetic hospital {cfg.site}",
+              patient_age=f"{min(age_years, 999):03d}Y", institution_name=SITE_NAMES[cfg.site],
               study_description=f"XR hip {'left' if laterality == 'L' else 'right'} AP",
               series_description=f"AP {'left' if laterality == 'L' else 'right'} hip")
         if syntax != "explicit":
@@ -213,7 +215,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
 
     t5 = time.perf_counter()
     bundle = build_bundle(pid=pid, mrn=mrn, person=p, ehr=ehr, index=index, birth=birth,
-                          study=study, rng=st.chart)
+                          study=study, rng=st.chart, site=cfg.site, dxa=dxa)
     if out_dir is not None:
         with open(os.path.join(out_dir, "fhir", f"{pid}.json"), "w", encoding="utf-8") as f:
             json.dump(bundle, f, indent=1, ensure_ascii=False)
@@ -239,6 +241,7 @@ def simulate_patient(cfg: CohortConfig, i: int, out_dir: str | None) -> dict:
                 "smoke_cat": ehr.smoke_cat, "alcohol_cat6": ehr.alcohol_cat6, "flags": dict(ehr.flags),
                 "fractures": [{"site": s, "years_before_index": y} for s, y in ehr.fractures], **qf},
         "image": image_truth, "dicom": dicom_info,
+        "dxa": None if dxa is None else dxa.truth(),
     }
     timing["total"] = time.perf_counter() - t0
     return {"truth": truth, "image": img_out, "timing": timing}

@@ -1,7 +1,8 @@
 """Per-patient random streams. Each patient's streams derive only from (seed, site, patient index) through
 ``np.random.SeedSequence``, so results do not depend on worker count or on which other patients are simulated, and
 each model part (population, bone, outcomes, EHR, image, DICOM choices) has its own stream: changing how many draws
-one part makes does not shift the others."""
+one part makes does not shift the others. New parts are appended to ``PARTS``: ``SeedSequence.spawn`` numbers its
+children, so the existing parts keep their streams (and every output they make) when a part is added."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SITE_CODES = {"A": 1, "B": 2}
-PARTS = ("population", "bone", "outcomes", "ehr", "image", "dicom", "chart")
+PARTS = ("population", "bone", "outcomes", "ehr", "image", "dicom", "chart", "dxa")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class Streams:
     image: np.random.Generator
     dicom: np.random.Generator
     chart: np.random.Generator
+    dxa: np.random.Generator
 
 
 def patient_streams(seed: int, site: str, index: int) -> Streams:
