@@ -1,12 +1,12 @@
 /**
- * Calls to the service's own API (`/api/assessments`, `/api/fls/worklist`), always with the SMART access token as
+ * Calls to the service's own API (`/api/assessments`, `/api/patients/{id}/…`, `/api/fls/worklist`), always with the SMART access token as
  * `Authorization: Bearer` — the service verifies it and that its patient matches — plus `X-FHIR-Server` (the FHIR
  * server the app was launched against: it picks how the service verifies the token) and `X-SMART-Patient` (the
  * launch patient, when there is one: what the service checks an opaque token against). Failures become typed
  * {@link ApiError}s the error screen can explain (401/403: access; 5xx: the service).
  */
 import type { AcceptResponse, DismissalReasonCode, DismissResponse, WorklistQuery, WorklistResponse } from '../../server/fls/types.ts';
-import type { ApiErrorBody, AssessmentResponse } from './types.ts';
+import type { ApiErrorBody, AssessmentHistoryResponse, AssessmentResponse, CareStatusResponse } from './types.ts';
 import type { Session } from './session.ts';
 
 export class ApiError extends Error {
@@ -88,6 +88,14 @@ export async function loadAssessment(session: Session, assessmentId: string | nu
   }
   return res;
 }
+
+/** The patient's past assessments (newest first, capped by the service). */
+export const getHistory = (s: ApiSession, patientId: string, signal?: AbortSignal): Promise<AssessmentHistoryResponse> =>
+  apiFetch<AssessmentHistoryResponse>(s, `/patients/${encodeURIComponent(patientId)}/assessments`, signal ? { signal } : {});
+
+/** The care the patient already has: open FLS referral or DXA order, latest DXA result, treatment. */
+export const getCareStatus = (s: ApiSession, patientId: string, signal?: AbortSignal): Promise<CareStatusResponse> =>
+  apiFetch<CareStatusResponse>(s, `/patients/${encodeURIComponent(patientId)}/care-status`, signal ? { signal } : {});
 
 /** A PNG of the service (radiograph, heatmap) fetched with the bearer token and decoded for a canvas. */
 export async function fetchBitmap(session: ApiSession, url: string, signal?: AbortSignal): Promise<ImageBitmap> {

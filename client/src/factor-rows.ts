@@ -1,16 +1,25 @@
 /**
  * The factors panel's rows: each QFracture-2012 factor's contribution for one outcome joined with the chart
- * resources it came from, and the factors that were missing (default used). Pure, for the unit tests.
+ * resources it came from, and the factors that were missing (default used), told in plain words ("Age 84 — raises
+ * the risk the most"): no log hazards, no hazard ratios, no QFracture group numbers. Pure, for the unit tests.
  */
 import type { Assessment, Outcome } from './types.ts';
+
+export type Strength = 'most' | 'a lot' | 'somewhat' | 'a little';
 
 export interface FactorRow {
   factor: string;
   label: string;
-  /** Value as charted (raw) when known, else the coded value. */
+  /** Value as charted (raw) when known, else the coded value, in words. */
   value: string;
-  /** Log-hazard contribution as it enters the model shown (fused term when the image is used, else QFracture's). */
+  /** "Age 84", "History of falls", "Smoking: heavy smoker". */
+  name: string;
+  /** Contribution as it enters the model shown (fused term when the image is used, else QFracture's); for ordering only. */
   logHazard: number;
+  effect: 'raises' | 'lowers';
+  strength: Strength;
+  /** "raises the risk the most", "lowers the risk a little". */
+  effectText: string;
   status: 'recorded' | 'derived' | 'default' | 'not-recorded';
   sources: string[];
   note?: string;
@@ -18,29 +27,63 @@ export interface FactorRow {
 
 /** Coded values that read better as words (ClinRisk coding, QFracture-2012). */
 const SMOKING = ['Non-smoker', 'Ex-smoker', 'Light smoker', 'Moderate smoker', 'Heavy smoker'];
-const ALCOHOL = ['None', '< 1 unit/day', '1–2 units/day', '3–6 units/day', '7–9 units/day', '> 9 units/day'];
+const ALCOHOL = ['None', 'Less than 1 unit a day', '1–2 units a day', '3–6 units a day', '7–9 units a day', 'More than 9 units a day'];
+/** QFracture-2012 ethnicity groups in words (group 1 also stands for "not stated"). */
+const ETHNICITY = ['', 'White or not stated', 'Indian', 'Pakistani', 'Bangladeshi', 'Other Asian', 'Black Caribbean', 'Black African', 'Chinese', 'Other ethnic group'];
 
-function valueText(factor: string, value: number, raw: number | string | undefined): string {
-  if (factor === 'age') return `${value} y`;
-  if (factor === 'bmi') return `${typeof raw === 'number' ? raw : value} kg/m²`;
+function valueText(factor: string, value: number, raw: number | string | undefined, status?: string): string {
+  if (factor === 'age') return `${value}`;
+  if (factor === 'bmi') return `${typeof raw === 'number' ? Math.round(raw * 10) / 10 : value} kg/m²`;
   if (factor === 'smoke_cat') return SMOKING[value] ?? String(value);
   if (factor === 'alcohol_cat6') return ALCOHOL[value] ?? String(value);
-  if (factor === 'ethrisk') return typeof raw === 'string' ? raw : `group ${value}`;
+  if (factor === 'ethrisk') return status === 'default' ? 'Not recorded (counted as white or not stated)' : ETHNICITY[value] ?? 'Other ethnic group';
   if (factor.startsWith('b_') || factor.startsWith('fh_')) return value ? 'Yes' : 'No';
   return raw !== undefined ? String(raw) : String(value);
 }
 
-/** Rows for the chart and table, largest absolute contribution first. */
-export function factorRows(a: Assessment, outcome: Outcome): FactorRow[] {
+function nameOf(factor: string, label: string, value: string): string {
+  if (factor === 'age') return `Age ${value}`;
+  if (factor === 'bmi') return `BMI ${value}`;
+  if (factor.startsWith('b_') || factor.startsWith('fh_')) return value === 'Yes' ? label : `No ${label.charAt(0).toLowerCase()}${label.slice(1)}`;
+  return `${label}: ${value.charAt(0).toLowerCase()}${value.slice(1)}`;
+}
+
+/** How much a term moves the risk, from its size: the largest raising term is "the most". */
+function strengthOf(logHazard: number): Exclude<Strength, 'most'> {
+  const a = Math.abs(logHazard);
+  return a >= Math.log(2) ? 'a lot' : a >= Math.log(1.25) ? 'somewhat' : 'a little';
+}
+
+/** Rows for the list and table, largest absolute contribution first; terms too small to matter are left out. */
+export function factorRows(a: Assessment, outcome: Outcome, minLogHazard = 0.01): FactorRow[] {
   const o = a.outcomes[outcome];
   const useFused = o.shown === 'fused';
-  return o.contributions.map((c) => {
-    const rec = a.factors.records.find((r) => r.factor === c.factor);
+  const rows = o.contributions
+    .map((c) => {
+      const rec = a.factors.records.find((r) => r.factor === c.factor);
+      const logHazard = useFused && c.fused !== null ? c.fused : c.qfracture;
+      const value = valueText(c.factor, c.value, rec?.raw, rec?.status);
+      return { c, rec, logHazard, value };
+    })
+    .filter((x) => Math.abs(x.logHazard) >= minLogHazard)
+    .sort((x, y) => Math.abs(y.logHazard) - Math.abs(x.logHazard));
+  let mostGiven = false;
+  return rows.map(({ c, rec, logHazard, value }) => {
+    const effect = logHazard >= 0 ? 'raises' : 'lowers';
+    let strength: Strength = strengthOf(logHazard);
+    if (effect === 'raises' && !mostGiven) {
+      strength = 'most';
+      mostGiven = true;
+    }
     return {
       factor: c.factor,
       label: c.label,
-      value: valueText(c.factor, c.value, rec?.raw),
-      logHazard: useFused && c.fused !== null ? c.fused : c.qfracture,
+      value,
+      name: nameOf(c.factor, c.label, value),
+      logHazard,
+      effect,
+      strength,
+      effectText: `${effect} the risk ${strength === 'most' ? 'the most' : strength}`,
       status: rec?.status ?? 'recorded',
       sources: rec?.sources ?? [],
       ...(rec?.note ? { note: rec.note } : {}),
@@ -48,9 +91,17 @@ export function factorRows(a: Assessment, outcome: Outcome): FactorRow[] {
   });
 }
 
+/** Notes of the engine that carry model jargon are left out where the value already says it in plain words. */
+function plainNote(factor: string, note: string | undefined): string | undefined {
+  return factor === 'ethrisk' ? undefined : note;
+}
+
 /** The factors that were missing from the chart, with the default the engine used. */
 export function missingRows(a: Assessment): { label: string; value: string; note?: string }[] {
   return a.factors.records
     .filter((r) => r.status === 'default')
-    .map((r) => ({ label: r.label, value: valueText(r.factor, r.value, r.raw), ...(r.note ? { note: r.note } : {}) }));
+    .map((r) => {
+      const note = plainNote(r.factor, r.note);
+      return { label: r.label, value: valueText(r.factor, r.value, r.raw, r.status), ...(note ? { note } : {}) };
+    });
 }

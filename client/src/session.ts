@@ -24,7 +24,8 @@ export interface Session {
   fhirBaseUrl: string;
   /** Base URL of the service's API (`…/api`), derived from where the app is served. */
   apiBase: string;
-  readPatient(): Promise<Patient>;
+  /** The patient in context, or (user-level launch: the worklist opened a patient) the one named. */
+  readPatient(id?: string): Promise<Patient>;
   /** Creates a resource on the FHIR server with the user's token (SMART scope `…/ServiceRequest.c`). */
   createServiceRequest(sr: ServiceRequest): Promise<ServiceRequest>;
 }
@@ -50,7 +51,7 @@ export function sessionFromClient(client: Client, appLocation: string): Session 
     scopes: typeof tr.scope === 'string' ? tr.scope.split(/\s+/).filter(Boolean) : [],
     fhirBaseUrl: client.state.serverUrl,
     apiBase: apiBaseFor(appLocation),
-    readPatient: () => client.patient.read() as Promise<Patient>,
+    readPatient: (id) => (id && id !== str(tr.patient) ? (client.request(`Patient/${encodeURIComponent(id)}`) as Promise<Patient>) : (client.patient.read() as Promise<Patient>)),
     createServiceRequest: (sr) => client.create(sr as never) as Promise<ServiceRequest>,
   };
 }

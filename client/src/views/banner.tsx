@@ -1,8 +1,9 @@
-/** Patient banner, shown when the EHR asks for one (`need_patient_banner`) or the app was opened from the worklist. */
+/**
+ * Patient banner, shown when the EHR asks for one (`need_patient_banner`) or the app was opened from the worklist:
+ * name, birth date with age, sex and MRN from the Patient resource (the assessment view reads it once).
+ */
 import type { Patient } from '@medplum/fhirtypes';
-import { useEffect, useState } from 'preact/hooks';
 import { ageAt, formatDate } from '../format.ts';
-import type { Session } from '../session.ts';
 
 /** "Given Family" from the official (else first) HumanName. */
 export function displayName(p: Patient): string {
@@ -17,32 +18,41 @@ export function mrnOf(p: Patient): string | null {
   return id?.value ?? null;
 }
 
-export function PatientBanner(props: { session: Session; patientId: string; knownName?: string }) {
-  const [patient, setPatient] = useState<Patient | null>(null);
-  const [failed, setFailed] = useState(false);
-  useEffect(() => {
-    if (props.knownName || !props.session.patientId) return;
-    props.session.readPatient().then(setPatient, () => setFailed(true));
-  }, [props.patientId]);
-  const age = ageAt(patient?.birthDate);
+/** What the views know of the patient: the resource once read, a name known from elsewhere, or that reading failed. */
+export interface PatientInfo {
+  patient: Patient | null;
+  knownName?: string;
+  failed: boolean;
+}
+
+/** The name to show and to put in questions ("this patient" until it is known; never a FHIR id). */
+export function patientName(info: PatientInfo): string {
+  if (info.patient) return displayName(info.patient);
+  return info.knownName ?? 'this patient';
+}
+
+export function PatientBanner({ info }: { info: PatientInfo }) {
+  const p = info.patient;
+  const age = ageAt(p?.birthDate);
+  const mrn = p ? mrnOf(p) : null;
   return (
     <section class="banner" aria-label="Patient">
-      <span class="banner-name">{patient ? displayName(patient) : props.knownName ?? (failed ? 'Patient details unavailable' : 'Loading patient…')}</span>
-      {patient && (
+      <span class="banner-name">{p ? displayName(p) : info.knownName ?? (info.failed ? 'Patient details unavailable' : 'Loading patient…')}</span>
+      {p && (
         <>
           <span>
             <span class="muted">Born </span>
-            {formatDate(patient.birthDate)}
+            {formatDate(p.birthDate)}
             {age !== null ? ` (${age} y)` : ''}
           </span>
           <span>
             <span class="muted">Sex </span>
-            {patient.gender ?? 'unknown'}
+            {p.gender ?? 'unknown'}
           </span>
-          {mrnOf(patient) && (
+          {mrn && (
             <span>
               <span class="muted">MRN </span>
-              {mrnOf(patient)}
+              {mrn}
             </span>
           )}
         </>

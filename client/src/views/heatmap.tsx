@@ -6,6 +6,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { fetchBitmap } from '../api.ts';
 import type { Session } from '../session.ts';
+import { heatmapExplanation } from '../decision-text.ts';
 import type { AssessmentResponse, Assessment } from '../types.ts';
 import { applyWindow, clampView, DEFAULT_WINDOW, type WindowLevel } from '../window-level.ts';
 
@@ -96,9 +97,7 @@ export function HeatmapViewer(props: { session: Session; assessment: Assessment;
     return (
       <section class="card heatmap" aria-labelledby="heatmap-title">
         <h2 id="heatmap-title">Radiograph heatmap</h2>
-        <p class="empty-note">
-          No heatmap: this result does not use the radiograph ({props.assessment.ood?.outside ? 'outside the model’s training distribution' : 'no usable hip radiograph'}). The risk shown is clinical-only.
-        </p>
+        <p class="empty-note">{heatmapExplanation(props.assessment, false)[0]}</p>
       </section>
     );
   }
@@ -106,13 +105,18 @@ export function HeatmapViewer(props: { session: Session; assessment: Assessment;
   return (
     <section class="card heatmap" aria-labelledby="heatmap-title">
       <h2 id="heatmap-title">Radiograph heatmap</h2>
+      {heatmapExplanation(props.assessment, true).map((t) => (
+        <p class="hint heatmap-note" key={t}>
+          {t}
+        </p>
+      ))}
       <div class="heatmap-stage">
         <canvas
           ref={canvas}
           id="heatmap-canvas"
           tabIndex={0}
           role="img"
-          aria-label={`Hip radiograph${props.assessment.study?.laterality ? ` (${props.assessment.study.laterality === 'L' ? 'left' : 'right'})` : ''} with the Grad-CAM heatmap ${show ? `at ${opacity} % opacity` : 'hidden'}. Use the arrow keys to pan when zoomed.`}
+          aria-label={`Hip radiograph${props.assessment.study?.laterality ? ` (${props.assessment.study.laterality === 'L' ? 'left' : 'right'})` : ''} with the heatmap of the regions that moved the estimate ${show ? `at ${opacity}% opacity` : 'hidden'}. Use the arrow keys to pan when zoomed.`}
           onWheel={(e) => {
             e.preventDefault();
             zoomTo(view.zoom * (e.deltaY < 0 ? 1.25 : 0.8));
@@ -147,17 +151,16 @@ export function HeatmapViewer(props: { session: Session; assessment: Assessment;
         )}
       </div>
       <div class="cam-legend" aria-hidden="true">
-        <span>lower</span>
+        <span>less</span>
         <span class="cam-ramp" />
-        <span>higher contribution</span>
+        <span>moved the estimate more</span>
       </div>
-      <p class="hint">Warm colours: image regions that raised the hip-fracture estimate most (Grad-CAM). Not a fracture finding.</p>
       <div class="controls">
         <label class="check">
           <input type="checkbox" checked={show} onChange={(e) => setShow((e.currentTarget as HTMLInputElement).checked)} /> Show heatmap
         </label>
         <label>
-          <span>Heatmap opacity {opacity} %</span>
+          <span>Heatmap opacity {opacity}%</span>
           <input type="range" min={0} max={100} step={5} value={opacity} disabled={!show} onInput={(e) => setOpacity(Number((e.currentTarget as HTMLInputElement).value))} />
         </label>
         <label>

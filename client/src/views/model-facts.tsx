@@ -37,7 +37,7 @@ export function ModelFacts({ assessment: a }: { assessment: Assessment }) {
               {Object.entries(facts.metrics).map(([o, m]) => (
                 <span class="metric" key={o}>
                   {o === 'hip' ? 'Hip' : o === 'mof' ? 'MOF' : o}: C-index {f2(m.cIndex)}
-                  {m.cIndexCi ? ` (${f2(m.cIndexCi[0])}–${f2(m.cIndexCi[1])})` : ''}, calibration slope {f2(m.calibrationSlope)}, 95 % interval coverage {m.coverage95 === null ? '–' : `${Math.round(m.coverage95 * 100)} %`}
+                  {m.cIndexCi ? ` (${f2(m.cIndexCi[0])}–${f2(m.cIndexCi[1])})` : ''}, calibration slope {f2(m.calibrationSlope)}, 95% interval coverage {m.coverage95 === null ? '–' : `${Math.round(m.coverage95 * 100)}%`}
                 </span>
               ))}
               <span class="muted"> — on the synthetic test set</span>

@@ -27,8 +27,8 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
     const mainLabel = d.shown === 'fused' ? 'Radiograph + clinical' : 'Clinical only (QFracture-2012)';
     const datasets: ChartConfiguration<'line'>['data']['datasets'] = [];
     if (d.bandUpper && d.bandLower) {
-      datasets.push({ label: '95 % interval', data: d.bandUpper, borderWidth: 0, pointRadius: 0, backgroundColor: BAND, fill: '+1', order: 3 });
-      datasets.push({ label: '95 % interval (lower)', data: d.bandLower, borderWidth: 0, pointRadius: 0, backgroundColor: BAND, fill: false, order: 3 });
+      datasets.push({ label: '95% interval', data: d.bandUpper, borderWidth: 0, pointRadius: 0, backgroundColor: BAND, fill: '+1', order: 3 });
+      datasets.push({ label: '95% interval (lower)', data: d.bandLower, borderWidth: 0, pointRadius: 0, backgroundColor: BAND, fill: false, order: 3 });
     }
     datasets.push({ label: mainLabel, data: main, borderColor: BLUE, backgroundColor: BLUE, borderWidth: 2.5, pointRadius: 0, tension: 0, order: 1 });
     if (d.shown === 'fused') {
@@ -42,11 +42,11 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
       if (ds.startsWith('95 %')) return '';
       if (ds === 'At 2, 5 and 10 years') {
         const m = d.markers[item.dataIndex]!;
-        return `${m.years} years: ${formatPercent(m.survival)} fracture-free${m.lower !== null ? ` (95 % interval ${formatInterval(m.lower, m.upper)})` : ''}`;
+        return `${m.years} years: ${formatPercent(m.survival)} fracture-free${m.lower !== null ? ` (95% interval ${formatInterval(m.lower, m.upper)})` : ''}`;
       }
       if (ds === mainLabel && d.bandLower && d.bandUpper) {
         const i = nearestIndex(d.bandLower, item.parsed.x ?? 0);
-        return `${ds}: ${formatPercent(y)} fracture-free (95 % interval ${formatInterval(d.bandLower[i]!.y, d.bandUpper[i]!.y)})`;
+        return `${ds}: ${formatPercent(y)} fracture-free (95% interval ${formatInterval(d.bandLower[i]!.y, d.bandUpper[i]!.y)})`;
       }
       return `${ds}: ${formatPercent(y)} fracture-free`;
     };
@@ -62,10 +62,10 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
         interaction: { mode: 'nearest', axis: 'x', intersect: false },
         scales: {
           x: { type: 'linear', min: 0, max: 10, ticks: { stepSize: 1, callback: (v) => `${v} y` }, title: { display: true, text: 'Years from the radiograph' }, grid: { color: '#e4e7eb' } },
-          y: { min: d.yMin, max: 100, ticks: { callback: (v) => `${v} %` }, title: { display: true, text: `Free of ${props.outcome === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'}` }, grid: { color: '#e4e7eb' } },
+          y: { min: d.yMin, max: 100, ticks: { callback: (v) => `${v}%` }, title: { display: true, text: `Free of ${props.outcome === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'}` }, grid: { color: '#e4e7eb' } },
         },
         plugins: {
-          legend: { position: 'bottom', labels: { filter: (item) => item.text !== '95 % interval (lower)', usePointStyle: true, boxHeight: 8 } },
+          legend: { position: 'bottom', labels: { filter: (item) => item.text !== '95% interval (lower)', usePointStyle: true, boxHeight: 8 } },
           tooltip: {
             filter: (item) => !(item.dataset.label ?? '').startsWith('95 %'),
             callbacks: { title: (items) => (items[0] ? `At ${(items[0].parsed.x ?? 0).toFixed(1)} years` : ''), label },
@@ -85,7 +85,7 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
   }, [props.assessment.id, props.outcome]);
 
   const rows = curveTable(o);
-  const summary = `${outcomeLabel(props.outcome)}: fracture-free probability falls from 100 % to ${formatPercent(d.markers[2]!.survival)} at 10 years${d.markers[2]!.lower !== null ? ` (95 % interval ${formatInterval(d.markers[2]!.lower, d.markers[2]!.upper)})` : ''}; clinical-only ${formatPercent(rows[rows.length - 1]!.clinical)}.`;
+  const summary = `${outcomeLabel(props.outcome)}: fracture-free probability falls from 100% to ${formatPercent(d.markers[2]!.survival)} at 10 years${d.markers[2]!.lower !== null ? ` (95% interval ${formatInterval(d.markers[2]!.lower, d.markers[2]!.upper)})` : ''}; clinical-only ${formatPercent(rows[rows.length - 1]!.clinical)}.`;
   return (
     <section class="card" aria-labelledby="curve-title">
       <div class="card-head">
@@ -109,7 +109,7 @@ export function SurvivalCurve(props: { assessment: Assessment; outcome: Outcome;
             <tr>
               <th scope="col">Years</th>
               <th scope="col">{d.shown === 'fused' ? 'Radiograph + clinical' : 'Clinical only'}</th>
-              <th scope="col">95 % interval</th>
+              <th scope="col">95% interval</th>
               <th scope="col">Clinical only (QFracture-2012)</th>
             </tr>
           </thead>

@@ -1,7 +1,7 @@
 /**
- * Warnings at the top of the page, impossible to miss (issue 7): out of distribution, image quality, low
- * confidence, clinical-only. The assessment's own `warnings` are shown verbatim, in its order of importance; a
- * clinical-only result is stated even when no warning text says so.
+ * Every note on the result (out of distribution, image quality, low confidence, clinical-only), below the summary,
+ * which carries the single most important one (`assessment.caveat`). The assessment's own `warnings` are shown
+ * verbatim, in its order of importance; a clinical-only result is stated even when no warning text says so.
  */
 import type { Assessment } from '../types.ts';
 
@@ -12,18 +12,24 @@ export function warningLevel(text: string): WarningLevel {
   return /outside the model's training distribution|clinical-only|could not be used|No eligible/i.test(text) ? 'critical' : 'caution';
 }
 
-export function Warnings({ assessment: a }: { assessment: Assessment }) {
+/** The notes the list shows: the assessment's warnings, plus the clinical-only statement when none says so. */
+export function noteItems(a: Assessment): string[] {
   const items = [...a.warnings];
   if (a.mode === 'clinical-only' && !items.some((w) => /clinical-only/i.test(w))) {
     items.unshift('Clinical-only result: the radiograph was not used; the risk is QFracture-2012 from the chart alone.');
   }
+  return items;
+}
+
+export function Warnings({ assessment: a }: { assessment: Assessment }) {
+  const items = noteItems(a);
   if (items.length === 0) return null;
   const critical = items.some((w) => warningLevel(w) === 'critical');
   return (
-    <section class={`warnings ${critical ? 'warnings-critical' : 'warnings-caution'}`} aria-labelledby="warnings-title" role="alert">
+    <section id="notes" class={`warnings ${critical ? 'warnings-critical' : 'warnings-caution'}`} aria-labelledby="warnings-title">
       <h2 id="warnings-title">
         <span aria-hidden="true">⚠ </span>
-        {items.length === 1 ? 'Warning' : `${items.length} warnings`}
+        {items.length === 1 ? 'Note on this result' : `${items.length} notes on this result`}
       </h2>
       <ul>
         {items.map((w) => (
