@@ -23,6 +23,7 @@
 import type { Bundle, Coding, Observation, Patient, Resource } from '@medplum/fhirtypes';
 import { FhirAccessError, FhirHttpError, FhirUnavailableError, HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
 import { checkHost, OutboundAddressRefusedError, Semaphore, withConnectionPolicy, type HostCheck, type HostLookup } from '../fhir/outbound.ts';
+import { DXA_RESULT_TOKENS, FACTOR_LOINC } from './services.ts';
 import { matchFhirServer, type FhirServerRefusal, type FhirServerRule } from './ssrf.ts';
 import type { FhirAuthorization } from './types.ts';
 
@@ -57,16 +58,41 @@ const REFUSED = Symbol('refused');
 /** Requests of one hook in flight at a time towards its FHIR server. */
 export const DEFAULT_HOOK_FHIR_CONCURRENCY = 4;
 
-/** Resource type → prefetch key (services.ts) and whether the assessment can do without it. */
-const KEYS: Record<string, { key: string; optional: boolean; what: string }> = {
-  Patient: { key: 'patient', optional: false, what: 'the patient' },
-  ImagingStudy: { key: 'imagingStudies', optional: false, what: 'imaging studies' },
-  Observation: { key: 'observations', optional: false, what: 'observations' },
-  Condition: { key: 'conditions', optional: false, what: 'conditions' },
-  MedicationRequest: { key: 'medicationRequests', optional: false, what: 'medication orders' },
-  MedicationStatement: { key: 'medicationStatements', optional: true, what: 'medication statements' },
-  FamilyMemberHistory: { key: 'familyHistory', optional: true, what: 'family history' },
+interface KeySpec {
+  key: string;
+  /** The assessment can do without it (the card then says which data it could not see). */
+  optional: boolean;
+  what: string;
+  /** The `system|code` tokens the key's template asks for: the key answers a search only for codes among them. */
+  codes?: ReadonlySet<string>;
+}
+
+/**
+ * Resource type → prefetch keys (services.ts). Observations have two keys with different codes (QFracture factors,
+ * DXA results): a search is answered from the key whose template covers every code it asks for, and fetched
+ * otherwise — filtering one key's resources for another's codes would wrongly answer "none".
+ */
+const KEYS: Record<string, KeySpec[]> = {
+  Patient: [{ key: 'patient', optional: false, what: 'the patient' }],
+  ImagingStudy: [{ key: 'imagingStudies', optional: false, what: 'imaging studies' }],
+  Observation: [
+    { key: 'observations', optional: false, what: 'observations', codes: new Set(FACTOR_LOINC.map((c) => `http://loinc.org|${c}`)) },
+    { key: 'dxaResults', optional: false, what: 'DXA results', codes: new Set(DXA_RESULT_TOKENS) },
+  ],
+  Condition: [{ key: 'conditions', optional: false, what: 'conditions' }],
+  MedicationRequest: [{ key: 'medicationRequests', optional: false, what: 'medication orders' }],
+  MedicationStatement: [{ key: 'medicationStatements', optional: true, what: 'medication statements' }],
+  FamilyMemberHistory: [{ key: 'familyHistory', optional: true, what: 'family history' }],
+  ServiceRequest: [{ key: 'serviceRequests', optional: false, what: 'orders and referrals' }],
 };
+
+/** The prefetch key that can answer a search of `type` with `params`, if any. */
+function specFor(type: string, params: Record<string, string>): KeySpec | undefined {
+  const specs = KEYS[type];
+  if (!specs) return undefined;
+  const asked = params['code']?.split(',').filter((c) => c !== '');
+  return specs.find((s) => !s.codes || (!!asked && asked.length > 0 && asked.every((c) => s.codes!.has(c) || [...s.codes!].some((t) => t.endsWith(`|${c}`)))));
+}
 
 /**
  * True when a SMART scope string grants reading/searching `type` (v1 `patient/Observation.read`, `user/*.*`;
@@ -240,7 +266,7 @@ export class HookFhirSource implements FhirDataSource {
 
   search<T extends Resource>(type: T['resourceType'], params: Record<string, string>, signal?: AbortSignal): Promise<T[]> {
     return this.#once(`search|${type}|${JSON.stringify(params)}`, async () => {
-      const spec = KEYS[type];
+      const spec = specFor(type, params);
       const pre = spec ? entriesOf<T>(this.#opts.prefetch?.[spec.key], type) : undefined;
       if (pre) {
         this.stats.prefetch++;

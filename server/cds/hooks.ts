@@ -1,13 +1,15 @@
 /**
  * One hook call from request to cards: when to speak, the deadline, and the card.
  *
- * Deadline (issue 6 item 6): the answer leaves within the budget whatever the FHIR server or PACS do.
+ * Deadline: the answer leaves within the budget whatever the FHIR server or PACS do.
  * 1. An identical recent request is answered from memory (no I/O).
  * 2. Otherwise the full assessment starts, and next to it the clinical-only estimate (both read the chart through
  *    one memoised {@link HookFhirSource}, so the chart is read once).
  * 3. At the deadline: the full assessment if it finished; else the clinical-only estimate ("image analysis in
  *    progress") if the chart could be read; else no card. The full assessment keeps running in the background and
  *    is cached by the risk service, so the next call is answered from it.
+ * 4. Existing care (open FLS referral, DXA, treatment) is read next to the assessment and waited for only until
+ *    the same deadline; when it is not known by then, the card says so and suggests no order.
  * @see https://cds-hooks.hl7.org/2.0/#http-response
  */
 import type { ServiceRequest } from '@medplum/fhirtypes';
@@ -17,7 +19,8 @@ import { hashPatientId, type Logger } from '../logging.ts';
 import { IMAGING_CATEGORY, isDxaOrder, isFlsReferral } from '../orders/service-requests.ts';
 import type { Assessment, Tier } from '../risk/assess.ts';
 import type { RiskService } from '../risk/service.ts';
-import { buildCard, type CardKind } from './cards.ts';
+import type { CareStatus } from '../orders/care-status.ts';
+import { buildCard, type CardKind, type CareKnowledge, type DecidedAssessment } from './cards.ts';
 import type { CdsStore } from './store.ts';
 import type { Card, HookRequest, ServiceDefinition } from './types.ts';
 
@@ -127,6 +130,12 @@ export async function assessWithin(risk: RiskService, patientId: string, fhir: F
   return { kind: 'none', reason: 'deadline' };
 }
 
+/**
+ * How long an order-select card counts as "on the order screen": an order-sign call for the same patient, user and
+ * risk within this time answers no card, so the same risk is not shown twice while one order is placed.
+ */
+export const ORDER_SESSION_MS = 30 * 60_000;
+
 export interface SpeakInput {
   service: ServiceDefinition;
   outcome: Exclude<Outcome, { kind: 'none' }>;
@@ -135,17 +144,32 @@ export interface SpeakInput {
   /** Where the chart came from (patient ids are only unique per FHIR server). */
   sourceId: string;
   patientId: string;
+  /** `context.userId` of the call (order-sign is silent when the same user saw the same risk at order-select). */
+  userId?: string;
+  /** For the order session (default: now). */
+  now?: Date;
 }
 
+/** What identifies "the same risk" between order-select and order-sign: the assessment, and whether it is provisional. */
+const riskKeyOf = (o: SpeakInput['outcome']): string => `${o.kind}|${o.assessment.cacheKey}`;
+
 /**
- * When to speak (issue 6 item 4): order hooks at or above `orderMinTier`; patient-view at or above
+ * When to speak: order hooks at or above `orderMinTier` — except order-sign right after an order-select card with
+ * the same risk for the same user and patient (one card per order screen); patient-view at or above
  * `patientViewMinTier`, or with news since it last spoke for this patient (tier changed, or the radiograph-based
- * result arrived after a clinical-only one). Records what patient-view said.
+ * result arrived after a clinical-only one). Records what patient-view and order-select said.
  */
 export function shouldSpeak(x: SpeakInput): boolean {
   const a = x.outcome.assessment;
   const tier = a.tier.tier;
-  if (x.service.hook !== 'patient-view') return TIER_RANK[tier] >= TIER_RANK[x.settings.orderMinTier];
+  if (x.service.hook !== 'patient-view') {
+    if (TIER_RANK[tier] < TIER_RANK[x.settings.orderMinTier]) return false;
+    const now = x.now ?? new Date();
+    const user = x.userId ?? '';
+    if (x.service.hook === 'order-sign' && x.store.orderCardShownSince(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), new Date(now.getTime() - ORDER_SESSION_MS))) return false;
+    if (x.service.hook === 'order-select') x.store.recordOrderCard(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), now);
+    return true;
+  }
   const key = x.outcome.kind === 'clinical-in-progress' ? `in-progress|${tier}` : a.cacheKey;
   const last = x.store.lastSpoken(x.service.id, x.sourceId, x.patientId);
   const news = !!last && last.assessmentKey !== key && (last.tier !== tier || (last.mode !== a.mode && a.mode === 'image-and-clinical'));
@@ -154,12 +178,13 @@ export function shouldSpeak(x: SpeakInput): boolean {
   return speak;
 }
 
-export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts; unavailable: readonly string[] }): Card[] {
+/** The one card of a hook call (or none): CDS Hooks cards per context, never two copies of the same risk. */
+export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts; unavailable: readonly string[]; care: CareKnowledge }): Card[] {
   if (!shouldSpeak(x)) return [];
   const o = x.outcome;
   const kind: CardKind = o.kind;
   const built = buildCard({
-    assessment: o.assessment,
+    assessment: o.assessment as DecidedAssessment,
     kind,
     context: x.req.context,
     publicBaseUrl: x.settings.publicBaseUrl,
@@ -169,7 +194,28 @@ export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts;
     draftHasDxa: x.facts?.dxa ?? false,
     draftHasFls: x.facts?.fls ?? false,
     unavailable: x.unavailable,
+    care: x.care,
+    ...(x.now ? { now: x.now } : {}),
   });
   x.store.recordCard({ uuid: built.card.uuid!, serviceId: x.service.id, patientId: x.patientId, tier: o.assessment.tier.tier, mode: o.assessment.mode, kind, assessmentId: o.assessment.id, suggestions: built.suggestionIds });
   return [built.card];
+}
+
+/**
+ * Existing care read within the deadline (`deadlineAt`, a `performance.now()` time): the status if `pending` settles
+ * in time, else "not known" (the read is aborted). A failed read is "not known" too: the card then says it could not
+ * check, rather than suggest an order that may already exist.
+ */
+export async function careWithin(pending: Promise<CareStatus>, deadlineAt: number, abort?: AbortController): Promise<{ care: CareKnowledge; outcome: 'read' | 'timeout' | 'failed'; error?: unknown }> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), Math.max(0, deadlineAt - performance.now()));
+  });
+  const r = await Promise.race([pending.then((status) => ({ ok: true as const, status }), (error: unknown) => ({ ok: false as const, error })), late]);
+  clearTimeout(timer);
+  if (r === 'late') {
+    abort?.abort();
+    return { care: { known: false, reason: 'timeout' }, outcome: 'timeout' };
+  }
+  return r.ok ? { care: { known: true, status: r.status }, outcome: 'read' } : { care: { known: false, reason: 'failed' }, outcome: 'failed', error: r.error };
 }

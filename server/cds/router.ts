@@ -17,7 +17,8 @@ import { FactorError } from '../risk/factors.ts';
 import type { RiskService } from '../risk/service.ts';
 import { Semaphore, type HostLookup } from '../fhir/outbound.ts';
 import { DEFAULT_HOOK_FHIR_CONCURRENCY, HookFhirSource, PrefetchUnavailableError } from './fhir-source.ts';
-import { assessWithin, cardsFor, orderFacts, type HookSettings } from './hooks.ts';
+import { loadCareStatus } from '../orders/care-status.ts';
+import { assessWithin, careWithin, cardsFor, orderFacts, type HookSettings } from './hooks.ts';
 import { CdsAuthError, type CdsJwtVerifier, type VerifiedClient } from './jwt.ts';
 import { SERVICES, serviceById } from './services.ts';
 import { fhirServerForLog } from './ssrf.ts';
@@ -122,9 +123,9 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
     const patientId = hook.context.patientId;
     const client = res.locals['cdsClient'] as VerifiedClient;
     const hlog = log.child({ service: service.id, client: client.client.id, jti: client.jti, hookInstance: hook.hookInstance, patient: hashPatientId(patientId) });
-    const answer = (body: HookResponse, outcome: string): void => {
+    const answer = (body: HookResponse, outcome: string, extra: Record<string, unknown> = {}): void => {
       res.json(body);
-      hlog.info({ outcome, cards: body.cards.length, ms: Math.round(performance.now() - t0) }, 'cds: hook answered');
+      hlog.info({ outcome, cards: body.cards.length, ms: Math.round(performance.now() - t0), ...extra }, 'cds: hook answered');
     };
 
     const facts = service.hook === 'patient-view' ? undefined : orderFacts(hook, orderCodes);
@@ -145,11 +146,22 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
       // Which client named which server, and why it was not contacted: for the operator (no patient data).
       onRefused: (refusal) => hlog.warn({ ...refusal, fhirServer: fhirServerForLog(hook.fhirServer ?? '') }, 'cds: fhirServer not contacted'),
     });
+    const deadlineAt = t0 + settings.deadlineMs - SEND_MARGIN_MS;
+    // Existing care is read next to the assessment (sharing the chart reads) and waited for only until the deadline.
+    const careAbort = new AbortController();
+    const carePending = loadCareStatus(fhir, patientId, { signal: careAbort.signal });
+    carePending.catch(() => undefined); // settled by careWithin, or abandoned when no card is made
     try {
-      const outcome = await assessWithin(risk, patientId, fhir, t0 + settings.deadlineMs - SEND_MARGIN_MS, hlog);
-      if (outcome.kind === 'none') return answer({ cards: [] }, 'deadline-no-data');
-      const cards = cardsFor({ service, outcome, settings, store, sourceId: fhir.baseUrl, patientId, req: hook, ...(facts ? { facts } : {}), unavailable: fhir.unavailable });
-      answer({ cards }, outcome.kind === 'assessment' ? `assessment-${outcome.source}` : outcome.kind);
+      const outcome = await assessWithin(risk, patientId, fhir, deadlineAt, hlog);
+      if (outcome.kind === 'none') {
+        careAbort.abort();
+        return answer({ cards: [] }, 'deadline-no-data');
+      }
+      const care = await careWithin(carePending, deadlineAt, careAbort);
+      // Error name and code only: a FHIR error's message may carry a query with the patient's id.
+      const careError = care.outcome === 'failed' ? { careError: (care.error as Error).name, careErrorCode: (care.error as { code?: string }).code } : {};
+      const cards = cardsFor({ service, outcome, settings, store, sourceId: fhir.baseUrl, patientId, userId: hook.context.userId, req: hook, ...(facts ? { facts } : {}), unavailable: fhir.unavailable, care: care.care });
+      answer({ cards }, outcome.kind === 'assessment' ? `assessment-${outcome.source}` : outcome.kind, { care: care.outcome, ...careError });
     } catch (err) {
       if (err instanceof PrefetchUnavailableError) {
         hlog.info({ err: err.message }, 'cds: required data unavailable');

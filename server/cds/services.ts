@@ -4,14 +4,20 @@
  * Templates use only 2.0 tokens (`{{context.patientId}}`) and 2.0 query forms (instance read; type search on the
  * patient with token `code` equality and `_sort`). They ask for exactly what `server/risk/factors.ts` `loadChart`
  * reads, so a client that honours every template needs no FHIR call back; a client that omits a key gets it fetched
- * with `fhirServer` + `fhirAuthorization` ({@link HookFhirSource}). `|` is percent-encoded (see the SMART note in
+ * with `fhirServer` + `fhirAuthorization` ({@link HookFhirSource}). `serviceRequests` and `dxaResults` serve the card's
+ * check of existing care (server/orders/care-status.ts). `|` is percent-encoded (see the SMART note in
  * the standards reference: some proxies collapse `//` in unencoded query strings).
  * @see https://cds-hooks.hl7.org/2.0/#prefetch-template
  */
+import { loadValueSets } from '../fhir/valuesets.ts';
+import { dxaResultTokens, OPEN_REFERRAL_STATUSES } from '../orders/care-status.ts';
 import type { ServiceDefinition } from './types.ts';
 
 /** LOINC codes of the Observations QFracture needs (weight, height, BMI, smoking, alcohol) — as factors.ts reads them. */
 export const FACTOR_LOINC = ['29463-7', '8302-2', '39156-5', '72166-2', '74013-4'] as const;
+
+/** `system|code` of the DXA results (ValueSet `dxa-result`) that care status reads: the `dxaResults` template asks for exactly these. */
+export const DXA_RESULT_TOKENS: readonly string[] = Object.freeze(dxaResultTokens(loadValueSets()));
 
 const enc = (s: string): string => encodeURIComponent(s);
 
@@ -24,6 +30,10 @@ export const PREFETCH: Readonly<Record<string, string>> = Object.freeze({
   medicationRequests: 'MedicationRequest?patient={{context.patientId}}',
   medicationStatements: 'MedicationStatement?patient={{context.patientId}}',
   familyHistory: 'FamilyMemberHistory?patient={{context.patientId}}',
+  // Existing care (server/orders/care-status.ts): open referrals and orders, DXA results. Without them the card
+  // cannot tell whether a referral or DXA already exists, and says so instead of suggesting one.
+  serviceRequests: `ServiceRequest?patient={{context.patientId}}&status=${OPEN_REFERRAL_STATUSES.join(',')}`,
+  dxaResults: `Observation?patient={{context.patientId}}&code=${DXA_RESULT_TOKENS.map(enc).join(',')}`,
 });
 
 export const SERVICE_IDS = { orderSelect: 'fracture-risk-order-select', orderSign: 'fracture-risk-order-sign', patientView: 'fracture-risk-patient-view' } as const;

@@ -64,6 +64,9 @@ CREATE INDEX IF NOT EXISTS cds_feedback_card ON cds_feedback(card_uuid);
 CREATE TABLE IF NOT EXISTS cds_spoken (
   service_id TEXT NOT NULL, source TEXT NOT NULL, patient_id TEXT NOT NULL, assessment_key TEXT NOT NULL,
   tier TEXT NOT NULL, mode TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (service_id, source, patient_id));
+CREATE TABLE IF NOT EXISTS cds_order_card (
+  source TEXT NOT NULL, patient_id TEXT NOT NULL, user_id TEXT NOT NULL, risk_key TEXT NOT NULL, at TEXT NOT NULL,
+  PRIMARY KEY (source, patient_id, user_id));
 `;
 
 const rate = (cards: number, accepted: number, overridden: number): Rate => ({
@@ -130,6 +133,19 @@ export class CdsStore {
     this.#prepared(`INSERT INTO cds_spoken VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT (service_id, source, patient_id) DO UPDATE SET assessment_key = excluded.assessment_key, tier = excluded.tier, mode = excluded.mode, at = excluded.at`)
       .run(serviceId, source, patientId, s.assessmentKey, s.tier, s.mode, new Date().toISOString());
+  }
+
+  /** Records that an order-select card showed the risk `riskKey` to `userId` for this patient (one row per user and patient). */
+  recordOrderCard(source: string, patientId: string, userId: string, riskKey: string, at: Date = new Date()): void {
+    this.#prepared(`INSERT INTO cds_order_card VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT (source, patient_id, user_id) DO UPDATE SET risk_key = excluded.risk_key, at = excluded.at`)
+      .run(source, patientId, userId, riskKey, at.toISOString());
+  }
+
+  /** True when an order-select card showed the same risk to the same user for this patient at or after `since`. */
+  orderCardShownSince(source: string, patientId: string, userId: string, riskKey: string, since: Date): boolean {
+    const row = this.#prepared('SELECT risk_key, at FROM cds_order_card WHERE source = ? AND patient_id = ? AND user_id = ?').get(source, patientId, userId) as { risk_key: string; at: string } | undefined;
+    return !!row && row.risk_key === riskKey && row.at >= since.toISOString();
   }
 
   /**

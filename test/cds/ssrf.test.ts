@@ -115,7 +115,7 @@ function harness(allowlist: string[], dns: Record<string, string[]> = {}): Harne
       fhir: new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 10_000 }),
       dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 20_000, retries: 0 }),
       registry,
-      settings: { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10 },
+      settings: { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 } },
       logger: stack.logger,
     },
     cacheSize: 100,
