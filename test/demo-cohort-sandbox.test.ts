@@ -1,7 +1,8 @@
 /**
  * The committed demo cohort as the demo stack serves it: every FHIR bundle seeds without a rejection, every
  * ImagingStudy leads (through its Endpoint, rewritten to the sandbox DICOMweb URL) to a study the sandbox DICOMweb
- * server has, for the same patient (DICOM PatientID = the Patient's `urn:frcds:synthetic-mrn` identifier).
+ * server has, for the same patient (DICOM PatientID = the Patient's `urn:frcds:synthetic-mrn` identifier); every
+ * Patient names its hospital and carries an MRN; the charted DXA results are what the care status reads.
  * The demo cohort is a committed artefact (brief contract 5): this suite fails, not skips, when it is missing.
  */
 import assert from 'node:assert/strict';
@@ -10,9 +11,11 @@ import { Writable } from 'node:stream';
 import { before, describe, test } from 'node:test';
 import express, { type Express } from 'express';
 import request from 'supertest';
-import type { Bundle, Endpoint, ImagingStudy, Patient } from '@medplum/fhirtypes';
+import type { Bundle, Endpoint, ImagingStudy, Organization, Patient, Resource } from '@medplum/fhirtypes';
 import { loadConfig, REPO_ROOT } from '../server/config.ts';
+import type { FhirDataSource } from '../server/fhir/client.ts';
 import { createLogger } from '../server/logging.ts';
+import { loadCareStatus } from '../server/orders/care-status.ts';
 import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
 import { createFhirSandbox, type FhirSandbox } from '../server/sandbox/fhir/router.ts';
 import { seedFhirSandbox, type SeedResult } from '../server/sandbox/seed.ts';
@@ -24,6 +27,18 @@ let fhir: FhirSandbox;
 let seeded: SeedResult;
 let dicomApp: Express;
 let instanceCount = 0;
+
+/** The in-process sandbox as a read-only FHIR data source (searches go through its real search code). */
+const sandboxSource = (): FhirDataSource => ({
+  baseUrl: config.fhir.publicBaseUrl,
+  read: async <T extends Resource>(type: T['resourceType'], id: string) => (await fhir.handle('GET', `${type}/${id}`)).body as T,
+  search: async <T extends Resource>(type: T['resourceType'], params: Record<string, string>) => {
+    const r = await fhir.handle('GET', `${type}?${new URLSearchParams({ ...params, _count: '500' }).toString()}`);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    return ((r.body as Bundle<T>).entry ?? []).map((e) => e.resource!);
+  },
+  write: () => Promise.reject(new Error('read-only')),
+});
 
 before(async () => {
   fhir = createFhirSandbox({ baseUrl: config.fhir.publicBaseUrl, page: config.files.sandbox.fhir, maxRequestBytes: config.files.sandbox.fhir.maxRequestBytes, logger });
@@ -61,6 +76,42 @@ describe('demo cohort in the sandboxes', () => {
       checked++;
     }
     assert.equal(checked, instanceCount, 'one DICOM study per ImagingStudy');
+  });
+
+  test('every Patient names its hospital (managingOrganization, MRN assigner) and has an MR-typed MRN', async () => {
+    const patients = ((await fhir.handle('GET', 'Patient?_count=500')).body as Bundle<Patient>).entry!.map((e) => e.resource!);
+    assert.equal(patients.length, seeded.bundles);
+    const sites = new Set<string>();
+    for (const p of patients) {
+      const org = p.managingOrganization;
+      assert.match(org?.display ?? '', /^Synthetic hospital [AB]$/, p.id);
+      const stored = (await fhir.handle('GET', org!.reference!)).body as Organization;
+      assert.equal(stored.name, org!.display);
+      const mrn = p.identifier?.find((i) => i.type?.coding?.some((c) => c.system === 'http://terminology.hl7.org/CodeSystem/v2-0203' && c.code === 'MR'));
+      assert.equal(mrn?.system, 'urn:frcds:synthetic-mrn');
+      assert.match(mrn?.value ?? '', /^DEMO[AB]\d{4}$/);
+      assert.equal(mrn?.assigner?.display, org!.display);
+      sites.add(org!.display!);
+    }
+    assert.equal(sites.size, 2);
+  });
+
+  test('the charted DXA results are the care status\'s DXA result (ValueSet dxa-result), for about a third of patients', async () => {
+    const patients = ((await fhir.handle('GET', 'Patient?_count=500')).body as Bundle<Patient>).entry!.map((e) => e.resource!.id!);
+    const source = sandboxSource();
+    let withDxa = 0;
+    for (const id of patients) {
+      const status = await loadCareStatus(source, id);
+      const charted = ((await fhir.handle('GET', `Observation?subject=Patient/${id}&_count=100`)).body as Bundle).entry?.map((e) => e.resource!).filter((r) => r.id?.endsWith('-dxa-t-score')) ?? [];
+      if (charted.length === 0) {
+        assert.equal(status.dxaResult, null, id);
+        continue;
+      }
+      withDxa++;
+      const t = charted[0] as { id: string; valueQuantity: { value: number }; effectiveDateTime: string };
+      assert.deepEqual(status.dxaResult, { id: t.id, date: t.effectiveDateTime, tScore: t.valueQuantity.value }, id);
+    }
+    assert.ok(withDxa >= patients.length / 4 && withDxa <= patients.length * 0.45, `${withDxa} of ${patients.length}`);
   });
 
   test('the quick-start query answers a searchset with fullUrls and a next link', async () => {
