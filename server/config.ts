@@ -16,6 +16,7 @@ import type { SmartClientsFile } from './sandbox/smart/clients.ts'; // SMART san
 import { loadOrderCodeMaps, OrderCodeMapError } from './fhir/conceptmaps.ts'; // CDS order-code ConceptMaps
 import { bareIp, classifyAddress } from './fhir/outbound.ts';
 import { resolveTokenServers, type TokenServer } from './auth/servers.ts'; // foreign authorization servers
+import { DECISION_DEFAULTS } from './risk/decision.ts'; // decision thresholds' guideline default
 
 /**
  * Repository root: the nearest folder above this file holding `package.json`. Searched for rather than taken as
@@ -194,8 +195,12 @@ export interface AppConfig {
     readonly lookbackDays: number;
     /** Tier thresholds on 10-year risks in percent (`RISK_TIER_*`). */
     readonly tiers: { readonly mofModerate: number; readonly mofHigh: number; readonly hipHigh: number };
-    /** A 10-year 95 % interval wider than this many percentage points is "low confidence" (`RISK_MAX_INTERVAL_WIDTH`). */
-    readonly maxIntervalWidth: number;
+    /** When an image-derived risk is "low confidence" (`RISK_MAX_LOG_HAZARD_SD`, `RISK_NEAR_OOD_FRACTION`; server/risk/assess.ts). */
+    readonly lowConfidence: { readonly maxLogHazardSd: number; readonly nearOodFraction: number };
+    /** Probability of being above a treatment threshold needed for tier high (`RISK_DECISION_PROBABILITY`). */
+    readonly decisionProbability: number;
+    /** The guideline the thresholds come from (`RISK_GUIDELINE_NAME`, `RISK_GUIDELINE_URL`). */
+    readonly guideline: { readonly name: string; readonly url: string };
     /** Write the RiskAssessment and its resources back to the FHIR server (`RISK_WRITE_BACK`). */
     readonly writeBack: boolean;
     /** Assessments kept in the in-memory cache (`RISK_CACHE_SIZE`). */
@@ -371,9 +376,13 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'IMAGING_WORKERS', description: 'Worker threads that decode radiograph frames and run the preprocessing recipe, so CDS hooks and API calls are not queued behind image decoding on the main event loop. `0` does the work inline on the main thread.', defaultText: '`1`', schema: { type: 'integer', minimum: 0, maximum: 32 } },
   { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
-  { env: 'RISK_TIER_MOF_HIGH', description: 'Risk tier: 10-year MOF risk (%) from which the tier is "high" (≥ 20 %: Osteoporosis Canada 2010; Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`20`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
-  { env: 'RISK_TIER_HIP_HIGH', description: 'Risk tier: 10-year hip fracture risk (%) from which the tier is "high" whatever the MOF risk (≥ 3 %: Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`3`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
-  { env: 'RISK_MAX_INTERVAL_WIDTH', description: 'A 10-year risk whose 95 % interval is wider than this many percentage points is flagged "low confidence".', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_TIER_MOF_HIGH', description: 'Treatment threshold on the 10-year MOF risk (%): at or above it the tier is "high" when the probability of being above it reaches `RISK_DECISION_PROBABILITY`, else "moderate" (≥ 20 %: Osteoporosis Canada 2010; Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`20`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_TIER_HIP_HIGH', description: 'Treatment threshold on the 10-year hip fracture risk (%): at or above it the tier is "high" whatever the MOF risk when the probability of being above it reaches `RISK_DECISION_PROBABILITY`, else "moderate" (≥ 3 %: Bone Health & Osteoporosis Foundation Clinician\'s Guide treatment threshold).', defaultText: '`3`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
+  { env: 'RISK_DECISION_PROBABILITY', description: 'Tier "high" needs a shown 10-year risk at or above a treatment threshold AND a probability of at least this much that the risk is above it (from the model\'s predictive distribution; a clinical-only risk has no interval and needs only the shown value). At or above a threshold with less certainty, or with a probability of at least 1 − this value, the tier is "moderate" (borderline).', defaultText: '`0.8`', schema: { type: 'number', exclusiveMinimum: 0.5, maximum: 1 }, hint: 'must be a number above 0.5 and at most 1' },
+  { env: 'RISK_GUIDELINE_NAME', description: 'The guideline the treatment thresholds (`RISK_TIER_HIP_HIGH`, `RISK_TIER_MOF_HIGH`) come from, named in each decision. Change it together with the thresholds (e.g. for NOGG\'s age-dependent UK thresholds).', defaultText: '`Bone Health & Osteoporosis Foundation Clinician\'s Guide (2022)`', schema: { type: 'string', minLength: 1, maxLength: 200 } },
+  { env: 'RISK_GUIDELINE_URL', description: 'Link to that guideline, shown with each decision.', defaultText: '`https://doi.org/10.1007/s00198-021-05900-y` (LeBoff et al., Osteoporos Int 2022;33:2049–2102)', schema: URL_SCHEMA },
+  { env: 'RISK_MAX_LOG_HAZARD_SD', description: 'An image-derived risk is "low confidence" when the ensemble members disagree more than usual: the sd of their log-hazards for an outcome above this value (replaces `RISK_MAX_INTERVAL_WIDTH`, which flagged nearly every high risk because the same spread gives a wider interval in percentage points the higher the risk). 0.9 lies above the spread of 32 of the 36 in-distribution demo radiographs (medians: hip 0.55, MOF 0.36; the model card gives no validation distribution of the spread).', defaultText: '`0.9`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 10 } },
+  { env: 'RISK_NEAR_OOD_FRACTION', description: 'An image-derived risk is also "low confidence" when the radiograph\'s OOD distance is above this fraction of the model\'s OOD threshold (close to the edge of the training distribution; above the threshold the risk is withheld).', defaultText: '`0.95`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
   { env: 'RISK_CACHE_SIZE', description: 'Assessments kept in memory, keyed by study, model version and factor hash (least recently used evicted).', defaultText: '`500`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
   { env: 'IMAGE_PATIENT_ID_SYSTEMS', description: 'Before any pixel is used, the image\'s DICOM Patient ID (0010,0020) must be an identifier of the FHIR Patient being assessed, or the image is refused ("belongs to another patient"), an AuditEvent is written and the risk is clinical-only. Unset: the identifier whose system equals the DICOM Issuer of Patient ID (0010,0021), or any identifier when the header names no issuer. Set (space-separated systems, e.g. `urn:oid:1.2.3.4.5`) when the PACS Patient ID is not the EHR\'s MRN: the Patient then needs an identifier of one of these systems carrying the PACS id.', defaultText: 'unset', schema: { type: 'string', minLength: 1, pattern: '^\\S+( \\S+)*$' }, hint: 'must be space-separated identifier systems' },
@@ -664,6 +673,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   problems.push(...tokenServers.problems);
   bad.push(...tokenServers.bad);
 
+  if (env['RISK_MAX_INTERVAL_WIDTH'] !== undefined && env['RISK_MAX_INTERVAL_WIDTH'] !== '') {
+    problems.push('RISK_MAX_INTERVAL_WIDTH is no longer used: "low confidence" now follows the ensemble spread (RISK_MAX_LOG_HAZARD_SD) and the distance to the OOD threshold (RISK_NEAR_OOD_FRACTION); remove it');
+    bad.push('RISK_MAX_INTERVAL_WIDTH');
+  }
   if ((num('RISK_TIER_MOF_MODERATE', 10)) >= num('RISK_TIER_MOF_HIGH', 20) && !bad.includes('RISK_TIER_MOF_MODERATE')) {
     problems.push('RISK_TIER_MOF_MODERATE must be below RISK_TIER_MOF_HIGH');
     bad.push('RISK_TIER_MOF_MODERATE');
@@ -747,7 +760,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     risk: {
       lookbackDays: num('RISK_LOOKBACK_DAYS', 730),
       tiers: { mofModerate: num('RISK_TIER_MOF_MODERATE', 10), mofHigh: num('RISK_TIER_MOF_HIGH', 20), hipHigh: num('RISK_TIER_HIP_HIGH', 3) },
-      maxIntervalWidth: num('RISK_MAX_INTERVAL_WIDTH', 10),
+      lowConfidence: { maxLogHazardSd: num('RISK_MAX_LOG_HAZARD_SD', 0.9), nearOodFraction: num('RISK_NEAR_OOD_FRACTION', 0.95) },
+      decisionProbability: num('RISK_DECISION_PROBABILITY', 0.8),
+      guideline: { name: str('RISK_GUIDELINE_NAME') ?? DECISION_DEFAULTS.guideline.name, url: str('RISK_GUIDELINE_URL') ?? DECISION_DEFAULTS.guideline.url },
       writeBack: str('RISK_WRITE_BACK') === 'true',
       cacheSize: num('RISK_CACHE_SIZE', 500),
       imagePatientIdSystems: str('IMAGE_PATIENT_ID_SYSTEMS')?.split(/ +/) ?? [],

@@ -36,7 +36,7 @@ const truth = (JSON.parse(readFileSync(join(DEMO_DIR, 'truth.json'), 'utf8')) as
 const REAL_MODEL_DIR = join(REPO_ROOT, 'models');
 const REAL_PRESENT = existsSync(join(REAL_MODEL_DIR, 'hip-xray-v1', 'manifest.json'));
 const AT = new Date('2026-11-27T12:00:00Z');
-const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10 };
+const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 } };
 
 let stack: DemoStack;
 let smoke: ModelRegistry;

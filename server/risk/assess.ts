@@ -7,9 +7,18 @@
  * - OOD distance above the manifest threshold → the image-derived risk is WITHHELD; the clinical-only risk is shown
  *   with "Outside the model's training distribution — review by a clinician".
  * - no eligible image, or the image cannot be fetched/decoded/preprocessed → clinical-only, with the reason.
- * - image-quality checks (quality.ts) → warnings; 10-y interval wider than the setting → "Low confidence".
+ * - image-quality checks (quality.ts) → warnings.
+ * - "Low confidence" only when the uncertainty is unusual: an outcome's ensemble spread (sd of the members'
+ *   log-hazards) above `lowConfidence.maxLogHazardSd`, or an in-distribution image close to the OOD threshold
+ *   (distance above `lowConfidence.nearOodFraction` × threshold). A wide interval in percentage points alone is not
+ *   unusual: the same spread on the log-hazard scale gives a wider interval the higher the risk.
  * - missing key factors (defaults used) → listed. Age outside the model's intended population → warning.
  * Every number comes with its basis; nothing is shown without saying what it rests on.
+ *
+ * MOF includes hip fracture, so the MOF cumulative hazard is never below the hip's (survival.ts, "Composite
+ * outcomes"): for the fused risks, their bounds and curves, the radiograph-term-only comparison and the
+ * clinical-only QFracture-2012 risks alike, and therefore for the tier, the decision and the FHIR output.
+ * The decision (decision.ts) and the one most important caveat for a summary line are part of the assessment.
  *
  * "Image-term only" is the fused model's prediction with the clinical term set to QFracture's reference profile
  * (linear predictor 0: centred age and BMI, no risk factors) — what the radiograph alone moves; it is not a
@@ -31,16 +40,33 @@ import { extractFactors, loadChart, type ClinicalFactors } from './factors.ts';
 import { renderHeatmap } from './heatmap.ts';
 import { checkImageQuality, type QualityCheck } from './quality.ts';
 import { linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type Sex } from './qfracture.ts';
-import { risksAt, spread, survivalCurve, type CurvePoint, type RiskWithInterval } from './survival.ts';
+import { baselineAt, compositeBinds, compositeCurve, compositeRisksAt, spread, type CurvePoint, type EnsembleSpread, type HazardTerm, type RiskWithInterval } from './survival.ts';
+import { decide, DECISION_DEFAULTS, type Decision, type DecisionSettings, type HazardComponent } from './decision.ts';
 
 export const OOD_WARNING = "Outside the model's training distribution — review by a clinician. The image-derived risk is withheld; the clinical-only (QFracture-2012) risk is shown.";
 export const HORIZONS = [1, 2, 5, 10] as const;
 const OUTCOMES: readonly Outcome[] = ['hip', 'mof'];
 
+/** When an image-derived risk is flagged "low confidence" (header). */
+export interface LowConfidenceSettings {
+  /** Largest ordinary ensemble sd of an outcome's log-hazard (`RISK_MAX_LOG_HAZARD_SD`). */
+  maxLogHazardSd: number;
+  /** An OOD distance above this fraction of the manifest threshold is "near the edge" (`RISK_NEAR_OOD_FRACTION`). */
+  nearOodFraction: number;
+}
+
+/** Defaults of {@link LowConfidenceSettings} (the README's configuration table explains how they were chosen). */
+export const LOW_CONFIDENCE_DEFAULTS: LowConfidenceSettings = { maxLogHazardSd: 0.9, nearOodFraction: 0.95 };
+
 export interface AssessmentSettings {
   lookbackDays: number;
   tiers: { mofModerate: number; mofHigh: number; hipHigh: number };
-  maxIntervalWidth: number;
+  /** Default {@link LOW_CONFIDENCE_DEFAULTS}. */
+  lowConfidence?: LowConfidenceSettings;
+  /** Probability above a threshold needed for tier high (`RISK_DECISION_PROBABILITY`); default 0.8. */
+  decisionProbability?: number;
+  /** The guideline the thresholds come from (`RISK_GUIDELINE_NAME`, `RISK_GUIDELINE_URL`); default BHOF 2022. */
+  guideline?: { name: string; url: string };
   /** Patient.identifier systems that carry the PACS Patient ID (server/imaging/identity.ts); absent or empty: its default rule. */
   imagePatientIdSystems?: readonly string[];
 }
@@ -98,9 +124,12 @@ export interface OutcomeResult {
   clinicalOnly: { risks: { years: number; risk: number }[]; curve: { years: number; survival: number }[]; linearPredictor: number };
   imageTermOnly: { risks: RiskWithInterval[]; logHazard: number } | null;
   contributions: FactorContribution[];
-  /** 10-year 95 % interval width in percentage points (fused), and whether it exceeds the setting. */
+  /** 10-year 95 % interval width in percentage points (shown fused risk), for information; null when clinical-only. */
   intervalWidth10y: number | null;
+  /** The image-derived risk is shown and its uncertainty is unusual (header: ensemble sd or near the OOD threshold). */
   lowConfidence: boolean;
+  /** MOF only: the hip hazard raised some MOF number (risk, bound or curve point) to the hip's (MOF includes hip). */
+  raisedToHip: boolean;
 }
 
 export type Tier = 'low' | 'moderate' | 'high';
@@ -116,6 +145,10 @@ export interface Assessment {
   factors: ClinicalFactors;
   outcomes: Record<Outcome, OutcomeResult>;
   tier: { tier: Tier; basis: 'fused' | 'clinical-only'; rule: string };
+  /** What the risk means against the guideline thresholds and what to do (decision.ts). */
+  decision: Decision;
+  /** The single most important caveat for a summary line, in plain words; the full list stays in `warnings`. */
+  caveat: string | null;
   ood: { distance: number; threshold: number; outside: boolean } | null;
   quality: QualityCheck[];
   /** Every warning the user must see, in order of importance. */
@@ -183,10 +216,21 @@ export function chooseStudy(studies: ImagingStudy[], rule: SelectionRule, at: Da
   return ok[0] ?? null;
 }
 
-function tierOf(hip10: number, mof10: number, t: AssessmentSettings['tiers']): Tier {
-  if (hip10 * 100 >= t.hipHigh || mof10 * 100 >= t.mofHigh) return 'high';
-  if (mof10 * 100 >= t.mofModerate) return 'moderate';
-  return 'low';
+/** The decision settings of an assessment: the tier thresholds plus the defaults of what is not set. */
+export function decisionSettingsOf(s: AssessmentSettings): DecisionSettings {
+  return { tiers: s.tiers, decisionProbability: s.decisionProbability ?? DECISION_DEFAULTS.decisionProbability, guideline: s.guideline ?? DECISION_DEFAULTS.guideline };
+}
+
+/** The tier rule in words, for the assessment's `tier.rule`. */
+export function tierRuleText(s: DecisionSettings): string {
+  const t = s.tiers;
+  const p = Math.round(s.decisionProbability * 100);
+  return `high if the shown 10-year hip risk ≥ ${t.hipHigh}% or MOF ≥ ${t.mofHigh}% with a probability of being above that threshold ≥ ${p}% (or no interval); moderate if at or above a threshold with less certainty, MOF ≥ ${t.mofModerate}%, or a probability above a threshold ≥ ${100 - p}%; else low (RISK_TIER_*, RISK_DECISION_PROBABILITY; thresholds: ${s.guideline.name})`;
+}
+
+/** The hazard components of a 10-year decision: the outcome's own head and, for MOF, the hip head (composite). */
+function componentsOf(terms: readonly HazardTerm[], factors: readonly number[]): HazardComponent[] {
+  return terms.map((x, i) => ({ h0: baselineAt(x.grid, x.h0, 10), eta: x.spread.etaMean, s: factors[i]! * x.spread.sd }));
 }
 
 /** Cache key: (study, model version, factor hash). */
@@ -222,6 +266,22 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
     study = chooseStudy(chart.imagingStudies, rule, at, deps.settings.lookbackDays);
   }
   return { model, chart, study, warnings, at, fhirMs };
+}
+
+/**
+ * The one caveat a summary line shows, most important first: the image-derived risk withheld (OOD); the radiograph
+ * not used (none eligible, not retrievable, another patient's); an image-quality problem; unusual uncertainty.
+ * Missing-factor defaults stay in `warnings` only.
+ */
+export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; quality: readonly QualityCheck[]; outcomes: Record<Outcome, OutcomeResult>; nearOod: boolean }): string | null {
+  if (x.oodOutside) return 'The radiograph is unlike the images the model was trained on: its risk is withheld and this risk rests on clinical factors only — review by a clinician.';
+  if (x.imageProblem) return /^No eligible/.test(x.imageProblem) ? 'No recent hip radiograph: this risk rests on clinical factors only.' : 'The radiograph could not be used: this risk rests on clinical factors only.';
+  const q = x.quality.find((c) => !c.passed);
+  if (q) return `Image quality: ${q.message}`;
+  if (x.nearOod) return 'Low confidence: the radiograph is close to the edge of what the model was trained on; weigh the 95% interval.';
+  const lc = OUTCOMES.filter((o) => x.outcomes[o].lowConfidence);
+  if (lc.length > 0) return `Low confidence: the model is unusually uncertain about the ${lc.map((o) => (o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture')).join(' and ')} risk; weigh the 95% interval.`;
+  return null;
 }
 
 export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Prepared): Promise<AssessmentResult> {
@@ -289,34 +349,66 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   for (const q of image?.quality ?? []) if (!q.passed) warnings.push(`Image quality: ${q.message}`);
 
   const grid = man.risk_model.baseline_cumulative_hazard.grid_years;
+  const lowConf = deps.settings.lowConfidence ?? LOW_CONFIDENCE_DEFAULTS;
+  const nearOod = useImage && ood!.distance > lowConf.nearOodFraction * ood!.threshold;
+  if (nearOod) warnings.push(`Low confidence: the radiograph is close to the edge of the model's training distribution (distance ${ood!.distance.toFixed(1)}; risks are withheld above ${ood!.threshold.toFixed(1)}).`);
+  // Per outcome: the ensemble spreads of the fused model and of its radiograph term alone (null without an image).
+  const heads = {} as Record<Outcome, { h0: number[]; fused: EnsembleSpread; imageOnly: EnsembleSpread | null; factor: number } | null>;
+  for (const o of OUTCOMES) {
+    const mo = man.outcomes.find((x) => x.id === o)!;
+    const betas = man.clinical_term.coefficient_per_member?.[o];
+    const factor = man.uncertainty.interval_factor[o]!;
+    if (!image) {
+      heads[o] = null;
+      continue;
+    }
+    const etas = image.out.logHazard.map((m) => m[mo.index]!);
+    const fusedSpread = spread(etas, factor, man.uncertainty.z, man.uncertainty.sd_ddof);
+    const imageOnly = betas && betas.length === etas.length
+      ? spread(etas.map((e, m) => e - betas[m]! * terms[o].lp), factor, man.uncertainty.z, man.uncertainty.sd_ddof)
+      : null;
+    heads[o] = { h0: man.risk_model.baseline_cumulative_hazard[o]!, fused: fusedSpread, imageOnly, factor };
+  }
+  // MOF includes hip: its hazard is the larger of the MOF and hip heads' (survival.ts); hip stands alone.
+  const termsOf = (o: Outcome, which: 'fused' | 'imageOnly'): HazardTerm[] | null => {
+    const own = heads[o];
+    const sp = own?.[which];
+    if (!own || !sp) return null;
+    const list: HazardTerm[] = [{ grid, h0: own.h0, spread: sp }];
+    const hip = heads.hip;
+    if (o === 'mof' && hip?.[which]) list.push({ grid, h0: hip.h0, spread: hip[which]! });
+    return list;
+  };
+  const clinicalRisk = (o: Outcome, t: number): number => {
+    const r = riskFromLp(terms[o].lp, o, factors.sex, t);
+    return o === 'mof' ? Math.max(r, riskFromLp(terms.hip.lp, 'hip', factors.sex, t)) : r;
+  };
+  const components = {} as Record<Outcome, HazardComponent[] | null>;
   const outcomes = {} as Record<Outcome, OutcomeResult>;
   for (const o of OUTCOMES) {
     const mo = man.outcomes.find((x) => x.id === o)!;
-    const h0 = man.risk_model.baseline_cumulative_hazard[o]!;
-    const lp = terms[o].lp;
     const betas = man.clinical_term.coefficient_per_member?.[o];
     const betaMean = betas ? betas.reduce((a, b) => a + b, 0) / betas.length : null;
+    const clinicalRaised = o === 'mof' && HORIZONS.some((t) => riskFromLp(terms.hip.lp, 'hip', factors.sex, t) > riskFromLp(terms.mof.lp, 'mof', factors.sex, t));
     const clinical = {
-      linearPredictor: lp,
-      risks: HORIZONS.map((t) => ({ years: t, risk: riskFromLp(lp, o, factors.sex, t) })),
-      curve: [{ years: 0, survival: 1 }, ...Array.from({ length: 10 }, (_, i) => ({ years: i + 1, survival: 1 - riskFromLp(lp, o, factors.sex, i + 1) }))],
+      linearPredictor: terms[o].lp,
+      risks: HORIZONS.map((t) => ({ years: t, risk: clinicalRisk(o, t) })),
+      curve: [{ years: 0, survival: 1 }, ...Array.from({ length: 10 }, (_, i) => ({ years: i + 1, survival: 1 - clinicalRisk(o, i + 1) }))],
     };
-    let fused: OutcomeResult['fused'] = null;
-    let imageTermOnly: OutcomeResult['imageTermOnly'] = null;
-    if (image) {
-      const etas = image.out.logHazard.map((m) => m[mo.index]!);
-      const s = spread(etas, man.uncertainty.interval_factor[o]!, man.uncertainty.z, man.uncertainty.sd_ddof);
-      fused = { risks: risksAt(grid, h0, s, HORIZONS), curve: survivalCurve(grid, h0, s), logHazard: s.etaMean, sd: s.sd };
-      if (betas && betas.length === etas.length) {
-        const imgEtas = etas.map((e, m) => e - betas[m]! * lp);
-        const si = spread(imgEtas, man.uncertainty.interval_factor[o]!, man.uncertainty.z, man.uncertainty.sd_ddof);
-        imageTermOnly = { risks: risksAt(grid, h0, si, HORIZONS), logHazard: si.etaMean };
-      }
-    }
+    const fusedTerms = termsOf(o, 'fused');
+    const imageTerms = termsOf(o, 'imageOnly');
+    const head = heads[o];
+    const fused: OutcomeResult['fused'] = fusedTerms && head
+      ? { risks: compositeRisksAt(fusedTerms, HORIZONS), curve: compositeCurve(fusedTerms), logHazard: head.fused.etaMean, sd: head.fused.sd }
+      : null;
+    const imageTermOnly: OutcomeResult['imageTermOnly'] = imageTerms && head?.imageOnly
+      ? { risks: compositeRisksAt(imageTerms, HORIZONS), logHazard: head.imageOnly.etaMean }
+      : null;
+    components[o] = useImage && fusedTerms ? componentsOf(fusedTerms, fusedTerms.map((_, i) => (i === 0 ? head!.factor : heads.hip!.factor))) : null;
     const r10 = fused?.risks.find((r) => r.years === 10);
     const width = r10 && useImage ? (r10.upper - r10.lower) * 100 : null;
-    const lowConfidence = useImage && width !== null && width > deps.settings.maxIntervalWidth;
-    if (lowConfidence) warnings.push(`Low confidence: the 95 % interval of the 10-year ${o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk spans ${width!.toFixed(1)} percentage points (> ${deps.settings.maxIntervalWidth}).`);
+    const spreadHigh = useImage && !!head && head.fused.sd > lowConf.maxLogHazardSd;
+    if (spreadHigh) warnings.push(`Low confidence: the model's ensemble members disagree more than usual about the 10-year ${o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk (spread ${head!.fused.sd.toFixed(2)} on the log-hazard scale, usual up to ${lowConf.maxLogHazardSd}); weigh the 95% interval.`);
     outcomes[o] = {
       outcome: o,
       definition: mo.definition,
@@ -334,7 +426,8 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
         .filter((c) => c.qfracture !== 0 || ['age', 'bmi'].includes(c.factor))
         .sort((a, b) => Math.abs(b.qfracture) - Math.abs(a.qfracture)),
       intervalWidth10y: width,
-      lowConfidence,
+      lowConfidence: spreadHigh || nearOod,
+      raisedToHip: useImage ? (fusedTerms ? compositeBinds(fusedTerms) : false) : clinicalRaised,
     };
   }
 
@@ -345,12 +438,10 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
 
   const basis = useImage ? 'fused' : 'clinical-only';
   const pick = (o: Outcome) => outcomes[o].risks.find((r) => r.years === 10)!.risk;
-  const t = deps.settings.tiers;
-  const tier = {
-    tier: tierOf(pick('hip'), pick('mof'), t),
-    basis: basis as 'fused' | 'clinical-only',
-    rule: `high if 10-year hip ≥ ${t.hipHigh} % or MOF ≥ ${t.mofHigh} %; moderate if MOF ≥ ${t.mofModerate} %; else low (thresholds: RISK_TIER_* settings; sources in the README)`,
-  };
+  const ds = decisionSettingsOf(deps.settings);
+  const decided = decide({ hip: { risk10: pick('hip'), components: components.hip }, mof: { risk10: pick('mof'), components: components.mof } }, ds);
+  const tier = { tier: decided.tier, basis: basis as 'fused' | 'clinical-only', rule: tierRuleText(ds) };
+  const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod });
 
   const sourcesUsed = new Set<string>([`Patient/${req.patientId}`]);
   for (const r of factors.records) for (const s of r.sources) sourcesUsed.add(s);
@@ -367,6 +458,8 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     factors,
     outcomes,
     tier,
+    decision: decided.decision,
+    caveat,
     ood,
     quality: image?.quality ?? [],
     warnings,

@@ -9,7 +9,16 @@ describe('risk engine settings', () => {
     const c = loadConfig({});
     assert.equal(c.inference.modelsDir, join(REPO_ROOT, 'models'));
     assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2 });
-    assert.deepEqual(c.risk, { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 }, maxIntervalWidth: 10, writeBack: false, cacheSize: 500, imagePatientIdSystems: [] });
+    assert.deepEqual(c.risk, {
+      lookbackDays: 730,
+      tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 },
+      lowConfidence: { maxLogHazardSd: 0.9, nearOodFraction: 0.95 },
+      decisionProbability: 0.8,
+      guideline: { name: "Bone Health & Osteoporosis Foundation Clinician's Guide (2022)", url: 'https://doi.org/10.1007/s00198-021-05900-y' },
+      writeBack: false,
+      cacheSize: 500,
+      imagePatientIdSystems: [],
+    });
   });
 
   test('values are parsed', () => {
@@ -21,12 +30,18 @@ describe('risk engine settings', () => {
     assert.deepEqual(loadConfig({ IMAGE_PATIENT_ID_SYSTEMS: 'urn:oid:1.2.3 urn:pacs:ids' }).risk.imagePatientIdSystems, ['urn:oid:1.2.3', 'urn:pacs:ids']);
     assert.equal(c.risk.writeBack, true);
     assert.equal(c.risk.lookbackDays, 365);
+    const d = loadConfig({ RISK_DECISION_PROBABILITY: '0.9', RISK_GUIDELINE_NAME: 'NOGG 2022', RISK_GUIDELINE_URL: 'https://www.nogg.org.uk/full-guideline', RISK_MAX_LOG_HAZARD_SD: '1.2', RISK_NEAR_OOD_FRACTION: '0.9' }).risk;
+    assert.equal(d.decisionProbability, 0.9);
+    assert.deepEqual(d.guideline, { name: 'NOGG 2022', url: 'https://www.nogg.org.uk/full-guideline' });
+    assert.deepEqual(d.lowConfidence, { maxLogHazardSd: 1.2, nearOodFraction: 0.9 });
   });
 
   test('wrong values name the setting', () => {
-    for (const [env, value] of [['INFERENCE_DEVICE', 'gpu'], ['INFERENCE_BATCH_MAX', '0'], ['RISK_TIER_MOF_HIGH', '-1'], ['RISK_WRITE_BACK', 'yes'], ['RISK_LOOKBACK_DAYS', 'soon']] as const) {
+    for (const [env, value] of [['INFERENCE_DEVICE', 'gpu'], ['INFERENCE_BATCH_MAX', '0'], ['RISK_TIER_MOF_HIGH', '-1'], ['RISK_WRITE_BACK', 'yes'], ['RISK_LOOKBACK_DAYS', 'soon'], ['RISK_DECISION_PROBABILITY', '0.4'], ['RISK_GUIDELINE_URL', 'not a url'], ['RISK_MAX_LOG_HAZARD_SD', '0'], ['RISK_NEAR_OOD_FRACTION', '1.5']] as const) {
       assert.throws(() => loadConfig({ [env]: value }), (e: unknown) => e instanceof ConfigError && e.settings.includes(env) && e.message.includes(env), `${env}=${value}`);
     }
     assert.throws(() => loadConfig({ RISK_TIER_MOF_MODERATE: '25' }), (e: unknown) => e instanceof ConfigError && e.message.includes('below RISK_TIER_MOF_HIGH'));
+    // The replaced setting is not silently ignored: an operator who still sets it is told what replaced it.
+    assert.throws(() => loadConfig({ RISK_MAX_INTERVAL_WIDTH: '10' }), (e: unknown) => e instanceof ConfigError && e.settings.includes('RISK_MAX_INTERVAL_WIDTH') && e.message.includes('RISK_MAX_LOG_HAZARD_SD'));
   });
 });
