@@ -160,7 +160,7 @@ export function carePlan(input: CardInput): CarePlan {
   }
   if (action === 'order-dxa') {
     if (dxaNote) return { line: `${dxaNote} No new scan needed${dxaDone && !dxaOrdered && !input.draftHasDxa ? '; review the result' : ''}.`, fls: false, dxa: false, handled: true };
-    return { line: '**Recommended: DXA scan** to measure bone density.', fls: false, dxa: true, handled: false };
+    return { line: '**Recommended: order a DXA scan.**', fls: false, dxa: true, handled: false };
   }
   return { line: `No action needed now.${dxaNote ? ` ${dxaNote}` : ''}`, fls: false, dxa: false, handled: true };
 }
@@ -182,7 +182,7 @@ export function summaryOf(input: CardInput): string {
 /** Plain words for a factor that raises the risk. */
 function factorWords(c: OutcomeResult['contributions'][number]): string {
   if (c.factor === 'age') return `age ${c.value}`;
-  if (c.factor === 'bmi') return `low body weight (BMI ${c.value.toFixed(1)})`;
+  if (c.factor === 'bmi') return `BMI ${c.value.toFixed(1)}`;
   if (c.factor === 'smoke_cat') return 'smoking';
   if (c.factor === 'alcohol_cat6') return 'alcohol intake';
   if (c.factor === 'ethrisk') return 'ethnic background';
@@ -207,15 +207,16 @@ function caveatOf(input: CardInput): string | null {
 export function detailOf(input: CardInput, plan: CarePlan = carePlan(input)): string {
   const a = input.assessment;
   const mof = r10(a, 'mof');
+  // The summary already says "clinical factors only" when no X-ray was used; the X-ray's date is said here.
   const basis = a.mode === 'image-and-clinical' && a.study?.started
-    ? `From the hip X-ray of ${shortDate(a.study.started)} and clinical factors`
+    ? ` Uses the hip X-ray of ${shortDate(a.study.started)}.`
     : input.orderedHipXray && !a.study && input.kind === 'assessment'
-      ? 'From clinical factors; the X-ray being ordered will be assessed when reported'
-      : 'From clinical factors';
+      ? ' The X-ray being ordered will be assessed when reported.'
+      : '';
   const reasons = reasonsOf(a);
   const lines = [
     `${a.decision.meaning} Major osteoporotic fracture: ${riskText(mof)}.`,
-    `${basis}${reasons.length > 0 ? `; main reasons: ${reasons.join(', ')}` : ''}.`,
+    `${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${basis}`,
     plan.line,
   ];
   const caveat = caveatOf(input);

@@ -202,7 +202,7 @@ describe('hooks with and without prefetch', () => {
     assert.equal(card.indicator, a.decision.actionWarranted ? 'warning' : 'info');
     assert.ok(card.detail!.includes(a.decision.meaning), 'the decision sentence, with its probability');
     assert.match(card.detail!, /Major osteoporotic fracture: \d/);
-    assert.match(card.detail!, /main reasons: /);
+    assert.match(card.detail!, /Main reasons: /);
     assert.ok(!card.detail!.includes(a.model.version), 'model version is behind the model-card link, not in the card');
     assert.ok(!/ClinRisk|percentage points|Tier:|defaults used/.test(card.detail!), 'copyright, tier rule, interval notes and defaults are behind the links');
     assert.ok(wordCount(card.detail!) <= 75, `detail is short: ${wordCount(card.detail!)} words`);
