@@ -2,10 +2,12 @@
  * The committed demo cohort as the demo stack serves it: every FHIR bundle seeds without a rejection, every
  * ImagingStudy leads (through its Endpoint, rewritten to the sandbox DICOMweb URL) to a study the sandbox DICOMweb
  * server has, for the same patient (DICOM PatientID = the Patient's `urn:frcds:synthetic-mrn` identifier); every
- * Patient names its hospital and carries an MRN; the charted DXA results are what the care status reads.
+ * Patient names its hospital and carries an MRN; the charted DXA results are what the care status reads; and the
+ * demo shows every tier (low, moderate, high) with the shipped model and the default decision settings.
  * The demo cohort is a committed artefact (brief contract 5): this suite fails, not skips, when it is missing.
  */
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { before, describe, test } from 'node:test';
@@ -13,12 +15,16 @@ import express, { type Express } from 'express';
 import request from 'supertest';
 import type { Bundle, Endpoint, ImagingStudy, Organization, Patient, Resource } from '@medplum/fhirtypes';
 import { loadConfig, REPO_ROOT } from '../server/config.ts';
-import type { FhirDataSource } from '../server/fhir/client.ts';
+import { HttpFhirClient, type FhirDataSource } from '../server/fhir/client.ts';
+import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
+import { ModelRegistry } from '../server/inference/registry.ts';
+import { assess } from '../server/risk/assess.ts';
 import { createLogger } from '../server/logging.ts';
 import { loadCareStatus } from '../server/orders/care-status.ts';
 import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
 import { createFhirSandbox, type FhirSandbox } from '../server/sandbox/fhir/router.ts';
 import { seedFhirSandbox, type SeedResult } from '../server/sandbox/seed.ts';
+import { startDemoStack } from './support/demo-stack.ts';
 
 const DEMO = join(REPO_ROOT, 'server/sandbox/demo-cohort');
 const config = loadConfig({});
@@ -121,5 +127,32 @@ describe('demo cohort in the sandboxes', () => {
     assert.equal(b.entry?.length, 5);
     assert.ok(b.entry?.every((e) => e.fullUrl === `${config.fhir.publicBaseUrl}/Patient/${e.resource?.id}`));
     assert.equal(b.link?.find((l) => l.relation === 'next')?.url, `${config.fhir.publicBaseUrl}/Patient?_count=5&_offset=5`);
+  });
+});
+
+describe('demo cohort tiers', () => {
+  test('the shipped model puts demo patients in every tier: low, moderate and high', async () => {
+    const stack = await startDemoStack(DEMO, { smart: false });
+    const registry = await ModelRegistry.load(config.inference, logger);
+    try {
+      assert.ok(registry.status().models.length > 0, 'a model is loaded');
+      const deps = {
+        fhir: new HttpFhirClient({ baseUrl: stack.fhirBaseUrl, timeoutMs: 30_000 }),
+        dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 30_000, retries: 0 }),
+        registry,
+        settings: config.risk,
+        logger,
+      };
+      const byTier: Record<string, string[]> = { low: [], moderate: [], high: [] };
+      for (const f of readdirSync(join(DEMO, 'fhir')).sort()) {
+        const id = f.replace(/\.json$/, '');
+        const { assessment } = await assess(deps, { patientId: id });
+        byTier[assessment.tier.tier]!.push(id);
+      }
+      for (const tier of ['low', 'moderate', 'high']) assert.ok(byTier[tier]!.length > 0, `no ${tier}-tier patient: ${JSON.stringify(byTier)}`);
+    } finally {
+      await registry.close();
+      await stack.close();
+    }
   });
 });
