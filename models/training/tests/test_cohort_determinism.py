@@ -97,4 +97,5 @@ def test_dxa_results_change_nothing_else(tmp_path, monkeypatch):
     assert with_t == without_t and with_b == without_b
     assert (tmp_path / "with" / "arrays" / "tabular.npz").read_bytes() == \
         (tmp_path / "without" / "arrays" / "tabular.npz").read_bytes()
-    assert sum(t.get("dxa") is not None for t in json.loads((tmp_path / "with" / "truth.json").read_text())["patients"]) > 0
+    with_truth = json.loads((tmp_path / "with" / "truth.json").read_text())["patients"]
+    assert sum(t["dxa"] is not None for t in with_truth) > 0

@@ -33,7 +33,8 @@ import numpy as np
 from .bone import T_LOSS_PER_YEAR, BoneState
 from .population import Person
 
-P_DXA = {("female", True): 0.45, ("female", False): 0.25, ("male", True): 0.15, ("male", False): 0.15}  # (sex, age ≥ 65)
+# (sex, age ≥ 65) → probability of a charted DXA result
+P_DXA = {("female", True): 0.45, ("female", False): 0.25, ("male", True): 0.15, ("male", False): 0.15}
 P_AFTER_FRACTURE = 0.15
 MIN_DAYS_BEFORE, MAX_YEARS_BEFORE = 30, 5.0
 PRECISION_BMD = 0.015                       # g/cm², 1 SD

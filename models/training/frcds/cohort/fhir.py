@@ -2,8 +2,9 @@
 
 Every entry is ``PUT <Type>/<id>`` with a deterministic id, so seeding the same cohort twice is idempotent, and
 references are ``<Type>/<id>``. Shared resources (the PACS Endpoint, the site's Organization) have one id and are
-written by every bundle that refers to them, so each bundle stands alone. Every code comes from ``fhir-profiles/valuesets`` (:mod:`valuesets`). Nothing dated
-after the index date (the radiograph) is written: outcomes live only in the truth files.
+written by every bundle that refers to them, so each bundle stands alone. Every code comes from
+``fhir-profiles/valuesets`` (:mod:`valuesets`). Nothing dated after the index date (the radiograph) is written:
+outcomes live only in the truth files.
 
 Hand-written dicts rather than a FHIR model library (fhir.resources is not packaged for Debian); the tests validate
 every bundle against the official FHIR R4 JSON Schema.
