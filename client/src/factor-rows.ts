@@ -45,6 +45,7 @@ function nameOf(factor: string, label: string, value: string): string {
   if (factor === 'age') return `Age ${value}`;
   if (factor === 'bmi') return `BMI ${value}`;
   if (factor.startsWith('b_') || factor.startsWith('fh_')) return value === 'Yes' ? label : `No ${label.charAt(0).toLowerCase()}${label.slice(1)}`;
+  if (factor === 'ethrisk') return `${label}: ${value}`;
   return `${label}: ${value.charAt(0).toLowerCase()}${value.slice(1)}`;
 }
 

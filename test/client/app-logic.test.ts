@@ -8,6 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import { curveData, curveTable, MARKER_YEARS, nearestIndex } from '../../client/src/curve-data.ts';
 import { factorRows, missingRows } from '../../client/src/factor-rows.ts';
 import { ageAt, formatDate, formatInterval, formatPercent, formatRisk, formatRiskWithInterval, percentDigits } from '../../client/src/format.ts';
+import * as numbers from '../../server/risk/numbers.ts';
+import { careLines, duplicateQuestion, existingOrder, heatmapExplanation, iconCounts, orderFor, patientExplanation, patientNextSteps, recommendation } from '../../client/src/decision-text.ts';
+import { historyChange, trendPath, trendPoints } from '../../client/src/history.ts';
+import { iconKind } from '../../client/src/views/icon-array.tsx';
+import type { AssessmentHistoryItem, CareStatus } from '../../client/src/types.ts';
 import { assessmentIdFromAppContext, LaunchError, PATIENT_SCOPES, planLaunch, WORKLIST_SCOPES } from '../../client/src/launch-options.ts';
 import { apiBaseFor, isWorklistSession } from '../../client/src/session.ts';
 import { applyWindow, clampView, DEFAULT_WINDOW, windowLut } from '../../client/src/window-level.ts';
@@ -100,15 +105,19 @@ describe('launch plans (SMART App Launch 2.x)', () => {
 });
 
 describe('formatting', () => {
-  test('one decimal below 10 %, none from 10 %; intervals round each bound by its size', () => {
+  test('the app formats every number with server/risk/numbers.ts: "14%", "2.3%", "95% interval 10–19%"', () => {
     assert.equal(percentDigits(9.94), 1);
-    assert.equal(formatPercent(2.345), '2.3 %');
-    assert.equal(formatPercent(14.4), '14 %');
-    assert.equal(formatRisk(0.1416), '14 %');
-    assert.equal(formatInterval(2.05, 99.99), '2.0–100 %');
-    assert.equal(formatRiskWithInterval(0.14, 0.1, 0.19), '14 % (95 % interval 10–19 %)');
-    assert.equal(formatRiskWithInterval(0.05, null, null), '5.0 %');
+    assert.equal(formatPercent(2.345), '2.3%');
+    assert.equal(formatPercent(14.4), '14%');
+    assert.equal(formatRisk(0.1416), '14%');
+    assert.equal(formatRisk(0.0004), '<0.1%');
+    assert.equal(formatInterval(2.04, 99.99), '2.0–100%');
+    assert.equal(formatRiskWithInterval(0.14, 0.1, 0.19), '14% (95% interval 10–19%)');
+    assert.equal(formatRiskWithInterval(0.05, null, null), '5.0%');
     assert.equal(formatPercent(null), '–');
+    // The same functions, not copies that could drift.
+    assert.equal(formatRisk, numbers.formatRisk);
+    assert.equal(formatInterval, numbers.formatInterval);
   });
   test('dates in UTC, ages on birthdays', () => {
     assert.equal(formatDate('2026-10-28T23:53:00Z'), '28 Oct 2026');
@@ -175,8 +184,8 @@ describe('OOD case (demo-b-001): clinical-only everywhere', () => {
   });
 });
 
-describe('factors', () => {
-  test('rows carry the source resources and the model-scale contribution, largest first', () => {
+describe('factors in plain words', () => {
+  test('rows carry the source resources and the model-scale term for ordering, largest first', () => {
     const rows = factorRows(imageCase.assessment, 'hip');
     assert.ok(rows.length > 0);
     const age = rows.find((r) => r.factor === 'age')!;
@@ -188,13 +197,119 @@ describe('factors', () => {
     const oodAge = oodCase.assessment.outcomes.hip.contributions.find((c) => c.factor === 'age')!;
     assert.equal(oodRows.find((r) => r.factor === 'age')!.logHazard, oodAge.qfracture, 'QFracture term when clinical-only');
   });
+  test('"Age 83 — raises the risk the most": words only, no log hazards or hazard ratios', () => {
+    const rows = factorRows(imageCase.assessment, 'hip');
+    const top = rows.find((r) => r.effect === 'raises')!;
+    assert.equal(top.strength, 'most');
+    assert.equal(top.effectText, 'raises the risk the most');
+    assert.equal(rows.filter((r) => r.strength === 'most').length, 1);
+    const age = rows.find((r) => r.factor === 'age')!;
+    assert.match(age.name, /^Age \d+$/);
+    for (const r of rows) {
+      assert.match(r.effectText, /^(raises|lowers) the risk (the most|a lot|somewhat|a little)$/);
+      assert.doesNotMatch(`${r.name} ${r.value} ${r.effectText}`, /log|hazard|×|group \d|QFracture/i);
+    }
+  });
+  test('ethnicity in words; not stated reads without QFracture jargon', () => {
+    const a = structuredClone(imageCase.assessment);
+    const eth = a.factors.records.find((r) => r.factor === 'ethrisk')!;
+    eth.status = 'default';
+    eth.value = 1;
+    eth.note = 'not stated: QFracture group 1 (white or not stated)';
+    const m = missingRows(a).find((r) => r.label === 'Ethnicity')!;
+    assert.equal(m.value, 'Not recorded (counted as white or not stated)');
+    assert.equal(m.note, undefined);
+    eth.status = 'recorded';
+    eth.value = 7;
+    a.outcomes.hip.contributions.push({ factor: 'ethrisk', label: 'Ethnicity', value: 7, qfracture: -0.5, fused: -0.5 });
+    assert.equal(factorRows(a, 'hip').find((r) => r.factor === 'ethrisk')!.name, 'Ethnicity: Black African');
+  });
   test('missing factors are listed with the default used', () => {
     const a = structuredClone(imageCase.assessment);
     const bmi = a.factors.records.find((r) => r.factor === 'bmi')!;
     bmi.status = 'default';
     bmi.value = 27;
     delete bmi.raw;
+    delete bmi.note;
     assert.deepEqual(missingRows(a), [{ label: 'Body mass index', value: '27 kg/m²' }]);
+  });
+});
+
+describe('decision words: recommendation, care in place, duplicate question, heatmap, patient summary', () => {
+  test('the tier’s action picks the one prominent order: FLS for high, DXA for moderate, none for low', () => {
+    assert.equal(orderFor('refer-fls'), 'fls');
+    assert.equal(orderFor('order-dxa'), 'dxa');
+    assert.equal(orderFor('none'), null);
+    assert.match(recommendation('refer-fls').title, /fracture liaison service/);
+    assert.match(recommendation('order-dxa').title, /DXA/);
+    assert.match(recommendation('none').title, /No scan or treatment/);
+    assert.match(patientNextSteps('none').join(' '), /No scan or treatment is needed now/);
+  });
+  test('the assessment carries the decision the summary shows', () => {
+    const d = imageCase.assessment.decision;
+    assert.ok(['refer-fls', 'order-dxa', 'none'].includes(d.action));
+    assert.ok(d.meaning.length > 0 && d.guideline.url.startsWith('http'));
+  });
+  test('care in place and the duplicate question name the patient and the date, never a FHIR id', () => {
+    const care: CareStatus = { flsReferral: { id: 'sr-9', status: 'active', since: '2026-11-12T09:00:00Z' }, dxaOrder: { id: 'sr-8', status: 'draft', since: null }, dxaResult: { id: 'o1', date: '2026-11-20', tScore: -2.7 }, treatment: { id: 'm1', name: 'alendronic acid', since: '2026-11-25' } };
+    assert.deepEqual(careLines(care), ['FLS referral active since 12 Nov 2026', 'DXA order drafted', 'DXA result of 20 Nov 2026: T-score −2.7', 'On alendronic acid since 25 Nov 2026']);
+    assert.equal(existingOrder('fls', care)?.id, 'sr-9');
+    assert.equal(existingOrder('dxa', { ...care, dxaOrder: null }), null);
+    const q = duplicateQuestion('fls', care.flsReferral!, 'Wei Synthetic-Khan');
+    assert.equal(q, 'An FLS referral for Wei Synthetic-Khan is already active since 12 Nov 2026. Create another?');
+    assert.doesNotMatch(q, /Patient\//);
+  });
+  test('heatmap: what it shows and not; a low-risk heatmap explained; no heatmap said plainly', () => {
+    const a = imageCase.assessment;
+    assert.match(heatmapExplanation(a, true)[0]!, /moved the estimate.*not a diagnosis/);
+    const low = { ...a, tier: { ...a.tier, tier: 'low' as const } };
+    assert.equal(heatmapExplanation(low, true).length, 2);
+    assert.match(heatmapExplanation(low, true)[1]!, /do not point to a problem/);
+    assert.match(heatmapExplanation(oodCase.assessment, false)[0]!, /^No heatmap: .*outside the model’s training distribution/);
+  });
+  test('icon array: 100 people, hips inside the major osteoporotic count, text alternative; natural frequencies', () => {
+    const a = structuredClone(imageCase.assessment);
+    a.outcomes.mof.risks.find((r) => r.years === 10)!.risk = 0.37;
+    a.outcomes.hip.risks.find((r) => r.years === 10)!.risk = 0.052;
+    const c = iconCounts(a);
+    assert.deepEqual([c.mof, c.hip, c.none], [37, 5, 63]);
+    assert.equal(Array.from({ length: 100 }, (_, i) => iconKind(i, c)).filter((k) => k !== 'none').length, 37);
+    assert.match(c.label, /about 37 of them .* about 5 of them a hip; 63 do not/);
+    assert.match(patientExplanation(a), /^About 37 in 100 people like you .* about 5 in 100 will break a hip\.$/);
+    a.outcomes.mof.risks.find((r) => r.years === 10)!.risk = 0.006;
+    a.outcomes.hip.risks.find((r) => r.years === 10)!.risk = 0.001;
+    assert.equal(iconCounts(a).mof, 1);
+    assert.match(patientExplanation(a), /^About 1 in 100 .* fewer than 1 in 100 will break a hip/);
+  });
+});
+
+describe('history', () => {
+  const item = (id: string, date: string, hip: number, mof: number, tier: AssessmentHistoryItem['tier'] = 'moderate'): AssessmentHistoryItem => ({ assessmentId: id, date, mode: 'image-and-clinical', tier, hip10: { estimate: hip, lower: null, upper: null }, mof10: { estimate: mof, lower: null, upper: null } });
+  test('what changed since the previous assessment, in the shared number format', () => {
+    const a = structuredClone(imageCase.assessment);
+    a.createdAt = '2026-12-03T10:00:00Z';
+    a.outcomes.hip.risks.find((r) => r.years === 10)!.risk = 0.052;
+    a.outcomes.mof.risks.find((r) => r.years === 10)!.risk = 0.14;
+    a.tier.tier = 'high';
+    const change = historyChange(a, [item('old2', '2026-10-12T09:00:00Z', 4.1, 14), item('old1', '2026-06-01T09:00:00Z', 3, 11, 'moderate')]);
+    assert.ok(change);
+    assert.equal(change.text, 'Hip 10-year 4.1% → 5.2%, major osteoporotic unchanged at 14%; tier moderate → high since 12 Oct 2026');
+    assert.deepEqual(change.changes.map((c) => c.direction), ['up', 'same']);
+    assert.equal(historyChange(a, []), null, 'no earlier assessment: nothing to compare');
+    // The current assessment written back to FHIR is not its own "previous" one.
+    assert.equal(historyChange(a, [item(a.id, a.createdAt, 5.2, 14)]), null);
+  });
+  test('trend: oldest first, the current point last; the path spans the box', () => {
+    const a = structuredClone(imageCase.assessment);
+    a.createdAt = '2026-12-03T10:00:00Z';
+    const pts = trendPoints(a, [item('b', '2026-10-12T09:00:00Z', 4.1, 12), item('c', '2026-06-01T09:00:00Z', 3, 11)]);
+    assert.deepEqual(pts.map((p) => p.assessmentId), ['c', 'b', a.id]);
+    assert.ok(pts[2]!.current);
+    const path = trendPath(pts, 'hip', 100, 50, 5)!;
+    assert.equal(path[0]!.x, 5);
+    assert.equal(path[2]!.x, 95);
+    assert.ok(path.every((q) => q.y >= 5 && q.y <= 45));
+    assert.equal(trendPath(pts.slice(0, 1), 'hip', 100, 50), null);
   });
 });
 

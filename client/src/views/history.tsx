@@ -48,8 +48,9 @@ export function History({ assessment: a, state }: { assessment: Assessment; stat
             <line x1="0" y1={H - 6} x2={W} y2={H - 6} class="trend-axis" />
             {mof && <polyline class="trend-mof" points={mof.map((q) => `${q.x},${q.y}`).join(' ')} />}
             <polyline class="trend-hip" points={hip.map((q) => `${q.x},${q.y}`).join(' ')} />
+            {/* Dots as zero-length round-capped lines: they stay round while the box stretches to the panel's width. */}
             {hip.map((q) => (
-              <circle key={q.p.assessmentId} cx={q.x} cy={q.y} r={q.p.current ? 4 : 3} class={q.p.current ? 'trend-current' : 'trend-point'} />
+              <line key={q.p.assessmentId} x1={q.x} y1={q.y} x2={q.x} y2={q.y} class={q.p.current ? 'trend-dot trend-current' : 'trend-dot'} />
             ))}
           </svg>
           <p class="trend-legend" aria-hidden="true">

@@ -32,7 +32,15 @@ export function IconArray({ counts, idPrefix }: { counts: IconCounts; idPrefix: 
         {icons}
       </svg>
       <figcaption aria-hidden="true">
-        <span class="swatch icon-hip" /> break a hip ({counts.hip}) <span class="swatch icon-mof" /> break another bone ({counts.mof - counts.hip}) <span class="swatch icon-none" /> no fracture ({counts.none})
+        <span>
+          <span class="swatch icon-hip" /> break a hip ({counts.hip})
+        </span>{' '}
+        <span>
+          <span class="swatch icon-mof" /> break another bone ({counts.mof - counts.hip})
+        </span>{' '}
+        <span>
+          <span class="swatch icon-none" /> no fracture ({counts.none})
+        </span>
       </figcaption>
     </figure>
   );

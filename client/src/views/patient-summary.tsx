@@ -57,7 +57,7 @@ export function PatientSummary(props: { assessment: Assessment; patient: Patient
           This is an estimate from a computer model, not a certainty: it describes people like you, not what will happen to you.
           {mof10.lower !== null && mof10.upper !== null ? ` The model’s range for the chance of any of these fractures is ${formatInterval(mof10.lower * 100, mof10.upper * 100)}.` : ''}
         </li>
-        {a.caveat && <li>{a.caveat}</li>}
+        {a.caveat && <li>A note for your doctor about this result: {a.caveat}</li>}
         <li>Research use — trained on synthetic data: this tool is being tested and its numbers must not decide your care on their own.</li>
       </ul>
       <div class="for-clinician">

@@ -2,7 +2,7 @@
  * The summary the app opens with, compact enough for a 420 px side panel: the 10-year hip and major osteoporotic
  * fracture risks with their 95% intervals, what they mean against the guideline's treatment threshold (the risk
  * engine's `decision.meaning`), the one caveat that matters most, the care already in place, the recommendation for
- * the tier with its guideline, and (as children) the action for the tier.
+ * the tier, the action for the tier (children) right under it, and why, with the guideline.
  */
 import type { ComponentChildren } from 'preact';
 import { careLines, recommendation } from '../decision-text.ts';
@@ -65,6 +65,7 @@ export function RiskSummary(props: { assessment: Assessment; careStatus: CareSta
           <span class="muted">Recommended: </span>
           <strong>{rec.title}</strong>
         </p>
+        {props.children}
         <p class="recommendation-text">
           {rec.text}{' '}
           <a href={d.guideline.url} target="_blank" rel="noopener">
@@ -72,7 +73,6 @@ export function RiskSummary(props: { assessment: Assessment; careStatus: CareSta
           </a>
         </p>
       </div>
-      {props.children}
       <p class="summary-basis">
         <span class="muted">Based on </span>
         {basis}

@@ -9,7 +9,7 @@ export type WarningLevel = 'critical' | 'caution';
 
 /** Severity of a warning text: the fail-safes that withhold or change the basis of the number are critical. */
 export function warningLevel(text: string): WarningLevel {
-  return /outside the model's training distribution|clinical-only|could not be used|No eligible/i.test(text) ? 'critical' : 'caution';
+  return /outside the model's training distribution|unlike the images the model was trained on|withheld|clinical-only|clinical factors only|could not be used|No eligible/i.test(text) ? 'critical' : 'caution';
 }
 
 /** The notes the list shows: the assessment's warnings, plus the clinical-only statement when none says so. */
