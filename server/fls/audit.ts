@@ -27,7 +27,13 @@ export interface AuditActor {
   clientId?: string;
 }
 
-export type FlsAction = 'worklist-view' | 'worklist-export' | 'accept' | 'dismiss';
+/**
+ * What was done: list views and exports, one item's view, KPI views and exports, the owner list, and the updates
+ * (accept, step, assign, note, dismiss; bulk actions are recorded per item).
+ */
+export type FlsAction =
+  | 'worklist-view' | 'worklist-export' | 'item-view' | 'kpi-view' | 'kpi-export' | 'owners-view'
+  | 'accept' | 'step' | 'assign' | 'note' | 'dismiss';
 
 export interface AuditRecord {
   action: FlsAction;
@@ -42,6 +48,8 @@ export interface AuditRecord {
   query?: string;
   /** Dismissal reason code. */
   reason?: string;
+  /** Pathway step recorded (action `step`), or the owner reference (action `assign`). */
+  detail?: string;
   /** Client network address. */
   address?: string;
 }
@@ -58,13 +66,16 @@ const OBJECT_ROLE = 'http://terminology.hl7.org/CodeSystem/object-role';
 
 /** Builds the AuditEvent of one action. */
 export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
+  const search = { system: INTERACTION, code: 'search-type', display: 'search type' };
+  const update = { system: INTERACTION, code: 'update', display: 'update' };
+  const read = { system: INTERACTION, code: 'read', display: 'read' };
   const subtype = {
-    'worklist-view': { system: INTERACTION, code: 'search-type', display: 'search type' },
-    'worklist-export': { system: INTERACTION, code: 'search-type', display: 'search type' },
-    accept: { system: INTERACTION, code: 'update', display: 'update' },
-    dismiss: { system: INTERACTION, code: 'update', display: 'update' },
+    'worklist-view': search, 'worklist-export': search, 'kpi-view': search, 'kpi-export': search, 'owners-view': search,
+    'item-view': read,
+    accept: update, step: update, assign: update, note: update, dismiss: update,
   }[r.action];
-  const action: AuditEvent['action'] = r.action === 'worklist-view' ? 'E' : r.action === 'worklist-export' ? 'R' : 'U';
+  const exported = r.action === 'worklist-export' || r.action === 'kpi-export';
+  const action: AuditEvent['action'] = r.action === 'worklist-view' || r.action === 'kpi-view' || r.action === 'owners-view' ? 'E' : exported || r.action === 'item-view' ? 'R' : 'U';
   const entity: AuditEventEntity[] = [];
   if (r.taskId) {
     entity.push({ what: { reference: `Task/${r.taskId}` }, type: { system: ENTITY_TYPE, code: '2', display: 'System Object' }, role: { system: OBJECT_ROLE, code: '4', display: 'Domain Resource' }, description: 'FLS triage Task' });
@@ -81,7 +92,7 @@ export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
       type: { system: ENTITY_TYPE, code: '2', display: 'System Object' },
       role: { system: OBJECT_ROLE, code: '24', display: 'Query' },
       query: Buffer.from(r.query, 'utf8').toString('base64'),
-      description: `FLS worklist${r.action === 'worklist-export' ? ' CSV export' : ''}: ${n} patient(s)${n > MAX_PATIENT_ENTITIES ? `, first ${MAX_PATIENT_ENTITIES} listed` : ''}`,
+      description: `FLS ${r.action.startsWith('kpi') ? 'KPIs' : 'worklist'}${exported ? ' CSV export' : ''}: ${n} patient(s)${n > MAX_PATIENT_ENTITIES ? `, first ${MAX_PATIENT_ENTITIES} listed` : ''}`,
     });
   }
   const who = r.actor.fhirUser && /^(?:[A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64}|https?:\/\/\S+)$/.test(r.actor.fhirUser)
@@ -89,7 +100,7 @@ export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
     : { identifier: { value: r.actor.subject } };
   const event: AuditEvent = {
     resourceType: 'AuditEvent',
-    type: r.action === 'worklist-export' ? TYPE_EXPORT : TYPE_REST,
+    type: exported ? TYPE_EXPORT : TYPE_REST,
     subtype: [subtype],
     action,
     recorded: recorded.toISOString(),
@@ -106,6 +117,7 @@ export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
   };
   if (r.outcomeDesc) event.outcomeDesc = r.outcomeDesc;
   if (r.reason) event.purposeOfEvent = [{ text: `dismissal reason: ${r.reason}` }];
+  if (r.detail) event.outcomeDesc = [event.outcomeDesc, `${r.action}: ${r.detail}`].filter((x) => !!x).join('; ');
   return event;
 }
 

@@ -11,6 +11,7 @@ import type { FhirDataSource } from '../fhir/client.ts';
 import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
 import { ICD10_PREFIXES } from '../risk/factors.ts';
 import { EXT } from '../risk/fhir-output.ts';
+import { formatInterval, formatPercent } from '../risk/numbers.ts';
 import { DISMISSAL_REASONS, FLS_TRIAGE_SYSTEM, type DismissalReasonCode, type RiskWithInterval, type WorklistMode, type WorklistStatus, type WorklistTier } from './types.ts';
 
 export const TRIAGE_TASK_PROFILE = 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-fls-triage-task';
@@ -89,6 +90,12 @@ export interface RiskSummary {
   occurrence: string | undefined;
 }
 
+/** A risk in percent as every screen writes it: `5.2% (95% interval 1.1–17%)`, or `5.2%` without an interval. */
+export function describeRisk(r: RiskWithInterval | undefined): string {
+  if (!r) return 'unknown';
+  return `${formatPercent(r.estimate)}${r.lower !== null && r.upper !== null ? ` (95% interval ${formatInterval(r.lower, r.upper)})` : ''}`;
+}
+
 function tenYear(ra: RiskAssessment, outcome: { system: string; code: string }): RiskWithInterval | undefined {
   const p = (ra.prediction ?? []).find((x) => hasCoding(x.outcome, outcome) && x.whenRange?.high?.value === 10 && typeof x.probabilityDecimal === 'number');
   if (!p || p.probabilityDecimal === undefined) return undefined;
@@ -145,14 +152,22 @@ export function fractureDate(c: Condition): string | undefined {
   return d && /^\d{4}-\d{2}-\d{2}/.test(d) ? d.slice(0, 10) : undefined;
 }
 
-/** Imminent risk: a fragility fracture dated within `days` before (and not after) `at` (YYYY-MM-DD or date-time). */
-export function hasImminentRisk(conditions: readonly Condition[], at: string, days: number, vs?: ValueSetIndex): boolean {
+/** The latest fragility fracture dated within `days` before (and not after) `at` (YYYY-MM-DD or date-time). */
+export function recentFracture(conditions: readonly Condition[], at: string, days: number, vs?: ValueSetIndex): { condition: Condition; date: string } | undefined {
   const end = at.slice(0, 10);
   const start = new Date(Date.parse(`${end}T00:00:00Z`) - days * 86_400_000).toISOString().slice(0, 10);
-  return conditions.some((c) => {
+  let best: { condition: Condition; date: string } | undefined;
+  for (const c of conditions) {
     const d = fractureDate(c);
-    return d !== undefined && d >= start && d <= end && isFragilityFracture(c, vs);
-  });
+    if (d === undefined || d < start || d > end || !isFragilityFracture(c, vs)) continue;
+    if (!best || d > best.date) best = { condition: c, date: d };
+  }
+  return best;
+}
+
+/** Imminent risk: a fragility fracture dated within `days` before (and not after) `at` (YYYY-MM-DD or date-time). */
+export function hasImminentRisk(conditions: readonly Condition[], at: string, days: number, vs?: ValueSetIndex): boolean {
+  return recentFracture(conditions, at, days, vs) !== undefined;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -23,9 +23,10 @@ import { hashPatientId } from '../logging.ts';
 import { isFlsReferral } from '../orders/service-requests.ts';
 import type { Assessment } from '../risk/assess.ts';
 import {
-  idOf, OPEN_TASK_STATUSES, summarise, TRIAGE_CODING, TRIAGE_IDENTIFIER_SYSTEM, TRIAGE_TASK_PROFILE, TRIAGE_TOKEN, triageTaskId,
+  describeRisk, idOf, OPEN_TASK_STATUSES, summarise, TRIAGE_CODING, TRIAGE_IDENTIFIER_SYSTEM, TRIAGE_TASK_PROFILE, TRIAGE_TOKEN, triageTaskId,
 } from './fhir-model.ts';
-import { RESEARCH_NOTICE, type WorklistTier } from './types.ts';
+import { addDays, DEFAULT_DUE_DAYS, eventExtension, pathwayCoding } from './pathway.ts';
+import { PATHWAY_STEP_LABELS, RESEARCH_NOTICE, type WorklistTier } from './types.ts';
 
 export type TriageReason =
   | 'created'
@@ -53,6 +54,8 @@ export interface TriageInput {
 export interface TriageOptions {
   /** Tiers that put a patient on the FLS worklist (setting `FLS_TRIAGE_TIERS`; default `['high']`). */
   tiers?: readonly WorklistTier[];
+  /** Days after identification by which the patient should be contacted (`FLS_DUE_CONTACT_DAYS`, 14): the Task's first due date. */
+  contactDays?: number;
   /** Clock for `authoredOn` (tests). */
   now?: () => Date;
   logger?: Logger;
@@ -90,13 +93,14 @@ const OPEN_REFERRAL = ['draft', 'active', 'on-hold'] as const;
 
 function describe(ra: RiskAssessment): string {
   const s = summarise(ra);
-  const fmt = (r: { estimate: number; lower: number | null; upper: number | null } | undefined): string =>
-    r ? `${r.estimate.toFixed(1)} %${r.lower !== null && r.upper !== null ? ` (95 % interval ${r.lower.toFixed(1)}–${r.upper.toFixed(1)} %)` : ''}` : 'n/a';
-  return `FLS review: ${s.tier ?? 'unknown'} fracture-risk tier; 10-year hip ${fmt(s.hip10)}, major osteoporotic ${fmt(s.mof10)} (${s.mode}). ${RESEARCH_NOTICE}.`;
+  return `FLS review: ${s.tier ?? 'unknown'} fracture-risk tier; 10-year hip ${describeRisk(s.hip10)}, major osteoporotic ${describeRisk(s.mof10)} (${s.mode}). ${RESEARCH_NOTICE}.`;
 }
 
-/** Builds the triage Task for a RiskAssessment (profile `frcds-fls-triage-task`). */
-export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: string }, authoredOn: Date): Task {
+/**
+ * Builds the triage Task for a RiskAssessment (profile `frcds-fls-triage-task`): pathway step `identified`, contact
+ * due `contactDays` after creation.
+ */
+export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: string }, authoredOn: Date, contactDays: number = DEFAULT_DUE_DAYS.contact): Task {
   const task: Task = {
     resourceType: 'Task',
     id: triageTaskId(ra.id),
@@ -111,6 +115,9 @@ export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: st
     for: { reference: `Patient/${patientId}` },
     authoredOn: authoredOn.toISOString(),
     lastModified: authoredOn.toISOString(),
+    businessStatus: { coding: [pathwayCoding('identified')], text: PATHWAY_STEP_LABELS.identified },
+    extension: [eventExtension({ step: 'identified', time: authoredOn.toISOString(), by: 'Fracture Risk CDS triage', source: 'fhir' })],
+    restriction: { period: { end: addDays(authoredOn.toISOString(), contactDays) } },
   };
   if (ra.performer?.reference) task.requester = { reference: ra.performer.reference };
   return task;
@@ -156,7 +163,7 @@ export async function maybeCreateTriageTask(fhir: FhirDataSource, input: TriageI
     return done({ created: false, reason: 'current-treatment' });
   }
 
-  const task = buildTriageTask(patientId, ra as RiskAssessment & { id: string }, (options.now ?? (() => new Date()))());
+  const task = buildTriageTask(patientId, ra as RiskAssessment & { id: string }, (options.now ?? (() => new Date()))(), options.contactDays);
   const stored = await fhir.write(task, signal);
   return done({ created: true, reason: 'created', taskId: stored.id ?? task.id! });
 }
