@@ -5,11 +5,15 @@
  * risk and interval → launch the app from the card's SMART link (iframe, EHR launch with appContext) → curve and
  * heatmap drawn, numbers equal the API's → accept the FLS referral in the app → the ServiceRequest exists in the
  * sandbox FHIR server. Then: sign the order (order-sign), accept and dismiss card suggestions (feedback recorded),
- * and the OOD patient demo-b-001 (warning, no image-derived number). Screenshots: test/artifacts/ehr-*.png.
+ * and the OOD patient demo-b-001 (warning, no image-derived number). At 1280 and 420 px: the order screen shows
+ * exactly one fracture-risk card (the order card replaces the sidebar's; signing adds none), and a patient with an
+ * active FLS referral gets a card that says since when and suggests no second one. Screenshots:
+ * test/artifacts/ehr-*.png.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, BrowserContext, Frame, Page } from 'playwright-core';
+import { flsReferral } from '../../server/orders/service-requests.ts';
 import { canvasIsDrawn, launchBrowser, newPage, runAxe, screenshot, seriousViolations } from '../support/browser.ts';
 import { startWholeService, type WholeService } from '../support/whole-service.ts';
 
@@ -117,8 +121,8 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
     await orderStudy(page, 'XR Hip - left Single view');
     const card = await page.waitForSelector('.order__cards article.cds-card');
     const summary = (await card.$eval('.cds-card__summary', (e) => e.textContent))!;
-    assert.match(summary, /10-yr hip fracture risk [\d.]+% \(95% CI [\d.]+–[\d.]+%\)/, summary);
-    cardHip = numbers(summary.replace('10-yr', '').replace('95%', ''));
+    assert.match(summary, /10-year hip [\d.]+% \(95% interval [\d.]+–[\d.]+%\)/, summary);
+    cardHip = numbers(summary.replace(/^.*10-year hip /, '').replace('95%', ''));
     assert.match((await card.textContent())!, /Research use — trained on synthetic data/);
     assert.ok(await card.$('button[data-action="launch"]'), 'the card has a SMART link');
     assert.ok(await card.$('button[data-action="accept"]'), 'the card has suggestions');
@@ -153,7 +157,7 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
       const r10 = tenYear(api.assessment.outcomes[o].risks);
       const [shown] = numbers((await frame.textContent(`[data-testid="risk10-${o}"]`))!);
       assert.ok(shows(shown!, r10.risk), `${o}: app ${shown} vs API ${r10.risk}`);
-      const [lo, hi] = numbers((await frame.textContent(`[data-testid="interval10-${o}"]`))!.replace('95 %', ''));
+      const [lo, hi] = numbers((await frame.textContent(`[data-testid="interval10-${o}"]`))!.replace(/95 ?%/, ''));
       assert.ok(shows(lo!, r10.lower!) && shows(hi!, r10.upper!), `${o} interval: app ${lo}–${hi} vs API ${r10.lower}–${r10.upper}`);
     }
     const hip = tenYear(api.assessment.outcomes.hip.risks);
@@ -178,35 +182,39 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
     await page.waitForFunction((sid) => !!document.querySelector(`#orders tr[data-order="${sid}"]`), id, { timeout: 30_000 });
   });
 
-  test('signing fires order-sign; after its card the order is placed as an active ServiceRequest', async () => {
+  test('signing fires order-sign; the risk the order screen already showed is not shown again, and the order is placed as an active ServiceRequest', async () => {
     await page.click('button[data-action="sign"]');
     await page.waitForSelector('button[data-action="place"]:not([hidden]), #orders .flash', { timeout: 60_000 });
-    if (await page.$('button[data-action="place"]:not([hidden])')) {
-      assert.ok(await page.$('.order__cards article.cds-card'), 'order-sign answered with a card');
-      await screenshot(page, 'ehr-order-sign-card', false);
-      await page.click('button[data-action="place"]');
-    }
+    assert.equal(await page.$('button[data-action="place"]:not([hidden])'), null, 'order-sign answered no second copy of the order-select card');
     const flash = await page.waitForSelector('#orders .flash', { timeout: 30_000 });
-    const ref = /ServiceRequest\/([A-Za-z0-9\-.]+)/.exec((await flash.textContent())!)![1]!;
+    assert.match((await flash.textContent())!, /^Order placed: XR Hip/, 'the order in words, not its FHIR id');
+    const ref = /ServiceRequest\/([A-Za-z0-9\-.]+)/.exec((await flash.getAttribute('data-created'))!)![1]!;
     const sr = await fhirGet<{ status: string; code?: { coding?: { code?: string }[] } }>(`ServiceRequest/${ref}`);
     assert.equal(sr.body.status, 'active');
     assert.ok(sr.body.code?.coding?.some((c) => c.code === '26401-0'));
   });
 
   test('accepting a card suggestion in the EHR creates it and sends feedback; dismissing with a reason sends an override', async () => {
-    await openChart(page, 'demo-a-022');
+    // demo-a-022 now has the FLS referral made above (its card suggests nothing more): another high-risk patient.
+    await openChart(page, 'demo-a-035');
     // An operations endpoint: the sandbox's system-level token is an operator credential.
     const summary = async (): Promise<{ overall: { accepted: number; overridden: number } }> =>
       (await (await fetch(`${base}/api/feedback/summary`, { headers: { Authorization: `Bearer ${await whole.token()}` } })).json()) as { overall: { accepted: number; overridden: number } };
     const before = await summary();
     const card = await page.waitForSelector('.cds__cards article.cds-card', { timeout: 60_000 });
-    const dxa = (await card.$('button[data-action="accept"]:has-text("DXA")'))!;
-    await dxa.click();
-    await page.waitForFunction(() => /Done: ServiceRequest\//.test(document.querySelector('.cds__cards .cds-card__status')?.textContent ?? ''), undefined, { timeout: 30_000 });
-    const ref = /ServiceRequest\/([A-Za-z0-9-]+)/.exec((await card.$eval('.cds-card__status', (e) => e.textContent))!)![1]!;
+    const suggestion = (await card.$('button[data-action="accept"]'))!;
+    await suggestion.click();
+    await page.waitForFunction(() => !!document.querySelector('.cds__cards .cds-card__status')?.getAttribute('data-created'), undefined, { timeout: 30_000 });
+    const statusText = (await card.$eval('.cds-card__status', (e) => e.textContent))!;
+    assert.match(statusText, /created \(draft, to sign\)/);
+    assert.doesNotMatch(statusText, /ServiceRequest\/|Patient\//, 'no FHIR ids in what the user reads');
+    const ref = /ServiceRequest\/([A-Za-z0-9-]+)/.exec((await card.$eval('.cds-card__status', (e) => e.getAttribute('data-created')))!)![1]!;
     assert.equal((await fhirGet(`ServiceRequest/${ref}`)).status, 200);
     await (await card.$('button[data-action="dismiss"]'))!.click();
     await page.selectOption('.cds__cards form.cds-card__override select', { index: 0 });
+    const reasons = await page.$$eval('.cds__cards form.cds-card__override option', (os) => os.map((o) => o.textContent ?? ''));
+    assert.ok(reasons.includes('Does not apply to this patient'), reasons.join(' | '));
+    assert.ok(reasons.every((r) => !/PC CDS|Recipient disagrees/.test(r)), 'override reasons read as plain sentences');
     await screenshot(page, 'ehr-card-dismiss-reason', false);
     await page.click('.cds__cards form.cds-card__override button[type="submit"]');
     await page.waitForSelector('.cds__dismissed');
@@ -217,6 +225,68 @@ describe('demo EHR: high-risk patient demo-a-022, order → card → SMART app �
   });
 });
 
+/** The fracture-risk cards a person sees on the page (visible ones only). */
+async function visibleRiskCards(page: Page): Promise<{ where: string; summary: string }[]> {
+  return page.$$eval('article.cds-card[data-topic*="fracture-risk-10y"]', (as) => as.filter((a) => (a as HTMLElement).offsetParent !== null).map((a) => ({
+    where: a.closest('.order__cards') ? 'order' : a.closest('.cds__cards') ? 'sidebar' : 'other',
+    summary: a.querySelector('.cds-card__summary')?.textContent ?? '',
+  })));
+}
+
+for (const width of [1280, 420]) {
+  describe(`demo EHR at ${width} px: one fracture-risk card per screen; existing FLS referral`, () => {
+    let context: BrowserContext;
+    let page: Page;
+    let problems: string[];
+    before(async () => {
+      ({ context, page, problems } = await newPage(browser, { width, height: 900 }));
+    });
+    after(() => context.close());
+
+    test('the order screen shows exactly one fracture-risk card (the order card replaces the sidebar card); signing adds none', async () => {
+      await openChart(page, 'demo-a-009');
+      const onChart = await visibleRiskCards(page);
+      assert.equal(onChart.length, 1, JSON.stringify(onChart));
+      assert.equal(onChart[0]!.where, 'sidebar');
+      await orderStudy(page, 'XR Hip - left Single view');
+      await page.waitForSelector('.order__cards article.cds-card');
+      const onOrder = await visibleRiskCards(page);
+      assert.deepEqual(onOrder.map((c) => c.where), ['order'], JSON.stringify(onOrder));
+      assert.match((await page.textContent('.cds__cards'))!, /shown with the order/);
+      await (await page.$('.order__cards article.cds-card'))!.scrollIntoViewIfNeeded();
+      await screenshot(page, `ehr-order-one-card-${width}`, false);
+      assert.deepEqual(seriousViolations(await runAxe(page)), []);
+      await page.click('button[data-action="sign"]');
+      await page.waitForSelector('#orders .flash', { timeout: 60_000 });
+      const after = await visibleRiskCards(page);
+      assert.deepEqual(after.map((c) => c.where), ['sidebar'], 'after placing the order the chart card is back, alone');
+    });
+
+    test('a patient with an active FLS referral: the card does not suggest another and says since when', async () => {
+      const patient = 'demo-a-017';
+      if (width === 1280) {
+        const referral = flsReferral({ patientId: patient, status: 'active', authoredOn: '2026-11-12T09:30:00Z' });
+        const res = await fetch(`${base}/sandbox/fhir/ServiceRequest`, { method: 'POST', headers: { Authorization: `Bearer ${await whole.token('system/*.cruds')}`, 'Content-Type': 'application/fhir+json' }, body: JSON.stringify(referral) });
+        assert.equal(res.status, 201, await res.text());
+      }
+      await openChart(page, patient);
+      const card = await page.waitForSelector('.cds__cards article.cds-card', { timeout: 60_000 });
+      const text = (await card.textContent())!;
+      assert.match(text, /FLS referral active since 12 Nov 2026/);
+      assert.equal(await card.$('button[data-action="accept"]:has-text("fracture liaison")'), null, 'no second referral suggested');
+      assert.equal(await card.getAttribute('class'), 'cds-card cds-card--info');
+      assert.doesNotMatch((await page.textContent('main, aside'))!, /Patient\/demo-/, 'no raw patient reference on screen');
+      await screenshot(page, `ehr-card-fls-active-${width}`, false);
+      await orderStudy(page, 'XR Hip - left Single view');
+      const order = await page.waitForSelector('.order__cards article.cds-card');
+      assert.match((await order.textContent())!, /FLS referral active since 12 Nov 2026/);
+      assert.equal(await order.$('button[data-action="accept"]:has-text("fracture liaison")'), null);
+      assert.equal((await visibleRiskCards(page)).length, 1);
+      assert.deepEqual(problems.filter((p) => !/favicon/.test(p)), []);
+    });
+  });
+}
+
 describe('demo EHR: out-of-distribution patient demo-b-001', () => {
   test('the card warns and gives no image-derived number; the app shows the OOD warning without a heatmap', async () => {
     const { context, page } = await newPage(browser, { width: 1024, height: 768 });
@@ -225,7 +295,7 @@ describe('demo EHR: out-of-distribution patient demo-b-001', () => {
       // The first order-select may answer within its deadline with "analysis in progress"; a real EHR's user picks
       // again. Pick until the assessed (OOD) card is served from the service's cache.
       let text = '';
-      for (let attempt = 0; attempt < 10 && !/outside/i.test(text); attempt++) {
+      for (let attempt = 0; attempt < 10 && !/unlike the images/i.test(text); attempt++) {
         if (attempt > 0) {
           await page.click('button[data-action="cancel-order"]');
           await new Promise((r) => setTimeout(r, 1000));
@@ -233,10 +303,10 @@ describe('demo EHR: out-of-distribution patient demo-b-001', () => {
         await orderStudy(page, 'XR Hip - left Single view');
         text = (await page.textContent('.order__cards'))!;
       }
-      assert.match(text, /Outside the model.s training distribution/);
+      assert.match(text, /unlike the images the model was trained on/);
       const summary = (await page.textContent('.order__cards .cds-card__summary'))!;
       assert.match(summary, /clinical factors only/);
-      assert.doesNotMatch(summary, /95% CI/, 'no image-derived interval');
+      assert.doesNotMatch(summary, /95% interval/, 'no image-derived interval');
       await screenshot(page, 'ehr-ood-card', false);
 
       await page.click('button[data-action="open-app"]');

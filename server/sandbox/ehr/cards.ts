@@ -72,6 +72,15 @@ const INDICATOR_LABEL: Record<CdsCard['indicator'], string> = { info: 'Info', wa
 /** A shape as well as a colour, so the indicator does not rely on colour alone (WCAG 1.4.1). */
 const INDICATOR_ICON: Record<CdsCard['indicator'], string> = { info: 'i', warning: '!', critical: '!!' };
 
+/**
+ * What a card is about, for "one card per topic on a screen": its `source.topic` (system|code) when it has one,
+ * else its source label. A card from an order hook replaces a patient-view card with the same key.
+ */
+export function topicKey(card: CdsCard): string {
+  const t = card.source?.topic;
+  return t?.code ? `${t.system ?? ''}|${t.code}` : `source:${card.source?.label ?? ''}`;
+}
+
 function indicatorOf(card: CdsCard): CdsCard['indicator'] {
   return card.indicator === 'warning' || card.indicator === 'critical' ? card.indicator : 'info';
 }
@@ -86,7 +95,7 @@ export function renderCard(shown: ShownCard): SafeHtml {
   const suggestions = card.suggestions ?? [];
   const links = card.links ?? [];
   const reasons = card.overrideReasons ?? [];
-  return html`<article class="cds-card cds-card--${ind}" data-card="${key}" data-selection="${card.selectionBehavior ?? ''}" aria-labelledby="${titleId}">
+  return html`<article class="cds-card cds-card--${ind}" data-card="${key}" data-topic="${topicKey(card)}" data-selection="${card.selectionBehavior ?? ''}" aria-labelledby="${titleId}">
   <header class="cds-card__head">
     <span class="cds-card__indicator"><span class="cds-card__icon" aria-hidden="true">${INDICATOR_ICON[ind]}</span>${INDICATOR_LABEL[ind]}</span>
     <h3 class="cds-card__summary" id="${titleId}">${card.summary}</h3>

@@ -21,7 +21,7 @@ export const EHR_CLIENT_ID = 'demo-ehr';
 /** The OAuth client of the CDS service, to which the EHR issues `fhirAuthorization` tokens (smart-config/smart-clients.json). */
 export const CDS_SERVICE_CLIENT_ID = 'frcds-service';
 /** What the CDS service may read for the patient in context: the resources its prefetch templates name. */
-export const CDS_FHIR_SCOPES = ['patient/Patient.rs', 'patient/ImagingStudy.rs', 'patient/Observation.rs', 'patient/Condition.rs', 'patient/MedicationRequest.rs', 'patient/MedicationStatement.rs', 'patient/FamilyMemberHistory.rs', 'patient/Endpoint.rs'];
+export const CDS_FHIR_SCOPES = ['patient/Patient.rs', 'patient/ImagingStudy.rs', 'patient/Observation.rs', 'patient/Condition.rs', 'patient/MedicationRequest.rs', 'patient/MedicationStatement.rs', 'patient/FamilyMemberHistory.rs', 'patient/ServiceRequest.rs', 'patient/Endpoint.rs'];
 /** `fhirAuthorization` tokens are short-lived: one hook call, plus background work the service finishes after it. */
 const CDS_TOKEN_LIFETIME_S = 300;
 

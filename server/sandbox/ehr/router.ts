@@ -15,7 +15,7 @@ import { REPO_ROOT } from '../../config.ts';
 import { hashPatientId, type Logger } from '../../logging.ts';
 import { browserBundle, ehrCss } from './assets.ts';
 import type { EhrAuthorization } from './auth.ts';
-import { CardStore, renderCardList, type ShownCard } from './cards.ts';
+import { CardStore, renderCardList, topicKey, type ShownCard } from './cards.ts';
 import { CdsCallError, CdsClient } from './cds-client.ts';
 import type { CdsServiceDescriptor, FeedbackItem } from './cds-types.ts';
 import { loadChart } from './chart.ts';
@@ -69,6 +69,16 @@ export function orderableStudies(): OrderableStudy[] {
     compose: { include: { system: string; concept: { code: string; display: string }[] }[] };
   };
   return vs.compose.include.flatMap((inc) => inc.concept.map((c) => ({ system: inc.system, code: c.code, display: c.display })));
+}
+
+/** What a created resource is, in words: "Referral to fracture liaison service created (draft, to sign)". */
+export function createdWords(r: Resource): string {
+  if (r.resourceType === 'ServiceRequest') {
+    const sr = r as ServiceRequest;
+    const what = sr.code?.text ?? sr.code?.coding?.find((c) => c.display)?.display ?? 'Order';
+    return `${what} created${sr.status === 'draft' ? ' (draft, to sign)' : ''}`;
+  }
+  return `${r.resourceType} created`;
 }
 
 /** A draft imaging ServiceRequest as an EHR puts it in `draftOrders`. */
@@ -252,14 +262,14 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
   });
 
   /** Calls every service discovered for `hook`, in parallel; one failing service does not hide the others. */
-  async function runHook(hook: string, patientId: string, context: Record<string, unknown>): Promise<{ html: string; cards: number; services: unknown[] }> {
+  async function runHook(hook: string, patientId: string, context: Record<string, unknown>): Promise<{ html: string; cards: number; topics: string[]; services: unknown[] }> {
     let services: CdsServiceDescriptor[];
     try {
       services = await cds.servicesFor(hook);
     } catch (err) {
       const e = err as CdsCallError;
       logger.warn({ hook, kind: e.kind, status: e.status, err: e.message }, 'demo EHR: CDS discovery failed');
-      return { html: html`<p class="cds__note" role="status">Decision support is unavailable (discovery failed: ${e.message}).</p>`.value, cards: 0, services: [] };
+      return { html: html`<p class="cds__note" role="status">Decision support is unavailable (discovery failed: ${e.message}).</p>`.value, cards: 0, topics: [], services: [] };
     }
     const fhirAuthorization = await o.auth.cdsFhirAuthorization(patientId).catch((err: Error) => {
       logger.warn({ err: err.message }, 'demo EHR: no fhirAuthorization for the CDS call (the service must use prefetch)');
@@ -283,6 +293,8 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     return {
       html: html`${renderCardList(shown)}${notes}`.value,
       cards: shown.length,
+      // What the cards are about: the page shows one card per topic (an order card replaces the sidebar's).
+      topics: [...new Set(shown.map((c) => topicKey(c.card)))],
       services: results.map((r) => ({ id: r.service.id, cards: r.shown.length, ...('error' in r ? { error: r.error } : { ms: Math.round(r.ms ?? 0), prefetchMs: Math.round(r.prefetchMs ?? 0) }) })),
     };
   }
@@ -346,7 +358,7 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
       const created = await fhir.create<ServiceRequest>({ ...rest, status: 'active', authoredOn: new Date().toISOString() });
       drafts.delete(d.resource.id);
       logger.info({ patientIdHash: hashPatientId(patientId), order: created.id }, 'demo EHR: imaging order placed');
-      res.status(201).json({ created: `ServiceRequest/${created.id ?? ''}` });
+      res.status(201).json({ created: `ServiceRequest/${created.id ?? ''}`, display: created.code?.text ?? created.code?.coding?.[0]?.display ?? 'Imaging order' });
     } catch (err) {
       res.status(502).json({ error: `The order could not be saved: ${(err as Error).message}` });
     }
@@ -383,11 +395,13 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     if (c.accepted.has(i)) return void res.status(409).json({ error: 'this suggestion was already accepted' });
     if (c.card.selectionBehavior === 'at-most-one' && c.accepted.size > 0) return void res.status(409).json({ error: 'only one suggestion of this card may be accepted' });
     const done: string[] = [];
+    const said: string[] = [];
     try {
       for (const a of s.actions ?? []) {
         if (a.type === 'create' && a.resource) {
           const created = await fhir.create<Resource>(a.resource);
           done.push(`${created.resourceType}/${created.id ?? ''}`);
+          said.push(createdWords(created));
         } else if (a.type === 'update' && a.resource?.id) {
           const updated = await fhir.update<Resource>(a.resource as Resource & { id: string });
           done.push(`${updated.resourceType}/${updated.id ?? ''}`);
@@ -402,7 +416,8 @@ export async function createDemoEhr(o: EhrOptions): Promise<DemoEhr> {
     c.accepted.add(i);
     const feedbackError = await sendFeedback(c, { outcome: 'accepted', ...(s.uuid ? { acceptedSuggestions: [{ id: s.uuid }] } : {}) });
     logger.info({ service: c.serviceId, patientIdHash: hashPatientId(c.patientId), resources: done.length }, 'demo EHR: suggestion accepted');
-    res.json({ done, ...(feedbackError ? { feedbackError } : {}) });
+    // `message` is what the user reads: what was created, in words (the references stay for scripts).
+    res.json({ done, message: said.length > 0 ? `${said.join('; ')}.` : 'Done.', ...(feedbackError ? { feedbackError } : {}) });
   });
 
   router.post('/api/cards/:key/dismiss', jsonOnly, async (req, res) => {

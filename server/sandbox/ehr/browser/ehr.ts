@@ -12,6 +12,8 @@ interface PageData {
 interface HookAnswer {
   html: string;
   cards: number;
+  /** What the cards are about (`source.topic`): one card per topic on the screen. */
+  topics?: string[];
   draft?: string;
 }
 
@@ -47,6 +49,36 @@ function init(data: PageData): void {
   let draft: string | undefined;
   let selectSeq = 0;
   let opener: HTMLElement | null = null;
+  /** Topics of the cards in the order panel: the sidebar hides its own card on the same topic meanwhile. */
+  let orderTopics = new Set<string>();
+
+  /**
+   * One card per topic on the screen: while the order panel shows a card about a topic (the fracture risk), the
+   * sidebar's patient-view card on that topic is hidden and a line says where it went; it comes back when the order
+   * is placed or cancelled.
+   */
+  function syncSidebar(): void {
+    if (!sidebar) return;
+    let hidden = 0;
+    sidebar.querySelectorAll<HTMLElement>('article[data-card]').forEach((a) => {
+      const hide = orderTopics.has(a.dataset['topic'] ?? '');
+      a.hidden = hide;
+      if (hide) hidden++;
+    });
+    let note = sidebar.querySelector<HTMLElement>('[data-replaced-note]');
+    if (hidden > 0 && !note) {
+      note = document.createElement('p');
+      note.className = 'cds__note';
+      note.dataset['replacedNote'] = '';
+      note.textContent = 'The fracture-risk card is shown with the order.';
+      sidebar.prepend(note);
+    } else if (hidden === 0) note?.remove();
+  }
+
+  function setOrderTopics(topics: readonly string[]): void {
+    orderTopics = new Set(topics);
+    syncSidebar();
+  }
 
   async function patientView(): Promise<void> {
     if (!sidebar) return;
@@ -54,6 +86,7 @@ function init(data: PageData): void {
       const a = await postJson<HookAnswer>(`${api}/patients/${pid}/patient-view`, {});
       sidebar.innerHTML = a.html || '';
       if (a.cards === 0 && !a.html) sidebar.innerHTML = '<p class="muted">No decision support for this patient right now.</p>';
+      syncSidebar(); // an order card may already be on the screen
     } catch (err) {
       sidebar.innerHTML = '';
       const p = document.createElement('p');
@@ -134,6 +167,7 @@ function init(data: PageData): void {
     selectSeq++;
     document.querySelectorAll<HTMLInputElement>('#order-panel input[name="study"]').forEach((r) => (r.checked = false));
     if (orderCards) orderCards.innerHTML = '';
+    setOrderTopics([]);
     setStatus(orderStatus, '');
     if (signBtn) {
       signBtn.disabled = true;
@@ -157,6 +191,7 @@ function init(data: PageData): void {
       if (seq !== selectSeq) return; // a later choice superseded this one
       draft = a.draft;
       if (orderCards) orderCards.innerHTML = a.html || '<p class="muted">No decision support for this order.</p>';
+      setOrderTopics(a.topics ?? []);
       if (signBtn) signBtn.disabled = !draft;
     } catch (err) {
       if (seq !== selectSeq) return;
@@ -170,7 +205,7 @@ function init(data: PageData): void {
     if (!draft) return;
     setStatus(orderStatus, 'Placing order…');
     try {
-      const r = await postJson<{ created: string }>(`${api}/patients/${pid}/orders`, { draft });
+      const r = await postJson<{ created: string; display?: string }>(`${api}/patients/${pid}/orders`, { draft });
       resetOrder();
       if (orderPanel) orderPanel.hidden = true;
       $('button[data-action="open-order"]')?.setAttribute('aria-expanded', 'false');
@@ -178,7 +213,8 @@ function init(data: PageData): void {
       const status = document.createElement('p');
       status.className = 'flash';
       status.setAttribute('role', 'status');
-      status.textContent = `Order placed (${r.created}).`;
+      status.dataset['created'] = r.created;
+      status.textContent = `Order placed: ${r.display ?? 'imaging order'}.`;
       $('#orders')?.prepend(status);
     } catch (err) {
       setStatus(orderStatus, `Not placed: ${(err as Error).message}`);
@@ -193,6 +229,7 @@ function init(data: PageData): void {
       const a = await postJson<HookAnswer>(`${api}/patients/${pid}/order-sign`, { draft });
       if (a.cards > 0) {
         if (orderCards) orderCards.innerHTML = a.html;
+        setOrderTopics(a.topics ?? []);
         signBtn.hidden = true;
         if (placeBtn) {
           placeBtn.hidden = false;
@@ -239,11 +276,12 @@ function init(data: PageData): void {
       (btn as HTMLButtonElement).disabled = true;
       setStatus(status, 'Working…');
       try {
-        const r = await postJson<{ done: string[]; feedbackError?: string }>(`${api}/cards/${encodeURIComponent(key)}/accept`, { suggestion: i });
+        const r = await postJson<{ done: string[]; message?: string; feedbackError?: string }>(`${api}/cards/${encodeURIComponent(key)}/accept`, { suggestion: i });
         btn.classList.add('is-done');
         btn.textContent = `✓ ${btn.textContent ?? ''}`;
         if (card.dataset['selection'] === 'at-most-one') card.querySelectorAll<HTMLButtonElement>('button[data-action="accept"]').forEach((b) => (b.disabled = true));
-        setStatus(status, `Done: ${r.done.join(', ') || 'nothing to create'}.${r.feedbackError ? ` (${r.feedbackError})` : ''}`);
+        if (status) (status as HTMLElement).dataset['created'] = r.done.join(' ');
+        setStatus(status, `${r.message ?? 'Done.'}${r.feedbackError ? ` (${r.feedbackError})` : ''}`);
         await refreshSection('orders');
       } catch (err) {
         (btn as HTMLButtonElement).disabled = false;
