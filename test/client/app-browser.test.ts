@@ -4,7 +4,8 @@
  * through `/sandbox/auth`, then the app at 1280 px and in a 420 px EHR side panel —
  * - summary first: the risk, its meaning against the guideline threshold, the caveat and the tier's action, all in
  *   the first 600 px at 420 × 800, nothing wider than the panel;
- * - a low-risk patient gets no prominent referral or DXA button;
+ * - the tier's order is the one prominent button (FLS referral for high, DXA for moderate); a low-risk patient gets
+ *   no prominent referral or DXA button;
  * - creating a duplicate FLS referral asks first, naming the patient;
  * - history shows a past assessment (one seeded on the FHIR server) and what changed;
  * - the print summary carries name, birth date and MRN; the patient view has a 100-person icon array;
@@ -118,6 +119,23 @@ describe('SMART app in a 420 px EHR side panel', () => {
       assert.deepEqual(problems, []);
       await screenshot(page, 'app-demo-a-022-420', false);
       await screenshot(page, 'app-demo-a-022-420-full');
+    } finally {
+      await close();
+    }
+  });
+
+  test('moderate risk (demo-a-003): a DXA order is the prominent action, the referral waits behind "Other orders"', async () => {
+    const { page, close } = await launchPatient('demo-a-003', { width: 420, height: 800 });
+    try {
+      const api = await apiAssessment(await appAccessToken(page), 'demo-a-003');
+      assert.equal(api.assessment.decision.action, 'order-dxa', 'demo-a-003 is a moderate-risk patient');
+      assert.equal(await page.$$eval('main .btn-primary', (b) => b.map((x) => x.getAttribute('data-order')).join(',')), 'dxa');
+      assert.ok((await bottomOf(page, '.summary [data-order="dxa"]')) <= 600);
+      assert.equal(await page.isVisible('[data-order="fls"]'), false);
+      assert.match((await page.textContent('[data-testid="recommendation"]'))!, /Measure bone density \(DXA\)/);
+      assert.deepEqual(await overflowing(page), []);
+      assert.deepEqual(seriousViolations(await runAxe(page)), []);
+      await screenshot(page, 'app-demo-a-003-420-moderate', false);
     } finally {
       await close();
     }
