@@ -115,7 +115,9 @@ export function flagReasonOf(
   fracture?: { name: string; date: string },
 ): string {
   const parts: string[] = [];
-  const cmp = (shown: number, threshold: number): string => (shown > threshold ? `above the ${formatPercent(threshold)} threshold` : `at the ${formatPercent(threshold)} threshold`);
+  // A threshold is a setting such as 3 or 20: written as configured ("3%"), not as a rounded risk ("3.0%").
+  const pct = (threshold: number): string => `${threshold}%`;
+  const cmp = (shown: number, threshold: number): string => (shown > threshold ? `above the ${pct(threshold)} threshold` : `at the ${pct(threshold)} threshold`);
   const { hip10, mof10 } = risk;
   if (!hip10 || !mof10) parts.push('risk unknown (the assessment could not be read)');
   else {
@@ -123,7 +125,7 @@ export function flagReasonOf(
     const mof = shownPercent(mof10.estimate / 100);
     if (hip >= t.hipHigh) parts.push(`10-year hip fracture risk ${formatPercent(hip10.estimate)} (${cmp(hip, t.hipHigh)})`);
     if (mof >= t.mofHigh) parts.push(`10-year major osteoporotic fracture risk ${formatPercent(mof10.estimate)} (${cmp(mof, t.mofHigh)})`);
-    else if (parts.length === 0 && mof >= t.mofModerate) parts.push(`10-year major osteoporotic fracture risk ${formatPercent(mof10.estimate)} (moderate: from ${formatPercent(t.mofModerate)})`);
+    else if (parts.length === 0 && mof >= t.mofModerate) parts.push(`10-year major osteoporotic fracture risk ${formatPercent(mof10.estimate)} (moderate: from ${pct(t.mofModerate)})`);
     if (parts.length === 0) parts.push(`${risk.tier} risk: 10-year hip fracture risk ${formatPercent(hip10.estimate)}, major osteoporotic ${formatPercent(mof10.estimate)}`);
   }
   if (fracture) parts.push(`recent fracture: ${fracture.name} (${fracture.date})`);
@@ -467,14 +469,18 @@ export class Worklist {
     await this.#fhir.write(updated, signal);
   }
 
-  /** A user event for `step` at `date` (YYYY-MM-DD, not in the future, not before identification) or now. */
-  async #event(step: PathwayStep, task: Task, input: { date?: string; treatment?: TreatmentOutcome }, by: Actor, signal?: AbortSignal): Promise<PathwayEvent> {
+  /**
+   * A user event for `step` at `date` (YYYY-MM-DD: not in the future, not before identification nor before the
+   * current step was reached, so the history reads in order) or now.
+   */
+  async #event(step: PathwayStep, task: Task, input: { date?: string; treatment?: TreatmentOutcome }, by: Actor, signal?: AbortSignal, notBefore?: string): Promise<PathwayEvent> {
     const now = this.#now();
     let time = now.toISOString();
     if (input.date !== undefined) {
       if (!isDay(input.date)) throw new WorklistError('BAD_REQUEST', '"date" must be a date YYYY-MM-DD');
       if (input.date > dayOf(time)) throw new WorklistError('BAD_REQUEST', '"date" must not be in the future');
       if (task.authoredOn && input.date < dayOf(task.authoredOn)) throw new WorklistError('BAD_REQUEST', '"date" must not be before the patient was identified');
+      if (notBefore && input.date < dayOf(notBefore)) throw new WorklistError('BAD_REQUEST', `"date" must not be before the current step was reached (${dayOf(notBefore)})`);
       if (input.date !== dayOf(time)) time = input.date;
     }
     return { step, time, by: await this.#nameOf(by, signal), source: 'user', ...(input.treatment ? { treatment: input.treatment } : {}) };
@@ -564,7 +570,7 @@ export class Worklist {
             : `it is already at "${PATHWAY_STEP_LABELS[step]}"`;
         throw new WorklistError('CONFLICT', `Task/${taskId} cannot move to "${PATHWAY_STEP_LABELS[input.step]}": ${why}`);
       }
-      const event = await this.#event(input.step, task, input, by, signal);
+      const event = await this.#event(input.step, task, input, by, signal, eventOf(history, step)?.time);
       if (input.step === 'closed') await this.#settleReferral(task, 'completed', signal);
       await this.#save(task, history, { step: event, ...(input.note ? { note: input.note } : {}) }, by, signal);
       return { item: await this.get(taskId, signal), changed: true };
