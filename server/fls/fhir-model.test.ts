@@ -1,8 +1,14 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Condition, MedicationRequest } from '@medplum/fhirtypes';
 import { derivedId, hasImminentRisk, idOf, isFragilityFracture, worklistStatusOf } from './fhir-model.ts';
 import { isOsteoporosisTreatment } from './triage.ts';
+import { REPO_ROOT } from '../config.ts';
+import { loadValueSets } from '../fhir/valuesets.ts';
+import { PATHWAY_EVENT_URL } from './pathway.ts';
+import { ALL_PATHWAY_STEPS, FLS_PATHWAY_SYSTEM, PATHWAY_STEP_LABELS, TREATMENT_OUTCOMES } from './types.ts';
 
 const fracture = (onset: string, coding: { system: string; code: string }, extra: Partial<Condition> = {}): Condition => ({
   resourceType: 'Condition', subject: { reference: 'Patient/p' }, code: { coding: [coding] }, onsetDateTime: onset, ...extra,
@@ -52,4 +58,17 @@ test('ids and references', () => {
   assert.equal(worklistStatusOf({ resourceType: 'Task', status: 'in-progress', intent: 'order' }), 'accepted');
   assert.equal(worklistStatusOf({ resourceType: 'Task', status: 'rejected', intent: 'order' }), 'dismissed');
   assert.equal(worklistStatusOf({ resourceType: 'Task', status: 'entered-in-error', intent: 'order' }), undefined);
+});
+
+test('the fls-pathway CodeSystem, its ValueSet and the event extension match the code (steps, treatment outcomes, URLs)', () => {
+  type Concept = { code: string; display: string; concept?: Concept[] };
+  const cs = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/codesystems/fls-pathway.json'), 'utf8')) as { url: string; concept: Concept[] };
+  assert.equal(cs.url, FLS_PATHWAY_SYSTEM);
+  const group = (code: string): Concept[] => cs.concept.find((c) => c.code === code)?.concept ?? [];
+  assert.deepEqual(group('pathway-step').map((c) => [c.code, c.display]), ALL_PATHWAY_STEPS.map((s) => [s, PATHWAY_STEP_LABELS[s]]));
+  assert.deepEqual(group('treatment-outcome').map((c) => [c.code, c.display]), Object.entries(TREATMENT_OUTCOMES));
+  const vs = loadValueSets();
+  for (const s of ALL_PATHWAY_STEPS) assert.ok(vs.has('fls-pathway-step', FLS_PATHWAY_SYSTEM, s), s);
+  const ext = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/fls-pathway-event.json'), 'utf8')) as { url: string };
+  assert.equal(ext.url, PATHWAY_EVENT_URL);
 });
