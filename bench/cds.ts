@@ -164,7 +164,7 @@ async function main(): Promise<void> {
     const results = await runClients(reqs.map((r) => ({ url: `${url}/cds-services/${HOOK}`, token: r.token, body: r.body })));
     const kinds: Record<string, number> = {};
     const ms = results.map((r) => {
-      const kind = r.status !== 200 ? `http-${r.status}` : r.summary === null ? 'no-card' : /in progress/.test(r.summary) ? 'clinical, image in progress' : /from hip X-ray/.test(r.summary) ? 'image+clinical' : 'clinical-only';
+      const kind = r.status !== 200 ? `http-${r.status}` : r.summary === null ? 'no-card' : /in progress/.test(r.summary) ? 'clinical, image in progress' : /95% interval/.test(r.summary) ? 'image+clinical' : 'clinical-only';
       kinds[kind] = (kinds[kind] ?? 0) + 1;
       return r.ms;
     });

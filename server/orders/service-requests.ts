@@ -55,7 +55,7 @@ export interface ServiceRequestInput {
   riskAssessmentRef?: string;
   /** Who asks, e.g. `Practitioner/demo-clinician` → `requester`. */
   requesterRef?: string;
-  /** Free-text reason → `reasonCode.text`, e.g. "10-yr hip fracture risk 14% (95% CI 10–19%)". */
+  /** Free-text reason → `reasonCode.text`, e.g. "10-year hip fracture risk 14% (95% interval 10–19%)". */
   reason?: string;
   /** Encounter in which the request is made → `encounter`. */
   encounterRef?: string;

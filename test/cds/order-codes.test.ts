@@ -55,9 +55,10 @@ const order = (code: ServiceRequest['code'], id = 'sr-1', extra: Partial<Service
   resourceType: 'ServiceRequest', id, status: 'draft', intent: 'order', subject: { reference: `Patient/${HIGH}` }, code, ...extra,
 });
 
-function hookBody(hook: 'order-select' | 'order-sign', orders: ServiceRequest[], selected = orders): Record<string, unknown> {
+/** `userId` varies where an order-sign must not count as the same order screen as an earlier order-select. */
+function hookBody(hook: 'order-select' | 'order-sign', orders: ServiceRequest[], selected = orders, userId = 'Practitioner/demo-clinician'): Record<string, unknown> {
   const context: Record<string, unknown> = {
-    userId: 'Practitioner/demo-clinician',
+    userId,
     patientId: HIGH,
     draftOrders: { resourceType: 'Bundle', type: 'collection', entry: orders.map((resource) => ({ resource })) },
   };
@@ -138,15 +139,17 @@ describe('order codes over HTTP', () => {
     assert.equal(loinc.cards.length, 1);
     assert.equal(cpt.cards.length, 1, 'a CPT-coded hip radiograph gets a card');
     assert.deepEqual(comparable(cpt.cards[0]!), comparable(loinc.cards[0]!));
-    assert.match(cpt.cards[0]!.summary, /^10-yr hip fracture risk \d/);
+    assert.match(cpt.cards[0]!.summary, /^(High|Moderate|Low) fracture risk — 10-year hip \d/);
   });
 
   test('any coding counts: an unknown local code next to CPT; a CPT DXA among the drafts drops the DXA suggestion; a CPT office visit is not imaging', async () => {
     const app = plainApp();
     const both = await call(app, SELECT, hookBody('order-select', [order({ coding: [{ system: 'urn:epic:proc', code: 'IMG44' }, { system: CPT, code: '72170' }] })]));
     assert.equal(both.cards.length, 1);
-    const withDxa = await call(app, 'fracture-risk-order-sign', hookBody('order-sign', [order({ coding: [{ system: CPT, code: '71250' }] }, 'sr-ct'), order({ coding: [{ system: CPT, code: '77080' }] }, 'sr-dxa')]));
-    assert.deepEqual(withDxa.cards[0]!.suggestions!.map((s) => s.label), ['Refer to fracture liaison service']);
+    const drafts = [order({ coding: [{ system: CPT, code: '71250' }] }, 'sr-ct'), order({ coding: [{ system: CPT, code: '77080' }] }, 'sr-dxa')];
+    const withDxa = await call(app, 'fracture-risk-order-sign', hookBody('order-sign', drafts, drafts, 'Practitioner/signs-with-dxa'));
+    assert.ok(!withDxa.cards[0]!.suggestions?.some((s) => s.label === 'Order DXA'));
+    assert.match(withDxa.cards[0]!.detail!, /A DXA is among the orders being placed/);
     const visit = await call(app, SELECT, hookBody('order-select', [order({ coding: [{ system: CPT, code: '99213' }] })]));
     assert.deepEqual(visit.cards, []);
   });

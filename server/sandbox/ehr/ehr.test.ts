@@ -10,10 +10,10 @@ import { after, before, describe, test } from 'node:test';
 import express from 'express';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { startDemoStack, type DemoStack } from '../../../test/support/demo-stack.ts';
-import { CardStore, renderCard, renderMarkdown } from './cards.ts';
+import { CardStore, renderCard, renderMarkdown, topicKey } from './cards.ts';
 import { fillPrefetchTemplate } from './cds-client.ts';
 import type { CdsCard } from './cds-types.ts';
-import { createDemoEhr, orderableStudies, type DemoEhr } from './router.ts';
+import { createdWords, createDemoEhr, orderableStudies, type DemoEhr } from './router.ts';
 import { freePort } from '../../../test/support/net.ts';
 import { loadConfig } from '../../config.ts';
 import { ehrAuthorization } from './mount.ts';
@@ -97,7 +97,7 @@ describe('prefetch templates (2.0 tokens)', () => {
 describe('card rendering', () => {
   const card: CdsCard = {
     uuid: 'c1',
-    summary: '10-yr hip fracture risk 14% (95% CI 10–19%) <b>bold?</b>',
+    summary: 'High fracture risk — 10-year hip 14% (95% interval 10–19%) <b>bold?</b>',
     indicator: 'warning',
     detail: '**MOF** 28%\n\n<script>alert(1)</script>\n\nSee [click](javascript:alert(1)) and [model card](https://example.org/card) ![x](https://example.org/x.png)\n\n<img src=x onerror=alert(1)>',
     source: { label: 'Fracture Risk CDS', url: 'javascript:alert(2)' },
@@ -131,6 +131,19 @@ describe('card rendering', () => {
     assert.match(out, /<li><a href="https:\/\/example.org\/card"[^>]*>Model card<\/a><\/li>/);
     assert.match(out, /<option value="0">Patient declined<\/option>/);
     assert.match(out, /Source: Fracture Risk CDS/);
+  });
+
+  test('a card carries its topic (source.topic, else the source label) so the page shows one card per topic', () => {
+    const topic = { system: 'https://fracture-risk-cds.invalid/fhir/CodeSystem/frcds-card-topics', code: 'fracture-risk-10y' };
+    assert.equal(topicKey({ ...card, source: { label: 'A', topic } }), `${topic.system}|fracture-risk-10y`);
+    assert.equal(topicKey(card), 'source:Fracture Risk CDS');
+    assert.match(renderCard(new CardStore().add('svc', 'p1', { ...card, source: { label: 'A', topic } })).value, /data-topic="https:\/\/fracture-risk-cds.invalid\/fhir\/CodeSystem\/frcds-card-topics\|fracture-risk-10y"/);
+  });
+
+  test('what an accepted suggestion created is said in words, not as a FHIR reference', () => {
+    const said = createdWords({ resourceType: 'ServiceRequest', id: 'sr-1', status: 'draft', intent: 'order', subject: { reference: 'Patient/demo-a-022' }, code: { text: 'Referral to fracture liaison service' } });
+    assert.equal(said, 'Referral to fracture liaison service created (draft, to sign)');
+    assert.doesNotMatch(said, /ServiceRequest\/|Patient\//);
   });
 });
 
