@@ -276,6 +276,7 @@ for (const width of [1280, 420]) {
       assert.equal(await card.$('button[data-action="accept"]:has-text("fracture liaison")'), null, 'no second referral suggested');
       assert.equal(await card.getAttribute('class'), 'cds-card cds-card--info');
       assert.doesNotMatch((await page.textContent('main, aside'))!, /Patient\/demo-/, 'no raw patient reference on screen');
+      await card.scrollIntoViewIfNeeded();
       await screenshot(page, `ehr-card-fls-active-${width}`, false);
       await orderStudy(page, 'XR Hip - left Single view');
       const order = await page.waitForSelector('.order__cards article.cds-card');

@@ -43,7 +43,7 @@ function layout(ctx: PageContext, title: string, body: SafeHtml, pageData?: Reco
 <header class="topbar">
   <a class="topbar__brand" href="${ctx.base}/"><span class="topbar__logo" aria-hidden="true">+</span> Demo EHR <span class="topbar__tag">sandbox</span></a>
   <nav class="topbar__nav" aria-label="Main"><a href="${ctx.base}/">Patients</a><a href="${ctx.worklistUrl}" target="_blank" rel="noopener" data-link="fls-worklist">FLS worklist <span aria-hidden="true">↗</span><span class="visually-hidden">(opens in a new tab)</span></a></nav>
-  <span class="topbar__user" title="${ctx.user.ref}">Signed in as <strong>${ctx.user.name}</strong></span>
+  <span class="topbar__user">Signed in as <strong>${ctx.user.name}</strong></span>
 </header>
 <p class="notice" role="note">Demo EHR for trying the Fracture Risk CDS service with synthetic patients. ${RESEARCH_NOTICE}. Not for clinical decisions.</p>
 ${body}
@@ -185,6 +185,11 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
   </div>
 </div>
 <div class="workspace">
+<!-- Decision support first in the page: in a narrow EHR panel it comes before the chart sections, not after them. -->
+<aside class="cds" aria-labelledby="cds-h">
+  <h2 id="cds-h">Decision support</h2>
+  <div class="cds__cards" data-hook="patient-view" aria-live="polite" aria-busy="true"><p class="muted">Checking decision support…</p></div>
+</aside>
 <main id="main" class="chart">
   <section class="panel order" id="order-panel" aria-labelledby="order-h" hidden>
     <!-- Not a <form>: the cards shown inside carry their own override forms, and forms cannot nest. -->
@@ -235,10 +240,6 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
     html`<tr><td>${text(o.code)}</td><td>${obsValue(o)}</td><td>${date(o.effectiveDateTime)}</td></tr>`,
   )}
 </main>
-<aside class="cds" aria-labelledby="cds-h">
-  <h2 id="cds-h">Decision support</h2>
-  <div class="cds__cards" data-hook="patient-view" aria-live="polite" aria-busy="true"><p class="muted">Checking decision support…</p></div>
-</aside>
 </div>
 <section class="app-panel" id="app-panel" aria-labelledby="app-h" hidden>
   <div class="app-panel__bar"><h2 id="app-h">Fracture Risk app</h2><span class="muted">${RESEARCH_NOTICE}</span><button type="button" class="btn btn--secondary" data-action="close-app">Close app</button></div>
