@@ -61,9 +61,10 @@ describe('Epic-like EHR: CDS Hooks', () => {
     assert.ok(calls.every((r) => r.url.includes(PATIENT)), 'every read named the hook\'s patient');
   });
 
-  test('order-sign with the CPT order also gets the card', async () => {
-    const card = onlyCard(await run.ehr.callHook('order-sign', PATIENT), run.base);
-    assert.equal(card.summary, cptCard.summary);
+  test('order-sign with the CPT order right after order-select: no second copy of the card', async () => {
+    const sign = await run.ehr.callHook('order-sign', PATIENT);
+    assert.equal(sign.status, 200);
+    assert.deepEqual((sign.body as { cards: unknown[] }).cards, [], 'the same risk is not shown twice on one order screen');
   });
 });
 

@@ -11,6 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { PREFETCH } from '../../server/cds/services.ts';
 import type { Card } from '../../server/cds/types.ts';
 import { LAUNCHER_LIKE } from '../support/foreign-ehr/launcher-like.ts';
 import { apiAssessment, assertAssessed, cardFace, demoEhrOrderSelectCard, foreignHeaders, launchFromCard, LOINC_HIP_XRAY, onlyCard, OTHER_PATIENT, PATIENT, startInterop, type InteropRun, type LaunchedApp } from './steps.ts';
@@ -46,14 +47,17 @@ describe('launcher-like EHR: CDS Hooks', () => {
     assert.equal(card.indicator, demo.indicator);
     // Every template was filled by the EHR: the FHIR reads during the call are its own prefetch queries, one each.
     const prefetch = r.request!['prefetch'] as Record<string, unknown>;
-    assert.equal(Object.keys(prefetch).length, 7);
-    assert.equal(run.ehr.fhirLog.length - before, 7, 'no FHIR read beyond the prefetch');
+    const templates = Object.keys(PREFETCH).length;
+    assert.equal(Object.keys(prefetch).length, templates);
+    assert.equal(run.ehr.fhirLog.length - before, templates, 'no FHIR read beyond the prefetch');
     const loinc = onlyCard(await run.ehr.callHook('order-select', PATIENT, { order: LOINC_HIP_XRAY }), run.base);
     assert.deepEqual(cardFace(card), cardFace(loinc));
   });
 
-  test('order-sign gets the card too', async () => {
-    assert.equal(onlyCard(await run.ehr.callHook('order-sign', PATIENT), run.base).summary, card.summary);
+  test('order-sign right after order-select: no second copy of the card', async () => {
+    const sign = await run.ehr.callHook('order-sign', PATIENT);
+    assert.equal(sign.status, 200);
+    assert.deepEqual((sign.body as { cards: unknown[] }).cards, [], 'the same risk is not shown twice on one order screen');
   });
 
   test('the launcher\'s FHIR answers point at itself, never at the sandbox', async () => {
