@@ -134,8 +134,8 @@ export function carePlan(input: CardInput): CarePlan {
   if (input.draftHasFls) return { line: 'An FLS referral is among the orders being placed.', fls: false, dxa: false, handled: true };
   if (!input.care.known) {
     if (action === 'none') return { line: 'No action needed now.', fls: false, dxa: false, handled: false };
-    const what = action === 'refer-fls' ? 'FLS referral' : 'DXA';
-    return { line: `Existing referrals, DXA and treatment could not be checked${input.care.reason === 'timeout' ? ' in time' : ''}: check the chart before ordering a ${what}.`, fls: false, dxa: false, handled: false };
+    const what = action === 'refer-fls' ? 'an FLS referral' : 'a DXA';
+    return { line: `Existing referrals, DXA and treatment could not be checked${input.care.reason === 'timeout' ? ' in time' : ''}: check the chart before ordering ${what}.`, fls: false, dxa: false, handled: false };
   }
   const care = input.care.status;
   if (care.flsReferral) {
