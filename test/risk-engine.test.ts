@@ -21,10 +21,12 @@ import type { Condition, ImagingStudy, Patient, Resource, StructureDefinition } 
 import { REPO_ROOT } from '../server/config.ts';
 import { DicomWebClient } from '../server/imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../server/inference/registry.ts';
-import { assess, clinicalInputs, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
+import { assess, clinicalInputs, LOW_CONFIDENCE_DEFAULTS, OOD_WARNING, type AssessDeps, type Assessment } from '../server/risk/assess.ts';
+import { shownPercent } from '../server/risk/numbers.ts';
+import { baselineAt } from '../server/risk/survival.ts';
 import { extractFactors, loadChart } from '../server/risk/factors.ts';
 import { linearPredictor } from '../server/risk/qfracture.ts';
-import { toFhir } from '../server/risk/fhir-output.ts';
+import { EXT, toFhir } from '../server/risk/fhir-output.ts';
 import { createRiskRouter } from '../server/risk/routes.ts';
 import { RiskService } from '../server/risk/service.ts';
 import { createDicomWebRouter } from '../server/sandbox/dicomweb/router.ts';
@@ -114,9 +116,50 @@ function checkConsistent(a: Assessment, id: string): void {
     }
     assert.ok(r.contributions.some((c) => c.factor === 'age'));
   }
-  // Never a silent number: a clinical-only result always says why.
+  // Never a silent number: a clinical-only result always says why — in the warnings and in the one caveat.
   if (a.mode === 'clinical-only') assert.ok(a.warnings.length > 0 && (a.warnings.includes(OOD_WARNING) || a.warnings.some((w) => /clinical-only/.test(w))), `${id}: ${a.warnings.join(' | ')}`);
+  if (a.mode === 'clinical-only' && a.ood !== null) assert.match(a.caveat ?? '', /clinical factors only/, id);
   if (a.missingFactors.length > 0) assert.ok(a.warnings.some((w) => w.startsWith('Missing risk factors')), id);
+  checkMofAtLeastHip(a, id);
+  checkDecision(a, id);
+}
+
+/** MOF includes hip: at every horizon, bound and curve point the MOF risk is at least the hip risk. */
+function checkMofAtLeastHip(a: Assessment, id: string): void {
+  const hip = a.outcomes.hip;
+  const mof = a.outcomes.mof;
+  hip.risks.forEach((h, i) => {
+    const m = mof.risks[i]!;
+    assert.ok(m.risk >= h.risk, `${id} ${h.years} y: MOF ${m.risk} < hip ${h.risk}`);
+    if (h.lower !== null) assert.ok(m.lower! >= h.lower && m.upper! >= h.upper!, `${id} ${h.years} y bounds`);
+  });
+  hip.clinicalOnly.risks.forEach((h, i) => assert.ok(mof.clinicalOnly.risks[i]!.risk >= h.risk, `${id} clinical-only ${h.years} y`));
+  if (hip.fused && mof.fused) {
+    hip.fused.curve.forEach((p, i) => {
+      const q = mof.fused!.curve[i]!;
+      assert.ok(q.survival <= p.survival && q.lower <= p.lower && q.upper <= p.upper, `${id} curve at ${p.years} y`);
+    });
+    hip.fused.risks.forEach((h, i) => assert.ok(mof.fused!.risks[i]!.risk >= h.risk, `${id} fused ${h.years} y`));
+  }
+  if (hip.imageTermOnly && mof.imageTermOnly) hip.imageTermOnly.risks.forEach((h, i) => assert.ok(mof.imageTermOnly!.risks[i]!.risk >= h.risk, `${id} image term ${h.years} y`));
+}
+
+/** The decision is taken on the shown 10-year values (no tier/rounding mismatch) and follows the tier rule. */
+function checkDecision(a: Assessment, id: string): void {
+  const d = a.decision;
+  const r10 = (o: 'hip' | 'mof') => a.outcomes[o].risks.find((x) => x.years === 10)!;
+  for (const o of ['hip', 'mof'] as const) {
+    assert.equal(d[o].shownPercent, shownPercent(r10(o).risk), `${id} ${o} shown`);
+    assert.equal(d[o].probabilityAbove === null, a.mode === 'clinical-only', `${id} ${o}: a probability exactly when there is an interval`);
+  }
+  const over = [d.hip, d.mof].filter((x) => x.shownPercent >= x.thresholdPercent);
+  if (a.tier.tier === 'high') assert.ok(over.some((x) => x.probabilityAbove === null || x.probabilityAbove >= 0.8), `${id}: high without a sure threshold`);
+  if (a.tier.tier === 'low') assert.equal(over.length, 0, `${id}: low although a shown value is at or above its threshold`);
+  if (over.length > 0) assert.notEqual(a.tier.tier, 'low', id);
+  assert.equal(d.action, { high: 'refer-fls', moderate: 'order-dxa', low: 'none' }[a.tier.tier]);
+  assert.equal(d.actionWarranted, a.tier.tier === 'high');
+  assert.ok(d.meaning.length > 0 && !/log.hazard/i.test(d.meaning), id);
+  assert.ok(d.guideline.url.startsWith('https://'));
 }
 
 describe('risk engine on the demo cohort (smoke fixture model)', () => {
@@ -129,7 +172,8 @@ describe('risk engine on the demo cohort (smoke fixture model)', () => {
       assert.equal(a.indexDate, t.index_datetime.slice(0, 10));
       const q10 = a.outcomes.hip.clinicalOnly.risks.find((x) => x.years === 10)!.risk;
       assert.ok(Math.abs(100 * q10 - t.ehr.qf_risk10_hip) < 1e-9, `${t.patient_id}: ${100 * q10} vs ${t.ehr.qf_risk10_hip}`);
-      assert.ok(Math.abs(100 * a.outcomes.mof.clinicalOnly.risks.find((x) => x.years === 10)!.risk - t.ehr.qf_risk10_mof) < 1e-9);
+      // MOF includes hip: the clinical-only MOF risk is QFracture's MOF risk, or its hip risk where that is higher.
+      assert.ok(Math.abs(100 * a.outcomes.mof.clinicalOnly.risks.find((x) => x.years === 10)!.risk - Math.max(t.ehr.qf_risk10_mof, t.ehr.qf_risk10_hip)) < 1e-9);
       checkConsistent(a, t.patient_id);
       assert.equal(a.model.provider, 'cpu');
     }
@@ -249,9 +293,26 @@ describe('FHIR output', () => {
       assert.equal(f.riskAssessment.prediction!.length, 8);
       const notes = f.riskAssessment.note!.map((n) => n.text);
       for (const w of result.assessment.warnings) assert.ok(notes.includes(w), 'every warning is in note');
+      const a = result.assessment;
+      assert.ok(notes[0]!.includes(a.decision.meaning), 'the decision is the first note');
+      assert.ok(f.riskAssessment.text?.div.includes(a.decision.meaning.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')), 'and in the narrative');
+      assert.match(f.riskAssessment.text!.div, /Research use — trained on synthetic data/);
+      assert.ok(f.riskAssessment.mitigation?.includes(a.decision.guideline.url));
+      for (const p of f.riskAssessment.prediction!) {
+        const tp = p.extension?.find((e) => e.url === EXT.thresholdProbability);
+        const o = p.outcome!.text === 'Hip fracture' ? 'hip' : 'mof';
+        if (p.whenRange!.high!.value === 10) {
+          assert.equal(p.qualitativeRisk!.coding![0]!.code, a.tier.tier);
+          if (a.mode === 'image-and-clinical') {
+            assert.ok(tp, `${id}: threshold probability on the 10-year ${o} prediction`);
+            assert.equal(tp.extension!.find((x) => x.url === 'threshold')!.valueDecimal, a.decision[o].thresholdPercent / 100);
+            assert.ok(Math.abs(tp.extension!.find((x) => x.url === 'probability')!.valueDecimal! - a.decision[o].probabilityAbove!) < 1e-6);
+          } else assert.equal(tp, undefined, 'no probability without an interval');
+        } else assert.equal(tp, undefined);
+      }
       if (result.assessment.mode === 'image-and-clinical') {
         fused++;
-        assert.ok(f.riskAssessment.prediction!.every((p) => p.extension?.[0]?.extension?.length === 3), 'interval on every prediction');
+        assert.ok(f.riskAssessment.prediction!.every((p) => p.extension?.find((e) => e.url === EXT.interval)?.extension?.length === 3), 'interval on every prediction');
         assert.ok(f.riskAssessment.basis!.some((b) => b.reference?.startsWith('ImagingStudy/')));
         assert.ok(f.documentReference && f.binaries.length === 2);
       } else {
@@ -386,15 +447,62 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
     }
   });
 
-  test('every demo patient gets an assessment with the real model', async () => {
+  test('every demo patient gets an assessment with the real model; tiers, low confidence and MOF ≥ hip over the cohort', async () => {
     assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
     const realDeps = { ...deps, registry: real! };
+    const manifest = real!.get('hip-xray-v1').manifest;
+    const h0 = manifest.risk_model.baseline_cumulative_hazard;
     let shown = 0;
+    let rawMofBelowHip = 0;
+    let wideButOrdinary = 0;
+    const tiers = { low: 0, moderate: 0, high: 0 };
+    const lowConfidence: string[] = [];
     for (const t of truth) {
       const { assessment: a } = await assess(realDeps, { patientId: t.patient_id, at: AT });
       checkConsistent(a, t.patient_id);
-      if (a.mode === 'image-and-clinical') shown++;
+      tiers[a.tier.tier]++;
+      if (a.mode === 'image-and-clinical') {
+        shown++;
+        // What the MOF head alone says (its mean log-hazard is kept in fused.logHazard).
+        const rawMof10 = 1 - Math.exp(-baselineAt(h0.grid_years, h0['mof']!, 10) * Math.exp(a.outcomes.mof.fused!.logHazard));
+        if (rawMof10 < a.outcomes.hip.risks.at(-1)!.risk) {
+          rawMofBelowHip++;
+          assert.ok(a.outcomes.mof.raisedToHip, `${t.patient_id}: the MOF risk was raised to hip`);
+        }
+        // Low confidence means unusual uncertainty: ensemble spread above the limit or close to the OOD threshold.
+        const unusual = (o: 'hip' | 'mof') => a.outcomes[o].fused!.sd > LOW_CONFIDENCE_DEFAULTS.maxLogHazardSd || a.ood!.distance > LOW_CONFIDENCE_DEFAULTS.nearOodFraction * a.ood!.threshold;
+        for (const o of ['hip', 'mof'] as const) assert.equal(a.outcomes[o].lowConfidence, unusual(o), `${t.patient_id} ${o}`);
+        if (a.outcomes.hip.lowConfidence || a.outcomes.mof.lowConfidence) {
+          lowConfidence.push(t.patient_id);
+          assert.match(a.caveat ?? '', /^Low confidence/, t.patient_id);
+        } else if (a.outcomes.hip.intervalWidth10y! > 10) wideButOrdinary++;
+      } else {
+        assert.equal(a.outcomes.hip.lowConfidence || a.outcomes.mof.lowConfidence, false, 'no low-confidence flag without an image-derived risk');
+      }
     }
+    process.stdout.write(`# real model over the demo cohort: tiers ${JSON.stringify(tiers)}; image-derived ${shown}; low confidence ${lowConfidence.length} (${lowConfidence.join(', ')}); 10-year hip interval wider than 10 points but ordinary spread ${wideButOrdinary}; MOF head alone below hip ${rawMofBelowHip} (all raised to hip)\n`);
     assert.ok(shown >= 30, `only ${shown} of 50 demo patients got an image-derived risk`);
+    assert.ok(rawMofBelowHip > 0, 'the cohort has a patient whose MOF head alone is below hip (the constraint is exercised)');
+    assert.ok(wideButOrdinary > 0, 'a wide interval in percentage points alone is not "low confidence"');
+    assert.ok(lowConfidence.length <= 0.25 * shown, `low confidence should be unusual: ${lowConfidence.length} of ${shown}`);
+    assert.ok(tiers.low > 0 && tiers.moderate > 0 && tiers.high > 0, `every tier occurs: ${JSON.stringify(tiers)}`);
+  });
+
+  test('MOF is never below hip for a patient whose MOF model alone is: risks at 1/2/5/10 y, bounds, curves, decision, FHIR', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
+    const result = await assess({ ...deps, registry: real! }, { patientId: 'demo-a-022', at: AT });
+    const a = result.assessment;
+    assert.equal(a.mode, 'image-and-clinical');
+    const h0 = real!.get('hip-xray-v1').manifest.risk_model.baseline_cumulative_hazard;
+    const rawMof10 = 1 - Math.exp(-baselineAt(h0.grid_years, h0['mof']!, 10) * Math.exp(a.outcomes.mof.fused!.logHazard));
+    const hip10 = a.outcomes.hip.risks.at(-1)!.risk;
+    assert.ok(rawMof10 < hip10, `demo-a-022: the MOF head alone gives ${rawMof10} < hip ${hip10}`);
+    assert.ok(a.outcomes.mof.raisedToHip);
+    checkMofAtLeastHip(a, 'demo-a-022');
+    assert.ok(a.decision.mof.shownPercent >= a.decision.hip.shownPercent);
+    assert.ok(a.decision.mof.probabilityAbove! >= 0 && a.decision.mof.probabilityAbove! <= 1);
+    const ra = toFhir(result, { binaries: false }).riskAssessment;
+    const p10 = (text: string) => ra.prediction!.find((p) => p.outcome!.text === text && p.whenRange!.high!.value === 10)!.probabilityDecimal!;
+    assert.ok(p10('Major osteoporotic fracture') >= p10('Hip fracture'));
   });
 });

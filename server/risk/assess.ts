@@ -39,7 +39,7 @@ import { hashPatientId, type Logger } from '../logging.ts';
 import { extractFactors, loadChart, type ClinicalFactors } from './factors.ts';
 import { renderHeatmap } from './heatmap.ts';
 import { checkImageQuality, type QualityCheck } from './quality.ts';
-import { linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type Sex } from './qfracture.ts';
+import { linearPredictor, linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type QFractureInputs, type Sex } from './qfracture.ts';
 import { baselineAt, compositeBinds, compositeCurve, compositeRisksAt, spread, type CurvePoint, type EnsembleSpread, type HazardTerm, type RiskWithInterval } from './survival.ts';
 import { decide, DECISION_DEFAULTS, type Decision, type DecisionSettings, type HazardComponent } from './decision.ts';
 
@@ -228,6 +228,17 @@ export function tierRuleText(s: DecisionSettings): string {
   return `high if the shown 10-year hip risk ≥ ${t.hipHigh}% or MOF ≥ ${t.mofHigh}% with a probability of being above that threshold ≥ ${p}% (or no interval); moderate if at or above a threshold with less certainty, MOF ≥ ${t.mofModerate}%, or a probability above a threshold ≥ ${100 - p}%; else low (RISK_TIER_*, RISK_DECISION_PROBABILITY; thresholds: ${s.guideline.name})`;
 }
 
+/**
+ * Other values a missing key factor could take, tried one factor at a time to see whether recording it could change
+ * the tier: BMI 20 and 35 kg/m² (QFracture accepts 20–40), every smoking and alcohol category, every ethnicity group.
+ */
+export const ALTERNATIVES = {
+  bmi: [20, 35],
+  smoke_cat: [1, 2, 3, 4],
+  alcohol_cat6: [1, 2, 3, 4, 5],
+  ethrisk: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+} as const;
+
 /** The hazard components of a 10-year decision: the outcome's own head and, for MOF, the hip head (composite). */
 function componentsOf(terms: readonly HazardTerm[], factors: readonly number[]): HazardComponent[] {
   return terms.map((x, i) => ({ h0: baselineAt(x.grid, x.h0, 10), eta: x.spread.etaMean, s: factors[i]! * x.spread.sd }));
@@ -271,9 +282,9 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
 /**
  * The one caveat a summary line shows, most important first: the image-derived risk withheld (OOD); the radiograph
  * not used (none eligible, not retrievable, another patient's); an image-quality problem; unusual uncertainty.
- * Missing-factor defaults stay in `warnings` only.
+ * a missing key factor whose recorded value could change the tier. Other missing-factor defaults stay in `warnings`.
  */
-export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; quality: readonly QualityCheck[]; outcomes: Record<Outcome, OutcomeResult>; nearOod: boolean }): string | null {
+export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; quality: readonly QualityCheck[]; outcomes: Record<Outcome, OutcomeResult>; nearOod: boolean; missingThatMatter: readonly string[] }): string | null {
   if (x.oodOutside) return 'The radiograph is unlike the images the model was trained on: its risk is withheld and this risk rests on clinical factors only — review by a clinician.';
   if (x.imageProblem) return /^No eligible/.test(x.imageProblem) ? 'No recent hip radiograph: this risk rests on clinical factors only.' : 'The radiograph could not be used: this risk rests on clinical factors only.';
   const q = x.quality.find((c) => !c.passed);
@@ -281,6 +292,7 @@ export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; 
   if (x.nearOod) return 'Low confidence: the radiograph is close to the edge of what the model was trained on; weigh the 95% interval.';
   const lc = OUTCOMES.filter((o) => x.outcomes[o].lowConfidence);
   if (lc.length > 0) return `Low confidence: the model is unusually uncertain about the ${lc.map((o) => (o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture')).join(' and ')} risk; weigh the 95% interval.`;
+  if (x.missingThatMatter.length > 0) return `Not recorded: ${x.missingThatMatter.join(', ').toLowerCase()} (a default was used); recording it could change the recommendation.`;
   return null;
 }
 
@@ -352,30 +364,42 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   const lowConf = deps.settings.lowConfidence ?? LOW_CONFIDENCE_DEFAULTS;
   const nearOod = useImage && ood!.distance > lowConf.nearOodFraction * ood!.threshold;
   if (nearOod) warnings.push(`Low confidence: the radiograph is close to the edge of the model's training distribution (distance ${ood!.distance.toFixed(1)}; risks are withheld above ${ood!.threshold.toFixed(1)}).`);
-  // Per outcome: the ensemble spreads of the fused model and of its radiograph term alone (null without an image).
-  const heads = {} as Record<Outcome, { h0: number[]; fused: EnsembleSpread; imageOnly: EnsembleSpread | null; factor: number } | null>;
-  for (const o of OUTCOMES) {
-    const mo = man.outcomes.find((x) => x.id === o)!;
-    const betas = man.clinical_term.coefficient_per_member?.[o];
-    const factor = man.uncertainty.interval_factor[o]!;
-    if (!image) {
-      heads[o] = null;
-      continue;
+  /**
+   * Per outcome: the ensemble spreads of the fused model and of its radiograph term alone (null without an image).
+   * `lpShift` moves the QFracture linear predictor (another value of a missing factor): the clinical term enters
+   * each member linearly (η_m = image_m + β_m·x, x = linear predictor + a constant per sex), so η_m + β_m·shift is
+   * exactly what the model would output — no second inference. Without per-member β a shift cannot be applied (null).
+   */
+  type Heads = Record<Outcome, { h0: number[]; fused: EnsembleSpread; imageOnly: EnsembleSpread | null; factor: number } | null>;
+  const headsFor = (lpShift: Record<Outcome, number>): Heads => {
+    const out = {} as Heads;
+    for (const o of OUTCOMES) {
+      const mo = man.outcomes.find((x) => x.id === o)!;
+      const betas = man.clinical_term.coefficient_per_member?.[o];
+      const factor = man.uncertainty.interval_factor[o]!;
+      const etas0 = image ? image.out.logHazard.map((m) => m[mo.index]!) : null;
+      const perMember = !!betas && !!etas0 && betas.length === etas0.length;
+      if (!etas0 || (lpShift[o] !== 0 && !perMember)) {
+        out[o] = null;
+        continue;
+      }
+      const etas = lpShift[o] === 0 ? etas0 : etas0.map((e, m) => e + betas![m]! * lpShift[o]);
+      const fusedSpread = spread(etas, factor, man.uncertainty.z, man.uncertainty.sd_ddof);
+      const imageOnly = perMember
+        ? spread(etas.map((e, m) => e - betas![m]! * (terms[o].lp + lpShift[o])), factor, man.uncertainty.z, man.uncertainty.sd_ddof)
+        : null;
+      out[o] = { h0: man.risk_model.baseline_cumulative_hazard[o]!, fused: fusedSpread, imageOnly, factor };
     }
-    const etas = image.out.logHazard.map((m) => m[mo.index]!);
-    const fusedSpread = spread(etas, factor, man.uncertainty.z, man.uncertainty.sd_ddof);
-    const imageOnly = betas && betas.length === etas.length
-      ? spread(etas.map((e, m) => e - betas[m]! * terms[o].lp), factor, man.uncertainty.z, man.uncertainty.sd_ddof)
-      : null;
-    heads[o] = { h0: man.risk_model.baseline_cumulative_hazard[o]!, fused: fusedSpread, imageOnly, factor };
-  }
+    return out;
+  };
+  const heads = headsFor({ hip: 0, mof: 0 });
   // MOF includes hip: its hazard is the larger of the MOF and hip heads' (survival.ts); hip stands alone.
-  const termsOf = (o: Outcome, which: 'fused' | 'imageOnly'): HazardTerm[] | null => {
-    const own = heads[o];
+  const termsOf = (o: Outcome, which: 'fused' | 'imageOnly', hs: Heads = heads): HazardTerm[] | null => {
+    const own = hs[o];
     const sp = own?.[which];
     if (!own || !sp) return null;
     const list: HazardTerm[] = [{ grid, h0: own.h0, spread: sp }];
-    const hip = heads.hip;
+    const hip = hs.hip;
     if (o === 'mof' && hip?.[which]) list.push({ grid, h0: hip.h0, spread: hip[which]! });
     return list;
   };
@@ -441,7 +465,28 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   const ds = decisionSettingsOf(deps.settings);
   const decided = decide({ hip: { risk10: pick('hip'), components: components.hip }, mof: { risk10: pick('mof'), components: components.mof } }, ds);
   const tier = { tier: decided.tier, basis: basis as 'fused' | 'clinical-only', rule: tierRuleText(ds) };
-  const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod });
+  // A missing factor "matters" when another value of it alone would change the tier (ALTERNATIVES).
+  const tierWith = (inputs: QFractureInputs): Tier | null => {
+    const lp = { hip: linearPredictor('hip', factors.sex, inputs), mof: linearPredictor('mof', factors.sex, inputs) };
+    if (!useImage) {
+      const hip10 = riskFromLp(lp.hip, 'hip', factors.sex, 10);
+      return decide({ hip: { risk10: hip10, components: null }, mof: { risk10: Math.max(riskFromLp(lp.mof, 'mof', factors.sex, 10), hip10), components: null } }, ds).tier;
+    }
+    const hs = headsFor({ hip: lp.hip - terms.hip.lp, mof: lp.mof - terms.mof.lp });
+    const hipTerms = termsOf('hip', 'fused', hs);
+    const mofTerms = termsOf('mof', 'fused', hs);
+    if (!hipTerms || !mofTerms) return null;
+    const f = (o: Outcome, list: HazardTerm[]) => componentsOf(list, list.map((_, i) => (i === 0 ? hs[o]!.factor : hs.hip!.factor)));
+    return decide({ hip: { risk10: compositeRisksAt(hipTerms, [10])[0]!.risk, components: f('hip', hipTerms) }, mof: { risk10: compositeRisksAt(mofTerms, [10])[0]!.risk, components: f('mof', mofTerms) } }, ds).tier;
+  };
+  const mattering = factors.records
+    .filter((r) => r.status === 'default' && r.factor in ALTERNATIVES)
+    .filter((r) => ALTERNATIVES[r.factor as keyof typeof ALTERNATIVES].some((v) => {
+      const t = tierWith({ ...factors.inputs, [r.factor]: v });
+      return t !== null && t !== decided.tier;
+    }))
+    .map((r) => r.label);
+  const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod, missingThatMatter: mattering });
 
   const sourcesUsed = new Set<string>([`Patient/${req.patientId}`]);
   for (const r of factors.records) for (const s of r.sources) sourcesUsed.add(s);

@@ -1,7 +1,9 @@
 /**
  * `npm run assess -- --patient <id> [--study <ImagingStudy id>] [--json] [--fhir <file>] [--png <dir>]`
  *
- * Prints a readable summary of one assessment (risks with intervals, tier, warnings, top factors) against the
+ * Prints a readable summary of one assessment (risks with intervals, the decision — tier, what the risk means
+ * against the guideline's treatment thresholds, the probability of being above them, the recommended action —, the
+ * main caveat, warnings, top factors) against the
  * configured FHIR server and PACS (FHIR_BASE_URL / DICOMWEB_BASE_URL), or — when none is configured — against the
  * embedded demo sandboxes started in-process. `--json` prints the whole assessment; `--fhir` writes the FHIR
  * resources (a transaction-free collection Bundle); `--png` writes the heatmap and display PNGs.
@@ -18,9 +20,10 @@ import { ModelRegistry } from '../inference/registry.ts';
 import { createLogger } from '../logging.ts';
 import { assess, type Assessment } from './assess.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from './embedded.ts';
-import { toFhir } from './fhir-output.ts';
+import { ACTION_TEXT, toFhir } from './fhir-output.ts';
+import { formatProbability, formatRisk, formatRiskWithInterval, formatThreshold } from './numbers.ts';
 
-const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '   –  ' : `${(100 * x).toFixed(1).padStart(5)}%`);
+const pct = (x: number | null | undefined): string => formatRisk(x);
 
 export function summary(a: Assessment): string {
   const lines: string[] = [];
@@ -33,15 +36,24 @@ export function summary(a: Assessment): string {
     const r = a.outcomes[o];
     lines.push('');
     lines.push(`${o === 'hip' ? 'Hip fracture' : 'Major osteoporotic fracture'} (${r.shown === 'fused' ? 'radiograph + clinical' : 'clinical only'}):`);
-    for (const x of r.risks) lines.push(`  ${String(x.years).padStart(2)} y  ${pct(x.risk)}${x.lower !== null ? `  (95 % ${pct(x.lower).trim()} – ${pct(x.upper).trim()})` : ''}`);
+    for (const x of r.risks) lines.push(`  ${String(x.years).padStart(2)} y  ${formatRiskWithInterval(x.risk, x.lower, x.upper)}`);
     const q10 = r.clinicalOnly.risks.find((x) => x.years === 10)!.risk;
     const i10 = r.imageTermOnly?.risks.find((x) => x.years === 10)?.risk;
-    lines.push(`  compare at 10 y: QFracture-2012 alone ${pct(q10).trim()}${i10 !== undefined && r.shown === 'fused' ? `; radiograph term alone (reference clinical profile) ${pct(i10).trim()}` : ''}`);
+    lines.push(`  compare at 10 y: QFracture-2012 alone ${pct(q10)}${i10 !== undefined && r.shown === 'fused' ? `; radiograph term alone (reference clinical profile) ${pct(i10)}` : ''}`);
+    if (r.raisedToHip) lines.push('  raised to the hip fracture risk where the MOF model alone was lower (MOF includes hip)');
     const top = r.contributions.filter((c) => c.qfracture > 0).slice(0, 5);
     if (top.length) lines.push(`  top factors (log-hazard): ${top.map((c) => `${c.label} +${c.qfracture.toFixed(2)}`).join(', ')}`);
   }
   lines.push('');
-  lines.push(`Tier: ${a.tier.tier.toUpperCase()} (${a.tier.basis}; ${a.tier.rule})`);
+  const d = a.decision;
+  lines.push(`Decision: ${a.tier.tier.toUpperCase()} — ${d.meaning}`);
+  for (const x of [d.hip, d.mof]) {
+    lines.push(`  ${x.outcome === 'hip' ? 'hip' : 'MOF'}: shown ${x.shownPercent}% vs threshold ${formatThreshold(x.thresholdPercent)}; probability above ${x.probabilityAbove === null ? '– (clinical-only: no interval)' : formatProbability(x.probabilityAbove)}`);
+  }
+  lines.push(`  action: ${d.action} — ${ACTION_TEXT[d.action]}${d.actionWarranted ? ' (action warranted)' : ''}`);
+  lines.push(`  guideline: ${d.guideline.name} <${d.guideline.url}>`);
+  lines.push(`  rule: ${a.tier.rule}`);
+  lines.push(`Caveat: ${a.caveat ?? 'none'}`);
   if (a.ood) lines.push(`OOD distance ${a.ood.distance.toFixed(2)} (threshold ${a.ood.threshold.toFixed(2)})${a.ood.outside ? ' — OUTSIDE' : ''}`);
   lines.push(a.warnings.length ? `Warnings:\n${a.warnings.map((w) => `  ! ${w}`).join('\n')}` : 'Warnings: none');
   lines.push(a.attribution);

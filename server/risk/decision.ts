@@ -21,7 +21,7 @@
  *
  * Pure TypeScript without Node imports: the browser bundle imports it too.
  */
-import { formatPercent, formatProbability, shownPercent } from './numbers.ts';
+import { formatPercent, formatProbability, formatThreshold, shownPercent } from './numbers.ts';
 
 /** The outcomes a decision is made on. */
 export type DecisionOutcome = 'hip' | 'mof';
@@ -134,7 +134,7 @@ export function tierOf(hip: OutcomeDecision, mof: OutcomeDecision, s: Pick<Decis
 
 const ACTION: Record<DecisionTier, RecommendedAction> = { high: 'refer-fls', moderate: 'order-dxa', low: 'none' };
 
-const thresholdWords = (d: OutcomeDecision): string => `${formatPercent(d.thresholdPercent)} ${OUTCOME_WORDS[d.outcome]}`;
+const thresholdWords = (d: OutcomeDecision): string => `${formatThreshold(d.thresholdPercent)} ${OUTCOME_WORDS[d.outcome]}`;
 const probabilityWords = (d: OutcomeDecision): string => (d.probabilityAbove === null ? '' : `probability ${formatProbability(d.probabilityAbove)}`);
 
 /** The one plain sentence of a decision (uses numbers.ts for every number). */
@@ -157,10 +157,10 @@ export function meaningOf(tier: DecisionTier, hip: OutcomeDecision, mof: Outcome
       const d = likely.reduce((a, b) => (b.probabilityAbove! > a.probabilityAbove! ? b : a));
       return `Below the ${thresholdWords(d)} treatment threshold (${formatPercent(d.shownPercent)}), but with a ${formatProbability(d.probabilityAbove)} probability of being above it.`;
     }
-    return `Below the treatment thresholds; the major osteoporotic fracture risk of ${formatPercent(mof.shownPercent)} is in the moderate band (${formatPercent(s.tiers.mofModerate)} to ${formatPercent(s.tiers.mofHigh)}).`;
+    return `Below the treatment thresholds; the major osteoporotic fracture risk of ${formatPercent(mof.shownPercent)} is in the moderate band (${formatThreshold(s.tiers.mofModerate)} to ${formatThreshold(s.tiers.mofHigh)}).`;
   }
-  const probs = both.map((d) => (d.probabilityAbove === null ? null : `${OUTCOME_WORDS[d.outcome].replace('-', ' ')} ${formatProbability(d.probabilityAbove)}`)).filter((p): p is string => p !== null);
-  return `Below the ${thresholdWords(hip)} and ${thresholdWords(mof)} treatment thresholds${probs.length ? ` (probability above: ${probs.join(', ')})` : ''}.`;
+  const probs = both.filter((d) => d.probabilityAbove !== null).map((d) => formatProbability(d.probabilityAbove));
+  return `Below the ${thresholdWords(hip)} and ${thresholdWords(mof)} treatment thresholds${probs.length === 2 ? ` (probability of being above them ${probs.join(' and ')})` : ''}.`;
 }
 
 /** Input of {@link decide}: per outcome, the shown 10-year risk (fraction) and its hazard components (null = clinical-only). */

@@ -4,8 +4,11 @@
  * - RiskAssessment: status, subject, occurrence, basis (ImagingStudy and every resource a factor came from), method
  *   (model id and version, or QFracture-2012 when clinical-only), one prediction per outcome × horizon with
  *   `probabilityDecimal` and `whenRange`, the 95 % interval in the `prediction-interval` extension,
- *   `qualitativeRisk` (risk-probability low/moderate/high) on the 10-year predictions, every warning in `note`, the
- *   survival curves in `survival-curve` extensions and the heatmap in `heatmap` (→ DocumentReference).
+ *   `qualitativeRisk` (risk-probability low/moderate/high: the tier of decision.ts) on the 10-year predictions and,
+ *   for an image-derived risk, the treatment threshold with the probability of being at or above it
+ *   (`threshold-probability`); the decision as a generated narrative (`text`), as `mitigation` (recommended action
+ *   and guideline) and as the first `note`, then every warning; the survival curves in `survival-curve` extensions
+ *   and the heatmap in `heatmap` (→ DocumentReference). Every number is written as numbers.ts writes it.
  * - Device for the model version; Provenance (agent = the Device; entities = the basis); Binary (PNG) +
  *   DocumentReference for the heatmap overlay and the display image.
  * @see https://hl7.org/fhir/R4/riskassessment.html
@@ -16,6 +19,8 @@ import type {
 } from '@medplum/fhirtypes';
 import type { Assessment, AssessmentResult } from './assess.ts';
 import type { Outcome } from './qfracture.ts';
+import type { Decision, RecommendedAction } from './decision.ts';
+import { formatRiskWithInterval } from './numbers.ts';
 
 export const PROFILE_URL = 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-risk-assessment';
 export const EXT = {
@@ -23,7 +28,22 @@ export const EXT = {
   curve: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/survival-curve',
   heatmap: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/heatmap',
   mode: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/assessment-mode',
+  thresholdProbability: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/threshold-probability',
 } as const;
+
+/** The recommended action in words (RiskAssessment.mitigation and the narrative). */
+export const ACTION_TEXT: Record<RecommendedAction, string> = {
+  'refer-fls': 'Refer to the fracture liaison service (FLS) for assessment and treatment.',
+  'order-dxa': 'Consider a DXA scan to measure bone density before deciding on treatment.',
+  none: 'No action on fracture risk is needed now; reassess if risk factors change.',
+};
+
+const escapeXhtml = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** The decision in one line for `note`: the meaning, then the recommended action, then the guideline. */
+export function decisionNote(d: Decision, tier: string): string {
+  return `${tier[0]!.toUpperCase()}${tier.slice(1)} risk. ${d.meaning} ${ACTION_TEXT[d.action]} Thresholds: ${d.guideline.name} (${d.guideline.url}).`;
+}
 
 const OUTCOME_CODE: Record<Outcome, CodeableConcept> = {
   hip: { coding: [{ system: 'http://snomed.info/sct', code: '5913000', display: 'Fracture of neck of femur' }], text: 'Hip fracture' },
@@ -126,7 +146,16 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
       if (r.lower !== null && r.upper !== null) {
         p.extension = [{ url: EXT.interval, extension: [{ url: 'level', valueDecimal: 0.95 }, { url: 'lower', valueDecimal: dec(r.lower) }, { url: 'upper', valueDecimal: dec(r.upper) }] }];
       }
-      if (r.years === 10) p.qualitativeRisk = { coding: [{ system: TIER_SYSTEM, code: a.tier.tier, display: a.tier.tier }], text: `${a.tier.tier} (tier from the ${a.tier.basis} 10-year risks)` };
+      if (r.years === 10) {
+        p.qualitativeRisk = { coding: [{ system: TIER_SYSTEM, code: a.tier.tier, display: a.tier.tier }], text: `${a.tier.tier} (tier from the ${a.tier.basis} 10-year risks)` };
+        const d = a.decision[o];
+        if (d.probabilityAbove !== null) {
+          p.extension = [
+            ...(p.extension ?? []),
+            { url: EXT.thresholdProbability, extension: [{ url: 'threshold', valueDecimal: dec(d.thresholdPercent / 100) }, { url: 'probability', valueDecimal: dec(d.probabilityAbove) }] },
+          ];
+        }
+      }
       prediction.push(p);
     }
   }
@@ -140,10 +169,18 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
   const method: CodeableConcept = a.mode === 'image-and-clinical'
     ? { coding: [{ system: 'urn:frcds:model', code: a.model.id, version: a.model.version, display: `${a.model.id} ${a.model.version} (radiograph + QFracture-2012 fusion)` }], text: `${a.model.id} ${a.model.version}` }
     : { coding: [{ system: 'urn:frcds:model', code: 'qfracture-2012', display: 'QFracture-2012 (clinical factors only)' }], text: 'QFracture-2012 equations (ClinRisk Ltd, LGPL-3.0), clinical factors only' };
+  const r10 = (o: Outcome) => a.outcomes[o].risks.find((x) => x.years === 10)!;
+  const summary = [
+    `10-year risk of hip fracture ${formatRiskWithInterval(r10('hip').risk, r10('hip').lower, r10('hip').upper)}; of a major osteoporotic fracture ${formatRiskWithInterval(r10('mof').risk, r10('mof').lower, r10('mof').upper)} (${a.mode === 'image-and-clinical' ? 'radiograph and clinical factors' : 'clinical factors only, QFracture-2012'}).`,
+    decisionNote(a.decision, a.tier.tier),
+    ...(a.caveat ? [noteText(a.caveat)] : []),
+    'Research use — trained on synthetic data.',
+  ];
   const riskAssessment: RiskAssessment = {
     resourceType: 'RiskAssessment',
     id: raId,
     meta: { profile: [PROFILE_URL] },
+    text: { status: 'generated', div: `<div xmlns="http://www.w3.org/1999/xhtml">${summary.map((l) => `<p>${escapeXhtml(l)}</p>`).join('')}</div>` },
     extension,
     identifier: [{ system: 'urn:frcds:assessment', value: a.id }],
     status: 'final',
@@ -153,7 +190,9 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
     basis: a.basis.map((ref) => ({ reference: ref })),
     method,
     prediction,
+    mitigation: `${ACTION_TEXT[a.decision.action]} Thresholds: ${a.decision.guideline.name} (${a.decision.guideline.url}).`,
     note: [
+      { text: decisionNote(a.decision, a.tier.tier) },
       ...a.warnings.map((w) => ({ text: noteText(w) })),
       { text: `${a.model.useStatement} ${a.attribution}.` },
     ],

@@ -64,3 +64,8 @@ export function inHundred(fraction: number): string {
   const n = Math.round(fraction * 100);
   return n < 1 ? 'fewer than 1 in 100' : `about ${n} in 100`;
 }
+
+/** A threshold setting in percent as written in a sentence: `3` → `3%`, `2.5` → `2.5%` (exact, no rounding rule). */
+export function formatThreshold(percent: number): string {
+  return `${Number(percent.toFixed(2))}%`;
+}

@@ -6,6 +6,7 @@ import type { CodeableConcept, Condition, DiagnosticReport, ImagingStudy, Medica
 import { ageYears, displayName, mrn, type Chart, type Section } from './chart.ts';
 import { html, SafeHtml } from './html.ts';
 import { awaitsFinal } from './reports.ts';
+import { formatInterval, formatRisk } from '../../risk/numbers.ts';
 
 /** Research-use notice, verbatim (brief: wherever a model's output is shown). */
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -140,8 +141,9 @@ function obsValue(o: Observation): string {
   return '—';
 }
 
+/** A risk (fraction) as every view writes it (server/risk/numbers.ts). */
 function pct(p: number | undefined): string {
-  return p === undefined ? '—' : `${(p * 100).toFixed(1)} %`;
+  return formatRisk(p);
 }
 
 /** The 95 % interval a prediction carries in an extension with `lower`/`upper` sub-extensions (as the service writes it). */
@@ -160,7 +162,7 @@ function predictionRows(ra: RiskAssessment): SafeHtml {
   const tenYear = all.filter((pr) => pr.whenRange?.high?.value === 10);
   return html`${(tenYear.length > 0 ? tenYear : all).map((pr) => {
     const ci = interval(pr);
-    return html`<div>${text(pr.outcome)}${pr.whenRange?.high?.value === 10 ? ', 10-year' : ''}: <strong>${pct(pr.probabilityDecimal)}</strong>${ci ? ` (95 % CI ${pct(ci[0])}–${pct(ci[1])})` : ''}</div>`;
+    return html`<div>${text(pr.outcome)}${pr.whenRange?.high?.value === 10 ? ', 10-year' : ''}: <strong>${pct(pr.probabilityDecimal)}</strong>${ci ? ` (95% interval ${formatInterval(ci[0] * 100, ci[1] * 100)})` : ''}</div>`;
   })}`;
 }
 

@@ -130,7 +130,7 @@ describe('demo EHR: imaging reports and the FLS worklist link (whole service)', 
     // The chart sections the page reloads now show it, and the button is gone; the badge too.
     const assessments = await (await fetch(`${base}/sandbox/ehr/patients/${patient}/sections/assessments`)).text();
     assert.match(assessments, new RegExp(`<tr data-ra="${found.id!}">`));
-    assert.match(assessments, /95 % CI/);
+    assert.match(assessments, /95% interval/);
     const reports = await (await fetch(`${base}/sandbox/ehr/patients/${patient}/sections/reports`)).text();
     assert.match(reports, />final</);
     assert.doesNotMatch(reports, /data-action="finalise-report"/);
@@ -158,7 +158,7 @@ describe('demo EHR: imaging reports and the FLS worklist link (whole service)', 
       assert.ok(raId, 'the new assessment row is highlighted');
       const ra = await fhir<RiskAssessment>(`RiskAssessment/${raId}`);
       assert.ok(ra.basis?.some((b) => b.reference === `DiagnosticReport/${report}`));
-      assert.match((await page.textContent('#assessments tr.is-new'))!, /10-year: [\d.]+ % \(95 % CI [\d.]+ %–[\d.]+ %\)/);
+      assert.match((await page.textContent('#assessments tr.is-new'))!, /10-year: (<0\.1|[\d.]+)% \(95% interval [\d.<]+–[\d.]+%\)/);
       assert.match((await page.textContent(`#reports tr[data-report="${report}"]`))!, /final/);
       assert.equal(await page.$(`#reports button[data-action="finalise-report"][data-report="${report}"]`), null);
       await page.waitForTimeout(300); // let the highlight and status settle before the picture
