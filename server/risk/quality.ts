@@ -27,11 +27,17 @@ export interface QualityCheck {
 
 export const QUALITY_THRESHOLDS = { maxSpacingMm: 0.4, maxSaturated: 0.01, minRange: 0.2, maxLaplacian: 0.03, minLaplacian: 0.0075, hardwareRatio: 0.5 } as const;
 
+/** `value` with the fewest decimals (at least 2) that do not read as `limit`: 0.4003 vs 0.4 → "0.4003", never "0.40 > 0.4". */
+export function distinct(value: number, limit: number): string {
+  for (let d = 2; d <= 6; d++) if (Number(value.toFixed(d)) !== limit) return value.toFixed(d);
+  return String(value);
+}
+
 export function checkImageQuality(stored: StoredArray, pm: PixelModule, working: Float32Array, size: number, laterality: string | undefined): QualityCheck[] {
   const T = QUALITY_THRESHOLDS;
   const out: QualityCheck[] = [];
   const spacing = Math.max(...(pm.pixelSpacingMm ?? [NaN, NaN]));
-  out.push({ check: 'resolution', passed: spacing <= T.maxSpacingMm, value: spacing, threshold: T.maxSpacingMm, message: `Coarse pixel spacing (${spacing.toFixed(2)} mm > ${T.maxSpacingMm} mm): bone texture is not resolved.` });
+  out.push({ check: 'resolution', passed: spacing <= T.maxSpacingMm, value: spacing, threshold: T.maxSpacingMm, message: `Coarse pixel spacing (${distinct(spacing, T.maxSpacingMm)} mm, more than ${T.maxSpacingMm} mm): bone texture is not resolved.` });
 
   // Percentiles from a histogram of the integer stored values (O(n); a sort of 5 M values costs ~0.5 s).
   const n = pm.rows * pm.columns;
@@ -64,9 +70,9 @@ export function checkImageQuality(stored: StoredArray, pm: PixelModule, working:
   const mn = q(0);
   const mx = q(1);
   const sat = (hist[mn + offset]! + (mx !== mn ? hist[mx + offset]! : 0)) / n;
-  out.push({ check: 'saturation', passed: sat <= T.maxSaturated, value: sat, threshold: T.maxSaturated, message: `${(100 * sat).toFixed(1)} % of pixels are at the darkest or brightest value (clipped or saturated).` });
+  out.push({ check: 'saturation', passed: sat <= T.maxSaturated, value: sat, threshold: T.maxSaturated, message: `${(100 * sat).toFixed(1)}% of pixels are at the darkest or brightest value (clipped or saturated).` });
   const range = (q(0.99) - q(0.01)) / (2 ** pm.bitsStored - 1);
-  out.push({ check: 'contrast', passed: range >= T.minRange, value: range, threshold: T.minRange, message: `Low contrast: the image uses ${(100 * range).toFixed(0)} % of its grey-level range.` });
+  out.push({ check: 'contrast', passed: range >= T.minRange, value: range, threshold: T.minRange, message: `Low contrast: the image uses ${(100 * range).toFixed(0)}% of its grey-level range.` });
 
   let lap = 0;
   for (let r = 1; r < size - 1; r++) for (let c = 1; c < size - 1; c++) {
