@@ -8,6 +8,7 @@
  * (`npx tsx server/config.ts --markdown`) so the two cannot drift apart.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
@@ -131,6 +132,11 @@ export interface AppConfig {
   readonly host: string;
   /** Base URL users and other systems reach this service at, without a trailing slash (`PUBLIC_BASE_URL`). */
   readonly publicBaseUrl: string;
+  /**
+   * Service processes sharing the port (`SERVICE_PROCESSES`, `auto` = the cores available): 1 runs the service in
+   * this process; more forks that many workers under a supervising primary (server/cluster.ts).
+   */
+  readonly processes: number;
   readonly fhir: {
     /** True when no external FHIR server is configured: the embedded sandbox serves `/sandbox/fhir`. */
     readonly sandbox: boolean;
@@ -315,6 +321,13 @@ export const SETTINGS: readonly Setting[] = [
     defaultText: '`127.0.0.1`',
     schema: { type: 'string', minLength: 1, pattern: '^[0-9A-Za-z.:\\-\\[\\]]+$' },
     hint: 'must be a host name or IP address',
+  },
+  {
+    env: 'SERVICE_PROCESSES',
+    description: 'Service processes sharing the port, so JWT verification, JSON and card building use more than one core: `1` runs everything in one process; `2`… or `auto` (the cores available) start a supervising process that forks that many workers, restarts a worker that dies, runs report-event jobs in one of them only, and on SIGTERM/SIGINT lets each drain. More than one needs external FHIR and DICOMweb servers (`FHIR_BASE_URL`, `DICOMWEB_BASE_URL`): the embedded sandboxes keep their data and signing keys inside one process.',
+    defaultText: '`1`',
+    schema: { type: 'string', pattern: '^(auto|[1-9][0-9]?)$' },
+    hint: 'must be a number of processes from 1 to 99, or auto',
   },
   {
     env: 'PUBLIC_BASE_URL',
@@ -698,6 +711,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     bad.push('SANDBOX_FHIR_OPEN');
   }
 
+  // Several processes each with their own embedded sandbox would hand out tokens and write data the others do not see.
+  const processesSetting = bad.includes('SERVICE_PROCESSES') ? undefined : str('SERVICE_PROCESSES');
+  const processes = processesSetting === 'auto' ? availableParallelism() : Number(processesSetting ?? 1);
+  if (processes > 1 && (str('FHIR_BASE_URL') === undefined || str('DICOMWEB_BASE_URL') === undefined)) {
+    problems.push(`SERVICE_PROCESSES=${str('SERVICE_PROCESSES') ?? ''} (${processes} processes) needs FHIR_BASE_URL and DICOMWEB_BASE_URL: the embedded sandboxes keep their data and signing keys inside one process`);
+    bad.push('SERVICE_PROCESSES');
+  }
+
   // CDS order-code ConceptMaps (server/fhir/conceptmaps.ts): shipped and site maps are checked now, so a bad file
   // stops start-up here with one message instead of leaving the hooks without codes.
   const orderCodeMapsDir = str('ORDER_CODE_MAPS_DIR') === undefined ? undefined : resolveDir('ORDER_CODE_MAPS_DIR', '');
@@ -724,6 +745,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 
   return {
     port,
+    processes,
     host,
     publicBaseUrl,
     fhir: {

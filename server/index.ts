@@ -36,6 +36,9 @@ import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; 
 import { ensureClientBundle, missingBundleFiles } from '../client/build.ts';
 // Process lifecycle: a busy port fails the start; SIGTERM/SIGINT drain the HTTP server.
 import { listen, PortInUseError } from './listen.ts';
+// SERVICE_PROCESSES > 1: a supervising primary and that many workers on one port.
+import cluster from 'node:cluster';
+import { handlePrimarySignals, startPrimary, workerSlot } from './cluster.ts';
 import { drainable } from './drain.ts';
 // FLS worklist (issue 8): /api/fls, audit log.
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
@@ -244,8 +247,13 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   }
 
   const app = createApp({ config, logger, readiness, metrics, sandboxes: mounts, services });
-  // Not app.listen: see listen.ts for how that hid a busy port.
-  const server = createServer(app);
+  // Not app.listen: see listen.ts for how that hid a busy port. A cluster worker names itself in each response (its
+  // slot, not its pid), so an operator can tell which process answered.
+  const slot = workerSlot();
+  const server = createServer(slot === undefined ? app : (req, res) => {
+    res.setHeader('X-Service-Worker', String(slot));
+    app(req, res);
+  });
   const http = drainable(server);
   await listen(server, config.port, config.host);
   logger.info({ host: config.host, port: config.port }, 'listening');
@@ -338,6 +346,11 @@ async function main(): Promise<void> {
     throw err;
   }
   const logger = createLogger({ level: config.log.level, hashSalt: config.log.hashSalt });
+  if (config.processes > 1 && cluster.isPrimary) {
+    const primary = startPrimary({ processes: config.processes, logger, onStartFailure: () => process.exit(1) });
+    handlePrimarySignals(primary, logger);
+    return;
+  }
   let service: RunningService;
   try {
     service = await startService(config, logger);
