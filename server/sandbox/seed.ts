@@ -17,6 +17,7 @@ import type { Bundle, Endpoint, Resource } from '@medplum/fhirtypes';
 import { OperationOutcomeError } from '@medplum/core';
 import type { Logger } from '../logging.ts';
 import type { SandboxRepository } from './fhir/repo.ts';
+import { flsDemoResources } from './fls-demo.ts';
 
 /** The DICOMweb address the cohort generator writes into every Endpoint (brief contract 4). */
 export const PLACEHOLDER_DICOMWEB = 'https://pacs.invalid/dicom-web';
@@ -38,6 +39,8 @@ export interface SeedOptions {
   /** Public DICOMweb base written into Endpoint.address in place of {@link PLACEHOLDER_DICOMWEB}. */
   readonly dicomWebBaseUrl: string;
   readonly logger: Logger;
+  /** Also put some demo patients along the FLS pathway (server/sandbox/fls-demo.ts), dated back from `now`. */
+  readonly flsDemo?: { readonly now?: Date };
 }
 
 export interface SeedResult {
@@ -47,6 +50,8 @@ export interface SeedResult {
   readonly byType: Record<string, number>;
   readonly endpointsRewritten: number;
   readonly ms: number;
+  /** Demo FLS pathway items written (with `flsDemo`). */
+  readonly flsDemoItems?: number;
   /** The first few failures (their messages name the file, which is a patient id: do not log them raw). */
   readonly errors: readonly SeedError[];
 }
@@ -94,6 +99,7 @@ export async function seedFhirSandbox(repo: SandboxRepository, options: SeedOpti
   const errors: SeedError[] = [];
   let resources = 0;
   let endpointsRewritten = 0;
+  const charts = new Map<string, Resource[]>();
   for (const file of files) {
     const patientId = basename(file, '.json');
     try {
@@ -104,6 +110,7 @@ export async function seedFhirSandbox(repo: SandboxRepository, options: SeedOpti
         throw new SeedError(file, `unreadable JSON (${(err as Error).message})`);
       }
       const { resources: list, rewritten } = resourcesOfSeedBundle(file, data, options.dicomWebBaseUrl);
+      if (options.flsDemo) charts.set(patientId, list);
       try {
         await repo.withTransaction(async () => {
           for (const r of list) await repo.updateResource(r);
@@ -125,6 +132,15 @@ export async function seedFhirSandbox(repo: SandboxRepository, options: SeedOpti
       log.error({ patientId, reason: err.message.slice(file.length + 2) }, 'seed bundle rejected');
     }
   }
+  let flsDemoItems: number | undefined;
+  if (options.flsDemo) {
+    const demo = flsDemoResources(charts, options.flsDemo.now ?? new Date());
+    await repo.withTransaction(async () => {
+      for (const r of demo.resources) await repo.updateResource(r);
+    });
+    flsDemoItems = demo.patients.length;
+    if (demo.skipped.length) log.warn({ skipped: demo.skipped.length }, 'FLS pathway demo: some planned patients were left out (no chart or no QFracture estimate)');
+  }
   const result: SeedResult = {
     bundles: files.length - errors.length,
     failedBundles: errors.length,
@@ -133,6 +149,7 @@ export async function seedFhirSandbox(repo: SandboxRepository, options: SeedOpti
     endpointsRewritten,
     ms: Date.now() - started,
     errors: errors.slice(0, 5),
+    ...(flsDemoItems !== undefined ? { flsDemoItems } : {}),
   };
   log.info({ bundles: result.bundles, failedBundles: result.failedBundles, resources, byType, endpointsRewritten, ms: result.ms }, 'sandbox FHIR seeded');
   return result;
