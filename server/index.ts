@@ -99,7 +99,8 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
   }
   const fhirDir = join(config.sandboxDataDir, 'fhir');
   try {
-    const seeded = await seedFhirSandbox(sandbox.repo, { fhirDir, dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger });
+    // The demo also puts a few patients along the FLS pathway (server/sandbox/fls-demo.ts) for the worklist and KPIs.
+    const seeded = await seedFhirSandbox(sandbox.repo, { fhirDir, dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger, flsDemo: {} });
     if (seeded.bundles === 0) {
       readiness.set(component, 'failed', seeded.failedBundles > 0 ? `all ${seeded.failedBundles} seed bundles were rejected (see log)` : 'no seed bundles found');
     } else if (seeded.failedBundles > 0) {

@@ -134,12 +134,18 @@ export async function seedFhirSandbox(repo: SandboxRepository, options: SeedOpti
   }
   let flsDemoItems: number | undefined;
   if (options.flsDemo) {
-    const demo = flsDemoResources(charts, options.flsDemo.now ?? new Date());
-    await repo.withTransaction(async () => {
-      for (const r of demo.resources) await repo.updateResource(r);
-    });
-    flsDemoItems = demo.patients.length;
-    if (demo.skipped.length) log.warn({ skipped: demo.skipped.length }, 'FLS pathway demo: some planned patients were left out (no chart or no QFracture estimate)');
+    // Demo extras never make the seed fail: the cohort itself is what readiness reports on.
+    try {
+      const demo = flsDemoResources(charts, options.flsDemo.now ?? new Date());
+      await repo.withTransaction(async () => {
+        for (const r of demo.resources) await repo.updateResource(r);
+      });
+      flsDemoItems = demo.patients.length;
+      if (demo.skipped.length) log.warn({ skipped: demo.skipped.length }, 'FLS pathway demo: some planned patients were left out (no chart or no QFracture estimate)');
+    } catch (err) {
+      flsDemoItems = 0;
+      log.error({ err }, 'FLS pathway demo could not be seeded');
+    }
   }
   const result: SeedResult = {
     bundles: files.length - errors.length,
