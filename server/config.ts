@@ -296,6 +296,17 @@ export interface AppConfig {
     /** Run a worker inside the service process (`JOBS_IN_PROCESS_WORKER`). */
     readonly inProcessWorker: boolean;
   };
+  // --- Shared state across replicas (server/state/) ---
+  readonly state: {
+    /** PostgreSQL URL (`DATABASE_URL`): assessment results (and the stores other owners put there) shared by replicas. */
+    readonly databaseUrl: string | undefined;
+    /** Redis URL (`REDIS_URL`, the same as the job queue's): `jti` replay cache and single-flight shared by replicas. */
+    readonly redisUrl: string | undefined;
+    /** SQLite file of the embedded state (no shared backend for a store), absolute (`STATE_DB`). */
+    readonly dbPath: string;
+    /** How long an assessment result is kept, ms (`RESULTS_TTL_HOURS`). */
+    readonly resultTtlMs: number;
+  };
 }
 
 /** One environment variable: its schema (after string→type coercion), default and documentation. */
@@ -459,13 +470,17 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'EVENTS_SECRET_HEADER', description: 'HTTP header carrying the shared secret of subscription notifications.', defaultText: '`X-Subscription-Secret`', schema: { type: 'string', pattern: '^[A-Za-z0-9-]{1,64}$' }, hint: 'must be an HTTP header name' },
   { env: 'EVENTS_JWKS_URL', description: 'JWK Set (URL) of the FHIR server\'s notification signing keys (`EVENTS_AUTH=jwt`); required with an external FHIR server. Cached; re-fetched when a token names an unknown `kid`.', defaultText: 'the sandbox authorization server\'s keys (sandbox)', schema: URL_SCHEMA },
   { env: 'EVENTS_JWT_ISSUER', description: 'Expected `iss` of notification JWTs (`EVENTS_AUTH=jwt`): the FHIR server\'s issuer; required with an external FHIR server.', defaultText: '`{PUBLIC_BASE_URL}/sandbox/auth` (sandbox)', schema: { type: 'string', minLength: 1 } },
-  { env: 'REDIS_URL', description: 'Redis for the job queue (`redis://host:port[/db]`): report-event jobs then go through BullMQ, and any number of `npm run worker` processes on any machine run them. Unset: an in-process queue persisted in SQLite (`JOBS_DB_PATH`).', defaultText: 'unset (SQLite)', schema: { type: 'string', pattern: '^rediss?://[^\\s]+$' }, hint: 'must be a redis:// or rediss:// URL' },
+  { env: 'REDIS_URL', description: 'Redis for the job queue (`redis://host:port[/db]`): report-event jobs then go through BullMQ, and any number of `npm run worker` processes on any machine run them. Unset: an in-process queue persisted in SQLite (`JOBS_DB_PATH`). Also holds the state replicas share (the CDS and notification `jti` replay caches, single-flight; assessment results too without `DATABASE_URL`, see server/state/README.md).', defaultText: 'unset (SQLite)', schema: { type: 'string', pattern: '^rediss?://[^\\s]+$' }, hint: 'must be a redis:// or rediss:// URL' },
   { env: 'JOBS_DB_PATH', description: 'SQLite file of the in-process job queue (jobs, completed keys, dead letters, backfill checkpoints); survives restarts. One service process per file. Relative paths are resolved against the repository root.', defaultText: '`data/jobs.sqlite`', schema: { type: 'string', minLength: 1 } },
   { env: 'JOBS_CONCURRENCY', description: 'Report-event jobs one worker (the service, or each `npm run worker`) runs at once.', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
   { env: 'JOBS_MAX_ATTEMPTS', description: 'Attempts of a failing job (FHIR or PACS unavailable, …) before it is dead-lettered with the last error.', defaultText: '`6`', schema: { type: 'integer', minimum: 1, maximum: 50 } },
   { env: 'JOBS_BACKOFF_MS', description: 'First retry delay of a failed job, in ms; doubles with each attempt (with ±20 % jitter in the SQLite queue), capped at 10 minutes.', defaultText: '`1000`', schema: { type: 'integer', minimum: 10, maximum: 600000 } },
   { env: 'JOBS_LEASE_MS', description: 'How long a running job is reserved for its worker, in ms; a job whose worker died is run again after this (BullMQ lock duration).', defaultText: '`30000`', schema: { type: 'integer', minimum: 1000, maximum: 3600000 } },
   { env: 'JOBS_IN_PROCESS_WORKER', description: 'Run report-event jobs inside the service process. `false` with `REDIS_URL`: the service only receives and queues; `npm run worker` processes run the jobs.', defaultText: '`true`', schema: { type: 'string', enum: ['true', 'false'] } },
+  // --- Shared state across replicas (server/state/) ---
+  { env: 'DATABASE_URL', description: 'PostgreSQL (`postgres://user:password@host:port/db`) for state that replicas share: assessment results (an assessment id stays valid after a restart and on every replica), and without `REDIS_URL` also the CDS `jti` replay cache and single-flight. Schema migrations run at start. While it is unreachable, `/readyz` is false and calls that need it fail; nothing falls back to per-process state. See server/state/README.md. Never logged.', defaultText: 'unset (embedded SQLite, `STATE_DB`)', schema: { type: 'string', pattern: '^postgres(ql)?://[^\\s]+$' }, secret: true, hint: 'must be a postgres:// or postgresql:// URL' },
+  { env: 'STATE_DB', description: 'SQLite file of the embedded shared state (replay cache, assessment results, single-flight) used for every store that neither `REDIS_URL` nor `DATABASE_URL` holds; processes of one host may share it. Relative paths are resolved against the repository root.', defaultText: '`data/state.sqlite`', schema: { type: 'string', minLength: 1 } },
+  { env: 'RESULTS_TTL_HOURS', description: 'How long a computed assessment stays retrievable by id and reusable by cache key in the shared result store, in hours.', defaultText: '`720` (30 days)', schema: { type: 'integer', minimum: 1, maximum: 87600 } },
 ];
 
 const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
@@ -836,6 +851,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       backoffMs: num('JOBS_BACKOFF_MS', 1000),
       leaseMs: num('JOBS_LEASE_MS', 30000),
       inProcessWorker: str('JOBS_IN_PROCESS_WORKER') !== 'false',
+    },
+    state: {
+      databaseUrl: str('DATABASE_URL'),
+      redisUrl: str('REDIS_URL'),
+      dbPath: (() => { const p = str('STATE_DB') ?? 'data/state.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
+      resultTtlMs: num('RESULTS_TTL_HOURS', 720) * 3_600_000,
     },
   };
 }

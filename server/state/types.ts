@@ -68,6 +68,11 @@ export interface ResultRecord {
 export interface ResultStore extends StateStore {
   /** Stores (or replaces) a result; it expires `ttlMs` from now. Both the id and the cache key find it. */
   put(record: ResultRecord, ttlMs: number): Promise<void>;
+  /**
+   * Adds the PNGs to a stored result. The risk service stores a new result at once and its PNGs a moment later
+   * (encoding them takes tens of ms that no waiting caller should pay); a reader may see `images: null` meanwhile.
+   */
+  attachImages(id: string, images: ResultImages): Promise<void>;
   /** The unexpired result with this id. */
   byId(id: string): Promise<ResultRecord | undefined>;
   /** The newest unexpired result with this cache key. */
@@ -127,8 +132,10 @@ export interface AuditFallbackStore extends StateStore {
   /** Every kept event, oldest first. */
   rows(): Promise<KeptAuditEvent[]>;
   /**
-   * Marks an event forwarded at `at` (ISO time). Resolves false when another replica marked it first — the caller
-   * should then not count it as its own.
+   * Forwards pending events, oldest first, through `send`, each once across every forwarder sharing the store: an
+   * event is claimed while it is sent (a concurrent forwarder skips it), marked forwarded at `now()` when `send`
+   * resolves, and released when `send` rejects — forwarding then stops (the FHIR server still refuses). Resolves to
+   * how many events this call forwarded.
    */
-  markForwarded(id: number, at: string): Promise<boolean>;
+  forward(send: (event: KeptAuditEvent) => Promise<void>, now: () => Date): Promise<number>;
 }

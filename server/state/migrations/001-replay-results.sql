@@ -18,3 +18,11 @@ CREATE TABLE IF NOT EXISTS assessment_result (
 );
 CREATE INDEX IF NOT EXISTS assessment_result_key ON assessment_result (cache_key, created_at DESC);
 CREATE INDEX IF NOT EXISTS assessment_result_expires ON assessment_result (expires_at);
+
+-- Single-flight leases: the replica holding a live row for a key computes it; the others wait and read the result.
+-- A lease expires (`expires_at`) if its holder dies, so a crashed replica never blocks a key for long.
+CREATE TABLE IF NOT EXISTS flight_lease (
+  key TEXT PRIMARY KEY,
+  token TEXT NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL
+);

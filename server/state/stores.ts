@@ -1,0 +1,87 @@
+/**
+ * Opens the state stores from the configuration — the one place that decides which backend holds what:
+ *
+ * | store          | `REDIS_URL` and `DATABASE_URL` | only `REDIS_URL` | only `DATABASE_URL` | neither            |
+ * |----------------|--------------------------------|------------------|---------------------|--------------------|
+ * | jti replay     | Redis                          | Redis            | PostgreSQL          | SQLite (`STATE_DB`) |
+ * | single-flight  | Redis                          | Redis            | PostgreSQL          | SQLite             |
+ * | results        | PostgreSQL                     | Redis            | PostgreSQL          | SQLite             |
+ *
+ * Redis suits the short-lived keys (a `jti` lives an hour at most, a lease seconds: native expiry, one round trip);
+ * PostgreSQL suits the results (durable, up to ~1 MB of PNGs each, kept for weeks). With `DATABASE_URL` the schema
+ * migrations run here, before anything is served.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from '../logging.ts';
+import { createPgPool, migrate, type PgPool } from './postgres.ts';
+import { connectRedis } from './redis.ts';
+import { PostgresReplayCache, RedisReplayCache, SqliteReplayCache } from './replay.ts';
+import { PostgresResultStore, RedisResultStore, SqliteResultStore } from './results.ts';
+import { LeaseSingleFlight, PostgresLease, RedisLease, SqliteLease, type SingleFlightOptions } from './single-flight.ts';
+import { openSqlite, type SqliteDb } from './sqlite.ts';
+import type { ReplayCache, ResultStore, SingleFlight, StateBackend } from './types.ts';
+
+export interface StateSettings {
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  /** Embedded SQLite file (or `:memory:`). */
+  dbPath: string;
+}
+
+export interface StateStores {
+  replay: ReplayCache;
+  results: ResultStore;
+  flight: SingleFlight;
+  /** The PostgreSQL pool (with `DATABASE_URL`), for other stores to share; migrated. */
+  pool: PgPool | undefined;
+  /** The shared-state Redis connection (with `REDIS_URL`), for other stores to share. */
+  redis: Redis | undefined;
+  /** The embedded SQLite database, opened only when some store uses it. */
+  sqlite: SqliteDb | undefined;
+  /** Which backend holds each store (`/readyz` detail, start-up log). */
+  readonly backends: Record<'replay' | 'results' | 'flight', StateBackend>;
+  /** Resolves when every backend in use answers; rejects with the first StateUnavailableError. */
+  check(): Promise<void>;
+  /** Closes the stores and the connections opened here. */
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to the configured backends (failing with StateUnavailableError when one does not answer) and runs the
+ * PostgreSQL migrations.
+ */
+export async function openStateStores(settings: StateSettings, opts: { logger?: Logger; flight?: SingleFlightOptions } = {}): Promise<StateStores> {
+  const logger = opts.logger?.child({ component: 'state' });
+  let pool: PgPool | undefined;
+  let redis: Redis | undefined;
+  let sqlite: SqliteDb | undefined;
+  const embedded = (): SqliteDb => (sqlite ??= openSqlite(settings.dbPath));
+  try {
+    if (settings.databaseUrl) {
+      pool = createPgPool(settings.databaseUrl, logger ? { logger } : {});
+      await migrate(pool, logger ? { logger } : {});
+    }
+    if (settings.redisUrl) redis = await connectRedis(settings.redisUrl, logger ? { logger } : {});
+  } catch (err) {
+    await pool?.end().catch(() => undefined);
+    redis?.disconnect();
+    throw err;
+  }
+  const replay: ReplayCache = redis ? new RedisReplayCache(redis) : pool ? new PostgresReplayCache(pool) : new SqliteReplayCache(embedded());
+  const flight: SingleFlight = new LeaseSingleFlight(redis ? new RedisLease(redis) : pool ? new PostgresLease(pool) : new SqliteLease(embedded()), opts.flight);
+  const results: ResultStore = pool ? new PostgresResultStore(pool) : redis ? new RedisResultStore(redis) : new SqliteResultStore(embedded());
+  const backends = { replay: replay.backend, results: results.backend, flight: flight.backend };
+  logger?.info({ backends }, 'shared state opened');
+  return {
+    replay, results, flight, pool, redis, sqlite, backends,
+    async check() {
+      await Promise.all([replay.check(), results.check(), flight.check()]);
+    },
+    async close() {
+      await Promise.all([replay.close(), results.close(), flight.close()]);
+      await pool?.end().catch(() => undefined);
+      if (redis) await redis.quit().catch(() => redis?.disconnect());
+      sqlite?.close();
+    },
+  };
+}
