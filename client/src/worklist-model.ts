@@ -119,10 +119,21 @@ export function byLabel(event: Pick<PathwayEvent, 'by' | 'source'>, owners: read
     const kind = m?.[1];
     if (kind === 'Observation') return 'detected from a DXA result in the chart';
     if (kind === 'MedicationRequest' || kind === 'MedicationStatement') return 'detected from a prescription in the chart';
-    return 'detected from the chart';
+    // A named system (e.g. the triage job) is shown by its name; any other reference by what it is.
+    return m || event.by === 'unknown' || event.by === '' ? 'detected from the chart' : event.by;
   }
   if (m || event.by === 'unknown' || event.by === '') return 'FLS team';
   return event.by;
+}
+
+/**
+ * The caveats among an item's warnings. The risk service writes its recommendation ("High risk. … Refer to the
+ * fracture liaison service … Thresholds: …") as the RiskAssessment's first note; that advice is for the referring
+ * clinician — the coordinator is the FLS, and why the patient was flagged is already `flagReason` — so it is left
+ * out here; every real warning stays.
+ */
+export function caveatsOf(warnings: readonly string[]): string[] {
+  return warnings.filter((w) => !/^(High|Moderate|Low) risk\. [\s\S]*Thresholds: /.test(w));
 }
 
 /** Current sort of the worklist. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { PATHWAY_STEPS, type KpiCounts, type PathwayEvent, type PathwayStep } from '../../server/fls/types.ts';
 import {
-  ariaSort, byLabel, daysBetween, dueText, identifiersLine, kpiRows, ownerLabel, primaryNextStep, recordLabel, shortDate, timeline, toggleSort, treatmentChoices,
+  ariaSort, byLabel, caveatsOf, daysBetween, dueText, identifiersLine, kpiRows, ownerLabel, primaryNextStep, recordLabel, shortDate, timeline, toggleSort, treatmentChoices,
 } from '../../client/src/worklist-model.ts';
 
 describe('due dates', () => {
@@ -81,6 +81,17 @@ describe('who recorded a step', () => {
     assert.equal(byLabel({ by: 'Patient/demo-a-022', source: 'user' }), 'FLS team');
     assert.equal(byLabel({ by: 'unknown', source: 'user' }), 'FLS team');
     assert.equal(byLabel({ by: 'Jo Bloggs', source: 'user' }), 'Jo Bloggs');
+    assert.equal(byLabel({ by: 'Fracture Risk CDS triage', source: 'fhir' }), 'Fracture Risk CDS triage');
+    assert.equal(byLabel({ by: 'Condition/c1', source: 'fhir' }), 'detected from the chart');
+  });
+
+  test('the clinician-facing recommendation is not a caveat for the FLS; real warnings stay', () => {
+    const rec = 'High risk. Above the 3% hip-fracture treatment threshold (probability 96%). Refer to the fracture liaison service (FLS) for assessment and treatment. Thresholds: BHOF (2022) (https://example.org).';
+    const low = 'Low risk. Below the 3% hip-fracture and 20% major-osteoporotic-fracture treatment thresholds. No action on fracture risk is needed now; reassess if risk factors change. Thresholds: BHOF.';
+    const warn = 'Low confidence: the model\'s ensemble members disagree more than usual; weigh the 95% interval.';
+    assert.deepEqual(caveatsOf([rec, warn]), [warn]);
+    assert.deepEqual(caveatsOf([low]), []);
+    assert.deepEqual(caveatsOf(['High risk of error: image not usable.']), ['High risk of error: image not usable.']);
   });
 });
 

@@ -12,7 +12,7 @@ import { ApiError } from '../api.ts';
 import { ageAt, formatDate, tierLabel } from '../format.ts';
 import type { Session } from '../session.ts';
 import { accept, actionError, addNote, assignOwner, dismiss, fetchItem, fetchOwners, recordStep } from '../worklist-api.ts';
-import { byLabel, identifiersLine, ownerLabel, primaryNextStep, recordLabel, shortDate, stepLabel, timeline } from '../worklist-model.ts';
+import { byLabel, caveatsOf, identifiersLine, ownerLabel, primaryNextStep, recordLabel, shortDate, stepLabel, timeline } from '../worklist-model.ts';
 import { ErrorScreen, errorKind } from './error-screen.tsx';
 import { Header } from './header.tsx';
 import { DismissDialog, StepDialog } from './worklist-dialogs.tsx';
@@ -98,10 +98,12 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
   const name = item.patientName || 'Unnamed patient';
   const open = isOpenStep(p.step);
   const next = primaryNextStep(p.nextSteps);
+  const later = p.nextSteps.filter((s) => s !== next && s !== 'dismissed');
   const ownerChoices = [...owners];
   if (p.owner && !ownerChoices.some((o) => o.reference === p.owner!.reference)) ownerChoices.unshift(p.owner);
   const me = session.fhirUser ? ownerChoices.find((o) => o.reference === session.fhirUser) : undefined;
   const age = ageAt(item.birthDate);
+  const caveats = caveatsOf(item.warnings);
 
   const act = async (done: string, fn: () => Promise<{ item: WorklistItem }>): Promise<void> => {
     setBusy(true);
@@ -160,19 +162,24 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                       {recordLabel(next)}…
                     </button>
                   )}
-                  {p.nextSteps
-                    .filter((s) => s !== next)
-                    .map((s) => (
-                      <button type="button" class="btn" key={s} data-step={s} disabled={busy} onClick={() => setDialog({ kind: 'step', step: s })}>
-                        {recordLabel(s)}…
-                      </button>
-                    ))}
                   <button type="button" class="btn" disabled={busy} onClick={() => setDialog({ kind: 'dismiss' })}>
                     Dismiss…
                   </button>
                 </div>
               )}
-              {p.nextSteps.length > 1 && <p class="hint">A step done elsewhere (e.g. a DXA at another hospital) can be recorded directly; the steps before it are then shown as skipped.</p>}
+              {later.length > 0 && (
+                <details class="co-later">
+                  <summary>Record a later step (done elsewhere)</summary>
+                  <p class="hint">E.g. a DXA at another hospital: the steps before it are then shown as skipped.</p>
+                  <div class="action-buttons">
+                    {later.map((s) => (
+                      <button type="button" class="btn btn-small" key={s} data-step={s} disabled={busy} onClick={() => setDialog({ kind: 'step', step: s })}>
+                        {recordLabel(s)}…
+                      </button>
+                    ))}
+                  </div>
+                </details>
+              )}
             </section>
 
             <section class="card" aria-labelledby="co-why-title">
@@ -192,9 +199,9 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                 Flagged {formatDate(item.authoredOn)}
                 {item.mode === 'clinical-only' ? '; from clinical factors only (the radiograph was not used)' : item.studyDate ? `; radiograph of ${formatDate(item.studyDate)}` : ''}.
               </p>
-              {item.warnings.length > 0 && (
-                <ul class="co-warnings">
-                  {item.warnings.map((w, i) => (
+              {caveats.length > 0 && (
+                <ul class="co-warnings" aria-label="Caveats of the assessment">
+                  {caveats.map((w, i) => (
                     <li key={i}>{w}</li>
                   ))}
                 </ul>

@@ -64,7 +64,7 @@ export function KpiPanel(props: { session: Session }) {
           <input type="date" value={query.from ?? ''} onChange={(e) => set('from', (e.currentTarget as HTMLInputElement).value)} />
         </label>
         <label>
-          <span>to</span>
+          <span>Identified to</span>
           <input type="date" value={query.to ?? ''} onChange={(e) => set('to', (e.currentTarget as HTMLInputElement).value)} />
         </label>
         <label>
@@ -114,7 +114,8 @@ export function KpiPanel(props: { session: Session }) {
             </tbody>
           </table>
           {data.bySite.length > 1 && (
-            <div class="kpi-sites">
+            // A scroll container if a very narrow panel cannot fit every column: focusable, so keyboard users can scroll it.
+            <div class="kpi-sites" tabIndex={0} role="region" aria-label="Indicators by site">
               <table class="kpi-table">
                 <caption>By site</caption>
                 <thead>

@@ -21,13 +21,13 @@ export function useMediaQuery(query: string): boolean {
   return matches;
 }
 
-/** `5.2%` with `95% interval 2.1–11%` (or "no interval" in clinical-only mode). */
+/** `5.2% (95% interval 2.1–11%)`, the shared number format (or "no interval" in clinical-only mode). */
 export function RiskFigure(props: { label: string; r: RiskWithInterval }) {
   const { r } = props;
   return (
     <span class="wl-riskfig">
       <span class="wl-risk-label">{props.label}</span> <span class="wl-risk">{formatPercent(r.estimate)}</span>{' '}
-      <span class="wl-interval">{r.lower === null || r.upper === null ? 'no interval (clinical factors only)' : `95% interval ${formatInterval(r.lower, r.upper)}`}</span>
+      <span class="wl-interval">{r.lower === null || r.upper === null ? '(no interval: clinical factors only)' : `(95% interval ${formatInterval(r.lower, r.upper)})`}</span>
     </span>
   );
 }

@@ -275,82 +275,99 @@ function WorklistPanel(props: { session: Session; onOpen: (item: WorklistItem) =
     </>
   );
 
+  const activeFilters = [filters.tier, filters.owner, filters.overdue, filters.site.trim(), filters.step === 'open' ? '' : filters.step].filter((v) => v !== '').length;
+  const filterForm = (
+    <form class="filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
+      <label>
+        <span>Tier</span>
+        <select value={filters.tier} onChange={(e) => setFilter('tier', (e.currentTarget as HTMLSelectElement).value)}>
+          <option value="">All tiers</option>
+          {WORKLIST_TIERS.map((t) => (
+            <option value={t} key={t}>
+              {tierLabel(t)}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        <span>Pathway step</span>
+        <select value={filters.step} onChange={(e) => setFilter('step', (e.currentTarget as HTMLSelectElement).value as StepFilter)}>
+          <option value="open">All open steps</option>
+          {ALL_PATHWAY_STEPS.map((s) => (
+            <option value={s} key={s}>
+              {stepLabel(s)}
+            </option>
+          ))}
+          <option value="all">All, including closed and dismissed</option>
+        </select>
+      </label>
+      <label>
+        <span>Owner</span>
+        <select value={filters.owner} onChange={(e) => setFilter('owner', (e.currentTarget as HTMLSelectElement).value)}>
+          <option value="">Anyone</option>
+          {session.fhirUser && <option value="me">Assigned to me</option>}
+          <option value="none">Unassigned</option>
+          {ownerChoices.map((o) => (
+            <option value={o.reference} key={o.reference}>
+              {o.display}
+            </option>
+          ))}
+        </select>
+      </label>
+      <label>
+        <span>Due</span>
+        <select value={filters.overdue} onChange={(e) => setFilter('overdue', (e.currentTarget as HTMLSelectElement).value as Filters['overdue'])}>
+          <option value="">Any</option>
+          <option value="true">Overdue only</option>
+          <option value="false">Not overdue</option>
+        </select>
+      </label>
+      <label>
+        <span>Site</span>
+        <input type="text" value={filters.site} size={10} onChange={(e) => setFilter('site', (e.currentTarget as HTMLInputElement).value)} />
+      </label>
+      {narrow && (
+        <label>
+          <span>Sort by</span>
+          <select
+            value={`${sort.sort}:${sort.dir}`}
+            onChange={(e) => {
+              const [s, d] = (e.currentTarget as HTMLSelectElement).value.split(':') as [WorklistSort, 'asc' | 'desc'];
+              setSort({ sort: s, dir: d });
+            }}
+          >
+            {WORKLIST_SORTS.flatMap((s) => [
+              <option key={`${s}:asc`} value={`${s}:asc`}>
+                {SORT_LABELS[s]}, {s === 'risk' ? 'lowest' : s === 'name' ? 'A to Z' : s === 'step' ? 'earliest step' : 'oldest'} first
+              </option>,
+              <option key={`${s}:desc`} value={`${s}:desc`}>
+                {SORT_LABELS[s]}, {s === 'risk' ? 'highest' : s === 'name' ? 'Z to A' : s === 'step' ? 'latest step' : 'latest'} first
+              </option>,
+            ])}
+          </select>
+        </label>
+      )}
+      <button type="button" class="btn btn-small wl-refresh" onClick={() => setReload((n) => n + 1)}>
+        Refresh
+      </button>
+      <button type="button" class="btn btn-small wl-export" onClick={() => void downloadCsv(session, 'worklist', query, csvFileName('worklist', asOf)).catch((e: Error) => setMessage({ text: e.message, ok: false }))}>
+        Export worklist (CSV)
+      </button>
+    </form>
+  );
+
   return (
     <>
-      <form class="filters" aria-label="Filters" onSubmit={(e) => e.preventDefault()}>
-        <label>
-          <span>Tier</span>
-          <select value={filters.tier} onChange={(e) => setFilter('tier', (e.currentTarget as HTMLSelectElement).value)}>
-            <option value="">All tiers</option>
-            {WORKLIST_TIERS.map((t) => (
-              <option value={t} key={t}>
-                {tierLabel(t)}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          <span>Pathway step</span>
-          <select value={filters.step} onChange={(e) => setFilter('step', (e.currentTarget as HTMLSelectElement).value as StepFilter)}>
-            <option value="open">All open steps</option>
-            {ALL_PATHWAY_STEPS.map((s) => (
-              <option value={s} key={s}>
-                {stepLabel(s)}
-              </option>
-            ))}
-            <option value="all">All, including closed and dismissed</option>
-          </select>
-        </label>
-        <label>
-          <span>Owner</span>
-          <select value={filters.owner} onChange={(e) => setFilter('owner', (e.currentTarget as HTMLSelectElement).value)}>
-            <option value="">Anyone</option>
-            {session.fhirUser && <option value="me">Assigned to me</option>}
-            <option value="none">Unassigned</option>
-            {ownerChoices.map((o) => (
-              <option value={o.reference} key={o.reference}>
-                {o.display}
-              </option>
-            ))}
-          </select>
-        </label>
-        <label>
-          <span>Due</span>
-          <select value={filters.overdue} onChange={(e) => setFilter('overdue', (e.currentTarget as HTMLSelectElement).value as Filters['overdue'])}>
-            <option value="">Any</option>
-            <option value="true">Overdue only</option>
-            <option value="false">Not overdue</option>
-          </select>
-        </label>
-        <label>
-          <span>Site</span>
-          <input type="text" value={filters.site} size={10} onChange={(e) => setFilter('site', (e.currentTarget as HTMLInputElement).value)} />
-        </label>
-        {narrow && (
-          <label>
-            <span>Sort by</span>
-            <select
-              value={`${sort.sort}:${sort.dir}`}
-              onChange={(e) => {
-                const [s, d] = (e.currentTarget as HTMLSelectElement).value.split(':') as [WorklistSort, 'asc' | 'desc'];
-                setSort({ sort: s, dir: d });
-              }}
-            >
-              {WORKLIST_SORTS.flatMap((s) => [
-                <option key={`${s}:asc`} value={`${s}:asc`}>
-                  {SORT_LABELS[s]}, {s === 'risk' ? 'lowest' : s === 'name' ? 'A to Z' : s === 'step' ? 'earliest step' : 'oldest'} first
-                </option>,
-                <option key={`${s}:desc`} value={`${s}:desc`}>
-                  {SORT_LABELS[s]}, {s === 'risk' ? 'highest' : s === 'name' ? 'Z to A' : s === 'step' ? 'latest step' : 'latest'} first
-                </option>,
-              ])}
-            </select>
-          </label>
-        )}
-        <button type="button" class="btn btn-small wl-export" onClick={() => void downloadCsv(session, 'worklist', query, csvFileName('worklist', asOf)).catch((e: Error) => setMessage({ text: e.message, ok: false }))}>
-          Export worklist (CSV)
-        </button>
-      </form>
+      {narrow ? (
+        <details class="wl-filters-box">
+          <summary>
+            Filters, sort and export{activeFilters > 0 ? ` (${activeFilters} filter${activeFilters === 1 ? '' : 's'} on)` : ''}
+          </summary>
+          {filterForm}
+        </details>
+      ) : (
+        filterForm
+      )}
 
       {selectedItems.length > 0 && (
         <section class="wl-bulk" aria-label="Bulk actions">
