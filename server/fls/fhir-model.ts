@@ -1,5 +1,5 @@
 /**
- * The FHIR side of the fracture liaison service (FLS) worklist (issue 8, items 2–3): codes and identifiers of the
+ * The FHIR side of the fracture liaison service (FLS) worklist: codes and identifiers of the
  * triage Task (profile `fhir-profiles/structuredefinitions/frcds-fls-triage-task.json`, CodeSystem
  * `fhir-profiles/codesystems/fls-triage.json`), how a worklist item's numbers are read back from a RiskAssessment
  * written by `server/risk/fhir-output.ts`, and batched reads.

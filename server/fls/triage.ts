@@ -1,6 +1,7 @@
 /**
- * FLS triage Task creation (issue 8, item 2 — "when the tier warrants it and the patient has no open FLS referral or
- * current treatment, create an FLS triage Task"), called by the background jobs after a RiskAssessment is written.
+ * FLS triage Task creation — when the tier warrants it and the patient has no open FLS referral or current
+ * treatment, an FLS triage Task (pathway step `identified`) — called by the background jobs after a RiskAssessment is
+ * written.
  *
  * Rules, in order (the first that applies is the `reason`):
  * 1. `tier-not-eligible` — the assessment's tier is not one of `tiers` (setting `FLS_TRIAGE_TIERS`, default high);
