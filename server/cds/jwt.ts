@@ -6,10 +6,17 @@
  *
  * Every failure is one typed {@link CdsAuthError} whose reason is for logs and tests only: the HTTP answer is a bare
  * 401. The token itself is never logged or stored; `iss`, `tenant` and `jti` may be.
+ *
+ * The `jti`s live in a {@link ReplayCache}: in process memory by default, or shared by every replica (Redis,
+ * PostgreSQL, or the host's SQLite state file) so that a token replayed to another replica is refused too. When the
+ * shared cache cannot be reached, {@link CdsJwtVerifier.verify} rejects with its StateUnavailableError — the call is
+ * refused, never checked against per-process memory only.
  * @see https://cds-hooks.hl7.org/2.0/#trusting-cds-clients
  * @see https://www.rfc-editor.org/rfc/rfc7515#section-4.1.2 (jku)
  */
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
+import { MemoryReplayCache } from '../state/replay.ts';
+import type { ReplayCache } from '../state/types.ts';
 import { ASYMMETRIC_ALGS, type CdsClient } from './clients.ts';
 
 export type CdsAuthReason =
@@ -35,8 +42,10 @@ export interface CdsJwtVerifierOptions {
   /** Seconds a `jti` is remembered; tokens whose `iat` is older are refused (they could not be checked for replay). */
   jtiTtlS: number;
   clockSkewS: number;
-  /** Upper bound on remembered `jti`s (memory guard); beyond it the oldest are dropped. */
+  /** Upper bound on remembered `jti`s of the default in-memory cache (memory guard); beyond it the oldest are dropped. */
   maxJtis?: number;
+  /** Where `iss|jti` are remembered (default: this process's memory). Replicas must share one. */
+  replay?: ReplayCache;
   /** For tests: the current time in ms. */
   now?: () => number;
   /** JWKS fetch time-out, ms (default 2000) — a hook call must not wait longer than its budget on a key server. */
@@ -52,13 +61,13 @@ export class CdsJwtVerifier {
   readonly #keySets = new Map<string, JWTVerifyGetKey>();
   /** Pinned (inline `jwks`) key sets by `iss`, built once: importing keys on every call costs more than verifying. */
   readonly #pinned = new Map<string, JWTVerifyGetKey>();
-  /** `iss|jti` → expiry (ms). Insertion-ordered, so the oldest are first. */
-  readonly #seen = new Map<string, number>();
-  readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients'>>;
+  readonly #replay: ReplayCache;
+  readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients' | 'replay'>>;
 
   constructor(opts: CdsJwtVerifierOptions) {
     this.#byIss = new Map(opts.clients.map((c) => [c.iss, c]));
     this.#opts = { jtiTtlS: opts.jtiTtlS, clockSkewS: opts.clockSkewS, maxJtis: opts.maxJtis ?? 100_000, now: opts.now ?? Date.now, jwksTimeoutMs: opts.jwksTimeoutMs ?? 2000, jwksCooldownMs: opts.jwksCooldownMs ?? 30_000 };
+    this.#replay = opts.replay ?? new MemoryReplayCache({ maxKeys: this.#opts.maxJtis, now: this.#opts.now });
     // A malformed inline set fails here (JWKSInvalid), at start-up, rather than as a 401 on every call.
     for (const c of opts.clients) if (c.jwks) this.#pinned.set(c.iss, createLocalJWKSet(c.jwks));
   }
@@ -175,19 +184,9 @@ export class CdsJwtVerifier {
       if (err instanceof joseErrors.JOSEError) throw new CdsAuthError('signature', err.code);
       throw new CdsAuthError('no-key', (err as Error).message);
     }
-    // 6. replay: only after the signature (an attacker must not be able to burn a legitimate jti)
-    this.#sweep();
-    const key = `${client.iss}|${claims.jti}`;
-    if (this.#seen.has(key)) throw new CdsAuthError('replay');
-    this.#seen.set(key, this.#opts.now() + this.#opts.jtiTtlS * 1000);
+    // 6. replay: only after the signature (an attacker must not be able to burn a legitimate jti). Remembered as
+    // long as a token with this `iat` is accepted at all (jtiTtlS), on every replica sharing the cache.
+    if (!(await this.#replay.claim(`${client.iss}|${claims.jti}`, this.#opts.now() + this.#opts.jtiTtlS * 1000))) throw new CdsAuthError('replay');
     return { client, iss: client.iss, jti: claims.jti, ...(tenant ? { tenant } : {}) };
-  }
-
-  #sweep(): void {
-    const now = this.#opts.now();
-    for (const [k, exp] of this.#seen) {
-      if (exp > now && this.#seen.size < this.#opts.maxJtis) break;
-      this.#seen.delete(k);
-    }
   }
 }

@@ -10,12 +10,16 @@
  * for: the algorithm gate before key lookup, the lifetime cap (`exp - iat`) and the replay cache.
  *
  * Every failure is one typed {@link NotificationAuthError} whose reason is for logs and tests only: the HTTP answer is
- * a bare 401. The token itself is never logged or stored; only its `jti` is remembered, until the token expires.
+ * a bare 401. The token itself is never logged or stored; only its `jti` is remembered, until the token expires —
+ * in a {@link ReplayCache}: process memory by default, or shared by the replicas (a notification replayed to another
+ * replica is refused too; a shared cache that cannot be reached refuses the notification with its error).
  * @see https://www.rfc-editor.org/rfc/rfc7519#section-4.1
  * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.1 (JWT BCP: verify the algorithm)
  * @see https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/channels.html#rest-hook
  */
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { MemoryReplayCache } from '../state/replay.ts';
+import type { ReplayCache } from '../state/types.ts';
 
 /** Algorithms a notification may be signed with: asymmetric only, so nothing the service holds can forge one. */
 export const NOTIFICATION_JWT_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
@@ -55,8 +59,10 @@ export interface NotificationJwtVerifierOptions {
   readonly keys: () => JWTVerifyGetKey | undefined;
   /** Clock skew tolerated on `exp`/`iat`, seconds (default 30). */
   readonly clockSkewS?: number;
-  /** Upper bound on remembered `jti`s (memory guard, default 100 000); beyond it the oldest are dropped. */
+  /** Upper bound on remembered `jti`s of the default in-memory cache (memory guard, default 100 000); beyond it the oldest are dropped. */
   readonly maxJtis?: number;
+  /** Where `jti`s are remembered (default: this process's memory). Replicas must share one. */
+  readonly replay?: ReplayCache;
   /** For tests: the current time in ms. */
   readonly now?: () => number;
 }
@@ -65,17 +71,18 @@ const ALG_SET = new Set<string>(NOTIFICATION_JWT_ALGS);
 const COMPACT_JWS = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)\s*$/i;
 
 export class NotificationJwtVerifier {
-  readonly #opts: Required<Omit<NotificationJwtVerifierOptions, 'keys'>> & Pick<NotificationJwtVerifierOptions, 'keys'>;
-  /** `jti` → when it may be forgotten (ms): the token's `exp` plus the skew. Insertion-ordered, oldest first. */
-  readonly #seen = new Map<string, number>();
+  readonly #opts: Required<Omit<NotificationJwtVerifierOptions, 'keys' | 'replay'>> & Pick<NotificationJwtVerifierOptions, 'keys'>;
+  readonly #replay: ReplayCache;
 
   constructor(opts: NotificationJwtVerifierOptions) {
-    this.#opts = { clockSkewS: 30, maxJtis: 100_000, now: Date.now, ...opts };
+    const { replay, ...rest } = opts;
+    this.#opts = { clockSkewS: 30, maxJtis: 100_000, now: Date.now, ...rest };
+    this.#replay = replay ?? new MemoryReplayCache({ maxKeys: this.#opts.maxJtis, now: this.#opts.now });
   }
 
-  /** How many `jti`s are remembered (tests, metrics). */
+  /** How many `jti`s this process's memory holds (tests, metrics); 0 when a shared replay cache holds them. */
   get rememberedJtis(): number {
-    return this.#seen.size;
+    return this.#replay instanceof MemoryReplayCache ? this.#replay.size : 0;
   }
 
   /** Verifies the `Authorization` header of one notification; resolves to its `jti` or throws {@link NotificationAuthError}. */
@@ -111,24 +118,13 @@ export class NotificationJwtVerifier {
     const { exp, iat, jti } = claims as { exp: number; iat: number; jti: unknown };
     if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) throw new NotificationAuthError('claims', 'jti must be a non-empty string');
     if (exp - iat > MAX_NOTIFICATION_TOKEN_LIFETIME_S) throw new NotificationAuthError('lifetime', `the token is valid for ${exp - iat} s (at most ${MAX_NOTIFICATION_TOKEN_LIFETIME_S} s accepted)`);
-    // Replay: only after the signature, so that nobody but the signer can burn a jti.
-    this.#sweep(nowMs);
-    if (this.#seen.has(jti)) throw new NotificationAuthError('replay');
-    this.#seen.set(jti, (exp + skew) * 1000);
+    // Replay: only after the signature, so that nobody but the signer can burn a jti. Remembered until the token
+    // expires (a token past `exp` is refused anyway). The in-memory default forgets the oldest beyond `maxJtis`,
+    // which could let such a token be replayed until it expires; that takes more than `maxJtis` notifications within
+    // MAX_NOTIFICATION_TOKEN_LIFETIME_S, all signed by the FHIR server itself, and a replayed notification only
+    // offers a job the queue already holds (jobs are idempotent per report version).
+    if (!(await this.#replay.claim(`notification|${jti}`, (exp + skew) * 1000))) throw new NotificationAuthError('replay');
     return { jti };
-  }
-
-  /**
-   * Forgets expired `jti`s (a token past `exp` is refused anyway) and, at the bound, the oldest. Dropping an
-   * unexpired one could let that token be replayed until it expires; that takes more than `maxJtis` notifications
-   * within {@link MAX_NOTIFICATION_TOKEN_LIFETIME_S}, all signed by the FHIR server itself, and a replayed
-   * notification only offers a job the queue already holds (jobs are idempotent per report version).
-   */
-  #sweep(nowMs: number): void {
-    for (const [jti, forgetAt] of this.#seen) {
-      if (forgetAt > nowMs && this.#seen.size < this.#opts.maxJtis) break;
-      this.#seen.delete(jti);
-    }
   }
 }
 
