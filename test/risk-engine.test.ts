@@ -283,8 +283,13 @@ describe('FHIR output', () => {
   test('RiskAssessment, Device, Provenance, Binary, DocumentReference validate (R4 JSON Schema + StructureDefinitions) and follow the profile', async () => {
     let fused = 0;
     let clinicalOnly = 0;
-    for (const id of ['demo-a-003', 'demo-a-006', 'demo-b-007', 'demo-a-020', 'nonhip-knee']) {
-      const result = await assess(id.startsWith('nonhip') ? nonhipDeps(smoke) : deps, { patientId: id, at: AT });
+    // Assess first, validate after: validating the PNG Binaries takes seconds on a loaded machine, long enough for
+    // the sandbox to close the idle keep-alive connection the next FHIR read would reuse.
+    const ids = ['demo-a-003', 'demo-a-006', 'demo-b-007', 'demo-a-020', 'nonhip-knee'];
+    const assessed = new Map<string, Awaited<ReturnType<typeof assess>>>();
+    for (const id of ids) assessed.set(id, await assess(id.startsWith('nonhip') ? nonhipDeps(smoke) : deps, { patientId: id, at: AT }));
+    for (const id of ids) {
+      const result = assessed.get(id)!;
       const f = toFhir(result);
       for (const r of [f.riskAssessment, f.device, f.provenance, ...f.binaries, ...(f.documentReference ? [f.documentReference] : [])]) {
         assert.doesNotThrow(() => validator.validate(r), `${id} ${r.resourceType}`);
@@ -486,6 +491,22 @@ describe('fail-safes that need the real model (models/hip-xray-v1)', () => {
     assert.ok(wideButOrdinary > 0, 'a wide interval in percentage points alone is not "low confidence"');
     assert.ok(lowConfidence.length <= 0.25 * shown, `low confidence should be unusual: ${lowConfidence.length} of ${shown}`);
     assert.ok(tiers.low > 0 && tiers.moderate > 0 && tiers.high > 0, `every tier occurs: ${JSON.stringify(tiers)}`);
+  });
+
+  test('the decision settings reach the engine: decision probability, guideline, low-confidence limits', async () => {
+    assert.ok(REAL_PRESENT, 'the committed model models/hip-xray-v1 is missing');
+    const base = { ...deps, registry: real! };
+    const { assessment: a } = await assess(base, { patientId: 'demo-a-002', at: AT });
+    const p = a.decision.hip.probabilityAbove!;
+    assert.ok(a.decision.hip.shownPercent >= 3 && p > 0.5 && p < 0.8, `demo-a-002 is borderline by default (P ${p})`);
+    assert.equal(a.tier.tier, 'moderate');
+    const guideline = { name: 'NOGG 2022', url: 'https://www.nogg.org.uk/full-guideline' };
+    const { assessment: b } = await assess({ ...base, settings: { ...SETTINGS, decisionProbability: p - 0.01, guideline } }, { patientId: 'demo-a-002', at: AT });
+    assert.equal(b.tier.tier, 'high', 'a lower probability requirement makes the same risk high');
+    assert.deepEqual(b.decision.guideline, guideline);
+    const { assessment: c } = await assess({ ...base, settings: { ...SETTINGS, lowConfidence: { maxLogHazardSd: 0.3, nearOodFraction: 0.95 } } }, { patientId: 'demo-a-002', at: AT });
+    assert.equal(a.outcomes.hip.lowConfidence, false);
+    assert.equal(c.outcomes.hip.lowConfidence, true, `spread ${c.outcomes.hip.fused!.sd} above a limit of 0.3`);
   });
 
   test('MOF is never below hip for a patient whose MOF model alone is: risks at 1/2/5/10 y, bounds, curves, decision, FHIR', async () => {
