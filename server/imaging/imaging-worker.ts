@@ -4,7 +4,7 @@
  * decoded is not queued behind it. One job at a time; results go back with their ArrayBuffers transferred.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeFrame, warmUpCodecs } from './decode/index.ts';
+import { decodeFrameAt, warmUpCodecs } from './decode/index.ts';
 import type { StoredArray } from './decode/types.ts';
 import { preprocessPixels } from './preprocess.ts';
 import { serializeError, type WorkerReply, type WorkerRequest } from './worker-protocol.ts';
@@ -20,8 +20,12 @@ function movable<T extends StoredArray | Float32Array>(a: T): T {
 
 async function run(req: WorkerRequest): Promise<{ reply: WorkerReply; transfer: ArrayBuffer[] }> {
   if (req.kind === 'decode') {
-    const stored = movable(await decodeFrame(req.transferSyntaxUid, req.bytes, req.pixelModule));
-    return { reply: { id: req.id, ok: true, kind: 'decode', stored }, transfer: [stored.buffer as ArrayBuffer] };
+    const decoded = await decodeFrameAt(req.transferSyntaxUid, req.bytes, req.pixelModule, req.need);
+    const stored = movable(decoded.stored);
+    return {
+      reply: { id: req.id, ok: true, kind: 'decode', stored, pixelModule: decoded.pixelModule, level: decoded.level },
+      transfer: [stored.buffer as ArrayBuffer],
+    };
   }
   const working = movable(preprocessPixels({ stored: req.stored, pixelModule: req.pixelModule, laterality: req.laterality }, req.recipe));
   // The stored array came in by transfer; hand it back the same way (the caller still needs it for quality/heatmap).

@@ -24,6 +24,12 @@ export interface PixelModule {
   windowWidth?: number;
   /** (row, column) spacing in mm: Pixel Spacing, else Imager Pixel Spacing; undefined when neither is present. */
   pixelSpacingMm?: [number, number];
+  /**
+   * Set only on the pixel module of a frame decoded at a reduced resolution (a JPEG 2000 resolution level, see
+   * decode/resolution.ts): `rows`, `columns` and `pixelSpacingMm` above then describe the decoded array, and this
+   * keeps the header's own geometry (e.g. for the acquisition's pixel spacing).
+   */
+  reducedFrom?: { level: number; rows: number; columns: number; pixelSpacingMm?: [number, number] };
 }
 
 export interface PixelLimits {

@@ -14,7 +14,7 @@
  *   can take) and the frame is cut from its Pixel Data by dicom.ts. Limits: RLE frames must be one fragment each
  *   (PS3.5 Annex G); an instance in a syntax not decodable here is not transcoded on this path.
  */
-import { decodeFrame } from './decode/index.ts';
+import { decodeFrameAt, type ResolutionNeed } from './decode/index.ts';
 import type { StoredArray } from './decode/types.ts';
 import { parseDicomFile } from './dicom.ts';
 import type { DicomJsonDataset } from './dicom-json.ts';
@@ -37,9 +37,15 @@ export interface InstanceRef {
 }
 
 export interface FetchedFrame {
+  /**
+   * Describes `stored`: the header's pixel module, or — after a reduced-resolution decode (`resolution` option) —
+   * the smaller geometry and coarser spacing of the decoded array, with the header's in `reducedFrom`.
+   */
   pixelModule: PixelModule;
   /** Stored values of the frame (before masking/rescale; see pixels.ts). */
   stored: StoredArray;
+  /** Resolution level decoded: 0 = full, k = 1/2^k per side (JPEG 2000 only; see decode/resolution.ts). */
+  decodeLevel: number;
   /** The syntax the PACS stored / sent before any local decoding. */
   receivedTransferSyntaxUid: string;
   /** True when the PACS had to transcode because the stored syntax is not decodable locally. */
@@ -58,7 +64,13 @@ export interface FetchFrameOptions extends CallOptions {
   /** Metadata already at hand (e.g. from series selection) saves one round trip. */
   metadata?: DicomJsonDataset;
   /** Where frames are decoded: an imaging worker pool (worker-pool.ts) or, by default, inline on this thread. */
-  imaging?: Pick<ImagingExecutor, 'decodeFrame'>;
+  imaging?: Pick<ImagingExecutor, 'decodeFrameAt'>;
+  /**
+   * What the frame is needed for (the model's field and working size; decode/resolution.ts): where the codec can
+   * stop early (JPEG 2000 resolution levels) only that much is decoded, and the returned pixel module describes the
+   * smaller array. Absent: full resolution.
+   */
+  resolution?: ResolutionNeed;
   /**
    * Largest whole instance accepted when the frame endpoint fails (default: the native size of all frames × 1.25
    * + 4 MiB for the header; never above the client's `maxResponseBytes`).
@@ -114,7 +126,7 @@ async function frameFromInstance(client: DicomWebClient, ref: InstanceRef, frame
 export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts: FetchFrameOptions = {}): Promise<FetchedFrame> {
   const frameNo = opts.frame ?? 1;
   const limits = opts.limits ?? DEFAULT_PIXEL_LIMITS;
-  const decode = opts.imaging ? opts.imaging.decodeFrame.bind(opts.imaging) : decodeFrame;
+  const decode = opts.imaging ? opts.imaging.decodeFrameAt.bind(opts.imaging) : decodeFrameAt;
   const call: CallOptions = opts.signal ? { signal: opts.signal } : {};
   const t0 = performance.now();
   const frameCtl = new AbortController();
@@ -162,10 +174,11 @@ export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts:
     }
     const t2 = performance.now();
     try {
-      const pixels = await decode(stored.transferSyntaxUid, stored.body, pm);
+      const decoded = await decode(stored.transferSyntaxUid, stored.body, pm, opts.resolution);
       return {
-        pixelModule: pm,
-        stored: pixels,
+        pixelModule: decoded.pixelModule,
+        stored: decoded.stored,
+        decodeLevel: decoded.level,
         receivedTransferSyntaxUid: stored.transferSyntaxUid,
         transcodedByPacs: false,
         source,
@@ -192,10 +205,11 @@ export async function fetchFrame(client: DicomWebClient, ref: InstanceRef, opts:
     if (native!.transferSyntaxUid !== TS.explicitLE && native!.transferSyntaxUid !== TS.implicitLE) {
       throw new UnsupportedTransferSyntaxError(native!.transferSyntaxUid, `asked the PACS for explicit VR little endian, got ${native!.transferSyntaxUid}`);
     }
-    const pixels = await decode(TS.explicitLE, native!.body, pm);
+    const decoded = await decode(TS.explicitLE, native!.body, pm);
     return {
-      pixelModule: pm,
-      stored: pixels,
+      pixelModule: decoded.pixelModule,
+      stored: decoded.stored,
+      decodeLevel: decoded.level,
       receivedTransferSyntaxUid: stored.transferSyntaxUid,
       transcodedByPacs: true,
       source,

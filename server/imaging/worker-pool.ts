@@ -14,7 +14,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../logging.ts';
-import { decodeFrame } from './decode/index.ts';
+import { decodeFrameAt, type DecodedFrame, type ResolutionNeed } from './decode/index.ts';
 import type { StoredArray } from './decode/types.ts';
 import { ImagingWorkerError } from './errors.ts';
 import type { PixelModule } from './pixel-module.ts';
@@ -29,6 +29,11 @@ export interface ImagingExecutor {
    */
   decodeFrame(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule): Promise<StoredArray>;
   /**
+   * decode/index.ts `decodeFrameAt`: like decodeFrame, at a reduced resolution when `need` allows it (JPEG 2000);
+   * the returned pixel module describes the returned array. Same transfer rule for `bytes`.
+   */
+  decodeFrameAt(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule, need?: ResolutionNeed): Promise<DecodedFrame>;
+  /**
    * preprocess.ts `preprocessPixels`, plus the stored array back: with a pool `input.stored` travels to the worker
    * and back (transferred both ways), so the caller must use the returned `stored` afterwards.
    */
@@ -38,7 +43,8 @@ export interface ImagingExecutor {
 
 /** Today's behaviour: everything on the calling (main) thread. */
 export const inlineImaging: ImagingExecutor = {
-  decodeFrame: (ts, bytes, pm) => decodeFrame(ts, bytes, pm),
+  decodeFrame: async (ts, bytes, pm) => (await decodeFrameAt(ts, bytes, pm)).stored,
+  decodeFrameAt: (ts, bytes, pm, need) => decodeFrameAt(ts, bytes, pm, need),
   preprocess: async (input, recipe) => ({ stored: input.stored, working: preprocessPixels(input, recipe) }),
   close: async () => undefined,
 };
@@ -109,10 +115,17 @@ export class ImagingPool implements ImagingExecutor {
   }
 
   async decodeFrame(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule): Promise<StoredArray> {
+    return (await this.decodeFrameAt(transferSyntaxUid, bytes, pm)).stored;
+  }
+
+  async decodeFrameAt(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule, need?: ResolutionNeed): Promise<DecodedFrame> {
     const own = ownsBuffer(bytes) ? bytes : new Uint8Array(bytes); // a slice of a multipart body: copy once
-    const r = await this.#submit({ kind: 'decode', transferSyntaxUid, bytes: own, pixelModule: pm }, [own.buffer as ArrayBuffer]);
+    const r = await this.#submit(
+      { kind: 'decode', transferSyntaxUid, bytes: own, pixelModule: pm, ...(need ? { need } : {}) },
+      [own.buffer as ArrayBuffer],
+    );
     if (r.kind !== 'decode') throw new ImagingWorkerError(`imaging worker answered a decode job with '${r.kind}'`);
-    return r.stored;
+    return { stored: r.stored, pixelModule: r.pixelModule, level: r.level };
   }
 
   async preprocess(input: PreprocessInput, recipe: PreprocessRecipe): Promise<{ stored: StoredArray; working: Float32Array }> {
@@ -206,6 +219,21 @@ export class ImagingPool implements ImagingExecutor {
       }
     }
   }
+}
+
+/**
+ * The executor, decoding at the reduced resolution `need` allows whenever a caller names no need of its own
+ * (decode/resolution.ts; JPEG 2000 only). The risk service wraps its executor with the loaded models' need, so
+ * every assessment decodes only what its model reads. `need` undefined: the executor itself.
+ */
+export function withResolution(executor: ImagingExecutor, need: ResolutionNeed | undefined): ImagingExecutor {
+  if (!need) return executor;
+  return {
+    decodeFrame: (ts, bytes, pm) => executor.decodeFrame(ts, bytes, pm),
+    decodeFrameAt: (ts, bytes, pm, own) => executor.decodeFrameAt(ts, bytes, pm, own ?? need),
+    preprocess: (input, recipe) => executor.preprocess(input, recipe),
+    close: () => executor.close(),
+  };
 }
 
 /** `IMAGING_WORKERS`: 0 → inline on the main thread, n ≥ 1 → a pool of n threads. */

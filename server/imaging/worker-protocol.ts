@@ -5,6 +5,7 @@
  * are carried explicitly and the same class is rebuilt on the main thread; retrieve.ts relies on
  * UnsupportedTransferSyntaxError to ask the PACS to transcode).
  */
+import type { ResolutionNeed } from './decode/resolution.ts';
 import type { StoredArray } from './decode/types.ts';
 import {
   DecodeError,
@@ -18,7 +19,7 @@ import type { PixelModule } from './pixel-module.ts';
 import type { PreprocessRecipe } from './preprocess.ts';
 
 export type WorkerRequest =
-  | { id: number; kind: 'decode'; transferSyntaxUid: string; bytes: Uint8Array; pixelModule: PixelModule }
+  | { id: number; kind: 'decode'; transferSyntaxUid: string; bytes: Uint8Array; pixelModule: PixelModule; need?: ResolutionNeed }
   | { id: number; kind: 'preprocess'; stored: StoredArray; pixelModule: PixelModule; laterality: string | undefined; recipe: PreprocessRecipe };
 
 export interface SerializedError {
@@ -31,7 +32,7 @@ export interface SerializedError {
 }
 
 export type WorkerReply =
-  | { id: number; ok: true; kind: 'decode'; stored: StoredArray }
+  | { id: number; ok: true; kind: 'decode'; stored: StoredArray; pixelModule: PixelModule; level: number }
   | { id: number; ok: true; kind: 'preprocess'; stored: StoredArray; working: Float32Array }
   | { id: number; ok: false; error: SerializedError };
 

@@ -36,7 +36,8 @@ export function distinct(value: number, limit: number): string {
 export function checkImageQuality(stored: StoredArray, pm: PixelModule, working: Float32Array, size: number, laterality: string | undefined): QualityCheck[] {
   const T = QUALITY_THRESHOLDS;
   const out: QualityCheck[] = [];
-  const spacing = Math.max(...(pm.pixelSpacingMm ?? [NaN, NaN]));
+  // The acquisition's spacing: a frame decoded at a reduced resolution (pm.reducedFrom) has a coarser array spacing.
+  const spacing = Math.max(...(pm.reducedFrom?.pixelSpacingMm ?? pm.pixelSpacingMm ?? [NaN, NaN]));
   out.push({ check: 'resolution', passed: spacing <= T.maxSpacingMm, value: spacing, threshold: T.maxSpacingMm, message: `Coarse pixel spacing (${distinct(spacing, T.maxSpacingMm)} mm, more than ${T.maxSpacingMm} mm): bone texture is not resolved.` });
 
   // Percentiles from a histogram of the integer stored values (O(n); a sort of 5 M values costs ~0.5 s).

@@ -6,7 +6,8 @@ import { createFhirTokenProvider } from '../auth/setup.ts';
 import type { AppConfig } from '../config.ts';
 import { HttpFhirClient } from '../fhir/client.ts';
 import { DicomWebClient } from '../imaging/dicomweb-client.ts';
-import type { ImagingExecutor } from '../imaging/worker-pool.ts';
+import { resolutionNeedOf, strictestNeed } from '../imaging/decode/index.ts';
+import { inlineImaging, withResolution, type ImagingExecutor } from '../imaging/worker-pool.ts';
 import type { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
 import { auditSecurityEvents } from './security-audit.ts';
@@ -46,7 +47,8 @@ export function createRiskService(config: AppConfig, registry: ModelRegistry, lo
       registry,
       settings: config.risk,
       logger: logger.child({ component: 'risk' }),
-      ...(opts.imaging ? { imaging: opts.imaging } : {}),
+      // Radiographs are decoded only at the resolution the loaded models read (JPEG 2000 resolution levels).
+      imaging: withResolution(opts.imaging ?? inlineImaging, strictestNeed(registry.list().map((m) => resolutionNeedOf(m.manifest.preprocessing.constants)))),
       onSecurityEvent: auditSecurityEvents(fhir, logger),
     },
     cacheSize: config.risk.cacheSize,

@@ -8,12 +8,14 @@ import { TS } from '../transfer-syntax.ts';
 import { decodeJpegBaseline } from './jpeg-baseline.ts';
 import { decodeJpegLossless } from './jpeg-lossless.ts';
 import { decodeJpegLs } from './jpeg-ls.ts';
-import { decodeJpeg2000 } from './jpeg2000.ts';
+import { decodeJpeg2000, decodeJpeg2000At } from './jpeg2000.ts';
 import { decodeNative } from './native.ts';
+import type { DecodedFrame, ResolutionNeed } from './resolution.ts';
 import { decodeRle } from './rle.ts';
 import type { FrameDecoder, StoredArray } from './types.ts';
 
 export type { StoredArray } from './types.ts';
+export { DISPLAY_LONGEST_SIDE, resolutionNeedOf, strictestNeed, type DecodedFrame, type ResolutionNeed } from './resolution.ts';
 export { warmUpCodecs } from './wasm.ts';
 
 const DECODERS: Record<string, FrameDecoder> = {
@@ -40,4 +42,20 @@ export async function decodeFrame(transferSyntaxUid: string, bytes: Uint8Array, 
   const decoder = DECODERS[transferSyntaxUid];
   if (!decoder) throw new UnsupportedTransferSyntaxError(transferSyntaxUid);
   return decoder(bytes, pm, transferSyntaxUid);
+}
+
+/**
+ * Syntaxes whose codec can stop at a reduced resolution: JPEG 2000 (resolution levels). JPEG baseline would allow
+ * DCT scaling (1/2, 1/4, 1/8) in libjpeg-turbo, but @cornerstonejs/codec-libjpeg-turbo-8bit exposes no scaling
+ * call (its decoder has only readHeader/decode/getFrameInfo), so .50 is decoded in full like the other syntaxes.
+ */
+export const REDUCIBLE: readonly string[] = [TS.jpeg2000Lossless, TS.jpeg2000];
+
+/**
+ * Decodes one frame, at a reduced resolution when `need` is given and the syntax allows it (resolution.ts has the
+ * rule); otherwise in full (`level` 0, the header's pixel module). Same errors as {@link decodeFrame}.
+ */
+export async function decodeFrameAt(transferSyntaxUid: string, bytes: Uint8Array, pm: PixelModule, need?: ResolutionNeed): Promise<DecodedFrame> {
+  if (need && REDUCIBLE.includes(transferSyntaxUid)) return decodeJpeg2000At(bytes, pm, transferSyntaxUid, need);
+  return { stored: await decodeFrame(transferSyntaxUid, bytes, pm), pixelModule: pm, level: 0 };
 }

@@ -16,6 +16,16 @@ type Make = (m: CodecModules[keyof CodecModules]) => WasmDecoder;
  */
 export type ExplainCodecError = (thrown: CppException | undefined) => { detail: string; reason?: string } | undefined;
 
+/**
+ * A decode at reduced resolution: `decode` runs the codec's own call (e.g. OpenJPEG's decodeSubResolution) instead
+ * of `decode()`, and `output` is the pixel module of the smaller array it produces. The frame info still reports the
+ * full image (checked against `pm`); the decoded buffer must hold `output`'s samples.
+ */
+export interface ReducedDecode {
+  decode(dec: WasmDecoder): void;
+  output: PixelModule;
+}
+
 export async function decodeWithWasm(
   name: keyof CodecModules,
   make: Make,
@@ -24,16 +34,18 @@ export async function decodeWithWasm(
   ts: string,
   label: string,
   explain?: ExplainCodecError,
+  reduced?: ReducedDecode,
 ): Promise<StoredArray> {
   const mod = await codec(name);
   let dec: WasmDecoder | undefined;
   try {
     dec = make(mod);
     dec.getEncodedBuffer(bytes.length).set(bytes);
-    dec.decode();
+    if (reduced) reduced.decode(dec);
+    else dec.decode();
     const info = dec.getFrameInfo();
     checkInfo(info, pm, ts, label);
-    const n = samplesPerFrame(pm);
+    const n = samplesPerFrame(reduced?.output ?? pm);
     const bytesPerSample = info.bitsPerSample > 8 ? 2 : 1;
     const decoded = dec.getDecodedBuffer();
     if (decoded.byteLength < n * bytesPerSample) {
