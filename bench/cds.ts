@@ -1,27 +1,33 @@
 /**
- * CDS Hooks benchmark (issue 6): 20 concurrent EHR clients calling `fracture-risk-patient-view` over HTTP with
- * ES384-signed JWTs and full prefetch, against the CDS service running in this process on a free port (embedded
- * FHIR + DICOMweb sandboxes with the demo cohort, real hip-xray-v1 model).
+ * CDS Hooks benchmark: 20 concurrent EHR clients calling `fracture-risk-patient-view` over HTTP with ES384-signed
+ * JWTs and full prefetch, against the CDS service running in `--processes` worker processes sharing one port (Node's
+ * cluster, as `SERVICE_PROCESSES` runs the service; default: the cores available), each with its own model session
+ * and imaging worker threads, against embedded FHIR + DICOMweb sandboxes with the demo cohort in this process
+ * (real hip-xray-v1 model).
  *
- *   cold     — 20 first-time patients at once (nothing cached): p95 target ≤ 500 ms
- *   cached   — the same patients again, 10 rounds of 20 concurrent calls: p95 target ≤ 50 ms
+ *   cold     — 20 first-time patients at once (nothing cached): how many are answered with the image-derived risk
+ *              within the budget (target: at least half), and the p95
+ *   cached   — the same patients again, 10 rounds of 20 concurrent calls: p95 target ≤ 15 ms
  *   (and the cached calls one client at a time, to separate per-call cost from queueing)
  *   slow PACS — a fresh service whose DICOMweb server answers every request 5 s late (a real delaying proxy),
  *              20 first-time patients at once: no answer later than the budget + 50 ms
  *
- * The clients run in a worker thread of their own, so their work does not sit on the service's event loop.
+ * The clients run in a worker thread of their own, so their work does not sit on the service's event loop; the
+ * service processes, the sandboxes and the clients share the machine's cores.
  *
- * Run: `npx tsx bench/cds.ts` (options: --clients 20 --rounds 10 --budget 400 --pacs-delay 5000). Prints figures.
+ * Run: `npm run bench:cds` (options: --processes auto --clients 20 --rounds 10 --budget 400 --pacs-delay 5000
+ * --cpu-prof <dir>). Prints figures.
  */
+import cluster, { type Worker as ClusterWorker } from 'node:cluster';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Worker } from 'node:worker_threads';
-import { cpus, loadavg } from 'node:os';
+import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import express from 'express';
-import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import type { Resource } from '@medplum/fhirtypes';
 import { parseCdsClients } from '../server/cds/clients.ts';
 import { CdsJwtVerifier } from '../server/cds/jwt.ts';
@@ -37,7 +43,8 @@ import { startEmbeddedSandboxes } from '../server/risk/embedded.ts';
 import { RiskService } from '../server/risk/service.ts';
 import { createImagingExecutor } from '../server/imaging/worker-pool.ts';
 
-const { values: args } = parseArgs({ options: { clients: { type: 'string', default: '20' }, rounds: { type: 'string', default: '10' }, budget: { type: 'string', default: '400' }, 'pacs-delay': { type: 'string', default: '5000' } } });
+const { values: args } = parseArgs({ options: { processes: { type: 'string', default: 'auto' }, clients: { type: 'string', default: '20' }, rounds: { type: 'string', default: '10' }, budget: { type: 'string', default: '400' }, 'pacs-delay': { type: 'string', default: '5000' }, 'cpu-prof': { type: 'string' } } });
+const PROCESSES = args.processes === 'auto' ? availableParallelism() : Number(args.processes);
 const CLIENTS = Number(args.clients);
 const ROUNDS = Number(args.rounds);
 const BUDGET = Number(args.budget);
@@ -47,7 +54,6 @@ const HOOK = 'fracture-risk-patient-view';
 
 const config = loadConfig({ ...process.env, LOG_LEVEL: 'silent' });
 const logger = createLogger({ level: 'silent' });
-const tmp = mkdtempSync(join(tmpdir(), 'frcds-bench-cds-'));
 
 const listen = (app: express.Express | ((req: IncomingMessage, res: ServerResponse) => void)): Promise<{ server: Server; url: string }> =>
   new Promise((resolve) => {
@@ -86,10 +92,17 @@ parentPort.on('message', async (batch) => {
 `;
 
 /** The EHR clients: one long-lived thread (warmed up before measuring, like an EHR's connection pool). */
-const clientThread = new Worker(CLIENT_THREAD, { eval: true });
-clientThread.unref();
+let clientThread: Worker | undefined;
 
 function runClients(reqs: { url: string; token: string; body?: string }[]): Promise<ClientResult[]> {
+  if (!clientThread) {
+    clientThread = new Worker(CLIENT_THREAD, { eval: true });
+    clientThread.unref();
+  }
+  return ask(clientThread, reqs);
+}
+
+function ask(clientThread: Worker, reqs: { url: string; token: string; body?: string }[]): Promise<ClientResult[]> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     clientThread.once('error', onError);
@@ -101,10 +114,52 @@ function runClients(reqs: { url: string; token: string; body?: string }[]): Prom
   });
 }
 
-async function main(): Promise<void> {
-  const sandboxes = await startEmbeddedSandboxes(config, logger);
+/** What a CDS worker process is told by the bench (in its environment). */
+interface WorkerSpec { port: number; fhirBaseUrl: string; dicomWebBaseUrl: string; jwk: JWK; storePath: string }
+const SPEC_ENV = 'FRCDS_BENCH_CDS_WORKER';
+
+/**
+ * One CDS service process: its own model session, imaging threads, risk cache, JWT verifier and card store, on
+ * the port shared by all workers of the phase (the cluster primary hands each connection to the next worker).
+ */
+async function workerMain(spec: WorkerSpec): Promise<void> {
   const registry = await ModelRegistry.load({ ...config.inference, device: 'cpu' }, logger);
   const imaging = createImagingExecutor(config.imaging.workers); // IMAGING_WORKERS (0 = inline)
+  const url = `http://127.0.0.1:${spec.port}`;
+  const risk = new RiskService({
+    deps: { fhir: new HttpFhirClient({ baseUrl: spec.fhirBaseUrl, timeoutMs: 10_000 }), dicomweb: new DicomWebClient({ baseUrl: spec.dicomWebBaseUrl, timeoutMs: 30_000, retries: 0 }), registry, settings: config.risk, logger, imaging },
+    cacheSize: 1000, writeBack: false, logger,
+  });
+  const store = new CdsStore(spec.storePath);
+  const app = express();
+  const clients = parseCdsClients({ clients: [{ id: 'bench', label: 'bench EHR', enabled: true, iss: ISS, jwks: { keys: [spec.jwk] }, algorithms: ['ES384'] }] }, url);
+  app.use('/cds-services', createCdsRouter({
+    risk, store, logger,
+    verifier: new CdsJwtVerifier({ clients, jtiTtlS: 3600, clockSkewS: 60 }),
+    // Lowest thresholds: every call builds and returns a card (the worst case for latency).
+    settings: { publicBaseUrl: url, deadlineMs: BUDGET, orderMinTier: 'low', patientViewMinTier: 'low', fhirTimeoutMs: 10_000 },
+  }));
+  const server = createServer(app);
+  await new Promise<void>((resolve) => server.listen(spec.port, '127.0.0.1', () => resolve()));
+  process.send?.('ready');
+  // CPU time of this process so far (all its threads), asked for around the cached phase.
+  process.on('message', (m) => {
+    if (m === 'cpu') {
+      const u = process.cpuUsage();
+      process.send?.({ cpuMs: (u.user + u.system) / 1000 });
+    }
+  });
+  // The primary disconnects its workers at the end (or exits): background assessments against the slow PACS may
+  // still hold sockets, so exit explicitly.
+  process.on('disconnect', () => {
+    store.close();
+    void Promise.allSettled([registry.close(), imaging.close()]).then(() => process.exit(0));
+  });
+}
+
+async function main(): Promise<void> {
+  const tmp = mkdtempSync(join(tmpdir(), 'frcds-bench-cds-'));
+  const sandboxes = await startEmbeddedSandboxes(config, logger);
   const { privateKey, publicKey } = await generateKeyPair('ES384');
   const kid = 'bench-key';
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'ES384' };
@@ -122,22 +177,24 @@ async function main(): Promise<void> {
     res.on('close', () => clearTimeout(t));
   });
 
-  async function service(dicomWebBaseUrl: string): Promise<{ url: string; server: Server; store: CdsStore }> {
-    const risk = new RiskService({
-      deps: { fhir: new HttpFhirClient({ baseUrl: sandboxes.fhirBaseUrl, timeoutMs: 10_000 }), dicomweb: new DicomWebClient({ baseUrl: dicomWebBaseUrl, timeoutMs: 30_000, retries: 0 }), registry, settings: config.risk, logger, imaging },
-      cacheSize: 1000, writeBack: false, logger,
+  /** Starts `PROCESSES` CDS worker processes on one free port; resolves when all listen. */
+  async function service(dicomWebBaseUrl: string): Promise<{ url: string; workers: ClusterWorker[] }> {
+    const port = await new Promise<number>((resolve) => {
+      const probe = createServer().listen(0, '127.0.0.1', () => {
+        const p = (probe.address() as { port: number }).port;
+        probe.close(() => resolve(p));
+      });
     });
-    const store = new CdsStore(join(tmp, `${Math.random().toString(36).slice(2)}.sqlite`));
-    const app = express();
-    const { server, url } = await listen(app);
-    const clients = parseCdsClients({ clients: [{ id: 'bench', label: 'bench EHR', enabled: true, iss: ISS, jwks: { keys: [jwk] }, algorithms: ['ES384'] }] }, url);
-    app.use('/cds-services', createCdsRouter({
-      risk, store, logger,
-      verifier: new CdsJwtVerifier({ clients, jtiTtlS: 3600, clockSkewS: 60 }),
-      // Lowest thresholds: every call builds and returns a card (the worst case for latency).
-      settings: { publicBaseUrl: url, deadlineMs: BUDGET, orderMinTier: 'low', patientViewMinTier: 'low', fhirTimeoutMs: 10_000 },
-    }));
-    return { url, server, store };
+    // One card store file for the phase, shared by its workers as SERVICE_PROCESSES shares CDS_FEEDBACK_DB.
+    const spec: WorkerSpec = { port, fhirBaseUrl: sandboxes.fhirBaseUrl, dicomWebBaseUrl, jwk, storePath: join(tmp, `${port}.sqlite`) };
+    // --cpu-prof DIR: each service process writes a V8 CPU profile there when it exits (open in Chrome DevTools).
+    if (args['cpu-prof']) cluster.setupPrimary({ execArgv: [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] });
+    const workers = Array.from({ length: PROCESSES }, () => cluster.fork({ [SPEC_ENV]: JSON.stringify(spec) }));
+    await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
+      w.once('message', (m) => (m === 'ready' ? resolve() : reject(new Error(`worker said ${String(m)}`))));
+      w.once('exit', (code) => reject(new Error(`CDS worker exited (${code}) before listening`)));
+    })));
+    return { url: `http://127.0.0.1:${port}`, workers };
   }
 
   // Prefetch per patient, made once by running the discovery templates (what the EHR does before calling).
@@ -152,7 +209,7 @@ async function main(): Promise<void> {
     prefetch.set(p, out);
   }
 
-  async function fire(url: string, list: string[]): Promise<{ ms: number[]; kinds: Record<string, number> }> {
+  async function fire(url: string, list: string[]): Promise<{ ms: number[]; kinds: Record<string, number>; image: boolean[] }> {
     // Tokens are signed before the clock starts: the bench measures the service, not the client's signing.
     const reqs = await Promise.all(list.map(async (p) => ({
       p,
@@ -163,27 +220,42 @@ async function main(): Promise<void> {
     // of the service's, as it would not with real EHRs on other machines. Same 2 cores, though.
     const results = await runClients(reqs.map((r) => ({ url: `${url}/cds-services/${HOOK}`, token: r.token, body: r.body })));
     const kinds: Record<string, number> = {};
+    const image = results.map((r) => r.status === 200 && r.summary !== null && /95% interval/.test(r.summary));
     const ms = results.map((r) => {
       const kind = r.status !== 200 ? `http-${r.status}` : r.summary === null ? 'no-card' : /in progress/.test(r.summary) ? 'clinical, image in progress' : /95% interval/.test(r.summary) ? 'image+clinical' : 'clinical-only';
       kinds[kind] = (kinds[kind] ?? 0) + 1;
       return r.ms;
     });
-    return { ms, kinds };
+    return { ms, kinds, image };
   }
 
-  console.log(`CDS Hooks bench — ${CLIENTS} concurrent clients, budget ${BUDGET} ms, ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, model ${registry.status().detail}, IMAGING_WORKERS=${config.imaging.workers}`);
+  console.log(`CDS Hooks bench — ${CLIENTS} concurrent clients, budget ${BUDGET} ms, ${cpus().length} CPUs, load ${loadavg()[0]!.toFixed(2)}, ${PROCESSES} service process(es), IMAGING_WORKERS=${config.imaging.workers} per process`);
 
   const fast = await service(sandboxes.dicomWebBaseUrl);
   // Warm the client thread (fetch machinery, connections) with unauthenticated discovery calls (401s): not measured.
   await runClients(Array.from({ length: CLIENTS }, () => ({ url: `${fast.url}/cds-services`, token: 'warm-up' })));
   const cold = await fire(fast.url, patients.slice(0, CLIENTS));
-  console.log(`cold (first-time patients):      ${fmt(cold.ms)}  ${JSON.stringify(cold.kinds)}`);
+  const coldImage = cold.ms.filter((ms, i) => cold.image[i] && ms <= BUDGET + 50).length;
+  console.log(`cold (first-time patients):      ${fmt(cold.ms)}  ${JSON.stringify(cold.kinds)}  image-derived within budget: ${coldImage}/${cold.ms.length}`);
   // Let the background assessments finish, then measure the cached path.
   for (let i = 0; i < 120; i++) {
     const probe = await fire(fast.url, patients.slice(0, CLIENTS));
     if (!probe.kinds['clinical, image in progress']) break;
     await new Promise((r) => setTimeout(r, 500));
   }
+  /** CPU ms used so far by all service processes of a phase. */
+  const serviceCpu = (workers: ClusterWorker[]): Promise<number> =>
+    Promise.all(workers.map((w) => new Promise<number>((resolve) => {
+      const on = (m: unknown): void => {
+        if (typeof m === 'object' && m !== null && 'cpuMs' in m) {
+          w.off('message', on);
+          resolve((m as { cpuMs: number }).cpuMs);
+        }
+      };
+      w.on('message', on);
+      w.send('cpu');
+    }))).then((xs) => xs.reduce((a, b) => a + b, 0));
+  const cpuBefore = await serviceCpu(fast.workers);
   const cached: number[] = [];
   const cachedKinds: Record<string, number> = {};
   for (let r = 0; r < ROUNDS; r++) {
@@ -191,7 +263,8 @@ async function main(): Promise<void> {
     cached.push(...x.ms);
     for (const [k, v] of Object.entries(x.kinds)) cachedKinds[k] = (cachedKinds[k] ?? 0) + v;
   }
-  console.log(`cached (${ROUNDS} rounds):             ${fmt(cached)}  ${JSON.stringify(cachedKinds)}`);
+  const cpuPerCall = ((await serviceCpu(fast.workers)) - cpuBefore) / cached.length;
+  console.log(`cached (${ROUNDS} rounds):             ${fmt(cached)}  ${JSON.stringify(cachedKinds)}  service CPU per call: ${cpuPerCall.toFixed(2)} ms`);
   // The same cached calls one at a time: the per-call cost without queueing behind 19 others.
   const single: number[] = [];
   for (const p of patients.slice(0, CLIENTS)) single.push(...(await fire(fast.url, [p])).ms);
@@ -202,19 +275,16 @@ async function main(): Promise<void> {
   const sl = await fire(slow.url, patients.slice(CLIENTS, 2 * CLIENTS));
   const late = sl.ms.filter((m) => m > BUDGET + 50).length;
   console.log(`PACS ${PACS_DELAY} ms slow (first-time):    ${fmt(sl.ms)}  ${JSON.stringify(sl.kinds)}  later than budget+50 ms: ${late}`);
-  console.log(`targets: cached p95 ≤ 50 ms: ${pctl(cached, 0.95) <= 50 ? 'met' : 'MISSED'}; cold p95 ≤ 500 ms: ${pctl(cold.ms, 0.95) <= 500 ? 'met' : 'MISSED'}; deadline held with slow PACS: ${late === 0 ? 'met' : 'MISSED'}`);
+  console.log(`targets: cached p95 ≤ 15 ms: ${pctl(cached, 0.95) <= 15 ? 'met' : 'MISSED'} (${pctl(cached, 0.95).toFixed(1)} ms); cold: image-derived within budget for at least half: ${coldImage * 2 >= cold.ms.length ? 'met' : 'MISSED'} (${coldImage}/${cold.ms.length}); deadline held with slow PACS: ${late === 0 ? 'met' : 'MISSED'} (${late} late)`);
 
-  for (const s of [fast, slow]) {
-    await stop(s.server);
-    s.store.close();
-  }
+  for (const s of [fast, slow]) for (const w of s.workers) w.disconnect();
   await stop(slowPacs.server);
   await sandboxes.close();
-  await registry.close();
-  await imaging.close();
   rmSync(tmp, { recursive: true, force: true });
   // Background assessments against the slow PACS may still hold sockets: exit explicitly.
   process.exit(0);
 }
 
-void main();
+const spec = process.env[SPEC_ENV];
+if (cluster.isWorker && spec) void workerMain(JSON.parse(spec) as WorkerSpec);
+else void main();
