@@ -64,6 +64,7 @@ test('round robin, retry of a request in flight on a dying upstream, refused ups
   assert.equal(b.seen.filter((s) => s.startsWith('POST')).length, 1, 'b had one of them in flight');
   let s = proxy.stats();
   assert.equal(s.retriedInFlight, 1);
+  assert.deepEqual(s.retriedInFlightRequests, [{ request: 'POST /hook', status: 200 }]);
   assert.equal(s.failed, 0);
 
   await b.stop();

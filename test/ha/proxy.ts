@@ -21,6 +21,8 @@ export interface ProxyStats {
   retriedRefused: number;
   /** Requests answered 502 by the proxy: every upstream failed them. */
   failed: number;
+  /** `METHOD path` (no query) of each request retried after an attempt failed in flight, and what the retry got. */
+  retriedInFlightRequests: { request: string; status: number }[];
   /** Per upstream URL: responses relayed, attempts that failed, requests in flight now. */
   upstreams: Record<string, { answered: number; errors: number; inFlight: number }>;
 }
@@ -70,7 +72,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
   const maxBody = opts.maxBodyBytes ?? 16 * 1024 * 1024;
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const downUntil = new Map<string, number>();
-  const stats: ProxyStats = { requests: 0, retriedInFlight: 0, retriedRefused: 0, failed: 0, upstreams: {} };
+  const stats: ProxyStats = { requests: 0, retriedInFlight: 0, retriedRefused: 0, failed: 0, retriedInFlightRequests: [], upstreams: {} };
   for (const u of opts.upstreams) stats.upstreams[u] = { answered: 0, errors: 0, inFlight: 0 };
   let next = 0;
 
@@ -137,16 +139,21 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
     }
     const body = Buffer.concat(chunks);
     const tries = order();
+    let retriedInFlight = false;
     for (const [i, upstream] of tries.entries()) {
       try {
         await attempt(upstream, req, body, res);
+        if (retriedInFlight) stats.retriedInFlightRequests.push({ request: `${req.method ?? '?'} ${(req.url ?? '/').split('?')[0]}`, status: res.statusCode });
         return;
       } catch (err) {
         const e = err as AttemptError;
         if (e.refused) downUntil.set(upstream, Date.now() + downForMs);
         if (i === tries.length - 1) break;
         if (e.refused) stats.retriedRefused++;
-        else stats.retriedInFlight++;
+        else {
+          stats.retriedInFlight++;
+          retriedInFlight = true;
+        }
       }
     }
     stats.failed++;
