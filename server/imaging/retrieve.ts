@@ -13,6 +13,10 @@
  *   instance is fetched instead (`application/dicom`, `transfer-syntax=*`, capped at what the header says the pixels
  *   can take) and the frame is cut from its Pixel Data by dicom.ts. Limits: RLE frames must be one fragment each
  *   (PS3.5 Annex G); an instance in a syntax not decodable here is not transcoded on this path.
+ *
+ * With a `resolution` need (the model's field and working size), a JPEG 2000 frame is decoded only down to the
+ * resolution level that need allows (decode/resolution.ts); the returned pixel module then describes the smaller
+ * array. Frames the PACS had to transcode are native and always decoded in full.
  */
 import { decodeFrameAt, type ResolutionNeed } from './decode/index.ts';
 import type { StoredArray } from './decode/types.ts';
