@@ -61,7 +61,7 @@ export function stepLabel(step: PathwayStep): string {
 export function recordLabel(step: PathwayStep): string {
   switch (step) {
     case 'accepted':
-      return 'Accept onto the FLS pathway';
+      return 'Accept onto the pathway';
     case 'contacted':
       return 'Record patient contacted';
     case 'dxa-booked':

@@ -13,7 +13,7 @@
  * - dismisses another item through a dialog that opens with no reason chosen (submit disabled until one is);
  * at 1280 px also sorts by keyboard (aria-sort), filters by overdue, bulk-assigns and bulk-advances two items and
  * adds a note. axe-core: no serious or critical violation on the worklist, the coordinator's view, the dialogs and
- * the KPI panel. Screenshots: test/artifacts/fls-*.png and client/docs/worklist.png, worklist-420.png.
+ * the KPI panel. Screenshots: test/artifacts/fls-*.png and client/docs/worklist{,-coordinator,-kpis}{,-420}.png.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
@@ -197,6 +197,7 @@ async function scenario(page: Page, width: number, who: { walk: string; dismiss:
   await assertAxe(page, `KPI panel ${width}`);
   await assertNoHorizontalOverflow(page, `KPI panel ${width}`);
   await screenshot(page, `${tag}-kpis`, false);
+  copyFileSync(join(REPO_ROOT, `test/artifacts/${tag}-kpis.png`), join(REPO_ROOT, `client/docs/worklist-kpis${narrow ? '-420' : ''}.png`));
   await showTab(page, 'Worklist');
   await page.waitForSelector(`${row(walkId)} .overdue-flag`);
   assert.match(await page.textContent(row(walkId)) ?? '', /Overdue[\s\S]*Contact the patient by[\s\S]*6 days overdue/);
@@ -223,6 +224,7 @@ async function scenario(page: Page, width: number, who: { walk: string; dismiss:
   await assertHumanText(page, `coordinator view ${width}`);
   await screenshot(page, `${tag}-coordinator`, false);
   await screenshot(page, `${tag}-coordinator-full`);
+  copyFileSync(join(REPO_ROOT, `test/artifacts/${tag}-coordinator.png`), join(REPO_ROOT, `client/docs/worklist-coordinator${narrow ? '-420' : ''}.png`));
 
   // Every remaining step, each recorded with its button; the timeline follows.
   const steps: [string, string | undefined][] = [
@@ -292,6 +294,19 @@ describe('FLS coordinator screens (user-level standalone launch)', () => {
     const { context, page, problems } = await newPage(browser, { width: 1280, height: 900 });
     try {
       await scenario(page, 1280, WIDE);
+
+      // Exports from the KPI panel: the server's kpis.csv and worklist.csv (with MRN and site) as downloads.
+      await showTab(page, 'Key performance indicators');
+      for (const [button, name, expect] of [
+        ['Export KPIs (CSV)', /^fls-kpis-\d{4}-\d{2}-\d{2}\.csv$/, /identified/i],
+        ['Export worklist (CSV)', /^fls-worklist-\d{4}-\d{2}-\d{2}\.csv$/, /^taskId,mrn,[\s\S]*,site,[\s\S]*DEMOA0022/],
+      ] as const) {
+        const [download] = await Promise.all([page.waitForEvent('download'), page.click(`.kpis button:text-is("${button}")`)]);
+        assert.match(download.suggestedFilename(), name);
+        const { readFileSync } = await import('node:fs');
+        assert.match(readFileSync((await download.path())!, 'utf8'), expect, `${button}: content`);
+      }
+      await showTab(page, 'Worklist');
 
       // Sorting by keyboard: Enter on the Patient header sorts by name (aria-sort), again reverses.
       await page.focus('thead th:has-text("Patient") button');

@@ -46,7 +46,7 @@ describe('steps and actions', () => {
       assert.doesNotMatch(label, /follow-up-1|dxa-booked|treatment-decided/, `${s}: ${label}`);
     }
     assert.equal(recordLabel('assessed'), 'Record DXA result');
-    assert.equal(recordLabel('accepted'), 'Accept onto the FLS pathway');
+    assert.equal(recordLabel('accepted'), 'Accept onto the pathway');
   });
 
   test('the primary next step is the earliest allowed one, whatever order the server lists them in', () => {
