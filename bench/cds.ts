@@ -189,7 +189,9 @@ async function main(): Promise<void> {
     const spec: WorkerSpec = { port, fhirBaseUrl: sandboxes.fhirBaseUrl, dicomWebBaseUrl, jwk, storePath: join(tmp, `${port}.sqlite`) };
     // --cpu-prof DIR: each service process writes a V8 CPU profile there when it exits (open in Chrome DevTools).
     if (args['cpu-prof']) cluster.setupPrimary({ execArgv: [...process.execArgv, '--cpu-prof', `--cpu-prof-dir=${args['cpu-prof']}`] });
-    const workers = Array.from({ length: PROCESSES }, () => cluster.fork({ [SPEC_ENV]: JSON.stringify(spec) }));
+    // As SERVICE_PROCESSES does (server/cluster.ts): each process gets its share of the cores for onnxruntime.
+    const threads = process.env['INFERENCE_THREADS'] ?? String(Math.max(1, Math.floor(availableParallelism() / PROCESSES)));
+    const workers = Array.from({ length: PROCESSES }, () => cluster.fork({ [SPEC_ENV]: JSON.stringify(spec), INFERENCE_THREADS: threads }));
     await Promise.all(workers.map((w) => new Promise<void>((resolve, reject) => {
       w.once('message', (m) => (m === 'ready' ? resolve() : reject(new Error(`worker said ${String(m)}`))));
       w.once('exit', (code) => reject(new Error(`CDS worker exited (${code}) before listening`)));

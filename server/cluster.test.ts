@@ -27,7 +27,7 @@ describe('SERVICE_PROCESSES (configuration)', () => {
     assert.throws(() => loadConfig({ ...external, SERVICE_PROCESSES: 'two' }), /SERVICE_PROCESSES.*number of processes from 1 to 99, or auto/);
     assert.throws(() => loadConfig({ ...external, SERVICE_PROCESSES: '0' }), /SERVICE_PROCESSES/);
   });
-  test('workers: a slot each, jobs in slot 1 only, one log hash salt unless one is configured', () => {
+  test('workers: a slot each, jobs in slot 1 only, one log hash salt and a share of the cores for onnxruntime unless configured', () => {
     const one = workerEnv(1, {}, 'salt');
     const two = workerEnv(2, {}, 'salt');
     assert.equal(one[WORKER_SLOT_ENV], '1');
@@ -35,6 +35,11 @@ describe('SERVICE_PROCESSES (configuration)', () => {
     assert.equal(two['JOBS_IN_PROCESS_WORKER'], 'false');
     assert.equal(one['LOG_HASH_SALT'], two['LOG_HASH_SALT']);
     assert.equal(workerEnv(2, { LOG_HASH_SALT: 'configured' }, 'salt')['LOG_HASH_SALT'], 'configured');
+    // onnxruntime threads: the worker's share of the cores unless configured.
+    assert.equal(workerEnv(1, {}, 'salt', { cores: 2, processes: 2 })['INFERENCE_THREADS'], '1');
+    assert.equal(workerEnv(1, {}, 'salt', { cores: 8, processes: 2 })['INFERENCE_THREADS'], '4');
+    assert.equal(workerEnv(1, {}, 'salt', { cores: 2, processes: 4 })['INFERENCE_THREADS'], '1');
+    assert.equal(workerEnv(1, { INFERENCE_THREADS: '3' }, 'salt', { cores: 2, processes: 2 })['INFERENCE_THREADS'], undefined);
   });
 });
 

@@ -16,6 +16,7 @@
  *   stays `false` in the others; they still receive events and enqueue them in the shared queue). The sandboxes'
  *   Subscription set-up never runs here, as several processes need external FHIR and DICOMweb servers;
  * - one `LOG_HASH_SALT` for all workers when none is configured, so one patient has one hash in every worker's log;
+ * - unless `INFERENCE_THREADS` is set, each worker's onnxruntime gets its share of the cores (see {@link workerEnv});
  * - a worker that exits unasked is replaced after a delay that doubles while replacements keep dying young (crash
  *   loop: a broken model file would otherwise fork hundreds of processes a minute), up to {@link MAX_RESTART_DELAY_MS};
  * - SIGTERM/SIGINT: passed on to every worker, which drains as a single process does (server/index.ts); the primary
@@ -27,6 +28,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { Logger } from './logging.ts';
 
 /** Environment variable that tells a worker its slot (1…N); unset in a single-process service. */
@@ -74,9 +76,14 @@ export interface ClusterPrimary {
   stop(signal?: NodeJS.Signals): Promise<boolean>;
 }
 
-/** The environment a worker of `slot` is forked with (on top of the primary's). */
-export function workerEnv(slot: number, env: NodeJS.ProcessEnv, hashSalt: string): Record<string, string> {
+/**
+ * The environment a worker of `slot` is forked with (on top of the primary's). `cores`/`processes`: when
+ * `INFERENCE_THREADS` is not configured, each worker gets its share of the cores for onnxruntime (at least 1), so N
+ * workers do not start N × 2 intra-op threads that wait for work spinning on the cores the hooks need.
+ */
+export function workerEnv(slot: number, env: NodeJS.ProcessEnv, hashSalt: string, share?: { cores: number; processes: number }): Record<string, string> {
   const out: Record<string, string> = { [WORKER_SLOT_ENV]: String(slot), LOG_HASH_SALT: env['LOG_HASH_SALT'] ?? hashSalt };
+  if (share && env['INFERENCE_THREADS'] === undefined) out['INFERENCE_THREADS'] = String(Math.max(1, Math.floor(share.cores / share.processes)));
   // Background jobs run once: in slot 1 (and its replacements) unless they are switched off altogether.
   if (slot !== 1) out['JOBS_IN_PROCESS_WORKER'] = 'false';
   return out;
@@ -104,7 +111,7 @@ export function startPrimary(opts: ClusterOptions): ClusterPrimary {
   let anyListening = false;
 
   const fork = (slot: number): void => {
-    const worker = cluster.fork(workerEnv(slot, env, hashSalt));
+    const worker = cluster.fork(workerEnv(slot, env, hashSalt, { cores: availableParallelism(), processes }));
     const startedAt = Date.now();
     bySlot.set(slot, worker);
     worker.once('listening', () => void (anyListening = true));

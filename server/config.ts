@@ -335,7 +335,7 @@ export const SETTINGS: readonly Setting[] = [
   },
   {
     env: 'SERVICE_PROCESSES',
-    description: 'Service processes sharing the port, so JWT verification, JSON and card building use more than one core: `1` runs everything in one process; `2`… or `auto` (the cores available) start a supervising process that forks that many workers, restarts a worker that dies, runs report-event jobs in one of them only, and on SIGTERM/SIGINT lets each drain. More than one needs external FHIR and DICOMweb servers (`FHIR_BASE_URL`, `DICOMWEB_BASE_URL`): the embedded sandboxes keep their data and signing keys inside one process.',
+    description: 'Service processes sharing the port, so JWT verification, JSON and card building use more than one core: `1` runs everything in one process; `2`… or `auto` (the cores available) start a supervising process that forks that many workers, restarts a worker that dies, runs report-event jobs in one of them only, gives each its share of the cores for onnxruntime unless `INFERENCE_THREADS` is set, and on SIGTERM/SIGINT lets each drain. More than one needs external FHIR and DICOMweb servers (`FHIR_BASE_URL`, `DICOMWEB_BASE_URL`): the embedded sandboxes keep their data and signing keys inside one process.',
     defaultText: '`1`',
     schema: { type: 'string', pattern: '^(auto|[1-9][0-9]?)$' },
     hint: 'must be a number of processes from 1 to 99, or auto',
