@@ -21,7 +21,7 @@ import type { Assessment, Tier } from '../risk/assess.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { CareStatus } from '../orders/care-status.ts';
 import { buildCard, type CardKind, type CareKnowledge, type DecidedAssessment } from './cards.ts';
-import type { CdsStore } from './store.ts';
+import type { CardLogStore } from '../state/types.ts';
 import type { Card, HookRequest, ServiceDefinition } from './types.ts';
 
 /**
@@ -140,7 +140,7 @@ export interface SpeakInput {
   service: ServiceDefinition;
   outcome: Exclude<Outcome, { kind: 'none' }>;
   settings: HookSettings;
-  store: CdsStore;
+  store: CardLogStore;
   /** Where the chart came from (patient ids are only unique per FHIR server). */
   sourceId: string;
   patientId: string;
@@ -159,28 +159,28 @@ const riskKeyOf = (o: SpeakInput['outcome']): string => `${o.kind}|${o.assessmen
  * `patientViewMinTier`, or with news since it last spoke for this patient (tier changed, or the radiograph-based
  * result arrived after a clinical-only one). Records what patient-view and order-select said.
  */
-export function shouldSpeak(x: SpeakInput): boolean {
+export async function shouldSpeak(x: SpeakInput): Promise<boolean> {
   const a = x.outcome.assessment;
   const tier = a.tier.tier;
   if (x.service.hook !== 'patient-view') {
     if (TIER_RANK[tier] < TIER_RANK[x.settings.orderMinTier]) return false;
     const now = x.now ?? new Date();
     const user = x.userId ?? '';
-    if (x.service.hook === 'order-sign' && x.store.orderCardShownSince(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), new Date(now.getTime() - ORDER_SESSION_MS))) return false;
-    if (x.service.hook === 'order-select') x.store.recordOrderCard(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), now);
+    if (x.service.hook === 'order-sign' && await x.store.orderCardShownSince(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), new Date(now.getTime() - ORDER_SESSION_MS))) return false;
+    if (x.service.hook === 'order-select') await x.store.recordOrderCard(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), now);
     return true;
   }
   const key = x.outcome.kind === 'clinical-in-progress' ? `in-progress|${tier}` : a.cacheKey;
-  const last = x.store.lastSpoken(x.service.id, x.sourceId, x.patientId);
+  const last = await x.store.lastSpoken(x.service.id, x.sourceId, x.patientId);
   const news = !!last && last.assessmentKey !== key && (last.tier !== tier || (last.mode !== a.mode && a.mode === 'image-and-clinical'));
   const speak = TIER_RANK[tier] >= TIER_RANK[x.settings.patientViewMinTier] || news;
-  if (speak) x.store.recordSpoken(x.service.id, x.sourceId, x.patientId, { assessmentKey: key, tier, mode: a.mode });
+  if (speak) await x.store.recordSpoken(x.service.id, x.sourceId, x.patientId, { assessmentKey: key, tier, mode: a.mode });
   return speak;
 }
 
 /** The one card of a hook call (or none): CDS Hooks cards per context, never two copies of the same risk. */
-export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts; unavailable: readonly string[]; care: CareKnowledge }): Card[] {
-  if (!shouldSpeak(x)) return [];
+export async function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts; unavailable: readonly string[]; care: CareKnowledge }): Promise<Card[]> {
+  if (!(await shouldSpeak(x))) return [];
   const o = x.outcome;
   const kind: CardKind = o.kind;
   const built = buildCard({
@@ -197,7 +197,7 @@ export function cardsFor(x: SpeakInput & { req: HookRequest; facts?: OrderFacts;
     care: x.care,
     ...(x.now ? { now: x.now } : {}),
   });
-  x.store.recordCard({ uuid: built.card.uuid!, serviceId: x.service.id, patientId: x.patientId, tier: o.assessment.tier.tier, mode: o.assessment.mode, kind, assessmentId: o.assessment.id, suggestions: built.suggestionIds });
+  await x.store.recordCard({ uuid: built.card.uuid!, serviceId: x.service.id, patientId: x.patientId, tier: o.assessment.tier.tier, mode: o.assessment.mode, kind, assessmentId: o.assessment.id, suggestions: built.suggestionIds });
   return [built.card];
 }
 

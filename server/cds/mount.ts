@@ -1,6 +1,8 @@
 /**
  * Wires the CDS Hooks service into the running process (called by `server/index.ts` once the risk engine exists):
- * trusted clients from `smart-config/cds-clients.json`, the JWT verifier, the SQLite store, and the two routers.
+ * trusted clients from `smart-config/cds-clients.json`, the JWT verifier, the card log (the embedded SQLite file
+ * `CDS_FEEDBACK_DB`, or PostgreSQL when the composition root hands in the shared pool of `DATABASE_URL`), and the two
+ * routers.
  */
 import type { RequestHandler } from 'express';
 import type { AppConfig } from '../config.ts';
@@ -11,21 +13,26 @@ import { loadCdsClients } from './clients.ts';
 import { CdsJwtVerifier } from './jwt.ts';
 import { createCdsRouter, createFeedbackSummaryRouter } from './router.ts';
 import { CdsStore } from './store.ts';
+import { PostgresCardLog } from '../state/cardlog-postgres.ts';
+import type { PgPool } from '../state/postgres.ts';
+import type { CardLogStore } from '../state/types.ts';
 
 export interface CdsMounts {
   cds: RequestHandler;
   feedback: RequestHandler;
-  store: CdsStore;
+  /** The card log: close it at shutdown (it leaves a shared pool open). */
+  store: CardLogStore;
 }
 
-export function createCds(config: AppConfig, logger: Logger, risk: RiskService): CdsMounts {
+/** `shared.pool`: the migrated PostgreSQL pool of `DATABASE_URL` — every replica then writes one card log. */
+export function createCds(config: AppConfig, logger: Logger, risk: RiskService, shared: { pool?: PgPool | undefined } = {}): CdsMounts {
   const clients = loadCdsClients(config.smartConfigDir, config.publicBaseUrl);
   const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS });
-  const store = new CdsStore(config.cds.feedbackDb);
+  const store: CardLogStore = shared.pool ? new PostgresCardLog(shared.pool) : new CdsStore(config.cds.feedbackDb);
   // Order-code ConceptMaps: shipped + the site's ORDER_CODE_MAPS_DIR (already validated by loadConfig).
   const orderCodes = loadOrderCodeMaps(config.cds.orderCodeMapsDir === undefined ? {} : { extraDir: config.cds.orderCodeMapsDir });
   const orderCodeMaps = orderCodes.maps.map((m) => ({ id: m.id, codes: m.codes }));
-  logger.info({ clients: clients.map((c) => c.id), deadlineMs: config.cds.deadlineMs, orderCodeMaps }, 'CDS Hooks service ready');
+  logger.info({ clients: clients.map((c) => c.id), cardLog: store.backend, deadlineMs: config.cds.deadlineMs, orderCodeMaps }, 'CDS Hooks service ready');
   return {
     cds: createCdsRouter({
       risk,

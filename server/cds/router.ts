@@ -22,14 +22,15 @@ import { assessWithin, careWithin, cardsFor, orderFacts, type HookSettings } fro
 import { CdsAuthError, type CdsJwtVerifier, type VerifiedClient } from './jwt.ts';
 import { SERVICES, serviceById } from './services.ts';
 import { fhirServerForLog } from './ssrf.ts';
-import type { CdsStore } from './store.ts';
+import { StateUnavailableError, type CardLogStore } from '../state/types.ts';
 import type { HookResponse } from './types.ts';
 import { operationOutcome, validateFeedback, validateHookRequest } from './validate.ts';
 
 export interface CdsRouterDeps {
   risk: RiskService;
   verifier: CdsJwtVerifier;
-  store: CdsStore;
+  /** The card log and feedback (embedded SQLite, or PostgreSQL shared by the replicas). */
+  store: CardLogStore;
   settings: HookSettings & { fhirTimeoutMs: number };
   logger: Logger;
   /** Order codes → order categories (default: the shipped ConceptMaps only; `mount.ts` adds `ORDER_CODE_MAPS_DIR`). */
@@ -102,13 +103,20 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
     res.json({ services: SERVICES });
   });
 
-  r.post('/:id/feedback', auth((req) => `${base}/cds-services/${String(req.params['id'])}/feedback`), json, (req, res) => {
+  r.post('/:id/feedback', auth((req) => `${base}/cds-services/${String(req.params['id'])}/feedback`), json, async (req, res) => {
     const service = serviceById(String(req.params['id']));
     if (!service) return bad(res, 404, 'not-found', [`No CDS service ${String(req.params['id'])}`]);
     const v = validateFeedback(req.body);
     if (!v.ok) return bad(res, 400, 'invalid', v.problems);
     const client = res.locals['cdsClient'] as VerifiedClient;
-    const added = store.recordFeedback(service.id, client.client.id, v.value);
+    let added: number;
+    try {
+      added = await store.recordFeedback(service.id, client.client.id, v.value);
+    } catch (err) {
+      // Not stored: 503 so the EHR may send it again (a repeated entry is stored once).
+      log.error({ service: service.id, client: client.client.id, err: (err as Error).message }, 'cds: feedback NOT stored: the card log is unavailable');
+      return bad(res, 503, 'transient', ['The feedback could not be stored; send it again later']);
+    }
     log.info({ service: service.id, client: client.client.id, entries: v.value.length, added }, 'cds: feedback stored');
     res.status(200).json({});
   });
@@ -160,7 +168,7 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
       const care = await careWithin(carePending, deadlineAt, careAbort);
       // Error name and code only: a FHIR error's message may carry a query with the patient's id.
       const careError = care.outcome === 'failed' ? { careError: (care.error as Error).name, careErrorCode: (care.error as { code?: string }).code } : {};
-      const cards = cardsFor({ service, outcome, settings, store, sourceId: fhir.baseUrl, patientId, userId: hook.context.userId, req: hook, ...(facts ? { facts } : {}), unavailable: fhir.unavailable, care: care.care });
+      const cards = await cardsFor({ service, outcome, settings, store, sourceId: fhir.baseUrl, patientId, userId: hook.context.userId, req: hook, ...(facts ? { facts } : {}), unavailable: fhir.unavailable, care: care.care });
       answer({ cards }, outcome.kind === 'assessment' ? `assessment-${outcome.source}` : outcome.kind, { care: care.outcome, ...careError });
     } catch (err) {
       if (err instanceof PrefetchUnavailableError) {
@@ -174,6 +182,11 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
         return bad(res, 502, 'transient', ['The FHIR server failed while reading the chart']);
       }
       if (err instanceof ModelNotFoundError) return bad(res, 503, 'transient', [err.message]);
+      if (err instanceof StateUnavailableError) {
+        // The card log decides whether to speak (one card per order screen, patient-view news): without it, no card.
+        hlog.error({ backend: err.backend, err: err.message }, 'cds: card log unavailable');
+        return bad(res, 503, 'transient', ['The card log is unavailable']);
+      }
       hlog.error({ err }, 'cds: hook failed');
       return bad(res, 500, 'exception', ['Internal error']);
     }
@@ -194,10 +207,14 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
  * `GET /api/feedback/summary`: acceptance and override rates by tier and by override reason. An operations endpoint:
  * the app puts the operator credential in front of `/api/feedback` (server/auth/operator.ts).
  */
-export function createFeedbackSummaryRouter(store: CdsStore): Router {
+export function createFeedbackSummaryRouter(store: CardLogStore): Router {
   const r = Router();
-  r.get('/summary', (_req, res) => {
-    res.json(store.summary());
+  r.get('/summary', async (_req, res, next) => {
+    try {
+      res.json(await store.summary());
+    } catch (err) {
+      next(err);
+    }
   });
   return r;
 }

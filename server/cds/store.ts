@@ -1,10 +1,16 @@
 /**
- * Durable CDS state in SQLite (better-sqlite3): the cards the service showed (so feedback can be grouped by tier
- * and suggestion), the feedback the EHR sent (CDS Hooks 2.0 §Feedback), and what patient-view last said per patient
- * (so it speaks again only with news). WAL journal: an acknowledged write survives a crash
- * or a restart of the process. (`synchronous=NORMAL`: in WAL mode a committed transaction survives a process crash;
- * only an operating-system crash or power cut can lose the last ones. `FULL` would fsync on every card, and
- * better-sqlite3 is synchronous, so every hook call would block the event loop on the disk.)
+ * The CDS card log, embedded: the cards the service showed (so feedback can be grouped by tier and suggestion), the
+ * feedback the EHR sent (CDS Hooks 2.0 §Feedback), what patient-view last said per patient (so it speaks again only
+ * with news) and which order-select card a user saw (so order-sign does not repeat it). This is the default
+ * {@link CardLogStore}: SQLite (better-sqlite3) at `CDS_FEEDBACK_DB`. With `DATABASE_URL` set, the PostgreSQL store
+ * (server/state/cardlog-postgres.ts) takes its place so every replica writes to one log; both answer the same
+ * {@link FeedbackSummary}, shaped by {@link summarise}.
+ *
+ * WAL journal: an acknowledged write survives a crash or a restart of the process. (`synchronous=NORMAL`: in WAL
+ * mode a committed transaction survives a process crash; only an operating-system crash or power cut can lose the
+ * last ones. `FULL` would fsync on every card, and better-sqlite3 is synchronous, so every hook call would block the
+ * event loop on the disk.) Several processes of one host may share the file (cluster mode): a writer waits up to
+ * {@link BUSY_TIMEOUT_MS} for another's write lock instead of failing at once.
  *
  * No PHI beyond ids: patient ids, card/suggestion uuids, codes and timestamps. The free-text `userComment` of an
  * override is NOT stored (it may hold anything); only whether one was given.
@@ -14,8 +20,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Tier } from '../risk/assess.ts';
+import type { CardLogStore } from '../state/types.ts';
+import { StateUnavailableError } from '../state/types.ts';
 import type { Feedback } from './types.ts';
 
+/** How long a write waits for another process's lock on the same SQLite file, in ms. */
+export const BUSY_TIMEOUT_MS = 5000;
+
+/** One card shown. */
 export interface CardRecord {
   uuid: string;
   serviceId: string;
@@ -27,13 +39,15 @@ export interface CardRecord {
   suggestions: { fls?: string; dxa?: string };
 }
 
+/** What patient-view last said for a patient. */
 export interface SpokenRecord {
   assessmentKey: string;
   tier: Tier;
   mode: string;
 }
 
-interface Rate {
+/** Acceptance and override counts and rates of a group of cards. */
+export interface Rate {
   cards: number;
   accepted: number;
   overridden: number;
@@ -41,6 +55,7 @@ interface Rate {
   overrideRate: number | null;
 }
 
+/** `GET /api/feedback/summary`: rates per card shown, overall and by tier; override reasons; accepted suggestions. */
 export interface FeedbackSummary {
   cards: number;
   feedback: number;
@@ -75,7 +90,56 @@ const rate = (cards: number, accepted: number, overridden: number): Rate => ({
   overrideRate: cards > 0 ? overridden / cards : null,
 });
 
-export class CdsStore {
+/** The counts a card log store reads for {@link summarise} (the same queries in SQLite and PostgreSQL). */
+export interface SummaryCounts {
+  cards: number;
+  feedback: number;
+  /** Cards shown per tier, and how many of them have any `accepted` / `overridden` feedback. */
+  tiers: readonly { tier: string; cards: number; accepted: number; overridden: number }[];
+  /** Feedback for cards the log has no record of: distinct cards, of which accepted, of which overridden. */
+  unknown: { cards: number; accepted: number; overridden: number };
+  /** Override reasons with a code, most frequent first. */
+  reasons: readonly { system: string | null; code: string; display: string | null; count: number }[];
+  /** Feedback entries with outcome `overridden`. */
+  overrides: number;
+  /** Each `accepted` entry: the suggestion ids it accepted, and the card's FLS and DXA suggestion ids. */
+  acceptedSuggestions: readonly { ids: readonly string[]; fls: string | null; dxa: string | null }[];
+}
+
+/**
+ * Acceptance and override rates: per card shown (a card counts as accepted / overridden when any feedback for it
+ * says so), overall and by tier; override reasons with counts and shares; accepted suggestions by kind.
+ */
+export function summarise(c: SummaryCounts): FeedbackSummary {
+  const byTier: Record<string, Rate> = {};
+  let acc = 0;
+  let ovr = 0;
+  for (const t of c.tiers) {
+    byTier[t.tier] = rate(t.cards, t.accepted, t.overridden);
+    acc += t.accepted;
+    ovr += t.overridden;
+  }
+  if (c.unknown.cards > 0) byTier['unknown'] = { cards: c.unknown.cards, accepted: c.unknown.accepted, overridden: c.unknown.overridden, acceptanceRate: null, overrideRate: null };
+  const accepted = { fls: 0, dxa: 0, other: 0 };
+  for (const s of c.acceptedSuggestions) for (const id of s.ids) {
+    if (id === s.fls) accepted.fls++;
+    else if (id === s.dxa) accepted.dxa++;
+    else accepted.other++;
+  }
+  return {
+    cards: c.cards,
+    feedback: c.feedback,
+    overall: rate(c.cards, acc, ovr),
+    byTier,
+    byReason: c.reasons.map((r) => ({ ...r, share: c.overrides > 0 ? r.count / c.overrides : 0 })),
+    acceptedSuggestions: accepted,
+    notice: 'Rates are per card shown; feedback for cards this service has no record of is counted under "unknown". Research use — trained on synthetic data.',
+  };
+}
+
+/** The embedded {@link CardLogStore}: one SQLite file (see the module comment). */
+export class CdsStore implements CardLogStore {
+  readonly backend = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
   readonly path: string;
@@ -87,6 +151,7 @@ export class CdsStore {
     this.#db = new Database(path);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
+    this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.#db.exec(SCHEMA);
   }
 
@@ -100,101 +165,117 @@ export class CdsStore {
     return stmt;
   }
 
-  recordCard(c: CardRecord): void {
-    this.#prepared(`INSERT OR IGNORE INTO cds_card VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-      .run(c.uuid, c.serviceId, c.patientId, c.tier, c.mode, c.kind, c.assessmentId, c.suggestions.fls ?? null, c.suggestions.dxa ?? null, new Date().toISOString());
+  /**
+   * Runs a synchronous SQLite call as a settled promise: a failure (disk full, file locked past the busy timeout, a
+   * closed store) rejects with {@link StateUnavailableError} like the shared stores do, rather than throwing.
+   */
+  #run<T>(what: string, fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(fn());
+    } catch (err) {
+      return Promise.reject(new StateUnavailableError('sqlite', `card log ${what}: ${(err as Error).message}`, { cause: err }));
+    }
   }
 
-  /** Stores feedback entries (a repeated entry — same card, outcome and timestamp — is stored once). Returns how many were new. */
-  recordFeedback(serviceId: string, clientId: string, entries: readonly Feedback[]): number {
-    const stmt = this.#prepared(`INSERT OR IGNORE INTO cds_feedback
-      (card_uuid, service_id, client_id, outcome, accepted_suggestions, reason_system, reason_code, reason_display, has_comment, outcome_timestamp, received_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
-    const now = new Date().toISOString();
-    const tx = this.#db.transaction((list: readonly Feedback[]) => {
-      let n = 0;
-      for (const f of list) {
-        const r = f.overrideReason?.reason;
-        n += stmt.run(f.card, serviceId, clientId, f.outcome, JSON.stringify((f.acceptedSuggestions ?? []).map((s) => s.id)), r?.system ?? null, r?.code ?? null, r?.display ?? null,
-          f.overrideReason?.userComment ? 1 : 0, f.outcomeTimestamp, now).changes;
-      }
-      return n;
+  recordCard(c: CardRecord): Promise<void> {
+    return this.#run('recordCard', () => {
+      this.#prepared(`INSERT OR IGNORE INTO cds_card VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(c.uuid, c.serviceId, c.patientId, c.tier, c.mode, c.kind, c.assessmentId, c.suggestions.fls ?? null, c.suggestions.dxa ?? null, new Date().toISOString());
     });
-    return tx(entries);
   }
 
-  lastSpoken(serviceId: string, source: string, patientId: string): SpokenRecord | undefined {
-    const row = this.#prepared('SELECT assessment_key, tier, mode FROM cds_spoken WHERE service_id = ? AND source = ? AND patient_id = ?').get(serviceId, source, patientId) as
-      { assessment_key: string; tier: Tier; mode: string } | undefined;
-    return row ? { assessmentKey: row.assessment_key, tier: row.tier, mode: row.mode } : undefined;
+  /** Stores feedback entries (a repeated entry — same card, outcome and timestamp — is stored once). Resolves to how many were new. */
+  recordFeedback(serviceId: string, clientId: string, entries: readonly Feedback[]): Promise<number> {
+    return this.#run('recordFeedback', () => {
+      const stmt = this.#prepared(`INSERT OR IGNORE INTO cds_feedback
+        (card_uuid, service_id, client_id, outcome, accepted_suggestions, reason_system, reason_code, reason_display, has_comment, outcome_timestamp, received_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`);
+      const now = new Date().toISOString();
+      const tx = this.#db.transaction((list: readonly Feedback[]) => {
+        let n = 0;
+        for (const f of list) {
+          const r = f.overrideReason?.reason;
+          n += stmt.run(f.card, serviceId, clientId, f.outcome, JSON.stringify((f.acceptedSuggestions ?? []).map((s) => s.id)), r?.system ?? null, r?.code ?? null, r?.display ?? null,
+            f.overrideReason?.userComment ? 1 : 0, f.outcomeTimestamp, now).changes;
+        }
+        return n;
+      });
+      return tx(entries);
+    });
   }
 
-  recordSpoken(serviceId: string, source: string, patientId: string, s: SpokenRecord): void {
-    this.#prepared(`INSERT INTO cds_spoken VALUES (?, ?, ?, ?, ?, ?, ?)
-      ON CONFLICT (service_id, source, patient_id) DO UPDATE SET assessment_key = excluded.assessment_key, tier = excluded.tier, mode = excluded.mode, at = excluded.at`)
-      .run(serviceId, source, patientId, s.assessmentKey, s.tier, s.mode, new Date().toISOString());
+  lastSpoken(serviceId: string, source: string, patientId: string): Promise<SpokenRecord | undefined> {
+    return this.#run('lastSpoken', () => {
+      const row = this.#prepared('SELECT assessment_key, tier, mode FROM cds_spoken WHERE service_id = ? AND source = ? AND patient_id = ?').get(serviceId, source, patientId) as
+        { assessment_key: string; tier: Tier; mode: string } | undefined;
+      return row ? { assessmentKey: row.assessment_key, tier: row.tier, mode: row.mode } : undefined;
+    });
+  }
+
+  recordSpoken(serviceId: string, source: string, patientId: string, s: SpokenRecord): Promise<void> {
+    return this.#run('recordSpoken', () => {
+      this.#prepared(`INSERT INTO cds_spoken VALUES (?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (service_id, source, patient_id) DO UPDATE SET assessment_key = excluded.assessment_key, tier = excluded.tier, mode = excluded.mode, at = excluded.at`)
+        .run(serviceId, source, patientId, s.assessmentKey, s.tier, s.mode, new Date().toISOString());
+    });
   }
 
   /** Records that an order-select card showed the risk `riskKey` to `userId` for this patient (one row per user and patient). */
-  recordOrderCard(source: string, patientId: string, userId: string, riskKey: string, at: Date = new Date()): void {
-    this.#prepared(`INSERT INTO cds_order_card VALUES (?, ?, ?, ?, ?)
-      ON CONFLICT (source, patient_id, user_id) DO UPDATE SET risk_key = excluded.risk_key, at = excluded.at`)
-      .run(source, patientId, userId, riskKey, at.toISOString());
+  recordOrderCard(source: string, patientId: string, userId: string, riskKey: string, at: Date = new Date()): Promise<void> {
+    return this.#run('recordOrderCard', () => {
+      this.#prepared(`INSERT INTO cds_order_card VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT (source, patient_id, user_id) DO UPDATE SET risk_key = excluded.risk_key, at = excluded.at`)
+        .run(source, patientId, userId, riskKey, at.toISOString());
+    });
   }
 
   /** True when an order-select card showed the same risk to the same user for this patient at or after `since`. */
-  orderCardShownSince(source: string, patientId: string, userId: string, riskKey: string, since: Date): boolean {
-    const row = this.#prepared('SELECT risk_key, at FROM cds_order_card WHERE source = ? AND patient_id = ? AND user_id = ?').get(source, patientId, userId) as { risk_key: string; at: string } | undefined;
-    return !!row && row.risk_key === riskKey && row.at >= since.toISOString();
+  orderCardShownSince(source: string, patientId: string, userId: string, riskKey: string, since: Date): Promise<boolean> {
+    return this.#run('orderCardShownSince', () => {
+      const row = this.#prepared('SELECT risk_key, at FROM cds_order_card WHERE source = ? AND patient_id = ? AND user_id = ?').get(source, patientId, userId) as { risk_key: string; at: string } | undefined;
+      return !!row && row.risk_key === riskKey && row.at >= since.toISOString();
+    });
   }
 
-  /**
-   * Acceptance and override rates: per card shown (a card counts as accepted / overridden when any feedback for it
-   * says so), overall and by tier; override reasons with counts; accepted suggestions by kind.
-   */
-  summary(): FeedbackSummary {
-    const db = this.#db;
-    const cards = (db.prepare('SELECT COUNT(*) AS n FROM cds_card').get() as { n: number }).n;
-    const feedback = (db.prepare('SELECT COUNT(*) AS n FROM cds_feedback').get() as { n: number }).n;
-    const tiers = db.prepare(`
-      SELECT c.tier AS tier, COUNT(*) AS cards,
-        SUM(EXISTS (SELECT 1 FROM cds_feedback f WHERE f.card_uuid = c.uuid AND f.outcome = 'accepted')) AS accepted,
-        SUM(EXISTS (SELECT 1 FROM cds_feedback f WHERE f.card_uuid = c.uuid AND f.outcome = 'overridden')) AS overridden
-      FROM cds_card c GROUP BY c.tier`).all() as { tier: string; cards: number; accepted: number; overridden: number }[];
-    const unknown = db.prepare(`SELECT COUNT(DISTINCT card_uuid) AS n,
-        COUNT(DISTINCT CASE WHEN outcome = 'accepted' THEN card_uuid END) AS a, COUNT(DISTINCT CASE WHEN outcome = 'overridden' THEN card_uuid END) AS o
-      FROM cds_feedback WHERE card_uuid NOT IN (SELECT uuid FROM cds_card)`).get() as { n: number; a: number; o: number };
-    const byTier: Record<string, Rate> = {};
-    let acc = 0;
-    let ovr = 0;
-    for (const t of tiers) {
-      byTier[t.tier] = rate(t.cards, t.accepted, t.overridden);
-      acc += t.accepted;
-      ovr += t.overridden;
-    }
-    if (unknown.n > 0) byTier['unknown'] = { cards: unknown.n, accepted: unknown.a, overridden: unknown.o, acceptanceRate: null, overrideRate: null };
-    const reasons = db.prepare(`SELECT reason_system AS system, reason_code AS code, MAX(reason_display) AS display, COUNT(*) AS count
-      FROM cds_feedback WHERE outcome = 'overridden' AND reason_code IS NOT NULL GROUP BY reason_system, reason_code ORDER BY count DESC`).all() as { system: string | null; code: string; display: string | null; count: number }[];
-    const overrides = (db.prepare(`SELECT COUNT(*) AS n FROM cds_feedback WHERE outcome = 'overridden'`).get() as { n: number }).n;
-    const accepted = { fls: 0, dxa: 0, other: 0 };
-    const sugg = db.prepare(`SELECT f.accepted_suggestions AS ids, c.fls_suggestion AS fls, c.dxa_suggestion AS dxa FROM cds_feedback f LEFT JOIN cds_card c ON c.uuid = f.card_uuid WHERE f.outcome = 'accepted'`).all() as { ids: string; fls: string | null; dxa: string | null }[];
-    for (const s of sugg) for (const id of JSON.parse(s.ids) as string[]) {
-      if (id === s.fls) accepted.fls++;
-      else if (id === s.dxa) accepted.dxa++;
-      else accepted.other++;
-    }
-    return {
-      cards,
-      feedback,
-      overall: rate(cards, acc, ovr),
-      byTier,
-      byReason: reasons.map((r) => ({ ...r, share: overrides > 0 ? r.count / overrides : 0 })),
-      acceptedSuggestions: accepted,
-      notice: 'Rates are per card shown; feedback for cards this service has no record of is counted under "unknown". Research use — trained on synthetic data.',
-    };
+  /** See {@link summarise}. */
+  summary(): Promise<FeedbackSummary> {
+    return this.#run('summary', () => {
+      const db = this.#db;
+      const count = (sql: string): number => (db.prepare(sql).get() as { n: number }).n;
+      const tiers = db.prepare(`
+        SELECT c.tier AS tier, COUNT(*) AS cards,
+          SUM(EXISTS (SELECT 1 FROM cds_feedback f WHERE f.card_uuid = c.uuid AND f.outcome = 'accepted')) AS accepted,
+          SUM(EXISTS (SELECT 1 FROM cds_feedback f WHERE f.card_uuid = c.uuid AND f.outcome = 'overridden')) AS overridden
+        FROM cds_card c GROUP BY c.tier ORDER BY c.tier`).all() as { tier: string; cards: number; accepted: number; overridden: number }[];
+      const unknown = db.prepare(`SELECT COUNT(DISTINCT card_uuid) AS cards,
+          COUNT(DISTINCT CASE WHEN outcome = 'accepted' THEN card_uuid END) AS accepted, COUNT(DISTINCT CASE WHEN outcome = 'overridden' THEN card_uuid END) AS overridden
+        FROM cds_feedback WHERE card_uuid NOT IN (SELECT uuid FROM cds_card)`).get() as SummaryCounts['unknown'];
+      const reasons = db.prepare(`SELECT reason_system AS system, reason_code AS code, MAX(reason_display) AS display, COUNT(*) AS count
+        FROM cds_feedback WHERE outcome = 'overridden' AND reason_code IS NOT NULL GROUP BY reason_system, reason_code ORDER BY count DESC, code`).all() as SummaryCounts['reasons'];
+      const accepted = db.prepare(`SELECT f.accepted_suggestions AS ids, c.fls_suggestion AS fls, c.dxa_suggestion AS dxa
+        FROM cds_feedback f LEFT JOIN cds_card c ON c.uuid = f.card_uuid WHERE f.outcome = 'accepted'`).all() as { ids: string; fls: string | null; dxa: string | null }[];
+      return summarise({
+        cards: count('SELECT COUNT(*) AS n FROM cds_card'),
+        feedback: count('SELECT COUNT(*) AS n FROM cds_feedback'),
+        tiers,
+        unknown,
+        reasons,
+        overrides: count(`SELECT COUNT(*) AS n FROM cds_feedback WHERE outcome = 'overridden'`),
+        acceptedSuggestions: accepted.map((a) => ({ ids: JSON.parse(a.ids) as string[], fls: a.fls, dxa: a.dxa })),
+      });
+    });
   }
 
-  close(): void {
-    this.#db.close();
+  /** Resolves when the database answers. */
+  check(): Promise<void> {
+    return this.#run('check', () => {
+      this.#db.prepare('SELECT 1').get();
+    });
+  }
+
+  /** Closes the file (idempotent). */
+  close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+    return Promise.resolve();
   }
 }

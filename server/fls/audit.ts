@@ -1,23 +1,25 @@
 /**
- * Audit of every FLS worklist action (issue 8, item 3 — "every action audited"): each view, export, accept and
- * dismiss becomes a FHIR `AuditEvent` written to the FHIR server. When that write fails the event is kept in a local
- * SQLite audit log (better-sqlite3, path `FLS_AUDIT_DB`) so nothing is lost; {@link AuditLog.forwardPending}
- * re-sends kept events (it runs after every later successful write, and can be called by an operator task).
+ * Audit of every FLS worklist action: each view, export, accept, step, assignment, note and
+ * dismiss becomes a FHIR `AuditEvent` written to the FHIR server. When that write fails the event is kept in the audit
+ * fallback store so nothing is lost — a local SQLite file (`FLS_AUDIT_DB`) by default, or PostgreSQL shared by the
+ * replicas with `DATABASE_URL` (server/state/audit-*.ts). {@link AuditLog.forwardPending} re-sends kept events, each
+ * once even when several replicas forward at the same time; it runs after every later successful write, at a fixed
+ * interval when one is set (so a replica that never writes still forwards what another one kept), and can be called
+ * by an operator task.
  *
  * Event shape follows the R4 AuditEvent resource and the IHE Basic Audit Log Patterns (BALP) conventions:
  * `type` = `rest` (audit-event-type) with a `restful-interaction` subtype, or DICOM 110106 "Export" for the CSV;
  * one `agent` (the SMART user, requestor) and one `source` (this service); `entity` = the Task, the Patient(s),
- * the ServiceRequest created, and for searches the query. The local copy holds the same JSON (patient references,
- * no names): protect the file as you would the audit trail.
+ * the ServiceRequest created, and for searches the query. The kept copy holds the same JSON (patient references,
+ * no names): protect the file or table as you would the audit trail.
  * @see https://hl7.org/fhir/R4/auditevent.html
  * @see https://profiles.ihe.net/ITI/BALP/
  */
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import Database from 'better-sqlite3';
 import type { AuditEvent, AuditEventEntity } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
 import type { Logger } from '../logging.ts';
+import { SqliteAuditFallback } from '../state/audit-sqlite.ts';
+import type { AuditFallbackStore, KeptAuditEvent } from '../state/types.ts';
 
 /** Who did it: the verified SMART access token's claims (server/auth SmartAccess). */
 export interface AuditActor {
@@ -121,21 +123,21 @@ export function buildAuditEvent(r: AuditRecord, recorded: Date): AuditEvent {
   return event;
 }
 
-export interface LocalAuditRow {
-  id: number;
-  recorded: string;
-  action: string;
-  event: AuditEvent;
-  error: string;
-  forwardedAt: string | null;
-}
+/** One kept event (the fallback store's row). */
+export type LocalAuditRow = KeptAuditEvent;
 
 export interface AuditLogOptions {
   fhir: FhirDataSource;
-  /** SQLite file of the local audit log (created with its folder when missing); ':memory:' for tests. */
-  dbPath: string;
+  /**
+   * Where refused events are kept: a store (PostgreSQL shared by the replicas, server/state/audit-postgres.ts), or
+   * the path of a SQLite file (created with its folder when missing; ':memory:' for tests). Exactly one is needed.
+   */
+  store?: AuditFallbackStore;
+  dbPath?: string;
   logger: Logger;
   now?: () => Date;
+  /** Also forward kept events every this many ms (default: only after a successful write, or when asked). */
+  forwardIntervalMs?: number;
 }
 
 /** Where an event ended up. */
@@ -143,29 +145,35 @@ export type AuditOutcome = { stored: 'fhir'; id: string | undefined } | { stored
 
 export class AuditLog {
   readonly #fhir: FhirDataSource;
-  readonly #db: Database.Database;
+  readonly #store: AuditFallbackStore;
   readonly #logger: Logger;
   readonly #now: () => Date;
+  readonly #timer: NodeJS.Timeout | undefined;
   #forwarding: Promise<number> | undefined;
 
   constructor(opts: AuditLogOptions) {
     this.#fhir = opts.fhir;
     this.#logger = opts.logger.child({ component: 'fls-audit' });
     this.#now = opts.now ?? (() => new Date());
-    if (opts.dbPath !== ':memory:') mkdirSync(dirname(opts.dbPath), { recursive: true });
-    this.#db = new Database(opts.dbPath);
-    this.#db.pragma('journal_mode = WAL');
-    this.#db.exec(`CREATE TABLE IF NOT EXISTS fls_audit (
-      id INTEGER PRIMARY KEY AUTOINCREMENT,
-      recorded TEXT NOT NULL,
-      action TEXT NOT NULL,
-      event_json TEXT NOT NULL,
-      error TEXT NOT NULL,
-      forwarded_at TEXT
-    )`);
+    if (opts.store) this.#store = opts.store;
+    else if (opts.dbPath !== undefined) this.#store = new SqliteAuditFallback(opts.dbPath);
+    else throw new TypeError('AuditLog needs a fallback store or a dbPath');
+    if (opts.forwardIntervalMs !== undefined) {
+      this.#timer = setInterval(() => void this.forwardPending().catch(() => undefined), opts.forwardIntervalMs);
+      this.#timer.unref();
+    }
   }
 
-  /** Writes the AuditEvent to the FHIR server, or keeps it locally when that fails. Never throws for a FHIR failure. */
+  /** The backend of the fallback store (`sqlite` or `postgres`). */
+  get backend(): AuditFallbackStore['backend'] {
+    return this.#store.backend;
+  }
+
+  /**
+   * Writes the AuditEvent to the FHIR server, or keeps it in the fallback store when that fails. Never throws for a
+   * FHIR failure; rejects (StateUnavailableError) only when the event can be written neither to the FHIR server nor
+   * to the fallback store, so the caller's request fails rather than go unaudited.
+   */
   async record(r: AuditRecord): Promise<AuditOutcome> {
     const event = buildAuditEvent(r, this.#now());
     try {
@@ -174,26 +182,32 @@ export class AuditLog {
       return { stored: 'fhir', id: stored.id };
     } catch (err) {
       const error = (err as Error).message;
-      const info = this.#db.prepare('INSERT INTO fls_audit (recorded, action, event_json, error) VALUES (?, ?, ?, ?)').run(event.recorded, r.action, JSON.stringify(event), error);
-      this.#logger.warn({ action: r.action, localId: Number(info.lastInsertRowid), err: error }, 'AuditEvent kept in the local audit log: the FHIR write failed');
-      return { stored: 'local', localId: Number(info.lastInsertRowid), error };
+      let localId: number;
+      try {
+        localId = await this.#store.keep({ recorded: event.recorded, action: r.action, event, error });
+      } catch (keepErr) {
+        this.#logger.error({ action: r.action, err: error, storeErr: (keepErr as Error).message }, 'AuditEvent NOT recorded: the FHIR write and the audit fallback store both failed');
+        throw keepErr;
+      }
+      this.#logger.warn({ action: r.action, localId, backend: this.#store.backend, err: error }, 'AuditEvent kept in the audit fallback store: the FHIR write failed');
+      return { stored: 'local', localId, error };
     }
   }
 
-  /** Events kept locally and not yet forwarded. */
-  pending(): LocalAuditRow[] {
-    return this.rows().filter((r) => r.forwardedAt === null);
+  /** Events kept and not yet forwarded, oldest first. */
+  pending(): Promise<LocalAuditRow[]> {
+    return this.#store.pending();
   }
 
-  /** Every event of the local log (forwarded ones included: the local log is append-only). */
-  rows(): LocalAuditRow[] {
-    const rows = this.#db.prepare('SELECT id, recorded, action, event_json, error, forwarded_at FROM fls_audit ORDER BY id').all() as {
-      id: number; recorded: string; action: string; event_json: string; error: string; forwarded_at: string | null;
-    }[];
-    return rows.map((x) => ({ id: x.id, recorded: x.recorded, action: x.action, event: JSON.parse(x.event_json) as AuditEvent, error: x.error, forwardedAt: x.forwarded_at }));
+  /** Every kept event (forwarded ones included: the fallback log is append-only). */
+  rows(): Promise<LocalAuditRow[]> {
+    return this.#store.rows();
   }
 
-  /** Re-sends pending local events to the FHIR server (oldest first, stops at the first failure); returns how many went. */
+  /**
+   * Re-sends kept events to the FHIR server (oldest first, stops at the first failure); resolves to how many this
+   * call sent. One run at a time in this process; across processes the store makes each event go once.
+   */
   forwardPending(): Promise<number> {
     this.#forwarding ??= this.#forward().finally(() => {
       this.#forwarding = undefined;
@@ -202,22 +216,17 @@ export class AuditLog {
   }
 
   async #forward(): Promise<number> {
-    let sent = 0;
-    const mark = this.#db.prepare('UPDATE fls_audit SET forwarded_at = ? WHERE id = ?');
-    for (const row of this.pending()) {
-      try {
-        await this.#fhir.write(row.event);
-      } catch {
-        break;
-      }
-      mark.run(this.#now().toISOString(), row.id);
-      sent++;
-    }
-    if (sent) this.#logger.info({ sent }, 'local audit events forwarded to the FHIR server');
+    const sent = await this.#store.forward(async (row) => {
+      await this.#fhir.write(row.event);
+    }, this.#now);
+    if (sent) this.#logger.info({ sent, backend: this.#store.backend }, 'kept audit events forwarded to the FHIR server');
     return sent;
   }
 
-  close(): void {
-    this.#db.close();
+  /** Stops the interval, lets a forwarding run finish, and closes the store. */
+  async close(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.#forwarding?.catch(() => undefined);
+    await this.#store.close();
   }
 }

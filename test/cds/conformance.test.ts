@@ -494,7 +494,7 @@ describe('feedback', () => {
     await request(h.app).post(`/cds-services/${id}/feedback`).set('Authorization', await auth()).send({ feedback: [{ card: card.uuid, outcome: 'maybe', outcomeTimestamp: ts }] }).expect(400);
     await request(h.app).post(`/cds-services/${id}/feedback`).set('Authorization', await bearer(aud(id))).send({ feedback: [] }).expect(401);
     const tier = (await h.risk.assess({ patientId: HIGH })).stored.assessment.tier.tier;
-    const check = (s: ReturnType<CdsStore['summary']>): void => {
+    const check = (s: Awaited<ReturnType<CdsStore['summary']>>): void => {
       assert.equal(s.cards, 1);
       assert.equal(s.feedback, 2);
       assert.equal(s.byTier[tier]!.accepted, 1);
@@ -504,15 +504,15 @@ describe('feedback', () => {
       assert.equal(s.acceptedSuggestions.fls + s.acceptedSuggestions.dxa, 1);
     };
     const summary = await request(h.app).get('/api/feedback/summary').expect(200);
-    check(summary.body as ReturnType<CdsStore['summary']>);
+    check(summary.body as Awaited<ReturnType<CdsStore['summary']>>);
     h.store.close();
     closers.splice(closers.length - 1, 1);
     const reopened = new CdsStore(db);
     try {
-      check(reopened.summary());
-      assert.equal(JSON.stringify(reopened.summary()).includes('free text'), false);
+      check(await reopened.summary());
+      assert.equal(JSON.stringify(await reopened.summary()).includes('free text'), false);
     } finally {
-      reopened.close();
+      await reopened.close();
     }
   });
 });

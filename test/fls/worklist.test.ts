@@ -325,7 +325,7 @@ describe('worklist API', () => {
     assert.ok(by('search-type').some((e) => e.type.code === '110106'), 'CSV export');
     const view = by('search-type').find((e) => e.type.code === 'rest' && e.entity?.some((x) => x.role?.code === '24'))!;
     assert.ok(view.entity!.filter((x) => x.what?.reference?.startsWith('Patient/')).length >= 1);
-    assert.equal(audit.pending().length, 0, 'nothing kept locally while the FHIR server works');
+    assert.equal((await audit.pending()).length, 0, 'nothing kept locally while the FHIR server works');
   });
 });
 
@@ -337,14 +337,14 @@ describe('local audit log when the FHIR server fails', () => {
     const out = await a1.record({ action: 'dismiss', actor: { subject: 'u1', fhirUser: 'Practitioner/demo-fls-coordinator' }, outcome: '0', taskId: 'fls-triage-x', patientIds: ['demo-a-001'], reason: 'declined' });
     assert.equal(out.stored, 'local');
     assert.equal(await a1.forwardPending(), 0, 'still down');
-    a1.close();
+    await a1.close();
     const a2 = new AuditLog({ fhir, dbPath, logger: stack.logger });
-    const kept = a2.pending();
+    const kept = await a2.pending();
     assert.equal(kept.length, 1);
     assert.equal(kept[0]!.event.entity?.[0]?.what?.reference, 'Task/fls-triage-x');
     assert.equal(await a2.forwardPending(), 1);
-    assert.equal(a2.pending().length, 0);
-    assert.equal(a2.rows().length, 1, 'the local log keeps the forwarded row (append-only)');
+    assert.equal((await a2.pending()).length, 0);
+    assert.equal((await a2.rows()).length, 1, 'the local log keeps the forwarded row (append-only)');
     const onServer = (await fhir.search<AuditEvent>('AuditEvent', {})).filter((e) => e.entity?.some((x) => x.what?.reference === 'Task/fls-triage-x'));
     assert.equal(onServer.length, 1);
     a2.close();
