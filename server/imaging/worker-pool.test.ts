@@ -99,7 +99,9 @@ describe('imaging worker pool faults: a job never hangs', () => {
   }
 
   it('a worker that never answers is killed after jobTimeoutMs; queued jobs still run', async () => {
-    const pool = new ImagingPool({ size: 1, entry: FAULTS, jobTimeoutMs: 1500 });
+    // The queued job runs on the replacement worker, whose start (tsx, codecs) counts against its own timeout:
+    // 1.5 s was too short on a loaded 2-core machine (load ≈ 15), hence 5 s.
+    const pool = new ImagingPool({ size: 1, entry: FAULTS, jobTimeoutMs: 5000 });
     try {
       const hung = pool.decodeFrame('fault:hang', new Uint8Array(8), pm);
       const queued = pool.decodeFrame(file.transferSyntaxUid, file.frame(0), pm);
