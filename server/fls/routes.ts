@@ -251,8 +251,8 @@ export function createFlsRouter(opts: FlsRouterOptions): Router {
     try {
       const note = optionalNote(bodyOf(req)['note']);
       const out = await worklist.accept(taskIdOf(req), { ...actor(res), ...(note ? { note } : {}) }, undefined, ifMatchOf(req));
-      await record(req, res, { action: 'accept', outcome: '0', ...(out.changed ? {} : { outcomeDesc: 'already accepted' }), taskId, patientIds: [out.item.patientId], serviceRequestId: out.serviceRequestId });
-      const resBody: AcceptResponse = { item: out.item, serviceRequestId: out.serviceRequestId };
+      await record(req, res, { action: 'accept', outcome: '0', ...(out.changed ? (out.existingReferral ? { outcomeDesc: 'linked the open FLS referral' } : {}) : { outcomeDesc: 'already accepted' }), taskId, patientIds: [out.item.patientId], serviceRequestId: out.serviceRequestId });
+      const resBody: AcceptResponse = { item: out.item, serviceRequestId: out.serviceRequestId, ...(out.existingReferral ? { existingReferral: true } : {}) };
       res.status(out.changed ? 201 : 200).json(resBody);
     } catch (err) {
       const f = fail(res, err, logger);

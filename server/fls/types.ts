@@ -404,6 +404,8 @@ export interface DismissRequest {
 export interface AcceptResponse {
   item: WorklistItem;
   serviceRequestId: string;
+  /** True when the patient already had an open FLS referral, which was linked instead of creating a duplicate. */
+  existingReferral?: boolean;
 }
 
 /** Answer of `POST /api/fls/worklist/{taskId}/dismiss`. */

@@ -423,7 +423,7 @@ export class Worklist {
   }
 
   /** Reads the Task, checks the If-Match version, returns it with its current pathway (detected steps included). */
-  async #load(taskId: string, ifMatch: string | undefined, signal?: AbortSignal): Promise<{ task: Task; history: PathwayEvent[]; step: PathwayStep }> {
+  async #load(taskId: string, ifMatch: string | undefined, signal?: AbortSignal): Promise<{ task: Task; history: PathwayEvent[]; step: PathwayStep; care: PatientCare | undefined }> {
     const task = await this.#task(taskId, signal);
     if (ifMatch !== undefined && ifMatch !== (task.meta?.versionId ?? '')) {
       throw new WorklistError('STALE_VERSION', `Task/${taskId} has changed since it was read (version ${task.meta?.versionId ?? 'unknown'}, not ${ifMatch}): reload it`);
@@ -431,7 +431,7 @@ export class Worklist {
     const pid = idOf(task.for?.reference, 'Patient');
     const care = pid ? (await loadCareMany(this.#fhir, [pid], signal ? { signal } : {})).get(pid) : undefined;
     const history = this.#history(task, care);
-    return { task, history, step: currentStep(history) };
+    return { task, history, step: currentStep(history), care };
   }
 
   /** Writes the Task with its pathway: events (detected ones kept), business status, Task.status, due date, owner, note. */
@@ -486,7 +486,10 @@ export class Worklist {
     return { step, time, by: await this.#nameOf(by, signal), source: 'user', ...(input.treatment ? { treatment: input.treatment } : {}) };
   }
 
-  /** Sets the status of the item's FLS referral (closing completes it, dismissing after acceptance revokes it). */
+  /**
+   * Sets the status of the FLS referral accepting this item wrote (closing completes it, dismissing after acceptance
+   * revokes it). A referral made elsewhere and only linked is left to whoever made it.
+   */
   async #settleReferral(task: Task, status: 'completed' | 'revoked', signal?: AbortSignal): Promise<void> {
     const srId = task.output?.map((o) => idOf(o.valueReference?.reference, 'ServiceRequest')).find((x) => x !== undefined);
     if (!srId) return;
@@ -498,6 +501,7 @@ export class Worklist {
       throw err;
     }
     if (!['active', 'on-hold', 'draft'].includes(sr.status)) return;
+    if (!sr.identifier?.some((i) => i.system === REFERRAL_IDENTIFIER_SYSTEM && i.value === task.id)) return;
     const { meta: _m, ...rest } = sr;
     await this.#fhir.write<ServiceRequest>({ ...rest, status }, signal);
   }
@@ -505,14 +509,15 @@ export class Worklist {
   /**
    * Accepts an item: writes the FLS referral (A's `flsReferral`, status active, client id derived from the Task so
    * a retry or a second instance writes the same resource) and moves the Task to step `accepted` (in-progress) with
-   * the referral as output; the owner becomes the accepting user unless one is set. Accepting an accepted item
-   * answers the existing referral; a dismissed or closed one is a conflict.
+   * the referral as output; the owner becomes the accepting user unless one is set. When the patient already has an
+   * open FLS referral (made elsewhere, e.g. from a card), that one is linked instead of writing a duplicate
+   * (`existingReferral`). Accepting an accepted item answers its referral; a dismissed or closed one is a conflict.
    */
-  async accept(taskId: string, by: Actor & { note?: string; date?: string }, signal?: AbortSignal, ifMatch?: string): Promise<{ item: WorklistItem; serviceRequestId: string; changed: boolean }> {
+  async accept(taskId: string, by: Actor & { note?: string; date?: string }, signal?: AbortSignal, ifMatch?: string): Promise<{ item: WorklistItem; serviceRequestId: string; changed: boolean; existingReferral: boolean }> {
     return this.#exclusive(taskId, async () => {
-      const { task, history, step } = await this.#load(taskId, ifMatch, signal);
+      const { task, history, step, care } = await this.#load(taskId, ifMatch, signal);
       const existing = task.output?.map((o) => idOf(o.valueReference?.reference, 'ServiceRequest')).find((x) => x !== undefined);
-      if (step !== 'identified' && isOpenStep(step) && existing) return { item: await this.get(taskId, signal), serviceRequestId: existing, changed: false };
+      if (step !== 'identified' && isOpenStep(step) && existing) return { item: await this.get(taskId, signal), serviceRequestId: existing, changed: false, existingReferral: false };
       if (step !== 'identified') throw new WorklistError('CONFLICT', `Task/${taskId} is ${PATHWAY_STEP_LABELS[step].toLowerCase()}: only an identified item can be accepted`);
       const pid = idOf(task.for?.reference, 'Patient');
       const raId = idOf(task.focus?.reference, 'RiskAssessment');
@@ -532,18 +537,19 @@ export class Worklist {
         note: `${RESEARCH_NOTICE}.${by.note ? ` ${by.note}` : ''}`,
       });
       sr.identifier = [{ system: REFERRAL_IDENTIFIER_SYSTEM, value: taskId }];
-      const storedSr = await this.#fhir.write(sr, signal);
-      const srId = storedSr.id ?? sr.id!;
+      const open = care?.care.flsReferral;
+      const reuse = open !== null && open !== undefined && open.id !== sr.id;
+      const srId = reuse ? open.id : ((await this.#fhir.write(sr, signal)).id ?? sr.id!);
       const owner = !task.owner?.reference && requester ? { reference: requester, display: await this.#nameOf(by, signal) } : undefined;
       await this.#save(task, history, {
         step: event,
         ...(owner ? { owner } : {}),
         ...(by.note ? { note: by.note } : {}),
         patch: (t) => {
-          t.output = [...(task.output ?? []), { type: { text: 'FLS referral' }, valueReference: { reference: `ServiceRequest/${srId}` } }];
+          t.output = [...(task.output ?? []), { type: { text: reuse ? 'FLS referral (already open)' : 'FLS referral' }, valueReference: { reference: `ServiceRequest/${srId}` } }];
         },
       }, by, signal);
-      return { item: await this.get(taskId, signal), serviceRequestId: srId, changed: true };
+      return { item: await this.get(taskId, signal), serviceRequestId: srId, changed: true, existingReferral: reuse };
     });
   }
 

@@ -20,6 +20,7 @@ import {
   FLS_PATHWAY_SYSTEM, RESEARCH_NOTICE, type BulkResponse, type KpiResponse, type WorklistItem, type WorklistItemResponse, type WorklistResponse,
 } from '../../server/fls/types.ts';
 import { Worklist } from '../../server/fls/worklist.ts';
+import { flsReferral, isFlsReferral } from '../../server/orders/service-requests.ts';
 import { EXT } from '../../server/risk/fhir-output.ts';
 import { parseCsv } from '../support/csv.ts';
 import { startDemoStack, type DemoStack } from '../support/demo-stack.ts';
@@ -260,8 +261,13 @@ describe('FLS pathway', () => {
     assert.deepEqual(mine.map((i) => i.taskId).sort(), [...ids].sort());
     assert.ok((await list('?owner=none')).every((i) => i.pathway.owner === null));
 
+    // demo-a-002 already has an open FLS referral (made from a card): accepting links it instead of writing another.
+    await put(flsReferral({ patientId: 'demo-a-002', id: 'pathway-card-referral-a-002', status: 'active', authoredOn: '2026-11-20T09:00:00Z' }));
     const accepted = (await request(app).post('/api/fls/worklist/bulk').send({ taskIds: ids.slice(0, 2), action: 'step', step: 'accepted' }).expect(200)).body as BulkResponse;
     assert.equal(accepted.succeeded, 2);
+    assert.equal(accepted.results[0]!.item!.serviceRequestId, 'pathway-card-referral-a-002');
+    const open = (await fhir.search<ServiceRequest>('ServiceRequest', { subject: 'Patient/demo-a-002' })).filter((x) => isFlsReferral(x) && x.status === 'active');
+    assert.deepEqual(open.map((x) => x.id), ['pathway-card-referral-a-002'], 'no duplicate referral');
     const dismissed = (await request(app).post('/api/fls/worklist/bulk').send({ taskIds: ids.slice(1), action: 'dismiss', reason: 'moved-away' }).expect(200)).body as BulkResponse;
     assert.deepEqual([dismissed.succeeded, dismissed.failed], [2, 0]);
     const fromAccepted = dismissed.results[0]!.item!;
