@@ -77,16 +77,29 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
     }
   });
 
-  r.get('/:id', (req: Request, res: Response) => {
-    const s = service.get(String(req.params['id']));
-    if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment (they are kept in memory; it may have been evicted)');
+  /** The assessment of `:id` (this process, or the shared result store); a store that is down → 503. */
+  const stored = async (req: Request, res: Response): Promise<StoredAssessment | undefined | 'failed'> => {
+    try {
+      return await service.get(String(req.params['id']));
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'reading a stored assessment failed');
+      fail(res, 503, 'STATE_UNAVAILABLE', 'The assessment store is not reachable; try again shortly');
+      return 'failed';
+    }
+  };
+
+  r.get('/:id', async (req: Request, res: Response) => {
+    const s = await stored(req, res);
+    if (s === 'failed') return;
+    if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment (it may have expired)');
     if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
     res.json(body(s, req.baseUrl));
   });
 
   for (const kind of ['heatmap', 'display'] as const) {
-    r.get(`/:id/${kind}.png`, (req: Request, res: Response) => {
-      const s = service.get(String(req.params['id']));
+    r.get(`/:id/${kind}.png`, async (req: Request, res: Response) => {
+      const s = await stored(req, res);
+      if (s === 'failed') return;
       if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
       if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
       if (!s.pngs) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');

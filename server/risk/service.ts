@@ -4,10 +4,17 @@
  * assessment; anything else reuses the stored one — plus a short request-level memo so a burst of identical
  * requests (a CDS hook firing repeatedly for one chart) does not re-read the chart each time. Optional write-back
  * of the FHIR resources (`RISK_WRITE_BACK`).
+ *
+ * With a {@link ResultStore} (server/state/) every new result is also stored there, so an assessment id stays valid
+ * after a restart and on every replica, and a replica reuses what another computed (source `cache`). With a
+ * {@link SingleFlight} as well, two replicas asked for the same assessment at once compute it once: the other waits
+ * for the result to appear in the store. The in-process maps stay in front as a near cache. A store that cannot be
+ * reached fails the call with its StateUnavailableError (never answered from this process alone as if shared).
  */
 import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
 import type { Logger } from '../logging.ts';
+import type { ResultRecord, ResultStore, SingleFlight } from '../state/types.ts';
 import { assess, cacheKeyOf, indexDateOf, prepare, type AssessDeps, type AssessmentResult, type AssessRequest } from './assess.ts';
 import { extractFactors } from './factors.ts';
 import { toFhir, type AssessmentFhir } from './fhir-output.ts';
@@ -41,15 +48,35 @@ export interface RiskServiceOptions {
   cacheSize: number;
   writeBack: boolean;
   logger: Logger;
+  /** Where results are shared and kept across restarts (default: only this process's memory). */
+  results?: ResultStore;
+  /** How long a stored result is kept, ms (default 30 days). */
+  resultTtlMs?: number;
+  /** One computation per assessment across replicas (used together with `results`). */
+  flight?: SingleFlight;
 }
+
+/** The stored JSON of a result: everything but the PNGs, which the store keeps beside it. */
+interface StoredBody {
+  assessment: StoredAssessment['assessment'];
+  fhir: AssessmentFhir;
+  writeBack: StoredAssessment['writeBack'];
+}
+
+/** A result read from another replica may have its PNGs stored a moment later: how long a read by id waits for them. */
+const IMAGES_WAIT_MS = 2000;
 
 export class RiskService {
   readonly #deps: AssessDeps;
   readonly #byKey = new Map<string, StoredAssessment>();
   readonly #byId = new Map<string, StoredAssessment>();
   readonly #memo = new Map<string, { key: string; at: number }>();
-  readonly #inflight = new Map<string, Promise<StoredAssessment>>();
+  readonly #inflight = new Map<string, Promise<{ stored: StoredAssessment; computed: boolean }>>();
   readonly #opts: RiskServiceOptions;
+  /** PNG writes to the result store still running (awaited by {@link flush}). */
+  readonly #imageWrites = new Set<Promise<void>>();
+  /** Ids read from the store before their PNGs were there (another replica writes them just after the result). */
+  readonly #imagesPending = new Set<string>();
 
   constructor(opts: RiskServiceOptions) {
     this.#deps = opts.deps;
@@ -78,23 +105,97 @@ export class RiskService {
     const prepared = await prepare(deps, req);
     const factors = extractFactors(prepared.chart, indexDateOf(prepared.study, prepared.at));
     const key = cacheKeyOf(prepared.study, prepared.model, factors);
-    const cached = this.#byKey.get(key);
+    const cached = this.#byKey.get(key) ?? (await this.#sharedByKey(key));
     if (cached) {
       this.#memo.set(memoKey, { key, at: Date.now() });
       return { stored: this.#touch(key, cached), source: 'cache', ms: performance.now() - t0 };
     }
     let p = this.#inflight.get(key);
     if (!p) {
-      p = this.#compute(req, prepared, deps).finally(() => this.#inflight.delete(key));
+      p = this.#computeOnce(key, req, prepared, deps).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, p);
     }
-    const stored = await p;
+    const { stored, computed } = await p;
     this.#memo.set(memoKey, { key, at: Date.now() });
-    return { stored, source: 'new', ms: performance.now() - t0 };
+    return { stored, source: computed ? 'new' : 'cache', ms: performance.now() - t0 };
   }
 
-  get(id: string): StoredAssessment | undefined {
-    return this.#byId.get(id);
+  /**
+   * The assessment with this id: from this process's memory, else from the result store (computed before a restart,
+   * or by another replica). Undefined when unknown or expired.
+   */
+  async get(id: string): Promise<StoredAssessment | undefined> {
+    const local = this.#byId.get(id);
+    if ((local && !this.#imagesPending.has(id)) || !this.#opts.results) return local;
+    let record = await this.#opts.results.byId(id);
+    // Another replica stores the PNGs just after the result: wait briefly for them rather than answer "no image".
+    for (const until = Date.now() + IMAGES_WAIT_MS; record && !record.images && this.#hasImage(record) && Date.now() < until;) {
+      await new Promise((r) => setTimeout(r, 50));
+      record = await this.#opts.results.byId(id);
+    }
+    return record && this.#remember(record);
+  }
+
+  /**
+   * Resolves when the PNGs of every result computed so far are in the result store (they are written just after
+   * the result itself). For shutdown and tests.
+   */
+  async flush(): Promise<void> {
+    while (this.#imageWrites.size > 0) await Promise.allSettled([...this.#imageWrites]);
+  }
+
+  // --- shared results (server/state/) ---------------------------------------------------------------------
+
+  async #sharedByKey(key: string): Promise<StoredAssessment | undefined> {
+    const record = await this.#opts.results?.byKey(key);
+    return record && this.#remember(record);
+  }
+
+  #hasImage(record: ResultRecord): boolean {
+    return (JSON.parse(record.body) as StoredBody).assessment.heatmap !== null;
+  }
+
+  /** A stored record as a StoredAssessment, kept in the near cache. */
+  #remember(record: ResultRecord): StoredAssessment {
+    const known = this.#byId.get(record.id);
+    if (known && !(this.#imagesPending.has(record.id) && record.images)) return known;
+    const body = JSON.parse(record.body) as StoredBody;
+    const images = record.images;
+    if (!images && body.assessment.heatmap !== null) this.#imagesPending.add(record.id);
+    else this.#imagesPending.delete(record.id);
+    const stored: StoredAssessment = { ...body, pngs: images ? { display: () => images.display, overlay: () => images.overlay } : null };
+    this.#byKey.set(record.cacheKey, stored);
+    this.#byId.set(record.id, stored);
+    this.#evict();
+    return stored;
+  }
+
+  /**
+   * Computes the assessment of `key`, once across the replicas sharing the single-flight: `computed` is false when
+   * another replica computed it and this one read its result from the store.
+   */
+  async #computeOnce(key: string, req: AssessRequest, prepared: Awaited<ReturnType<typeof prepare>>, deps: AssessDeps): Promise<{ stored: StoredAssessment; computed: boolean }> {
+    const { flight, results } = this.#opts;
+    if (!flight || !results) return { stored: await this.#compute(req, prepared, deps), computed: true };
+    const out = await flight.run(key, () => this.#compute(req, prepared, deps), () => this.#sharedByKey(key));
+    return { stored: out.value, computed: out.led };
+  }
+
+  /** Stores a new result (awaited: a waiting replica reads it next), then its PNGs in the background. */
+  async #share(stored: StoredAssessment): Promise<void> {
+    const results = this.#opts.results;
+    if (!results) return;
+    const a = stored.assessment;
+    const body: StoredBody = { assessment: a, fhir: stored.fhir, writeBack: stored.writeBack };
+    await results.put({ id: a.id, cacheKey: a.cacheKey, body: JSON.stringify(body), images: null }, this.#opts.resultTtlMs ?? 30 * 86_400_000);
+    const pngs = stored.pngs;
+    if (!pngs) return;
+    // Encoding both PNGs takes tens of ms: after the answer, not before it.
+    const write = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => results.attachImages(a.id, { display: pngs.display(), overlay: pngs.overlay() }))
+      .catch((err: unknown) => this.#opts.logger.warn({ err: (err as Error).message }, 'the PNGs of an assessment could not be stored; its heatmap is available on this replica only'))
+      .finally(() => this.#imageWrites.delete(write));
+    this.#imageWrites.add(write);
   }
 
   // --- CDS Hooks additions (issue 6): per-request data source, cache peek, fast clinical-only estimate ---------
@@ -156,6 +257,7 @@ export class RiskService {
     this.#byKey.set(result.assessment.cacheKey, stored);
     this.#byId.set(result.assessment.id, stored);
     this.#evict();
+    await this.#share(stored);
     return stored;
   }
 
@@ -170,6 +272,7 @@ export class RiskService {
       const [oldest, s] = this.#byKey.entries().next().value as [string, StoredAssessment];
       this.#byKey.delete(oldest);
       this.#byId.delete(s.assessment.id);
+      this.#imagesPending.delete(s.assessment.id);
     }
     if (this.#memo.size > 4 * this.#opts.cacheSize) this.#memo.clear();
   }

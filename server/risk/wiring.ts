@@ -10,6 +10,7 @@ import { resolutionNeedOf, strictestNeed } from '../imaging/decode/index.ts';
 import { inlineImaging, withResolution, type ImagingExecutor } from '../imaging/worker-pool.ts';
 import type { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
+import type { ResultStore, SingleFlight } from '../state/types.ts';
 import { auditSecurityEvents } from './security-audit.ts';
 import { RiskService } from './service.ts';
 
@@ -36,6 +37,8 @@ export interface RiskServiceOptions {
   writeBack: boolean;
   /** Where radiographs are decoded and preprocessed (worker threads); inline on the calling thread when absent. */
   imaging?: ImagingExecutor;
+  /** Shared results and single-flight (server/state/ `openStateStores`); without them, results live in this process only. */
+  state?: { results: ResultStore; flight: SingleFlight };
 }
 
 export function createRiskService(config: AppConfig, registry: ModelRegistry, logger: Logger, opts: RiskServiceOptions): RiskService {
@@ -54,5 +57,6 @@ export function createRiskService(config: AppConfig, registry: ModelRegistry, lo
     cacheSize: config.risk.cacheSize,
     writeBack: opts.writeBack,
     logger,
+    ...(opts.state ? { results: opts.state.results, flight: opts.state.flight, resultTtlMs: config.state.resultTtlMs } : {}),
   });
 }
