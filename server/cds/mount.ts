@@ -28,6 +28,8 @@ export interface CdsMounts {
 export function createCds(config: AppConfig, logger: Logger, risk: RiskService, shared: { pool?: PgPool | undefined } = {}): CdsMounts {
   const clients = loadCdsClients(config.smartConfigDir, config.publicBaseUrl);
   const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS });
+  // With DATABASE_URL the card log must be the shared one: a per-process file would split it between replicas.
+  if (config.state.databaseUrl && !shared.pool) throw new Error('DATABASE_URL is set but the CDS mount got no PostgreSQL pool (composition root)');
   const store: CardLogStore = shared.pool ? new PostgresCardLog(shared.pool) : new CdsStore(config.cds.feedbackDb);
   // Order-code ConceptMaps: shipped + the site's ORDER_CODE_MAPS_DIR (already validated by loadConfig).
   const orderCodes = loadOrderCodeMaps(config.cds.orderCodeMapsDir === undefined ? {} : { extraDir: config.cds.orderCodeMapsDir });

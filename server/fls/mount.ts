@@ -34,6 +34,8 @@ export interface FlsMount {
 /** `shared.pool`: the migrated PostgreSQL pool of `DATABASE_URL` (audit fallback shared by the replicas). */
 export function createFlsMount(config: AppConfig, logger: Logger, shared: { pool?: PgPool | undefined } = {}): FlsMount {
   const fhir = configuredFhirClient(config);
+  // With DATABASE_URL refused events must go to the shared store, where any replica forwards them.
+  if (config.state.databaseUrl && !shared.pool) throw new Error('DATABASE_URL is set but the FLS mount got no PostgreSQL pool (composition root)');
   const audit = new AuditLog({
     fhir,
     ...(shared.pool ? { store: new PostgresAuditFallback(shared.pool) } : { dbPath: config.fls.auditDb }),
