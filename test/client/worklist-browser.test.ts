@@ -156,7 +156,7 @@ async function dismissVia(page: Page, button: string, shot: string): Promise<voi
  * One coordinator's session at a width: overdue after the due date, every pathway step, KPIs, dismissal, layout
  * and accessibility checks. Returns the page (still open) for width-specific checks.
  */
-async function scenario(page: Page, width: number, who: { walk: string; dismiss: string }): Promise<void> {
+async function scenario(page: Page, problems: string[], width: number, who: { walk: string; dismiss: string }): Promise<void> {
   const tag = `fls-${width}`;
   const walkId = tasks.get(who.walk)!;
   const dismissId = tasks.get(who.dismiss)!;
@@ -226,6 +226,21 @@ async function scenario(page: Page, width: number, who: { walk: string; dismiss:
   await screenshot(page, `${tag}-coordinator-full`);
   copyFileSync(join(REPO_ROOT, `test/artifacts/${tag}-coordinator.png`), join(REPO_ROOT, `client/docs/worklist-coordinator${narrow ? '-420' : ''}.png`));
 
+  if (!narrow) {
+    // Someone else changes the item meanwhile: the action is refused (409, stale version), the view reloads and says
+    // so, and the second try goes through.
+    await fhir('PUT', `Task/${walkId}`, await fhir('GET', `Task/${walkId}`));
+    await page.fill('.co-note-form textarea', 'Phoned the patient: no answer.');
+    await page.click('.co-note-form button[type="submit"]');
+    await page.waitForSelector('.wl-message:has-text("Someone else changed this item")');
+    await page.waitForSelector('.co-note-form button[type="submit"]:not([disabled])');
+    await page.click('.co-note-form button[type="submit"]');
+    await page.waitForSelector('.co-notes li:has-text("Phoned the patient: no answer.")');
+    const stale = problems.findIndex((p) => /^http 409 POST .*\/notes$/.test(p));
+    assert.ok(stale >= 0, `the stale write was answered 409: ${problems.join('; ')}`);
+    problems.splice(stale, 1);
+  }
+
   // Every remaining step, each recorded with its button; the timeline follows.
   const steps: [string, string | undefined][] = [
     ['contacted', undefined], ['dxa-booked', undefined], ['assessed', undefined], ['treatment-decided', 'started'],
@@ -293,7 +308,7 @@ describe('FLS coordinator screens (user-level standalone launch)', () => {
   test('1280 px: overdue, every pathway step, KPIs, dismiss without a preselected reason, sorting, filters, bulk actions, notes', async () => {
     const { context, page, problems } = await newPage(browser, { width: 1280, height: 900 });
     try {
-      await scenario(page, 1280, WIDE);
+      await scenario(page, problems, 1280, WIDE);
 
       // Exports from the KPI panel: the server's kpis.csv and worklist.csv (with MRN and site) as downloads.
       await showTab(page, 'Key performance indicators');
@@ -374,7 +389,7 @@ describe('FLS coordinator screens (user-level standalone launch)', () => {
   test('420 px side panel: stacked cards, no horizontal overflow, actions visible; the same pathway, KPIs and dismissal', async () => {
     const { context, page, problems } = await newPage(browser, { width: 420, height: 860 });
     try {
-      await scenario(page, 420, NARROW);
+      await scenario(page, problems, 420, NARROW);
       const cards = await page.$$eval('.wl-card', (cs) => cs.map((c) => c.getBoundingClientRect().toJSON() as DOMRect));
       assert.ok(cards.length > 0);
       for (const c of cards) assert.ok(c.right <= 420 && c.left >= 0, `card within the panel (${c.left}–${c.right})`);

@@ -105,16 +105,19 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
   const age = ageAt(item.birthDate);
   const caveats = caveatsOf(item.warnings);
 
-  const act = async (done: string, fn: () => Promise<{ item: WorklistItem }>): Promise<void> => {
+  /** Runs an action; true when it was saved (a refused one keeps what the coordinator typed). */
+  const act = async (done: string, fn: () => Promise<{ item: WorklistItem }>): Promise<boolean> => {
     setBusy(true);
     try {
       const r = await fn();
       setRes({ item: r.item, notice: RESEARCH_NOTICE });
       setOwnerChoice(null);
       setMessage({ text: done, ok: true });
+      return true;
     } catch (e) {
       setMessage({ text: `Not saved: ${actionError(e)}`, ok: false });
       if (e instanceof ApiError && e.status === 409) setReload((n) => n + 1);
+      return false;
     } finally {
       setBusy(false);
     }
@@ -297,7 +300,7 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                   e.preventDefault();
                   const text = noteText.trim();
                   if (!text) return;
-                  void act('Note added.', () => addNote(session, item, text)).then(() => setNoteText(''));
+                  void act('Note added.', () => addNote(session, item, text)).then((saved) => saved && setNoteText(''));
                 }}
               >
                 <label>
