@@ -58,8 +58,6 @@ export interface HaStack {
   close(): Promise<void>;
 }
 
-const MODELS_DIR = join(REPO_ROOT, 'test/fixtures/models');
-
 async function waitReady(url: string, handle: ChildHandle, logFile: string, timeoutMs: number): Promise<void> {
   await waitFor(`${url}/readyz`, async () => {
     if (handle.child.exitCode !== null || handle.child.signalCode !== null) {
@@ -81,8 +79,22 @@ function readTail(file: string, lines = 20): string {
   }
 }
 
-/** Starts everything; `replicaEnv` adds settings to both replicas. */
-export async function startHaStack(replicaEnv: Record<string, string> = {}): Promise<HaStack> {
+/** Which data the hospital serves and which model the replicas load. */
+export interface HaStackOptions {
+  /**
+   * `fixtures` (default): the small test cohort (7 patients, small DICOM files) and the smoke-test model — quick, for
+   * the test. `demo`: the 50-patient demo cohort with full-size radiographs and the real model — for measuring costs.
+   */
+  cohort?: 'fixtures' | 'demo';
+  /** Settings added to both replicas. */
+  replicaEnv?: Record<string, string>;
+}
+
+/** Starts everything. */
+export async function startHaStack(options: HaStackOptions = {}): Promise<HaStack> {
+  const replicaEnv = options.replicaEnv ?? {};
+  const demo = options.cohort === 'demo';
+  const MODELS_DIR = demo ? join(REPO_ROOT, 'models') : join(REPO_ROOT, 'test/fixtures/models');
   const dir = mkdtempSync(join(tmpdir(), 'frcds-ha-'));
   const started: (() => Promise<void>)[] = [];
   const closeAll = async (): Promise<void> => {
@@ -99,14 +111,17 @@ export async function startHaStack(replicaEnv: Record<string, string> = {}): Pro
     // The hospital: FHIR server, PACS and authorization server of the fixture cohort, in one process of its own.
     const data = join(dir, 'hospital');
     mkdirSync(data);
-    cpSync(join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir'), join(data, 'fhir'), { recursive: true });
-    cpSync(join(REPO_ROOT, 'test/fixtures/dicom'), join(data, 'dicom'), { recursive: true, filter: (src) => !src.endsWith('.json') });
+    if (!demo) {
+      cpSync(join(REPO_ROOT, 'test/fixtures/fhir-cohort/fhir'), join(data, 'fhir'), { recursive: true });
+      cpSync(join(REPO_ROOT, 'test/fixtures/dicom'), join(data, 'dicom'), { recursive: true, filter: (src) => !src.endsWith('.json') });
+    }
     const hospitalPort = await freePort();
     const hospitalUrl = `http://127.0.0.1:${hospitalPort}`;
     const hospitalLog = join(dir, 'hospital.log');
     const hospital = spawnTs('server/index.ts', {
-      PORT: String(hospitalPort), HOST: '127.0.0.1', PUBLIC_BASE_URL: hospitalUrl, LOG_LEVEL: 'warn', SANDBOX_DATA_DIR: data, MODELS_DIR,
+      PORT: String(hospitalPort), HOST: '127.0.0.1', PUBLIC_BASE_URL: hospitalUrl, LOG_LEVEL: 'warn', SANDBOX_DATA_DIR: demo ? join(REPO_ROOT, 'server/sandbox/demo-cohort') : data, MODELS_DIR,
       INFERENCE_DEVICE: 'cpu', CDS_FEEDBACK_DB: join(data, 'cds.sqlite'), FLS_AUDIT_DB: join(data, 'fls-audit.sqlite'), JOBS_DB_PATH: join(data, 'jobs.sqlite'),
+      STATE_DB: join(data, 'state.sqlite'),
     }, hospitalLog);
     started.push(() => hospital.kill('SIGKILL'));
     await waitReady(hospitalUrl, hospital, hospitalLog, 240_000);
@@ -134,6 +149,8 @@ export async function startHaStack(replicaEnv: Record<string, string> = {}): Pro
     const dicomWebBase = `${hospitalUrl}/sandbox/dicom-web`;
     const replicas: Replica[] = [];
     // One after the other: the first builds the SMART app bundle if it is stale, the second finds it up to date.
+    // Every embedded (SQLite) store gets a file of the replica's own: two processes of one host sharing a file would
+    // share state without PostgreSQL or Redis, and the test would prove nothing about replicas on two machines.
     for (const [i, port] of ports.entries()) {
       const name = `replica-${String.fromCharCode(97 + i)}`;
       const own = join(dir, name);
@@ -151,6 +168,7 @@ export async function startHaStack(replicaEnv: Record<string, string> = {}): Pro
         JOBS_LEASE_MS: '4000', JOBS_BACKOFF_MS: '200',
         CDS_PATIENT_VIEW_MIN_TIER: 'low', CDS_ORDER_MIN_TIER: 'low',
         CDS_FEEDBACK_DB: join(own, 'cds.sqlite'), FLS_AUDIT_DB: join(own, 'fls-audit.sqlite'), JOBS_DB_PATH: join(own, 'jobs.sqlite'),
+        STATE_DB: join(own, 'state.sqlite'),
         ...replicaEnv,
       }, logFile);
       started.push(() => handle.kill('SIGKILL'));
