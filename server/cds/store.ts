@@ -149,9 +149,10 @@ export class CdsStore implements CardLogStore {
     this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
+    // First: processes of one host opening the file together wait for each other's locks (the WAL switch included).
+    this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
-    this.#db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     this.#db.exec(SCHEMA);
   }
 

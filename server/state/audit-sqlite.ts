@@ -31,8 +31,9 @@ export class SqliteAuditFallback implements AuditFallbackStore {
     this.#claimMs = opts.claimMs ?? DEFAULT_AUDIT_CLAIM_MS;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
-    this.#db.pragma('journal_mode = WAL');
+    // First: processes of one host opening the file together wait for each other's locks (the WAL switch included).
     this.#db.pragma('busy_timeout = 5000');
+    this.#db.pragma('journal_mode = WAL');
     this.#db.exec(`CREATE TABLE IF NOT EXISTS fls_audit (
       id INTEGER PRIMARY KEY AUTOINCREMENT,
       recorded TEXT NOT NULL,
@@ -43,7 +44,14 @@ export class SqliteAuditFallback implements AuditFallbackStore {
     )`);
     // Files written before forwarding was claimed have no lease column: add it (NULL = not claimed).
     const cols = this.#db.prepare('PRAGMA table_info(fls_audit)').all() as { name: string }[];
-    if (!cols.some((c) => c.name === 'claimed_until')) this.#db.exec('ALTER TABLE fls_audit ADD COLUMN claimed_until TEXT');
+    if (!cols.some((c) => c.name === 'claimed_until')) {
+      try {
+        this.#db.exec('ALTER TABLE fls_audit ADD COLUMN claimed_until TEXT');
+      } catch (err) {
+        // Another process of this host added it between the check and here.
+        if (!/duplicate column/i.test((err as Error).message)) throw err;
+      }
+    }
   }
 
   #run<T>(what: string, fn: () => T): Promise<T> {
