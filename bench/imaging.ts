@@ -210,32 +210,46 @@ async function main(): Promise<void> {
     // ---- reduced-resolution decode vs full decode, per syntax (same run, alternating) ------------------------------
     const need = resolutionNeedOf(rc.constants);
     console.log(`\nReduced-resolution decode (what a ${need.size} px working image from a ${need.fovMm} mm field and a ${DISPLAY_LONGEST_SIDE} px display need) vs full decode, ms`);
-    console.log('syntax                          level  size          full med  reduced med   reduced/full');
+    console.log('(wall = elapsed; cpu = this process\'s CPU time, the load-independent view on a shared machine)');
+    console.log('syntax                          level  size        full wall  reduced wall  ratio |  full cpu  reduced cpu  ratio');
+    const ratioRows: string[] = [];
     for (const f of files) {
       const bytes = readFileSync(f.path);
       const full: number[] = [];
       const reduced: number[] = [];
+      const fullCpu: number[] = [];
+      const reducedCpu: number[] = [];
       let level = 0;
       let size = '';
       for (let i = 0; i < RUNS + 3; i++) {
         const d = parseDicomFile(bytes);
         // Alternate which goes first so neither profits from a warmer cache.
         for (const which of i % 2 === 0 ? (['full', 'reduced'] as const) : (['reduced', 'full'] as const)) {
+          const c0 = process.cpuUsage();
           const t0 = performance.now();
           const r = await decodeFrameAt(d.transferSyntaxUid, d.frame(0), d.pixelModule, which === 'reduced' ? need : undefined);
           const ms = performance.now() - t0;
+          const c = process.cpuUsage(c0);
           if (which === 'reduced') {
             level = r.level;
             size = `${r.pixelModule.rows}×${r.pixelModule.columns}`;
           }
-          if (i >= 3) (which === 'full' ? full : reduced).push(ms);
+          if (i >= 3) {
+            (which === 'full' ? full : reduced).push(ms);
+            (which === 'full' ? fullCpu : reducedCpu).push((c.user + c.system) / 1000);
+          }
         }
       }
       const fm = stats(full).median;
       const rm = stats(reduced).median;
+      const fc = stats(fullCpu).median;
+      const rcpu = stats(reducedCpu).median;
+      const ratio = (a: number, b: number) => (b > 0.05 ? (a / b).toFixed(3) : '  —  ');
       const label = `${f.name} (${f.file.transferSyntaxUid.replace('1.2.840.10008.', '…')})`.padEnd(30);
-      console.log(`${label}${String(level).padStart(6)}  ${size.padEnd(12)}${fmt(fm)}    ${fmt(rm)}      ${(rm / fm).toFixed(3)}${level === 0 ? '  (no reduced path: full decode)' : ''}`);
+      console.log(`${label}${String(level).padStart(6)}  ${size.padEnd(10)}${fmt(fm)}    ${fmt(rm)}   ${ratio(rm, fm).padStart(6)} | ${fmt(fc)}    ${fmt(rcpu)}  ${ratio(rcpu, fc).padStart(6)}${level === 0 ? '  (full decode: no reduced path)' : ''}`);
+      ratioRows.push(`${f.name}: level ${level}, reduced/full ${ratio(rm, fm)} wall, ${ratio(rcpu, fc)} cpu`);
     }
+    console.log(`\nreduced/full per syntax — ${ratioRows.join('; ')}`);
     {
       const f = files.find((x) => x.name === 'explicit-le')!;
       const stored = await decodeFrame(f.file.transferSyntaxUid, f.file.frame(0), f.file.pixelModule);
