@@ -51,6 +51,8 @@ test('round robin, retry of a request in flight on a dying upstream, refused ups
   });
   const proxy = await startRoundRobinProxy({ upstreams: [a.url, b.url] });
   closers.push(a.stop, b.stop, proxy.close);
+  const forwarded: string[] = [];
+  proxy.onForwarded((u, method, path) => forwarded.push(`${u === a.url ? 'a' : 'b'} ${method} ${path}`));
 
   const who: string[] = [];
   for (let i = 0; i < 4; i++) who.push((await fetch(`${proxy.url}/x`)).headers.get('x-upstream') ?? '?');
@@ -65,6 +67,7 @@ test('round robin, retry of a request in flight on a dying upstream, refused ups
   let s = proxy.stats();
   assert.equal(s.retriedInFlight, 1);
   assert.deepEqual(s.retriedInFlightRequests, [{ request: 'POST /hook', status: 200 }]);
+  assert.deepEqual(forwarded.filter((f) => f.includes('POST')).sort(), ['a POST /hook', 'a POST /hook', 'b POST /hook'], 'each attempt reported once handed over');
   assert.equal(s.failed, 0);
 
   await b.stop();

@@ -33,6 +33,11 @@ export interface RoundRobinProxy {
   stats(): ProxyStats;
   /** Requests currently in flight at `upstream`. */
   inFlight(upstream: string): number;
+  /**
+   * Calls `listener` each time a request has been handed to an upstream in full (its last byte written), with the
+   * upstream, method and path — e.g. to kill that upstream at a moment it certainly holds a request.
+   */
+  onForwarded(listener: ((upstream: string, method: string, path: string) => void) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -75,6 +80,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
   const stats: ProxyStats = { requests: 0, retriedInFlight: 0, retriedRefused: 0, failed: 0, retriedInFlightRequests: [], upstreams: {} };
   for (const u of opts.upstreams) stats.upstreams[u] = { answered: 0, errors: 0, inFlight: 0 };
   let next = 0;
+  let forwarded: ((upstream: string, method: string, path: string) => void) | undefined;
 
   /** The upstreams in the order this request tries them: live ones from the round-robin position, then down ones. */
   const order = (): string[] => {
@@ -122,6 +128,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
         // hang up): the upstream may have started on the request and died.
         done(new AttemptError(err.code === 'ECONNREFUSED', `${err.code ?? 'error'}: ${err.message}`));
       });
+      up.on('finish', () => forwarded?.(upstream, req.method ?? 'GET', target.pathname));
       up.end(body);
     });
 
@@ -171,6 +178,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
     url: `http://127.0.0.1:${port}`,
     stats: () => structuredClone(stats),
     inFlight: (upstream) => stats.upstreams[upstream]?.inFlight ?? 0,
+    onForwarded: (listener) => void (forwarded = listener),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
