@@ -15,7 +15,7 @@ import { createCdsRouter, createFeedbackSummaryRouter } from './router.ts';
 import { CdsStore } from './store.ts';
 import { PostgresCardLog } from '../state/cardlog-postgres.ts';
 import type { PgPool } from '../state/postgres.ts';
-import type { CardLogStore } from '../state/types.ts';
+import type { CardLogStore, ReplayCache } from '../state/types.ts';
 
 export interface CdsMounts {
   cds: RequestHandler;
@@ -25,9 +25,10 @@ export interface CdsMounts {
 }
 
 /** `shared.pool`: the migrated PostgreSQL pool of `DATABASE_URL` — every replica then writes one card log. */
-export function createCds(config: AppConfig, logger: Logger, risk: RiskService, shared: { pool?: PgPool | undefined } = {}): CdsMounts {
+export function createCds(config: AppConfig, logger: Logger, risk: RiskService, shared: { pool?: PgPool | undefined; replay?: ReplayCache } = {}): CdsMounts {
   const clients = loadCdsClients(config.smartConfigDir, config.publicBaseUrl);
-  const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS });
+  // `shared.replay`: the replicas' jti cache (server/state/), so a client JWT replayed to another replica is refused.
+  const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS, ...(shared.replay ? { replay: shared.replay } : {}) });
   // With DATABASE_URL the card log must be the shared one: a per-process file would split it between replicas.
   if (config.state.databaseUrl && !shared.pool) throw new Error('DATABASE_URL is set but the CDS mount got no PostgreSQL pool (composition root)');
   const store: CardLogStore = shared.pool ? new PostgresCardLog(shared.pool) : new CdsStore(config.cds.feedbackDb);

@@ -19,6 +19,7 @@ import { createJobsRouter } from '../jobs/routes.ts';
 import { configuredTriage, createQueue, createRunner, type Assessor, type RunnableQueue } from '../jobs/runtime.ts';
 import type { SandboxRepository } from '../sandbox/fhir/repo.ts';
 import { attachSubscriptionNotifier, markReportsPreliminary, type SandboxNotifier } from '../sandbox/fhir/subscriptions.ts';
+import type { ReplayCache } from '../state/types.ts';
 import { createAuthenticator } from './auth.ts';
 import { NotificationJwtVerifier, type NotificationSigningKey } from './jwt.ts';
 import { createEventsRouter } from './receiver.ts';
@@ -48,6 +49,8 @@ export interface ReportEventsOptions {
   readonly config: AppConfig;
   readonly logger: Logger;
   readonly registry: Registry;
+  /** Where notification `jti`s are remembered (`EVENTS_AUTH=jwt`): the replicas' shared replay cache; default this process's memory. */
+  readonly replay?: ReplayCache;
 }
 
 /** Lifetime of the tokens the sandbox signs for its notifications, seconds (well under the 5 min accepted). */
@@ -85,7 +88,7 @@ export function startReportEvents(opts: ReportEventsOptions): ReportEvents {
     : undefined;
   const auth = createAuthenticator(
     jwtMode
-      ? { type: 'jwt', verifier: new NotificationJwtVerifier({ issuer: config.events.jwtIssuer!, audience: notificationAudience(config), keys: () => keys }) }
+      ? { type: 'jwt', verifier: new NotificationJwtVerifier({ issuer: config.events.jwtIssuer!, audience: notificationAudience(config), keys: () => keys, ...(opts.replay ? { replay: opts.replay } : {}) }) }
       : { type: 'secret', header: config.events.secretHeader, secret },
   );
   const events = createEventsRouter({ queue: () => queue, auth, logger, metrics });

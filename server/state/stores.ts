@@ -85,3 +85,77 @@ export async function openStateStores(settings: StateSettings, opts: { logger?: 
     },
   };
 }
+
+/** The state of a running service: opened in the background, retried until the backends answer. */
+export interface StateHandle {
+  /** Resolves once the stores are open (never rejects; retries while the backends are down). */
+  readonly stores: Promise<StateStores>;
+  /** For `/readyz`: ok when open and every backend answers; the detail names the backends or the last error. */
+  probe(): Promise<{ ok: boolean; detail: string }>;
+  /** Stops retrying and closes the stores once open. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the stores, retrying every `retryMs` (default 2 s, logged) while a backend is down at start: the service
+ * stays up but not ready, and what needs the state waits for it instead of running on per-process state.
+ */
+export function openStateInBackground(settings: StateSettings, opts: { logger?: Logger; retryMs?: number } = {}): StateHandle {
+  let opened: StateStores | undefined;
+  let lastError = 'opening';
+  let closed = false;
+  let timer: NodeJS.Timeout | undefined;
+  const stores = new Promise<StateStores>((resolve) => {
+    const attempt = (): void => {
+      if (closed) return;
+      openStateStores(settings, opts.logger ? { logger: opts.logger } : {}).then(
+        (s) => {
+          if (closed) return void s.close();
+          opened = s;
+          resolve(s);
+        },
+        (err: unknown) => {
+          lastError = (err as Error).message;
+          opts.logger?.error({ err: lastError }, 'shared state could not be opened; retrying (the service is not ready)');
+          timer = setTimeout(attempt, opts.retryMs ?? 2000);
+        },
+      );
+    };
+    attempt();
+  });
+  return {
+    stores,
+    async probe() {
+      if (!opened) return { ok: false, detail: lastError };
+      try {
+        await opened.check();
+        return { ok: true, detail: Object.entries(opened.backends).map(([k, v]) => `${k}: ${v}`).join(', ') };
+      } catch (err) {
+        return { ok: false, detail: (err as Error).message };
+      }
+    },
+    async close() {
+      closed = true;
+      clearTimeout(timer);
+      await opened?.close();
+    },
+  };
+}
+
+/**
+ * A {@link ReplayCache} for something built before the stores are open (the notification verifier): each claim waits
+ * for the stores, then claims in their replay cache.
+ */
+export function deferredReplayCache(stores: Promise<StateStores>): ReplayCache {
+  let open: StateStores | undefined;
+  void stores.then((s) => (open = s));
+  return {
+    /** The backend once the stores are open; `memory` before (nothing is claimed before then). */
+    get backend() {
+      return open?.replay.backend ?? 'memory';
+    },
+    claim: async (key, expiresAtMs) => (await stores).replay.claim(key, expiresAtMs),
+    check: async () => (await stores).replay.check(),
+    close: async () => undefined,
+  };
+}

@@ -46,7 +46,7 @@ describe('the shared secret stays out of logs, answers and error messages', () =
     base = `http://127.0.0.1:${port}`;
     const config = loadConfig({
       PORT: String(port), HOST: '127.0.0.1', PUBLIC_BASE_URL: base, LOG_LEVEL: 'trace', INFERENCE_DEVICE: 'cpu',
-      CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'), FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'), JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
+      CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'), FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'), JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'), STATE_DB: join(dataDir, 'state.sqlite'),
       EVENTS_SECRET: SECRET,
     });
     const logger = createLogger({ level: 'trace', destination: new Writable({ write: (chunk: Buffer, _e, cb) => void (logLines.push(chunk.toString('utf8')), cb()) }) });

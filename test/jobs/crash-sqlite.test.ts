@@ -40,6 +40,7 @@ describe('SQLite job queue survives SIGKILL mid-batch', () => {
       JOBS_DB_PATH: join(dir, 'jobs.sqlite'),
       CDS_FEEDBACK_DB: join(dir, 'cds.sqlite'),
       FLS_AUDIT_DB: join(dir, 'fls.sqlite'),
+      STATE_DB: join(dir, 'state.sqlite'),
     });
     const log = join(dir, 'service.log');
     const first = spawnTs('server/index.ts', env, log);

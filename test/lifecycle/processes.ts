@@ -49,6 +49,7 @@ export function serviceEnv(port: number, dataDir: string, extra: Record<string, 
     CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'),
     FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'),
     JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
+    STATE_DB: join(dataDir, 'state.sqlite'),
     ...extra,
   };
 }

@@ -35,6 +35,7 @@ export async function startWholeService(env: Record<string, string> = {}): Promi
     CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'),
     FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'),
     JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
+    STATE_DB: join(dataDir, 'state.sqlite'),
     ...env,
   });
   const service = await startService(config, silentLogger());
