@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { decodeFrame } from './decode/index.ts';
 import { parseDicomFile, type DicomFile } from './dicom.ts';
@@ -17,7 +18,7 @@ import { DecodeError, InvalidPixelModuleError, PacsHttpError, ResponseTooLargeEr
 import { writeMultipart } from './multipart.ts';
 import { fetchFrame } from './retrieve.ts';
 import { datasetToJson } from '../sandbox/dicomweb/to-json.ts';
-import { fixturePath } from '../../test/support/dicom-fixtures.ts';
+import { DEMO_DICOM_DIR, fixturePath } from '../../test/support/dicom-fixtures.ts';
 
 interface Stub {
   url: string;
@@ -171,5 +172,34 @@ describe('fetchFrame: whole-instance fallback when the frame endpoint cannot cut
     const client = new DicomWebClient({ baseUrl: s.url, retries: 0 });
     await assert.rejects(fetchFrame(client, refOf(file)), (e: unknown) => e instanceof PacsHttpError && e.status === 400 && e.pacsDetail === 'Bad file format');
     assert.equal(s.seen.instance, 1);
+  });
+});
+
+describe('fetchFrame: decoding only the resolution asked for', () => {
+  it('a JPEG 2000 frame comes back at the reduced level with the pixel module of that array; other syntaxes in full', async () => {
+    // The demo cohort's 2110 × 2032, 0.148 mm JPEG 2000 radiograph.
+    const j2k = loadFile(join(DEMO_DICOM_DIR, '2.25.194028265246438451854232190121438986035/2.25.42896757839887391941928359406833499886/2.25.68054873820987736307455184883370014097.dcm'));
+    const jls = loadFile(fixturePath('jpeg-ls-80-12.dcm'));
+    for (const { file, meta } of [j2k, jls]) {
+      const s = await stub((kind, _req, res) => {
+        if (kind === 'metadata') json(res, [meta]);
+        else multipart(res, `application/octet-stream; transfer-syntax=${file.transferSyntaxUid}`, file.frame(0));
+      });
+      const client = new DicomWebClient({ baseUrl: s.url, timeoutMs: 60_000, retries: 0 });
+      const need = { fovMm: 200, size: 128 };
+      const got = await fetchFrame(client, refOf(file), { resolution: need });
+      const full = await fetchFrame(client, refOf(file));
+      assert.equal(full.decodeLevel, 0);
+      assert.deepEqual(full.pixelModule, file.pixelModule);
+      if (file === j2k.file) {
+        assert.equal(got.decodeLevel, 2);
+        assert.deepEqual([got.pixelModule.rows, got.pixelModule.columns, got.stored.length], [528, 508, 528 * 508]);
+        assert.deepEqual(got.pixelModule.pixelSpacingMm, [0.592, 0.592]);
+        assert.equal(got.pixelModule.reducedFrom?.rows, 2110);
+      } else {
+        assert.equal(got.decodeLevel, 0);
+        assert.deepEqual(got.stored, full.stored);
+      }
+    }
   });
 });
