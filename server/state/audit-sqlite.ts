@@ -76,6 +76,9 @@ export class SqliteAuditFallback implements AuditFallbackStore {
   }
 
   async forward(send: (event: KeptAuditEvent) => Promise<void>, now: () => Date): Promise<number> {
+    // Every successful audit write asks: answer "nothing pending" with a read, without taking the write lock.
+    const any = await this.#run('forward', () => this.#db.prepare('SELECT EXISTS (SELECT 1 FROM fls_audit WHERE forwarded_at IS NULL) AS pending').get() as { pending: number });
+    if (!any.pending) return 0;
     const claimNext = this.#db.transaction((at: string, until: string): Row | undefined => {
       const row = this.#db.prepare(`SELECT id, recorded, action, event_json, error, forwarded_at FROM fls_audit
         WHERE forwarded_at IS NULL AND (claimed_until IS NULL OR claimed_until < ?) ORDER BY id LIMIT 1`).get(at) as Row | undefined;
