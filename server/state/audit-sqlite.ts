@@ -42,6 +42,7 @@ export class SqliteAuditFallback implements AuditFallbackStore {
       error TEXT NOT NULL,
       forwarded_at TEXT
     )`);
+    this.#db.exec('CREATE INDEX IF NOT EXISTS fls_audit_pending ON fls_audit (id) WHERE forwarded_at IS NULL');
     // Files written before forwarding was claimed have no lease column: add it (NULL = not claimed).
     const cols = this.#db.prepare('PRAGMA table_info(fls_audit)').all() as { name: string }[];
     if (!cols.some((c) => c.name === 'claimed_until')) {
