@@ -19,7 +19,7 @@ import { PostgresReplayCache, RedisReplayCache, SqliteReplayCache } from './repl
 import { PostgresResultStore, RedisResultStore, SqliteResultStore } from './results.ts';
 import { LeaseSingleFlight, PostgresLease, RedisLease, SqliteLease, type SingleFlightOptions } from './single-flight.ts';
 import { openSqlite, type SqliteDb } from './sqlite.ts';
-import type { ReplayCache, ResultStore, SingleFlight, StateBackend } from './types.ts';
+import { StateUnavailableError, type ReplayCache, type ResultStore, type SingleFlight, type StateBackend } from './types.ts';
 
 export interface StateSettings {
   databaseUrl: string | undefined;
@@ -144,18 +144,31 @@ export function openStateInBackground(settings: StateSettings, opts: { logger?: 
 
 /**
  * A {@link ReplayCache} for something built before the stores are open (the notification verifier): each claim waits
- * for the stores, then claims in their replay cache.
+ * for the stores (at most `waitMs`, then StateUnavailableError), then claims in their replay cache.
  */
-export function deferredReplayCache(stores: Promise<StateStores>): ReplayCache {
+export function deferredReplayCache(stores: Promise<StateStores>, waitMs = 3000): ReplayCache {
   let open: StateStores | undefined;
   void stores.then((s) => (open = s));
+  // A call while the stores are still opening waits a little, then fails clearly rather than hang.
+  const opened = async (): Promise<StateStores> => {
+    if (open) return open;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new StateUnavailableError('memory', 'the shared state is not open yet (see /readyz)')), waitMs);
+    });
+    try {
+      return await Promise.race([stores, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
   return {
     /** The backend once the stores are open; `memory` before (nothing is claimed before then). */
     get backend() {
       return open?.replay.backend ?? 'memory';
     },
-    claim: async (key, expiresAtMs) => (await stores).replay.claim(key, expiresAtMs),
-    check: async () => (await stores).replay.check(),
+    claim: async (key, expiresAtMs) => (await opened()).replay.claim(key, expiresAtMs),
+    check: async () => (await opened()).replay.check(),
     close: async () => undefined,
   };
 }
