@@ -40,7 +40,7 @@ const pools: PgPool[] = [];
 
 /** One service instance on its own pool of the shared database. */
 function instance(url: string): Express {
-  const pool = createPgPool(url);
+  const pool = createPgPool(url, { connectionTimeoutMs: 1000 });
   pools.push(pool);
   const risk = new RiskService({
     deps: {
@@ -145,5 +145,19 @@ describe('two CDS service instances sharing one PostgreSQL card log', () => {
     assert.equal(sa.byTier['unknown'], undefined, 'every card with feedback is known to the log, whichever instance showed it');
     assert.deepEqual(sa.byReason.map((r) => r.code), ['patient-declined']);
     assert.equal(JSON.stringify(sa).includes('not kept'), false);
+  });
+
+  it('without the card log: the hook and the feedback answer 503, nothing is kept per process', async (t) => {
+    if (!pg) return t.skip('PostgreSQL is not installed');
+    const down = instance('postgres://frcds@127.0.0.1:1/none');
+    const prefetch = await buildPrefetch(stack.fhirBaseUrl, HIGH);
+    const res = await request(down).post('/cds-services/fracture-risk-order-select').set('Authorization', await bearer('fracture-risk-order-select'))
+      .send(orderHook('order-select', HIGH, 'Practitioner/demo-clinician', prefetch));
+    assert.equal(res.status, 503);
+    assert.equal((res.body as { resourceType?: string }).resourceType, 'OperationOutcome');
+    const fb = await request(down).post('/cds-services/fracture-risk-order-select/feedback').set('Authorization', await bearer('fracture-risk-order-select', '/feedback'))
+      .send({ feedback: [{ card: crypto.randomUUID(), outcome: 'accepted', outcomeTimestamp: new Date().toISOString() }] });
+    assert.equal(fb.status, 503, 'the EHR is told to send it again');
+    assert.equal((await request(down).get('/api/feedback/summary')).status, 500);
   });
 });
