@@ -44,6 +44,7 @@ import { drainable } from './drain.ts';
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
 // Report events and durable jobs (issue 8): /api/events, /api/jobs, sandbox Subscription notifications.
 import { startReportEvents } from './events/start.ts';
+import { deferredReplayCache, openStateInBackground, type StateStores } from './state/stores.ts';
 import type { SandboxRepository } from './sandbox/fhir/repo.ts';
 
 export interface RunningService {
@@ -140,7 +141,7 @@ async function startDicomWebSandbox(config: AppConfig, logger: Logger, readiness
 }
 
 /** Loads the models (readiness component `models`, detail names the execution provider) and mounts the risk API. */
-async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, onRisk?: (service: RiskService) => void, imaging?: ImagingExecutor): Promise<ModelRegistry | undefined> {
+async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Readiness, mounts: ServiceMounts, state: Promise<StateStores>, onRisk?: (service: RiskService) => void, imaging?: ImagingExecutor): Promise<ModelRegistry | undefined> {
   // Foreign authorization servers (token-verification.json "servers"): an HS256 entry in force is a /readyz warning,
   // listed from the start (before the models load) since the FLS API verifies the same tokens whatever happens here.
   for (const w of tokenVerificationWarnings(config)) readiness.warn(w.key, w.message);
@@ -150,7 +151,9 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     readiness.set('models', st.ready ? 'ready' : 'failed', st.detail);
     if (st.models.length === 0) return registry;
     // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
-    const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}) });
+    // Shared state (server/state/): results, single-flight and the jti cache; waits while a backend is down.
+    const stores = await state;
+    const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}), state: stores });
     const riskRouter = createRiskRouter(service, logger);
     // The app's patient history and care status (/api/patients/{id}/…): read with the risk service's FHIR client.
     const patientRouter = createPatientRouter({ fhir: service.fhir, logger });
@@ -166,7 +169,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     }
     // CDS Hooks (issue 6): /cds-services and /api/feedback, on the same risk service (shared cache).
     try {
-      const cds = createCds(config, logger, service);
+      const cds = createCds(config, logger, service, { pool: stores.pool, replay: stores.replay });
       mounts.cds = cds.cds;
       mounts.feedback = cds.feedback;
     } catch (err) {
@@ -265,9 +268,15 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   }
 
   let registry: ModelRegistry | undefined;
+  let risk: RiskService | undefined;
   let fls: FlsMount | undefined; // FLS worklist (issue 8)
+  // Shared state (server/state/, REDIS_URL / DATABASE_URL, else the embedded STATE_DB file): opened in the background
+  // and retried while a backend is down; `/readyz` component `state` is false until then and whenever one stops
+  // answering. What needs it waits for it rather than run on per-process state.
+  const sharedState = openStateInBackground({ databaseUrl: config.state.databaseUrl, redisUrl: config.state.redisUrl, dbPath: config.state.dbPath }, { logger });
+  readiness.addProbe('state', () => sharedState.probe(), 3000);
   // Report events and durable jobs (issue 8): receiver and queue at once; the worker when the models are loaded.
-  const reportEvents = startReportEvents({ config, logger, registry: metrics.registry });
+  const reportEvents = startReportEvents({ config, logger, registry: metrics.registry, replay: deferredReplayCache(sharedState.stores) });
   services.events = reportEvents.events;
   services.jobs = reportEvents.jobs;
   // Imaging worker threads (IMAGING_WORKERS, server/imaging/worker-pool.ts): frame decoding and preprocessing off
@@ -276,14 +285,20 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   const started = (async () => {
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
-    const models = startRiskEngine(config, logger, readiness, services, (risk) => void reportEvents.useRiskService(risk), imaging);
-    // FLS worklist (issue 8): needs no model; FHIR calls fail with 502 until the FHIR server answers.
-    try {
-      fls = createFlsMount(config, logger);
-      services.fls = fls.handler;
-    } catch (err) {
-      logger.error({ err }, 'FLS worklist failed to start');
-    }
+    const models = startRiskEngine(config, logger, readiness, services, sharedState.stores, (service) => {
+      risk = service;
+      void reportEvents.useRiskService(service);
+    }, imaging);
+    // FLS worklist (issue 8): needs no model; FHIR calls fail with 502 until the FHIR server answers. Its audit
+    // fallback is shared (PostgreSQL) with DATABASE_URL, so it waits for the state.
+    const flsMounted = sharedState.stores.then((stores) => {
+      try {
+        fls = createFlsMount(config, logger, { pool: stores.pool });
+        services.fls = fls.handler;
+      } catch (err) {
+        logger.error({ err }, 'FLS worklist failed to start');
+      }
+    });
     const appBundle = buildAppBundle(logger, readiness);
     // SMART (issue 7): the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
     const smart = config.fhir.sandbox ? await startSmartSandbox(config, logger, mounts) : undefined;
@@ -299,6 +314,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     }
     await dicom;
     registry = await models;
+    await flsMounted;
     await appBundle;
     const report = await readiness.report();
     const urls = usefulUrls(config);
@@ -317,6 +333,9 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     await imaging.close();
     await fls?.close();
     await reportEvents.close();
+    // The PNGs of the last results go to the store before its connections close.
+    await risk?.flush();
+    await sharedState.close();
   };
   return {
     server,

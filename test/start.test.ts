@@ -28,7 +28,7 @@ before(async () => {
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   child = spawn(process.execPath, ['--import', 'tsx', join(REPO_ROOT, 'server/index.ts')], {
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: dataDir, LOG_LEVEL: 'info', MODELS_DIR: join(REPO_ROOT, 'test/fixtures/models') },
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', SANDBOX_DATA_DIR: dataDir, LOG_LEVEL: 'info', MODELS_DIR: join(REPO_ROOT, 'test/fixtures/models'), STATE_DB: join(dataDir, 'state.sqlite') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -93,7 +93,8 @@ describe('npm start (server/index.ts)', () => {
     assert.ok(studies.length > 0);
     assert.ok(studies.every((s) => typeof s['0020000D']?.Value?.[0] === 'string'));
     const ready = (await (await fetch(`${base}/readyz`)).json()) as { ready: string[]; components: Record<string, { detail?: string }> };
-    assert.deepEqual(ready.ready, ['app', 'dicomweb-sandbox', 'fhir-sandbox', 'models']);
+    assert.deepEqual(ready.ready, ['app', 'dicomweb-sandbox', 'fhir-sandbox', 'models', 'state']);
+    assert.match(ready.components['state']?.detail ?? '', /results: sqlite/, 'the embedded state file by default');
     // The execution provider in use is shown (this machine has no CUDA: auto fell back to CPU).
     assert.match(ready.components['models']?.detail ?? '', /hip-xray-smoke@0\.0\.1 on cpu/);
     assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
