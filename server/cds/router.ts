@@ -86,12 +86,19 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
   });
   r.use(cors);
 
-  /** Verifies the JWT against the URL the client called; any failure → bare 401 (no body, no detail). */
+  /** Verifies the JWT against the URL the client called; any failure → bare 401 (no body, no detail), or 503 when the shared jti cache is down. */
   const auth = (audience: (req: Request) => string) => async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
       res.locals['cdsClient'] = await verifier.verify(req.get('authorization'), audience(req));
       next();
     } catch (err) {
+      // The shared jti cache (server/state/) is down: the token cannot be checked for replay. Refused, but as the
+      // service's fault (503, retry later), not as bad credentials.
+      if (err instanceof StateUnavailableError) {
+        log.error({ err: err.message }, 'cds: the jti replay cache is not reachable; call refused');
+        res.status(503).set('Retry-After', '5').end();
+        return;
+      }
       if (!(err instanceof CdsAuthError)) log.error({ err: (err as Error).message }, 'cds: JWT verification crashed');
       else log.info({ reason: err.reason, path: req.path }, 'cds: client JWT refused');
       res.status(401).set('WWW-Authenticate', 'Bearer').end();

@@ -9,12 +9,18 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import express from 'express';
 import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import request from 'supertest';
 import { mint, signingKey, type SigningKey } from '../../test/cds/support.ts';
 import { postgresInstalled, startPostgres, type PostgresHandle } from '../../test/support/postgres.ts';
 import { redisServerInstalled, startRedis, type RedisHandle } from '../../test/support/redis.ts';
 import { parseCdsClients } from '../cds/clients.ts';
 import { CdsAuthError, CdsJwtVerifier } from '../cds/jwt.ts';
+import { createCdsRouter } from '../cds/router.ts';
+import { CdsStore } from '../cds/store.ts';
+import { silentLogger } from '../../test/support/demo-stack.ts';
+import type { RiskService } from '../risk/service.ts';
 import { NotificationAuthError, NotificationJwtVerifier } from '../events/jwt.ts';
 import { openStateStores, type StateSettings, type StateStores } from './stores.ts';
 import type { ReplayCache } from './types.ts';
@@ -116,3 +122,31 @@ for (const s of shared) {
     });
   });
 }
+
+it('CDS Hooks with its shared jti cache down: a valid token gets 503 (retry later), not 401 (bad credentials)', async (t) => {
+  if (!redisServerInstalled()) return t.skip('redis-server is not installed');
+  const own = await startRedis();
+  const stores = await openStateStores({ redisUrl: own.url, databaseUrl: undefined, dbPath: ':memory:' });
+  const store = new CdsStore(':memory:');
+  try {
+    const app = express();
+    app.use('/cds-services', createCdsRouter({
+      risk: {} as RiskService, // discovery does not assess
+      verifier: cdsVerifier(stores.replay),
+      store,
+      logger: silentLogger(),
+      settings: { publicBaseUrl: 'https://frcds.example.test', deadlineMs: 400, orderMinTier: 'low', patientViewMinTier: 'low', fhirTimeoutMs: 1000 },
+    }));
+    const discovery = 'https://frcds.example.test/cds-services';
+    const ok = await request(app).get('/cds-services').set('Authorization', `Bearer ${await mint({ iss: ISS, aud: discovery, key: cdsKey })}`);
+    assert.equal(ok.status, 200);
+    await own.stop();
+    const down = await request(app).get('/cds-services').set('Authorization', `Bearer ${await mint({ iss: ISS, aud: discovery, key: cdsKey })}`);
+    assert.equal(down.status, 503);
+    assert.equal(down.headers['retry-after'], '5');
+  } finally {
+    await store.close();
+    await stores.close();
+    await own.stop();
+  }
+});
