@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { describe, it, test } from 'node:test';
 import type { Condition, MedicationRequest } from '@medplum/fhirtypes';
-import { derivedId, hasImminentRisk, idOf, isFragilityFracture, worklistStatusOf } from './fhir-model.ts';
+import { derivedId, hasImminentRisk, idOf, isFragilityFracture, summarise, worklistStatusOf } from './fhir-model.ts';
 import { isOsteoporosisTreatment } from './triage.ts';
 import { REPO_ROOT } from '../config.ts';
 import { loadValueSets } from '../fhir/valuesets.ts';
@@ -71,4 +71,19 @@ test('the fls-pathway CodeSystem, its ValueSet and the event extension match the
   for (const s of ALL_PATHWAY_STEPS) assert.ok(vs.has('fls-pathway-step', FLS_PATHWAY_SYSTEM, s), s);
   const ext = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/fls-pathway-event.json'), 'utf8')) as { url: string };
   assert.equal(ext.url, PATHWAY_EVENT_URL);
+});
+
+describe('summarise: warnings of a RiskAssessment', () => {
+  it('leaves out the decision note (first, with a mitigation) and the use statement (last)', () => {
+    const ra = {
+      resourceType: 'RiskAssessment' as const,
+      status: 'final' as const,
+      subject: { reference: 'Patient/p1' },
+      mitigation: 'Refer to the fracture liaison service.',
+      note: [{ text: 'High risk. Above the 3% hip-fracture treatment threshold.' }, { text: 'Image quality: underexposed.' }, { text: 'Research use.' }],
+    };
+    assert.deepEqual(summarise(ra).warnings, ['Image quality: underexposed.']);
+    const older = { ...ra, mitigation: undefined };
+    assert.deepEqual(summarise(older).warnings, ['High risk. Above the 3% hip-fracture treatment threshold.', 'Image quality: underexposed.']);
+  });
 });

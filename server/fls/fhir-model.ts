@@ -84,7 +84,11 @@ export interface RiskSummary {
   hip10: RiskWithInterval | undefined;
   mof10: RiskWithInterval | undefined;
   assessmentId: string | undefined;
-  /** The assessment's warnings: every note but the last, which fhir-output.ts always fills with the use statement. */
+  /**
+   * The assessment's warnings: every note but the last, which fhir-output.ts always fills with the use statement,
+   * and but the first when the RiskAssessment carries a `mitigation` (then its first note is the decision, not a
+   * warning).
+   */
   warnings: string[];
   studyId: string | undefined;
   occurrence: string | undefined;
@@ -120,7 +124,7 @@ export function summarise(ra: RiskAssessment): RiskSummary {
     hip10: tenYear(ra, HIP),
     mof10: tenYear(ra, MOF),
     assessmentId: ra.identifier?.find((i) => i.system === 'urn:frcds:assessment')?.value,
-    warnings: notes.slice(0, -1),
+    warnings: notes.slice(ra.mitigation ? 1 : 0, -1),
     studyId: (ra.basis ?? []).map((b) => idOf(b.reference, 'ImagingStudy')).find((x) => x !== undefined),
     occurrence: ra.occurrenceDateTime ?? ra.occurrencePeriod?.start,
   };

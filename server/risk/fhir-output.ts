@@ -40,9 +40,13 @@ export const ACTION_TEXT: Record<RecommendedAction, string> = {
 
 const escapeXhtml = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
-/** The decision in one line for `note`: the meaning, then the recommended action, then the guideline. */
+/**
+ * The decision in one line for `note`: the meaning, then the recommended action, then the guideline by name. Notes
+ * are plain words without addresses (warnings share them and must never carry one); the guideline's link is in
+ * `mitigation`.
+ */
 export function decisionNote(d: Decision, tier: string): string {
-  return `${tier[0]!.toUpperCase()}${tier.slice(1)} risk. ${d.meaning} ${ACTION_TEXT[d.action]} Thresholds: ${d.guideline.name} (${d.guideline.url}).`;
+  return `${tier[0]!.toUpperCase()}${tier.slice(1)} risk. ${d.meaning} ${ACTION_TEXT[d.action]} Thresholds: ${d.guideline.name}.`;
 }
 
 const OUTCOME_CODE: Record<Outcome, CodeableConcept> = {
