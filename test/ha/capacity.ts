@@ -172,9 +172,15 @@ async function main(): Promise<void> {
       return `Redis ${pattern}: ${keys.length} keys, ${(total / Math.min(keys.length, 200)).toFixed(0)} bytes per key (MEMORY USAGE)`;
     };
     storage.push(await sample('frcds:jti:*'), await sample('frcds:flight:*'), await sample(`bull:${QUEUE_NAME}:cap-*`), await sample(`bull:${QUEUE_NAME}:DiagnosticReport*`));
+    // Completed-report bookkeeping (one field per report version; nothing trims it).
+    const doneFields = await redis.hlen('frcds:jobs:done');
+    const doneBytes = Number(await redis.memory('USAGE', 'frcds:jobs:done')) || 0;
+    storage.push(`Redis frcds:jobs:done: ${doneFields} fields, ${doneFields ? (doneBytes / doneFields).toFixed(0) : 0} bytes per field (MEMORY USAGE)`);
     const info = await redis.info('memory');
     storage.push(`Redis used_memory: ${(Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0) / 1048576).toFixed(1)} MiB in all`);
 
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    storage.push(`replica RSS after the run: ${(Number(rss ?? 0) / 1024).toFixed(0)} MiB`);
     const median = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)] ?? 0;
     console.log(`Capacity figures — one replica (pid CPU time from /proc), ${CONCURRENCY} requests at a time; load average ${load0.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after`);
     for (const r of rows) console.log(`  ${r.kind.padEnd(55)} n=${String(r.n).padStart(4)}  CPU ${r.cpuMs.toFixed(1).padStart(7)} ms/op  wall ${r.wallMs.toFixed(1).padStart(7)} ms/op`);
