@@ -111,6 +111,7 @@ before(async () => {
       JOBS_DB_PATH: join(dataDir, 'jobs.sqlite'),
       CDS_FEEDBACK_DB: join(dataDir, 'cds.sqlite'),
       FLS_AUDIT_DB: join(dataDir, 'fls-audit.sqlite'),
+      STATE_DB: join(dataDir, 'state.sqlite'),
       LOG_LEVEL: 'info',
       IMAGING_WORKERS: '0',
     },
@@ -150,15 +151,34 @@ describe('SERVICE_PROCESSES=2 (npm start as a cluster)', () => {
     assert.equal(logLines().filter((l) => l.msg === 'report-event worker started').length, 1);
   });
 
-  test('a killed worker is replaced while the other keeps answering', async () => {
+  test('a killed worker is replaced, and takes calls only once started, while the other keeps answering', async () => {
     const victim = started().find((l) => l.slot === 2)!;
     process.kill(victim.pid!, 'SIGKILL');
     await waitFor('the death logged', () => logLines().some((l) => l.msg === 'service worker died: starting a replacement' && l.pid === victim.pid));
-    // Meanwhile every request is answered (by worker 1).
-    for (let i = 0; i < 4; i++) assert.equal((await get('/healthz')).status, 200);
+    // Until the replacement is up, CDS calls keep being answered by a started worker: never "models loading" (503)
+    // from a worker still starting. (Discovery without a token: 401 from a started CDS service.)
+    const statuses: number[] = [];
+    const up = (): boolean => logLines().filter((l) => String(l.msg).startsWith('Fracture Risk CDS is up')).length >= 3;
+    while (!up()) {
+      if (child.exitCode !== null) assert.fail(`service exited: ${stderr}`);
+      statuses.push((await get('/cds-services')).status);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    for (let i = 0; i < 10; i++) statuses.push((await get('/cds-services')).status);
+    assert.ok(statuses.length > 20);
+    assert.deepEqual([...new Set(statuses)], [401], 'every call answered by a started worker');
     const replacement = await waitFor('a replacement in slot 2', () => started().find((l) => l.slot === 2 && l.pid !== victim.pid));
     assert.notEqual(replacement.pid, victim.pid);
-    await waitFor('the replacement up', () => logLines().filter((l) => String(l.msg).startsWith('Fracture Risk CDS is up')).length >= 3);
+    // The replacement bound the port only after it was up; the first workers listened at once. (Worker lines carry
+    // their slot; the replacement's are the slot-2 lines after the death.)
+    const lines = logLines();
+    const died = lines.findIndex((l) => l.msg === 'service worker died: starting a replacement');
+    const index = (slot: number, from: number, msg: (m: string) => boolean): number => lines.findIndex((l, i) => i > from && l.worker === slot && msg(String(l.msg)));
+    const isUp = (m: string): boolean => m.startsWith('Fracture Risk CDS is up');
+    const isListening = (m: string): boolean => m === 'listening';
+    assert.ok(index(2, died, isUp) > died, 'the replacement logged that it is up');
+    assert.ok(index(2, died, isListening) > index(2, died, isUp), 'the replacement listens once started');
+    assert.ok(index(1, -1, isListening) >= 0 && index(1, -1, isListening) < index(1, -1, isUp), 'a first worker listens at once');
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) seen.add(String((await get('/healthz')).worker));
     assert.deepEqual([...seen].sort(), ['1', '2']);
@@ -168,6 +188,8 @@ describe('SERVICE_PROCESSES=2 (npm start as a cluster)', () => {
 
   test('SIGTERM: a request in flight is answered, then every process exits 0', async () => {
     slowMs = 1500;
+    // Readiness caches its probes for 2 s: let every worker's cached probe of the upstream expire first.
+    await new Promise((r) => setTimeout(r, 2100));
     const inFlight = get('/readyz');
     await new Promise((r) => setTimeout(r, 300));
     const t0 = Date.now();

@@ -19,12 +19,13 @@
  * - unless `INFERENCE_THREADS` is set, each worker's onnxruntime gets its share of the cores (see {@link workerEnv});
  * - a worker that exits unasked is replaced after a delay that doubles while replacements keep dying young (crash
  *   loop: a broken model file would otherwise fork hundreds of processes a minute), up to {@link MAX_RESTART_DELAY_MS};
+ *   the replacement listens only once its models are loaded, so no call meets a worker that is still starting;
  * - SIGTERM/SIGINT: passed on to every worker, which drains as a single process does (server/index.ts); the primary
  *   exits when all have exited (status 0 when they all stopped cleanly). A second, different signal ends the workers
  *   at once.
  *
- * Readiness is per worker: `/readyz` answers for the worker that took the connection, so while a replacement starts
- * a probe may see `starting` on one connection and `ready` on the next.
+ * Readiness is per worker: `/readyz` answers for the worker that took the connection (while the first workers start,
+ * a probe may see `starting` on one connection and `ready` on the next).
  */
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
@@ -33,6 +34,17 @@ import type { Logger } from './logging.ts';
 
 /** Environment variable that tells a worker its slot (1…N); unset in a single-process service. */
 export const WORKER_SLOT_ENV = 'FRCDS_WORKER_SLOT';
+/**
+ * Set (`1`) for a replacement worker: it takes connections only once it is started (models loaded), since the
+ * primary hands connections to every listening worker in turn and the others are serving meanwhile. The first
+ * workers listen at once, as a single process does, so `/healthz` and `/readyz` answer during start-up.
+ */
+export const LISTEN_WHEN_READY_ENV = 'FRCDS_LISTEN_WHEN_READY';
+
+/** True when this process is a cluster worker that should listen only once started (see {@link LISTEN_WHEN_READY_ENV}). */
+export function listenWhenReady(env: NodeJS.ProcessEnv = process.env): boolean {
+  return workerSlot(env) !== undefined && env[LISTEN_WHEN_READY_ENV] === '1';
+}
 
 /** The first replacement of a dead worker is forked after this delay, in ms. */
 export const RESTART_DELAY_MS = 500;
@@ -110,8 +122,8 @@ export function startPrimary(opts: ClusterOptions): ClusterPrimary {
   const exited = new Set<() => void>();
   let anyListening = false;
 
-  const fork = (slot: number): void => {
-    const worker = cluster.fork(workerEnv(slot, env, hashSalt, { cores: availableParallelism(), processes }));
+  const fork = (slot: number, replacement: boolean): void => {
+    const worker = cluster.fork({ ...workerEnv(slot, env, hashSalt, { cores: availableParallelism(), processes }), ...(replacement ? { [LISTEN_WHEN_READY_ENV]: '1' } : {}) });
     const startedAt = Date.now();
     bySlot.set(slot, worker);
     worker.once('listening', () => void (anyListening = true));
@@ -135,7 +147,7 @@ export function startPrimary(opts: ClusterOptions): ClusterPrimary {
       log.error({ slot, pid: worker.process.pid, code, signal, ranMs, restartInMs: delay }, 'service worker died: starting a replacement');
       const t = setTimeout(() => {
         pendingRestarts.delete(t);
-        if (!stopping) fork(slot);
+        if (!stopping) fork(slot, true);
       }, delay);
       pendingRestarts.add(t);
     });
@@ -164,7 +176,7 @@ export function startPrimary(opts: ClusterOptions): ClusterPrimary {
       return stopping;
     },
   };
-  for (let slot = 1; slot <= processes; slot++) fork(slot);
+  for (let slot = 1; slot <= processes; slot++) fork(slot, false);
   log.info({ processes }, `supervising ${processes} service workers on one port`);
   return primary;
 }

@@ -38,7 +38,7 @@ import { ensureClientBundle, missingBundleFiles } from '../client/build.ts';
 import { listen, PortInUseError } from './listen.ts';
 // SERVICE_PROCESSES > 1: a supervising primary and that many workers on one port.
 import cluster from 'node:cluster';
-import { handlePrimarySignals, startPrimary, workerSlot } from './cluster.ts';
+import { handlePrimarySignals, listenWhenReady, startPrimary, workerSlot } from './cluster.ts';
 import { drainable } from './drain.ts';
 // FLS worklist (issue 8): /api/fls, audit log.
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
@@ -259,8 +259,13 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     app(req, res);
   });
   const http = drainable(server);
-  await listen(server, config.port, config.host);
-  logger.info({ host: config.host, port: config.port }, 'listening');
+  // A cluster worker replacing one that died takes connections only once started (server/cluster.ts).
+  const lateListen = listenWhenReady();
+  const listenNow = async (): Promise<void> => {
+    await listen(server, config.port, config.host);
+    logger.info({ host: config.host, port: config.port }, 'listening');
+  };
+  if (!lateListen) await listenNow();
   if (config.fhir.sandboxOpen) {
     const warning = 'SANDBOX_FHIR_OPEN=true: the sandbox FHIR server answers reads and searches WITHOUT an access token (interop demo mode; loopback only, writes still need a token)';
     readiness.warn('SANDBOX_FHIR_OPEN', warning);
@@ -282,7 +287,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   // Imaging worker threads (IMAGING_WORKERS, server/imaging/worker-pool.ts): frame decoding and preprocessing off
   // the main event loop so hooks are not queued behind another patient's radiograph; closed with the server.
   const imaging = createImagingExecutor(config.imaging.workers, { logger: logger.child({ component: 'imaging' }) });
-  const started = (async () => {
+  const starting = (async () => {
     // DICOM indexing is mostly file I/O: start it first so it overlaps the (CPU-bound) FHIR definition loading.
     const dicom = config.dicomweb.sandbox ? startDicomWebSandbox(config, logger, readiness, mounts) : Promise.resolve();
     const models = startRiskEngine(config, logger, readiness, services, sharedState.stores, (service) => {
@@ -327,6 +332,11 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       `Fracture Risk CDS is up ${state} (research use — trained on synthetic data). Open: ${Object.values(urls).join('  ')}`,
     );
   })();
+  // A failed late listen ends the worker (the primary replaces it).
+  const started = lateListen ? starting.then(listenNow).catch((err: unknown) => {
+    logger.fatal({ err }, 'cannot listen');
+    process.exit(1);
+  }) : starting;
 
   const closeRest = async (): Promise<void> => {
     await registry?.close();
@@ -365,7 +375,10 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const logger = createLogger({ level: config.log.level, hashSalt: config.log.hashSalt });
+  const root = createLogger({ level: config.log.level, hashSalt: config.log.hashSalt });
+  // A cluster worker's lines name its slot: the workers write to one stream.
+  const slot = workerSlot();
+  const logger = slot === undefined ? root : root.child({ worker: slot });
   if (config.processes > 1 && cluster.isPrimary) {
     const primary = startPrimary({ processes: config.processes, logger, onStartFailure: () => process.exit(1) });
     handlePrimarySignals(primary, logger);
