@@ -1,11 +1,11 @@
 /**
- * Calls to the service's own API (`/api/assessments`, `/api/patients/{id}/…`, `/api/fls/worklist`), always with the SMART access token as
+ * Calls to the service's own API (`/api/assessments`, `/api/patients/{id}/…`; the FLS calls are in worklist-api.ts), always with the SMART access token as
  * `Authorization: Bearer` — the service verifies it and that its patient matches — plus `X-FHIR-Server` (the FHIR
  * server the app was launched against: it picks how the service verifies the token) and `X-SMART-Patient` (the
  * launch patient, when there is one: what the service checks an opaque token against). Failures become typed
  * {@link ApiError}s the error screen can explain (401/403: access; 5xx: the service).
  */
-import type { AcceptResponse, DismissalReasonCode, DismissResponse, WorklistQuery, WorklistResponse } from '../../server/fls/types.ts';
+import type { WorklistQuery } from '../../server/fls/types.ts';
 import type { ApiErrorBody, AssessmentHistoryResponse, AssessmentResponse, CareStatusResponse } from './types.ts';
 import type { Session } from './session.ts';
 
@@ -110,28 +110,4 @@ export function worklistQueryString(q: WorklistQuery): string {
   for (const [k, v] of Object.entries(q)) if (typeof v === 'string' && v !== '') p.set(k, v);
   const s = p.toString();
   return s ? `?${s}` : '';
-}
-
-export const getWorklist = (s: Session, q: WorklistQuery, signal?: AbortSignal): Promise<WorklistResponse> =>
-  apiFetch<WorklistResponse>(s, `/fls/worklist${worklistQueryString(q)}`, signal ? { signal } : {});
-export const acceptItem = (s: Session, taskId: string): Promise<AcceptResponse> =>
-  apiFetch<AcceptResponse>(s, `/fls/worklist/${encodeURIComponent(taskId)}/accept`, { method: 'POST', body: {} });
-export const dismissItem = (s: Session, taskId: string, reason: DismissalReasonCode, note?: string): Promise<DismissResponse> =>
-  apiFetch<DismissResponse>(s, `/fls/worklist/${encodeURIComponent(taskId)}/dismiss`, { method: 'POST', body: { reason, ...(note ? { note } : {}) } });
-
-/**
- * Downloads the worklist CSV with the bearer token (a plain link could not carry it) and hands it to the browser
- * as a file.
- */
-export async function downloadWorklistCsv(s: Session, q: WorklistQuery): Promise<void> {
-  const res = await fetch(`${s.apiBase}/fls/worklist.csv${worklistQueryString(q)}`, { headers: { ...apiHeaders(s), Accept: 'text/csv' } });
-  if (!res.ok) throw new ApiError(res.status, `HTTP_${res.status}`, `The CSV export failed (${res.status}).`);
-  const url = URL.createObjectURL(await res.blob());
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `fls-worklist-${new Date().toISOString().slice(0, 10)}.csv`;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
