@@ -38,7 +38,7 @@ export async function configuredTriage(config: AppConfig, logger: Logger): Promi
     logger.warn({ component: 'jobs' }, 'server/fls/triage.ts is not available: jobs will not create FLS triage Tasks');
     return null;
   }
-  return (fhir, input) => fn(fhir, input, { tiers: config.fls.triageTiers, logger });
+  return (fhir, input) => fn(fhir, input, { tiers: config.fls.triageTiers, contactDays: config.fls.due.contact, logger });
 }
 
 export function createRunner(opts: { risk: Assessor; triage: TriageFn | null; coordination: JobCoordination; logger: Logger }): JobRunner {

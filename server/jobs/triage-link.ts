@@ -27,6 +27,8 @@ export interface TriageResult {
 /** Options the FLS module takes (tiers that warrant a Task: setting `FLS_TRIAGE_TIERS`). */
 export interface TriageOptions {
   tiers?: readonly ('low' | 'moderate' | 'high')[];
+  /** Days from the Task's creation until the patient should be contacted (`FLS_DUE_CONTACT_DAYS`). */
+  contactDays?: number;
   logger?: Logger;
 }
 
