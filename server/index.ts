@@ -40,9 +40,9 @@ import { listen, PortInUseError } from './listen.ts';
 import cluster from 'node:cluster';
 import { handlePrimarySignals, listenWhenReady, startPrimary, workerSlot } from './cluster.ts';
 import { drainable } from './drain.ts';
-// FLS worklist (issue 8): /api/fls, audit log.
+// FLS worklist: /api/fls, audit log.
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
-// Report events and durable jobs (issue 8): /api/events, /api/jobs, sandbox Subscription notifications.
+// Report events and durable jobs: /api/events, /api/jobs, sandbox Subscription notifications.
 import { startReportEvents } from './events/start.ts';
 import { deferredReplayCache, openStateInBackground, type StateStores } from './state/stores.ts';
 import type { SandboxRepository } from './sandbox/fhir/repo.ts';
@@ -121,7 +121,7 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
     await seedDemoUsers(sandbox).catch((err: unknown) => logger.error({ err }, 'seeding the demo users failed'));
     smart.attachFhir(sandbox);
   }
-  // Report events (issue 8): demo reports set preliminary, the Subscription notifier, the service's own Subscription.
+  // Report events: demo reports set preliminary, the Subscription notifier, the service's own Subscription.
   if (onSeeded) await onSeeded(sandbox.repo).catch((err: unknown) => logger.error({ err }, 'sandbox Subscription set-up failed'));
   // Served even when seeding failed (empty or partial), so the problem can be looked at; /readyz says it is not ready.
   mounts.fhir = smart ? smart.guard(sandbox, config.files.sandbox.fhir.maxRequestBytes, { openReads: config.fhir.sandboxOpen }) : sandbox.router;
@@ -176,7 +176,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
       logger.error({ err }, 'CDS Hooks service failed to start');
       readiness.set('cds', 'failed', (err as Error).message);
     }
-    onRisk?.(service); // report-event jobs (issue 8) run on the same risk service
+    onRisk?.(service); // report-event jobs run on the same risk service
     return registry;
   } catch (err) {
     logger.error({ err }, 'risk engine failed to start');
@@ -274,13 +274,13 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
 
   let registry: ModelRegistry | undefined;
   let risk: RiskService | undefined;
-  let fls: FlsMount | undefined; // FLS worklist (issue 8)
+  let fls: FlsMount | undefined; // FLS worklist
   // Shared state (server/state/, REDIS_URL / DATABASE_URL, else the embedded STATE_DB file): opened in the background
   // and retried while a backend is down; `/readyz` component `state` is false until then and whenever one stops
   // answering. What needs it waits for it rather than run on per-process state.
   const sharedState = openStateInBackground({ databaseUrl: config.state.databaseUrl, redisUrl: config.state.redisUrl, dbPath: config.state.dbPath }, { logger });
   readiness.addProbe('state', () => sharedState.probe(), 3000);
-  // Report events and durable jobs (issue 8): receiver and queue at once; the worker when the models are loaded.
+  // Report events and durable jobs: receiver and queue at once; the worker when the models are loaded.
   const reportEvents = startReportEvents({ config, logger, registry: metrics.registry, replay: deferredReplayCache(sharedState.stores) });
   services.events = reportEvents.events;
   services.jobs = reportEvents.jobs;
@@ -294,7 +294,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       risk = service;
       void reportEvents.useRiskService(service);
     }, imaging);
-    // FLS worklist (issue 8): needs no model; FHIR calls fail with 502 until the FHIR server answers. Its audit
+    // FLS worklist: needs no model; FHIR calls fail with 502 until the FHIR server answers. Its audit
     // fallback is shared (PostgreSQL) with DATABASE_URL, so it waits for the state.
     const flsMounted = sharedState.stores.then((stores) => {
       try {
