@@ -25,14 +25,14 @@ import { ASSESSMENT_SCOPES, createPatientRouter, createRiskRouter } from './risk
 import type { RiskService } from './risk/service.ts';
 import { createRiskService } from './risk/wiring.ts';
 import { createImagingExecutor, type ImagingExecutor } from './imaging/worker-pool.ts'; // imaging worker threads
-import { createCds } from './cds/mount.ts'; // CDS Hooks (issue 6)
-// SMART authorization (issue 7): sandbox authorization server, token-guarded sandbox FHIR, service tokens.
+import { createCds } from './cds/mount.ts'; // CDS Hooks
+// SMART authorization: sandbox authorization server, token-guarded sandbox FHIR, service tokens.
 import { createSmartSandbox, type SmartSandbox } from './sandbox/smart/server.ts';
 import { seedDemoUsers } from './sandbox/smart/users.ts';
 import { createApiTokenVerifier, tokenVerificationWarnings } from './auth/setup.ts';
 import { requireSmartAccess } from './auth/require.ts';
-import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR (issue 7)
-// SMART app (issue 7): the bundle is built at start-up when client/dist is missing or older than client/src.
+import { startDemoEhr, type SandboxTokenIssuer } from './sandbox/ehr/mount.ts'; // demo EHR
+// SMART app: the bundle is built at start-up when client/dist is missing or older than client/src.
 import { ensureClientBundle, missingBundleFiles } from '../client/build.ts';
 // Process lifecycle: a busy port fails the start; SIGTERM/SIGINT drain the HTTP server.
 import { listen, PortInUseError } from './listen.ts';
@@ -116,7 +116,7 @@ async function startFhirSandbox(config: AppConfig, logger: Logger, readiness: Re
     else logger.error({ err }, 'sandbox FHIR seeding failed');
     readiness.set(component, 'failed', detail);
   }
-  // SMART (issue 7): the demo users behind fhirUser, and bearer-token/scope enforcement in front of the router.
+  // SMART: the demo users behind fhirUser, and bearer-token/scope enforcement in front of the router.
   if (smart) {
     await seedDemoUsers(sandbox).catch((err: unknown) => logger.error({ err }, 'seeding the demo users failed'));
     smart.attachFhir(sandbox);
@@ -150,7 +150,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     const st = registry.status();
     readiness.set('models', st.ready ? 'ready' : 'failed', st.detail);
     if (st.models.length === 0) return registry;
-    // SMART (issue 7): the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
+    // SMART: the FHIR client carries the sandbox's frcds-service token, or FHIR_AUTH for an external server.
     // Shared state (server/state/): results, single-flight and the jti cache; waits while a backend is down.
     const stores = await state;
     const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}), state: stores });
@@ -167,7 +167,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
       mounts.assessments = riskRouter;
       mounts.patients = patientRouter;
     }
-    // CDS Hooks (issue 6): /cds-services and /api/feedback, on the same risk service (shared cache).
+    // CDS Hooks: /cds-services and /api/feedback, on the same risk service (shared cache).
     try {
       const cds = createCds(config, logger, service, { pool: stores.pool, replay: stores.replay });
       mounts.cds = cds.cds;
@@ -186,7 +186,7 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
 }
 
 /**
- * SMART app (issue 7): builds `client/dist` with esbuild when it is missing or stale, so `npm start` serves a bundle
+ * SMART app: builds `client/dist` with esbuild when it is missing or stale, so `npm start` serves a bundle
  * made from the checked-out sources (readiness component `app`). A failure leaves `/app/` answering 503.
  */
 async function buildAppBundle(logger: Logger, readiness: Readiness): Promise<void> {
@@ -210,7 +210,7 @@ async function buildAppBundle(logger: Logger, readiness: Readiness): Promise<voi
 }
 
 /**
- * SMART (issue 7): the sandbox authorization server at `/sandbox/auth` (keys generated now, in memory). On failure
+ * SMART: the sandbox authorization server at `/sandbox/auth` (keys generated now, in memory). On failure
  * the sandbox FHIR server still starts, unguarded, and the error is logged.
  */
 async function startSmartSandbox(config: AppConfig, logger: Logger, mounts: SandboxMounts): Promise<SmartSandbox | undefined> {
@@ -305,11 +305,11 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
       }
     });
     const appBundle = buildAppBundle(logger, readiness);
-    // SMART (issue 7): the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
+    // SMART: the sandbox authorization server comes first: the guarded FHIR sandbox and the EHR need it.
     const smart = config.fhir.sandbox ? await startSmartSandbox(config, logger, mounts) : undefined;
     // The sandbox authorization server's key also signs the sandbox's notifications (EVENTS_AUTH=jwt).
     if (config.fhir.sandbox) await startFhirSandbox(config, logger, readiness, mounts, smart, (repo) => reportEvents.attachSandbox(repo, smart));
-    // Demo EHR (issue 7): with the sandbox FHIR server only. `ehrTokenIssuer` is the sandbox authorization server
+    // Demo EHR: with the sandbox FHIR server only. `ehrTokenIssuer` is the sandbox authorization server
     // (it mints the patient-scoped fhirAuthorization tokens the EHR hands the CDS service); undefined until it exists.
     if (config.fhir.sandbox) {
       const ehrTokenIssuer: SandboxTokenIssuer | undefined = smart;
