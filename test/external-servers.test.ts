@@ -32,7 +32,7 @@ before(async () => {
   // The risk engine's models: the small smoke-config fixture model (models/ may hold none on a fresh checkout).
   const MODELS_DIR = join(REPO_ROOT, 'test/fixtures/models');
   // PUBLIC_BASE_URL = the URL the second service uses, so the upstream's token `aud` is that FHIR base (SMART, issue 7).
-  upstream = await startService(loadConfig({ PORT: String(upstreamPort), PUBLIC_BASE_URL: `http://127.0.0.1:${upstreamPort}`, SANDBOX_DATA_DIR: dataDir, MODELS_DIR }), logger);
+  upstream = await startService(loadConfig({ PORT: String(upstreamPort), PUBLIC_BASE_URL: `http://127.0.0.1:${upstreamPort}`, SANDBOX_DATA_DIR: dataDir, MODELS_DIR, STATE_DB: join(dataDir, 'upstream-state.sqlite') }), logger);
   await upstream.started;
   port = await freePort();
   const config = loadConfig({
@@ -50,6 +50,8 @@ before(async () => {
     FHIR_SCOPE: 'system/*.rs',
     DICOMWEB_TIMEOUT_MS: '2000',
     MODELS_DIR,
+    // Its own results store: a result cached by an earlier run must not answer this one's first assessment.
+    STATE_DB: join(dataDir, 'state.sqlite'),
   });
   service = await startService(config, logger);
   await service.started;
@@ -66,7 +68,7 @@ describe('service configured with an external FHIR server and PACS', () => {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     const body = (await res.json()) as { ready: string[]; components: Record<string, { detail?: string }> };
     assert.equal(res.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.ready, ['app', 'dicomweb-server', 'fhir-server', 'models']);
+    assert.deepEqual(body.ready, ['app', 'dicomweb-server', 'fhir-server', 'models', 'state']);
     assert.equal(body.components['fhir-server']?.detail, `http://127.0.0.1:${upstreamPort}/sandbox/fhir/metadata answered 200`);
   });
 

@@ -48,7 +48,7 @@ describe('npm run build + node dist/server/index.js', () => {
     const ready = await fetch(`${base}/readyz`);
     const body = (await ready.json()) as { ready: string[]; components: Record<string, { ready: boolean; detail?: string }> };
     assert.equal(ready.status, 200, JSON.stringify(body));
-    assert.deepEqual(body.ready, ['app', 'dicomweb-sandbox', 'fhir-sandbox', 'models']);
+    assert.deepEqual(body.ready, ['app', 'dicomweb-sandbox', 'fhir-sandbox', 'models', 'state']);
     assert.equal(body.components['app']?.detail, 'bundle built by npm run build');
     assert.equal((await fetch(`${base}/app/index.html`)).status, 200);
   });
