@@ -49,6 +49,9 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
   const [noteText, setNoteText] = useState('');
   const [ownerChoice, setOwnerChoice] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
+  // After a refused (stale) action the item is fetched again; until it arrives every action stays disabled, or a
+  // quick second try would carry the same stale version.
+  const [refreshing, setRefreshing] = useState(false);
   const [reload, setReload] = useState(0);
 
   useEffect(() => {
@@ -56,12 +59,17 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
     fetchItem(session, props.taskId, ac.signal).then(
       (r) => {
         setRes(r);
+        setRefreshing(false);
         setError(null);
         setOwnerChoice(null);
         // The item answer carries no clock: today is when it was fetched (the server decides "overdue").
         setAsOf(new Date().toISOString());
       },
-      (e: unknown) => !ac.signal.aborted && setError(e),
+      (e: unknown) => {
+        if (ac.signal.aborted) return;
+        setRefreshing(false);
+        setError(e);
+      },
     );
     return () => ac.abort();
   }, [props.taskId, reload]);
@@ -104,6 +112,7 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
   const me = session.fhirUser ? ownerChoices.find((o) => o.reference === session.fhirUser) : undefined;
   const age = ageAt(item.birthDate);
   const caveats = caveatsOf(item.warnings);
+  const locked = busy || refreshing;
 
   /** Runs an action; true when it was saved (a refused one keeps what the coordinator typed). */
   const act = async (done: string, fn: () => Promise<{ item: WorklistItem }>): Promise<boolean> => {
@@ -116,7 +125,10 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
       return true;
     } catch (e) {
       setMessage({ text: `Not saved: ${actionError(e)}`, ok: false });
-      if (e instanceof ApiError && e.status === 409) setReload((n) => n + 1);
+      if (e instanceof ApiError && e.status === 409) {
+        setRefreshing(true);
+        setReload((n) => n + 1);
+      }
       return false;
     } finally {
       setBusy(false);
@@ -161,11 +173,11 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
               {open && (
                 <div class="action-buttons">
                   {next && (
-                    <button type="button" class="btn btn-primary" data-step={next} disabled={busy} onClick={() => setDialog({ kind: 'step', step: next })}>
+                    <button type="button" class="btn btn-primary" data-step={next} disabled={locked} onClick={() => setDialog({ kind: 'step', step: next })}>
                       {recordLabel(next)}…
                     </button>
                   )}
-                  <button type="button" class="btn" disabled={busy} onClick={() => setDialog({ kind: 'dismiss' })}>
+                  <button type="button" class="btn" disabled={locked} onClick={() => setDialog({ kind: 'dismiss' })}>
                     Dismiss…
                   </button>
                 </div>
@@ -176,7 +188,7 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                   <p class="hint">E.g. a DXA at another hospital: the steps before it are then shown as skipped.</p>
                   <div class="action-buttons">
                     {later.map((s) => (
-                      <button type="button" class="btn btn-small" key={s} data-step={s} disabled={busy} onClick={() => setDialog({ kind: 'step', step: s })}>
+                      <button type="button" class="btn btn-small" key={s} data-step={s} disabled={locked} onClick={() => setDialog({ kind: 'step', step: s })}>
                         {recordLabel(s)}…
                       </button>
                     ))}
@@ -267,11 +279,11 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                     ))}
                   </select>
                 </label>
-                <button type="submit" class="btn btn-small" disabled={busy || selectedOwner === (p.owner?.reference ?? '')}>
+                <button type="submit" class="btn btn-small" disabled={locked || selectedOwner === (p.owner?.reference ?? '')}>
                   Save owner
                 </button>
                 {me && p.owner?.reference !== me.reference && (
-                  <button type="button" class="btn btn-small" disabled={busy} onClick={() => void act(`Assigned to ${me.display}.`, () => assignOwner(session, item, me))}>
+                  <button type="button" class="btn btn-small" disabled={locked} onClick={() => void act(`Assigned to ${me.display}.`, () => assignOwner(session, item, me))}>
                     Assign to me
                   </button>
                 )}
@@ -307,7 +319,7 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
                   <span>New note</span>
                   <textarea rows={2} maxLength={2000} value={noteText} onInput={(e) => setNoteText((e.currentTarget as HTMLTextAreaElement).value)} />
                 </label>
-                <button type="submit" class="btn btn-small" disabled={busy || !noteText.trim()}>
+                <button type="submit" class="btn btn-small" disabled={locked || !noteText.trim()}>
                   Add note
                 </button>
               </form>
