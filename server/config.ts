@@ -190,6 +190,8 @@ export interface AppConfig {
     readonly maxBatch: number;
     /** Longest wait for a micro-batch to fill, in ms (`INFERENCE_BATCH_WAIT_MS`). */
     readonly maxWaitMs: number;
+    /** A site's local T-score recalibration file, absolute (`MODEL_TSCORE_CALIBRATION`; server/inference/calibration.ts). */
+    readonly tscoreCalibration: string | undefined;
   };
   // --- imaging worker threads (server/imaging/worker-pool.ts) ---
   readonly imaging: {
@@ -397,6 +399,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'INFERENCE_THREADS', description: 'onnxruntime intra-op threads per session (CPU).', defaultText: '`2`', schema: { type: 'integer', minimum: 1, maximum: 64 } },
   { env: 'INFERENCE_BATCH_MAX', description: 'Micro-batching: concurrent inference requests are run together, up to this many images per session run.', defaultText: '`8`', schema: { type: 'integer', minimum: 1, maximum: 256 } },
   { env: 'INFERENCE_BATCH_WAIT_MS', description: 'Micro-batching: longest wait, in ms, for a batch to fill after its first request (0 = run at once).', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 1000 } },
+  { env: 'MODEL_TSCORE_CALIBRATION', description: 'A site\'s local recalibration of the T-score head of a `tscore-mediated` model (hip-xray-v2): the JSON file `npm run site-check` writes from the site\'s own radiograph–DXA pairs. Its intercept, slope and sd scale replace the manifest\'s `tscore_head.calibration`; a file fitted for another model id or version stops start-up. Each assessment records the calibration version used. Relative paths are resolved against the repository root.', defaultText: 'unset (the manifest\'s calibration)', schema: { type: 'string', minLength: 1 } },
   { env: 'IMAGING_WORKERS', description: 'Worker threads that decode radiograph frames and run the preprocessing recipe, so CDS hooks and API calls are not queued behind image decoding on the main event loop. `0` does the work inline on the main thread.', defaultText: '`1`', schema: { type: 'integer', minimum: 0, maximum: 32 } },
   { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
@@ -792,6 +795,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       threads: num('INFERENCE_THREADS', 2),
       maxBatch: num('INFERENCE_BATCH_MAX', 8),
       maxWaitMs: num('INFERENCE_BATCH_WAIT_MS', 2),
+      tscoreCalibration: str('MODEL_TSCORE_CALIBRATION') === undefined ? undefined : resolveDir('MODEL_TSCORE_CALIBRATION', ''),
     },
     imaging: { workers: num('IMAGING_WORKERS', 1) }, // server/imaging/worker-pool.ts
     risk: {
