@@ -23,6 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(args.config)
+    if cfg.get("pipeline") == "v2":
+        # hip-xray-v2 (frcds/model2): either cohort may be an existing directory, the other is generated
+        from frcds.model2.pipeline import run as run_v2
+        res = run_v2(cfg, work=args.work, out_dir=args.out, cohort_dirs={"A": args.cohort_a, "B": args.cohort_b})
+        print(f"artefact written to {res['out_dir']}; site-A served hip C "
+              f"{res['evaluation']['site_a_served']['hip']['harrell_c10']:.3f}")
+        return 0
     dirs = None
     if args.cohort_a or args.cohort_b:
         if not (args.cohort_a and args.cohort_b):

@@ -1,0 +1,163 @@
+"""Training one v2 member (multitask: mini-batch Cox on both outcomes for every patient + Gaussian NLL of the T-score
+head on the patients whose chart has a measured DXA T-score), the T-score calibration on validation DXA pairs, and
+the per-member Cox fit of the survival part on [QFracture cloglog, T-score] (+ an optional ridge residual image
+term chosen on validation)."""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time as _time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from frcds.model.fit import _augment, recalibrate_bn
+from frcds.model.survival import cox_loss, fit_cox, partial_loglik
+
+from .augment import vendor_augment
+from .mixture import normal_mixture_quantile
+from .net import Member2
+from .observables import OUTCOMES, ObservableCohort
+
+log = logging.getLogger("frcds.model2")
+
+
+def train_member(train: ObservableCohort, cfg: dict, seed: int, sample: np.ndarray,
+                 checkpoint: str | None = None) -> Member2:
+    """Trains one member on ``train.subset(sample)``. ``cfg``: epochs, batch_size, lr, weight_decay, tscore_weight,
+    shift, gain, vendor_aug (probability a batch image gets the acquisition augmentation), vendor_strength."""
+    if checkpoint and os.path.exists(checkpoint):
+        m = Member2()
+        m.load_state_dict(torch.load(checkpoint))
+        m.eval()
+        log.info("member seed %d: loaded checkpoint", seed)
+        return m
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    m = Member2()
+    x = torch.from_numpy(train.images[sample][:, None])
+    clin = torch.from_numpy(train.clinical()[sample])
+    tt = {k: torch.from_numpy(train.time(k)[sample].astype(np.float32)) for k in OUTCOMES}
+    ee = {k: torch.from_numpy(train.event(k)[sample]) for k in OUTCOMES}
+    dxa = np.asarray(train.tab["dxa_t"], np.float64)[sample]
+    has = torch.from_numpy(np.isfinite(dxa))
+    target = torch.from_numpy(np.nan_to_num(dxa).astype(np.float32))
+    with torch.no_grad():          # start the T head at the measured mean and spread
+        m.tscore.bias[0] = float(np.nanmean(dxa))
+        m.tscore.bias[1] = float(np.log(np.expm1(max(np.nanstd(dxa), 0.2))))
+    n, bs, epochs = len(sample), int(cfg["batch_size"]), int(cfg["epochs"])
+    opt = torch.optim.AdamW(m.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    steps = max(epochs * math.ceil(n / bs), 10)      # OneCycleLR needs a few steps on tiny smoke runs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=steps, pct_start=0.2)
+    p_aug, strength = float(cfg.get("vendor_aug", 0.0)), float(cfg.get("vendor_strength", 1.0))
+    t0 = _time.time()
+    for ep in range(epochs):
+        m.train()
+        perm = torch.randperm(n, generator=gen)
+        tot = {"cox": 0.0, "nll": 0.0}
+        for i in range(0, n, bs):
+            b = perm[i:i + bs]
+            if len(b) < 8:
+                continue
+            xb = _augment(x[b], gen, int(cfg.get("shift", 0)), float(cfg.get("gain", 0.0)))
+            if p_aug > 0:
+                sel = torch.rand(len(b), generator=gen) < p_aug
+                if sel.any():
+                    xb = xb.clone()
+                    xb[sel] = vendor_augment(xb[sel], gen, strength)
+            eta, mu, sd, _ = m(xb, clin[b])
+            lc = sum(cox_loss(eta[:, j], tt[k][b], ee[k][b]) for j, k in enumerate(OUTCOMES))
+            hb = has[b]
+            if hb.any():
+                r = (target[b][hb] - mu[hb]) / sd[hb]
+                nll = (0.5 * r ** 2 + torch.log(sd[hb])).mean()
+            else:
+                nll = mu.sum() * 0.0
+            loss = lc + float(cfg["tscore_weight"]) * nll
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot["cox"] += float(lc) * len(b) / n
+            tot["nll"] += float(nll) * len(b) / n
+        log.info("member seed %d epoch %d/%d cox %.4f tscore-nll %.4f (%.0f s)", seed, ep + 1, epochs, tot["cox"],
+                 tot["nll"], _time.time() - t0)
+    recalibrate_bn(m, x, bs)
+    m.eval()
+    if checkpoint:
+        torch.save(m.state_dict(), checkpoint)
+    return m
+
+
+def fit_calibration(raw_mean: np.ndarray, raw_sd: np.ndarray, dxa: np.ndarray, coverage: float = 0.95) -> dict:
+    """intercept/slope: least squares of the measured DXA T-score on the member-mean raw estimate; sd_scale: the
+    factor on every member's raw sd that makes the 95 % interval of the calibrated mixture cover the measured value
+    for ``coverage`` of the pairs (bisection; coverage is monotone in the factor)."""
+    r = raw_mean.mean(1)
+    slope, intercept = np.polyfit(r, dxa, 1)
+    if slope <= 0:
+        raise ValueError(f"T-score head does not track measured DXA on validation (slope {slope:.3f})")
+    mean = intercept + slope * raw_mean
+
+    def cov(s: float) -> float:
+        lo = normal_mixture_quantile(mean, s * raw_sd, 0.025)
+        hi = normal_mixture_quantile(mean, s * raw_sd, 0.975)
+        return float(np.mean((dxa >= lo) & (dxa <= hi)))
+
+    a, b = 1e-3, 20.0
+    for _ in range(40):
+        mid = math.sqrt(a * b)
+        a, b = (mid, b) if cov(mid) < coverage else (a, mid)
+    s = math.sqrt(a * b)
+    return {"intercept": float(intercept), "slope": float(slope), "sd_scale": float(s), "pairs": int(len(dxa)),
+            "validation_coverage": cov(s)}
+
+
+def best_tscore(t_img_mean: np.ndarray, t_img_sd: np.ndarray, dxa: np.ndarray, dxa_sd: float):
+    """T covariate and its sd: the measured DXA T-score where the chart has one (sd = DXA precision), else the
+    calibrated image estimate (regression calibration: E[T | image])."""
+    has = np.isfinite(dxa)
+    return np.where(has, dxa, t_img_mean), np.where(has, dxa_sd, t_img_sd)
+
+
+def fit_survival(clin: np.ndarray, t_cov: np.ndarray, t_sd: np.ndarray, z: np.ndarray | None, time, event,
+                 va: dict, l2_grid: list[float], iterations: int = 3) -> dict:
+    """Cox on [clinical, T] with offset gamma^2 sd^2 / 2 (the log of E[exp(gamma T)] under the T predictive, so the
+    fit matches the served quadrature), optionally + ridge residual image features (standardised pooled features z).
+
+    The residual term is chosen on validation partial likelihood among 'none' and the ridge strengths in
+    ``l2_grid``. ``va`` holds the same arrays for validation. Returns beta, gamma, w (on the raw feature scale),
+    the choice and the validation partial likelihoods."""
+    def fit(x, xv, pen):
+        gamma, b = -1.0, None
+        for _ in range(iterations):
+            off = 0.5 * gamma ** 2 * t_sd ** 2
+            b = fit_cox(x, time, event, pen, offset=off, weights_init=b)
+            gamma = float(b[1])
+        offv = 0.5 * gamma ** 2 * va["t_sd"] ** 2
+        return b, partial_loglik(xv @ b + offv, va["time"], va["event"])
+
+    x0 = np.column_stack([clin, t_cov])
+    xv0 = np.column_stack([va["clin"], va["t_cov"]])
+    b, pl = fit(x0, xv0, np.zeros(2))
+    best = {"choice": "none", "b": b, "pl": pl}
+    scores = {"none": pl}
+    if z is not None and l2_grid:
+        mu, sd = z.mean(0), z.std(0) + 1e-8
+        x1 = np.column_stack([x0, (z - mu) / sd])
+        xv1 = np.column_stack([xv0, (va["z"] - mu) / sd])
+        for l2 in l2_grid:
+            pen = np.full(x1.shape[1], float(l2))
+            pen[:2] = 0.0
+            b1, pl1 = fit(x1, xv1, pen)
+            scores[f"l2={l2}"] = pl1
+            if pl1 > best["pl"]:
+                best = {"choice": f"l2={l2}", "b": b1, "pl": pl1, "mu": mu, "sd": sd}
+    b = best["b"]
+    w = np.zeros(z.shape[1]) if z is not None else np.zeros(0)
+    if best["choice"] != "none":
+        w = b[2:] / best["sd"]
+    return {"beta": float(b[0]), "gamma": float(b[1]), "w": w, "choice": best["choice"],
+            "validation_partial_loglik": scores}

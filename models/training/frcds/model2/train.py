@@ -1,0 +1,235 @@
+"""The training stage of hip-xray-v2: everything fitted, from OBSERVABLES only (an :class:`ObservableCohort`):
+members -> raw T-score outputs -> T-score calibration (validation DXA pairs) -> per-member Cox on [QFracture, T]
+(+ residual image term if validation says so) -> Breslow baselines -> low-confidence rule (validation) -> OOD
+statistics with vendor-augmented images and threshold (validation) -> the exported graph.
+
+No test patient, no site-B image and no hidden simulator variable reaches this module.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from frcds.model import ood
+from frcds.model.net import quality_stats
+from frcds.model.survival import breslow
+
+from . import mixture
+from .augment import vendor_augment
+from .fit import best_tscore, fit_calibration, fit_survival, train_member
+from .net import Graph2, Member2, member_outputs
+from .observables import OUTCOMES, ObservableCohort
+
+log = logging.getLogger("frcds.model2")
+
+
+@dataclass
+class Trained2:
+    members: list[Member2] = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)
+    beta: np.ndarray | None = None          # [M,2]
+    gamma: np.ndarray | None = None         # [M,2]
+    w: np.ndarray | None = None             # [M,2,C]
+    bias: np.ndarray | None = None          # [M,2]
+    h0: dict = field(default_factory=dict)  # outcome -> H0 on the monthly grid
+    residual_choice: list = field(default_factory=list)
+    low_conf: dict = field(default_factory=dict)
+    ood: dict = field(default_factory=dict)
+    ood_threshold: float = float("nan")
+    ood_choice: dict = field(default_factory=dict)
+    quality: bool = False
+    cam_reference: np.ndarray | None = None
+    dxa_sd: float = 0.12
+    dxa_max_age: float = 2.0
+    nodes: int = 16
+    info: dict = field(default_factory=dict)
+
+
+def served_tscore(t_mean: np.ndarray, t_sd: np.ndarray, dxa: np.ndarray, dxa_years: np.ndarray, dxa_sd: float,
+                  max_age: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-member T predictive as the service uses it: a measured DXA no older than ``max_age`` years replaces the
+    image estimate (same value for every member, sd = DXA precision). Returns mean, sd [N,M] and the used flag."""
+    use = np.isfinite(dxa) & (np.nan_to_num(dxa_years, nan=np.inf) <= max_age)
+    mean = np.where(use[:, None], np.nan_to_num(dxa)[:, None], t_mean)
+    sd = np.where(use[:, None], dxa_sd, t_sd)
+    return mean, sd, use
+
+
+def base_eta(t: Trained2, z: np.ndarray, clin: np.ndarray) -> np.ndarray:
+    """base log-hazard [N,M,2] from pooled features z [N,M,C] and clinical [N,2]."""
+    return np.einsum("nmc,mkc->nmk", z, t.w) + t.beta[None] * clin[:, None, :] + t.bias[None]
+
+
+@torch.no_grad()
+def outputs(members: list[Member2], images: np.ndarray, mean_map: bool = False):
+    res = [member_outputs(m, images, mean_map=mean_map) for m in members]
+    z = np.stack([r[0] for r in res], 1)
+    mu = np.stack([r[1] for r in res], 1)
+    sd = np.stack([r[2] for r in res], 1)
+    if mean_map:
+        return z, mu, sd, np.stack([r[3] for r in res])
+    return z, mu, sd
+
+
+def ood_vectors(z: np.ndarray, images: np.ndarray, quality: bool) -> np.ndarray:
+    v = z.reshape(len(z), -1)
+    if not quality:
+        return v
+    q = np.concatenate([quality_stats(torch.from_numpy(images[i:i + 512][:, None])).double().numpy()
+                        for i in range(0, len(images), 512)])
+    return np.concatenate([v, q], axis=1)
+
+
+def augmented_copy(images: np.ndarray, seed: int, strength: float) -> np.ndarray:
+    gen = torch.Generator().manual_seed(seed)
+    out = [vendor_augment(torch.from_numpy(images[i:i + 256][:, None]), gen, strength)[:, 0].numpy()
+           for i in range(0, len(images), 256)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Trained2:
+    excl = np.asarray(a.tab["should_exclude"], bool)
+    tr = a.subset(split["train"][~excl[split["train"]]])
+    va = a.subset(split["val"][~excl[split["val"]]])
+    ens, tc, rc = cfg["ensemble"], cfg["tscore"], cfg["risk"]
+    t = Trained2(dxa_sd=float(tc["dxa_precision_sd"]), dxa_max_age=float(tc["dxa_max_age_years"]),
+                 nodes=int(cfg["uncertainty"]["gauss_hermite_nodes"]))
+    timings: dict[str, float] = {}
+    ckdir = os.path.join(work, "members")
+    os.makedirs(ckdir, exist_ok=True)
+    samples = []
+    t0 = time.time()
+    for m in range(int(ens["members"])):
+        seed = int(ens["seed"]) + m
+        rng = np.random.default_rng(seed)
+        sample = rng.integers(0, len(tr), len(tr)) if ens.get("bootstrap", True) else np.arange(len(tr))
+        samples.append(sample)
+        tm = time.time()
+        t.members.append(train_member(tr, cfg["train"], seed, sample, os.path.join(ckdir, f"member-{m}.pt")))
+        log.info("member %d done in %.0f s", m, time.time() - tm)
+    timings["train_members_s"] = time.time() - t0
+
+    t0 = time.time()
+    z_tr, mu_tr, sd_tr, mean_maps = outputs(t.members, tr.images, mean_map=True)
+    z_va, mu_va, sd_va = outputs(t.members, va.images)
+    dxa_tr, dxa_va = np.asarray(tr.tab["dxa_t"], float), np.asarray(va.tab["dxa_t"], float)
+    hv = np.isfinite(dxa_va)
+    t.calibration = fit_calibration(mu_va[hv], sd_va[hv], dxa_va[hv], float(tc.get("coverage", 0.95)))
+    log.info("T-score calibration on %d validation DXA pairs: %s", int(hv.sum()), t.calibration)
+    tm_tr, ts_tr = mixture.calibrate(mu_tr, sd_tr, t.calibration)
+    tm_va, ts_va = mixture.calibrate(mu_va, sd_va, t.calibration)
+
+    clin_tr, clin_va = tr.clinical().astype(np.float64), va.clinical().astype(np.float64)
+    m_count, c = z_tr.shape[1], z_tr.shape[2]
+    t.beta, t.gamma = np.zeros((m_count, 2)), np.zeros((m_count, 2))
+    t.w, t.bias = np.zeros((m_count, 2, c)), np.zeros((m_count, 2))
+    residual = bool(rc.get("residual_image_term", True))
+    for m in range(m_count):
+        s = samples[m]
+        cov_tr, csd_tr = best_tscore(tm_tr[:, m], ts_tr[:, m], dxa_tr, t.dxa_sd)
+        cov_va, csd_va = best_tscore(tm_va[:, m], ts_va[:, m], dxa_va, t.dxa_sd)
+        for k, o in enumerate(OUTCOMES):
+            vd = {"clin": clin_va[:, k], "t_cov": cov_va, "t_sd": csd_va, "z": z_va[:, m], "time": va.time(o),
+                  "event": va.event(o)}
+            f = fit_survival(clin_tr[s, k], cov_tr[s], csd_tr[s], z_tr[s, m] if residual else None, tr.time(o)[s],
+                             tr.event(o)[s], vd, rc.get("residual_l2_grid", []))
+            t.beta[m, k], t.gamma[m, k], t.w[m, k] = f["beta"], f["gamma"], f["w"]
+            # centre every member on the whole clean training set so members share one Breslow baseline
+            t.bias[m, k] = -float(np.mean(f["beta"] * clin_tr[:, k] + f["gamma"] * cov_tr + z_tr[:, m] @ f["w"]))
+            t.residual_choice.append({"member": m, "outcome": o, "choice": f["choice"],
+                                      "validation_partial_loglik": f["validation_partial_loglik"]})
+    log.info("gamma per member: %s; beta: %s; residual: %s", t.gamma.round(3).tolist(), t.beta.round(3).tolist(),
+             [r["choice"] for r in t.residual_choice])
+
+    # Breslow baselines on the log of the mixture-mean hazard multiplier, with T as the service would use it
+    base_tr = base_eta(t, z_tr, clin_tr)
+    sm, ss, _ = served_tscore(tm_tr, ts_tr, dxa_tr, np.asarray(tr.tab["dxa_years"], float), t.dxa_sd, t.dxa_max_age)
+    eta, wts = mixture.member_atoms(base_tr, t.gamma, sm, ss, t.nodes)
+    for k, o in enumerate(OUTCOMES):
+        eff = np.log((np.exp(eta[:, k]) * wts).sum(1))
+        t.h0[o] = breslow(eff, tr.time(o), tr.event(o))
+
+    # low confidence: log-hazard sd over the mixture that is unusual for its risk level (validation, image-only)
+    base_va = base_eta(t, z_va, clin_va)
+    eta_va, wts = mixture.member_atoms(base_va, t.gamma, tm_va, ts_va, t.nodes)
+    summ = mixture.summarise(eta_va, wts, {o: t.h0[o][-1] for o in OUTCOMES})
+    ref, resid = {}, []
+    for o in OUTCOMES:
+        slope, intercept = np.polyfit(summ[o]["eta_mean"], summ[o]["eta_sd"], 1)
+        ref[o] = {"intercept": float(intercept), "slope": float(slope)}
+        resid.append(summ[o]["eta_sd"] - (intercept + slope * summ[o]["eta_mean"]))
+    q = float(cfg["uncertainty"].get("low_confidence_quantile", 0.975))
+    t.low_conf = {"max_log_hazard_sd": float(max(np.quantile(np.max(resid, axis=0), q), 1e-6)), "sd_reference": ref,
+                  "validation_quantile": q}
+    timings["refit_s"] = time.time() - t0
+
+    # OOD: training statistics over clean AND vendor-augmented training images; threshold on validation likewise
+    t0 = time.time()
+    oc = cfg["ood"]
+    strength = float(cfg["train"].get("vendor_strength", 1.0))
+    aug_tr = augmented_copy(tr.images, int(oc["seed"]), strength)
+    aug_va = augmented_copy(va.images, int(oc["seed"]) + 1, strength)
+    z_atr = outputs(t.members, aug_tr)[0]
+    z_ava = outputs(t.members, aug_va)[0]
+    art = a.subset(split["train"][excl[split["train"]]])       # quality-review rejects of the training split
+    z_art = outputs(t.members, art.images)[0] if len(art) else None
+    feats_tr = {q_: np.concatenate([ood_vectors(z_tr, tr.images, q_), ood_vectors(z_atr, aug_tr, q_)])
+                for q_ in (False, True)}
+    val_imgs = np.concatenate([va.images, aug_va])
+    z_vall = np.concatenate([z_va, z_ava])
+    q_cfg = oc.get("quality_stats", "auto")
+    scores = {}
+    for q_ in (False, True):
+        if q_cfg != "auto" and q_ != bool(q_cfg):
+            continue
+        st = ood.fit(feats_tr[q_])
+        d_v = ood.distance(ood_vectors(z_vall, val_imgs, q_), st)
+        scores[q_] = ood.auroc(d_v, ood.distance(ood_vectors(z_art, art.images, q_), st)) if z_art is not None \
+            else 0.5
+    t.quality = bool(max(scores, key=scores.get))
+    t.ood_choice = {"quality_stats": t.quality, "auroc_validation_clean_and_augmented_vs_training_split_rejects":
+                    {str(k): v for k, v in scores.items()}, "n_rejects": 0 if z_art is None else int(len(z_art))}
+    t.ood = ood.fit(feats_tr[t.quality])
+    d_val = ood.distance(ood_vectors(z_vall, val_imgs, t.quality), t.ood)
+    t.ood_threshold = float(np.quantile(d_val, float(oc["val_quantile"])))
+    d_clean = d_val[:len(va)]
+    t.ood_choice["validation_clean_flagged"] = float(np.mean(d_clean > t.ood_threshold))
+    t.ood_choice["validation_augmented_flagged"] = float(np.mean(d_val[len(va):] > t.ood_threshold))
+    log.info("OOD: %s threshold %.2f", t.ood_choice, t.ood_threshold)
+
+    # CAM weights of the expected image log-hazard and the training-mean reference map
+    u = np.stack([mm.tscore.weight.detach().numpy()[0].astype(np.float64) for mm in t.members])   # [M,C]
+    cam_w = t.w + t.gamma[:, :, None] * t.calibration["slope"] * u[:, None, :]
+    t.info["cam_w"] = cam_w
+    t.cam_reference = np.einsum("mkc,mchw->khw", cam_w, mean_maps) / m_count
+    timings["ood_s"] = time.time() - t0
+    t.info["timings"] = timings
+    t.info["n"] = {"train": len(tr), "validation": len(va), "validation_dxa_pairs": int(hv.sum()),
+                   "train_dxa": int(np.isfinite(dxa_tr).sum()),
+                   "train_events_10y": {o: int((tr.event(o) & (tr.time(o) <= 10)).sum()) for o in OUTCOMES},
+                   "train_rejects_for_ood": int(len(art))}
+    return t
+
+
+def build_graph(t: Trained2) -> Graph2:
+    g = Graph2(t.members, quality=t.quality)
+    g.set_survival(t.w, t.beta, t.bias, t.info["cam_w"])
+    g.set_ood(t.ood["mean"], t.ood["precision"])
+    g.set_cam_reference(t.cam_reference)
+    g.eval()
+    return g
+
+
+@torch.no_grad()
+def run_graph(g: Graph2, images: np.ndarray, clin: np.ndarray, batch: int = 128):
+    outs = [[], [], [], []]
+    for i in range(0, len(images), batch):
+        r = g(torch.from_numpy(images[i:i + batch][:, None]), torch.from_numpy(clin[i:i + batch]))
+        for lst, v in zip(outs, r):
+            lst.append(v.numpy())
+    return tuple(np.concatenate(x) for x in outs)
