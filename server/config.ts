@@ -192,6 +192,8 @@ export interface AppConfig {
     readonly maxWaitMs: number;
     /** A site's local T-score recalibration file, absolute (`MODEL_TSCORE_CALIBRATION`; server/inference/calibration.ts). */
     readonly tscoreCalibration: string | undefined;
+    /** The model a request without a model id gets (`MODEL_DEFAULT`); unset: the first id in sort order. */
+    readonly defaultModel: string | undefined;
   };
   // --- imaging worker threads (server/imaging/worker-pool.ts) ---
   readonly imaging: {
@@ -203,6 +205,8 @@ export interface AppConfig {
     readonly lookbackDays: number;
     /** Tier thresholds on 10-year risks in percent (`RISK_TIER_*`). */
     readonly tiers: { readonly mofModerate: number; readonly mofHigh: number; readonly hipHigh: number };
+    /** Oldest measured DXA T-score, in years, that replaces a T-score-mediated model's estimate (`RISK_DXA_MAX_AGE_YEARS`); unset: the manifest's. */
+    readonly dxaMaxAgeYears: number | undefined;
     /** When an image-derived risk is "low confidence" (`RISK_MAX_LOG_HAZARD_SD`, `RISK_NEAR_OOD_FRACTION`; server/risk/assess.ts). */
     readonly lowConfidence: { readonly maxLogHazardSd: number; readonly nearOodFraction: number };
     /** Probability of being above a treatment threshold needed for tier high (`RISK_DECISION_PROBABILITY`). */
@@ -400,6 +404,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'INFERENCE_BATCH_MAX', description: 'Micro-batching: concurrent inference requests are run together, up to this many images per session run.', defaultText: '`8`', schema: { type: 'integer', minimum: 1, maximum: 256 } },
   { env: 'INFERENCE_BATCH_WAIT_MS', description: 'Micro-batching: longest wait, in ms, for a batch to fill after its first request (0 = run at once).', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 1000 } },
   { env: 'MODEL_TSCORE_CALIBRATION', description: 'A site\'s local recalibration of the T-score head of a `tscore-mediated` model (hip-xray-v2): the JSON file `npm run site-check` writes from the site\'s own radiograph–DXA pairs. Its intercept, slope and sd scale replace the manifest\'s `tscore_head.calibration`; a file fitted for another model id or version stops start-up. Each assessment records the calibration version used. Relative paths are resolved against the repository root.', defaultText: 'unset (the manifest\'s calibration)', schema: { type: 'string', minLength: 1 } },
+  { env: 'MODEL_DEFAULT', description: 'The model (its manifest `id`, e.g. `hip-xray-v2`) that assesses a request naming no model: the API, CDS hooks, jobs and the app. Unset: the first loaded id in sort order (`hip-xray-v1` before `hip-xray-v2`). A default that is not loaded makes every such request fail with a message naming it (see `/readyz`).', defaultText: 'unset (first id in sort order)', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' }, hint: 'must be a model id (lower-case letters, digits, hyphens)' },
   { env: 'IMAGING_WORKERS', description: 'Worker threads that decode radiograph frames and run the preprocessing recipe, so CDS hooks and API calls are not queued behind image decoding on the main event loop. `0` does the work inline on the main thread.', defaultText: '`1`', schema: { type: 'integer', minimum: 0, maximum: 32 } },
   { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
@@ -408,6 +413,7 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'RISK_DECISION_PROBABILITY', description: 'Tier "high" needs a shown 10-year risk at or above a treatment threshold AND a probability of at least this much that the risk is above it (from the model\'s predictive distribution; a clinical-only risk has no interval and needs only the shown value). At or above a threshold with less certainty, or with a probability of at least 1 − this value, the tier is "moderate" (borderline).', defaultText: '`0.8`', schema: { type: 'number', exclusiveMinimum: 0.5, maximum: 1 }, hint: 'must be a number above 0.5 and at most 1' },
   { env: 'RISK_GUIDELINE_NAME', description: 'The guideline the treatment thresholds (`RISK_TIER_HIP_HIGH`, `RISK_TIER_MOF_HIGH`) come from, named in each decision. Change it together with the thresholds (e.g. for NOGG\'s age-dependent UK thresholds).', defaultText: '`Bone Health & Osteoporosis Foundation Clinician\'s Guide (2022)`', schema: { type: 'string', minLength: 1, maxLength: 200 } },
   { env: 'RISK_GUIDELINE_URL', description: 'Link to that guideline, shown with each decision.', defaultText: '`https://doi.org/10.1007/s00198-021-05900-y` (LeBoff et al., Osteoporos Int 2022;33:2049–2102)', schema: URL_SCHEMA },
+  { env: 'RISK_DXA_MAX_AGE_YEARS', description: 'A T-score-mediated model (`hip-xray-v2`) replaces its radiograph T-score estimate by the patient\'s most recent final femoral-neck DXA T-score (LOINC DXA Femur T-score, ValueSet `dxa-result`) taken at most this many years before the assessment date; an older one is shown but not used. Unset: the model manifest\'s `tscore_head.dxa_max_age_years`.', defaultText: 'unset (the manifest\'s, 2 for hip-xray-v2)', schema: { type: 'number', exclusiveMinimum: 0, maximum: 20 } },
   { env: 'RISK_MAX_LOG_HAZARD_SD', description: 'An image-derived risk is "low confidence" when the ensemble members disagree more than usual: the sd of their log-hazards for an outcome above this value (replaces `RISK_MAX_INTERVAL_WIDTH`, which flagged nearly every high risk because the same spread gives a wider interval in percentage points the higher the risk). 0.9 lies above the spread of 32 of the 36 in-distribution demo radiographs (medians: hip 0.55, MOF 0.36; the model card gives no validation distribution of the spread).', defaultText: '`0.9`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 10 } },
   { env: 'RISK_NEAR_OOD_FRACTION', description: 'An image-derived risk is also "low confidence" when the radiograph\'s OOD distance is above this fraction of the model\'s OOD threshold (close to the edge of the training distribution; above the threshold the risk is withheld).', defaultText: '`0.95`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
   { env: 'RISK_WRITE_BACK', description: 'When `true`, each new assessment\'s RiskAssessment, Device, Provenance, Binary and DocumentReference are written to the FHIR server.', defaultText: '`false`', schema: { type: 'string', enum: ['true', 'false'] } },
@@ -796,11 +802,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxBatch: num('INFERENCE_BATCH_MAX', 8),
       maxWaitMs: num('INFERENCE_BATCH_WAIT_MS', 2),
       tscoreCalibration: str('MODEL_TSCORE_CALIBRATION') === undefined ? undefined : resolveDir('MODEL_TSCORE_CALIBRATION', ''),
+      defaultModel: str('MODEL_DEFAULT'),
     },
     imaging: { workers: num('IMAGING_WORKERS', 1) }, // server/imaging/worker-pool.ts
     risk: {
       lookbackDays: num('RISK_LOOKBACK_DAYS', 730),
       tiers: { mofModerate: num('RISK_TIER_MOF_MODERATE', 10), mofHigh: num('RISK_TIER_MOF_HIGH', 20), hipHigh: num('RISK_TIER_HIP_HIGH', 3) },
+      dxaMaxAgeYears: str('RISK_DXA_MAX_AGE_YEARS') === undefined ? undefined : num('RISK_DXA_MAX_AGE_YEARS', 2),
       lowConfidence: { maxLogHazardSd: num('RISK_MAX_LOG_HAZARD_SD', 0.9), nearOodFraction: num('RISK_NEAR_OOD_FRACTION', 0.95) },
       decisionProbability: num('RISK_DECISION_PROBABILITY', 0.8),
       guideline: { name: str('RISK_GUIDELINE_NAME') ?? DECISION_DEFAULTS.guideline.name, url: str('RISK_GUIDELINE_URL') ?? DECISION_DEFAULTS.guideline.url },

@@ -18,6 +18,8 @@ import { MicroBatcher } from './batcher.ts';
 import { ModelRegistry, type InferenceSettings, type LoadedModel } from './registry.ts';
 
 const FIXTURE_MODELS = join(REPO_ROOT, 'test/fixtures/models');
+/** The closed-form hip-xray-v2-shaped model (test/fixtures/hip-xray-v2-tiny/make.py). */
+const V2_TINY = join(REPO_ROOT, 'test/fixtures/hip-xray-v2-tiny');
 const REAL_MODEL = join(REPO_ROOT, 'models/hip-xray-v1');
 const settings = (modelsDir: string, extra: Partial<InferenceSettings> = {}): InferenceSettings => ({ modelsDir, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2, ...extra });
 
@@ -170,6 +172,113 @@ describe('model registry', () => {
       await cpu.close();
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('T-score-mediated (schema 2.0.0) models', () => {
+  /** A models folder with the smoke v1 model and the tiny v2 model side by side (the v2 fixture patched by `edit`). */
+  const modelsDir = (edit?: (man: Record<string, unknown>) => void): string => {
+    const dir = mkdtempSync(join(tmpdir(), 'frcds-models-v2-'));
+    cpSync(join(FIXTURE_MODELS, 'hip-xray-smoke'), join(dir, 'hip-xray-smoke'), { recursive: true });
+    cpSync(V2_TINY, join(dir, 'hip-xray-v2-tiny'), { recursive: true });
+    if (edit) {
+      const path = join(dir, 'hip-xray-v2-tiny', 'manifest.json');
+      const man = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+      edit(man);
+      writeFileSync(path, JSON.stringify(man));
+    }
+    return dir;
+  };
+
+  test('a v2 model loads beside v1, runs base_log_hazard and the raw T-score head as numpy computed them; v1 stays the default', async () => {
+    const dir = modelsDir();
+    const reg = await ModelRegistry.load(settings(dir, { device: 'cpu' }), logger);
+    try {
+      assert.equal(reg.status().ready, true, reg.status().detail);
+      assert.equal(reg.get().id, 'hip-xray-smoke', 'without MODEL_DEFAULT the first id in sort order answers');
+      const v1 = await reg.get().infer({ image: new Float32Array(128 * 128).fill(0.4), clinical: [0, 0] });
+      assert.equal(v1.baseLogHazard, null);
+      assert.equal(v1.tscore, null);
+      assert.equal(reg.get().tscoreCalibration, null);
+      const v2 = reg.get('hip-xray-v2-tiny');
+      assert.deepEqual(v2.tscoreCalibration, { intercept: 0.1, slope: 1, sdScale: 1.1, version: 'hip-xray-v2-tiny-fixture-1', source: 'manifest' });
+      const parity = JSON.parse(readFileSync(join(V2_TINY, 'parity.json'), 'utf8')) as { cases: { case: number; clinical: number[]; expected: { base_log_hazard: number[]; tscore: number[]; ood_distance: number } }[]; tolerance_abs: number };
+      for (const c of parity.cases) {
+        // The rule parity.json names for its images.
+        const image = Float32Array.from({ length: 128 * 128 }, (_v, j) => (((j * 104729 + c.case * 7919) % 1000) / 1000) * (0.8 + 0.3 * c.case));
+        const out = await v2.infer({ image, clinical: c.clinical });
+        assert.deepEqual(out.logHazard, []);
+        const M = v2.manifest.ensemble.members;
+        for (let m = 0; m < M; m++) {
+          for (let k = 0; k < 2; k++) assert.ok(Math.abs(out.baseLogHazard![m]![k]! - c.expected.base_log_hazard[m * 2 + k]!) <= parity.tolerance_abs, `case ${c.case} base[${m}][${k}]`);
+          assert.ok(Math.abs(out.tscore![m]!.mean - c.expected.tscore[m * 2]!) <= parity.tolerance_abs, `case ${c.case} tscore mean ${m}`);
+          assert.ok(Math.abs(out.tscore![m]!.sd - c.expected.tscore[m * 2 + 1]!) <= parity.tolerance_abs, `case ${c.case} tscore sd ${m}`);
+        }
+        assert.ok(Math.abs(out.oodDistance - c.expected.ood_distance) <= parity.tolerance_abs * 10);
+      }
+    } finally {
+      await reg.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('MODEL_DEFAULT picks the model a request without an id gets; an unknown default is a clear error', async () => {
+    const dir = modelsDir();
+    try {
+      const reg = await ModelRegistry.load(settings(dir, { device: 'cpu', defaultModel: 'hip-xray-v2-tiny' }), logger);
+      assert.equal(reg.get().id, 'hip-xray-v2-tiny');
+      assert.equal(reg.get('hip-xray-smoke').id, 'hip-xray-smoke');
+      await reg.close();
+      const wrong = await ModelRegistry.load(settings(dir, { device: 'cpu', defaultModel: 'hip-xray-v9' }), logger);
+      assert.throws(() => wrong.get(), /default model 'hip-xray-v9' \(MODEL_DEFAULT\) is not loaded/);
+      await wrong.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a recalibration file replaces the manifest calibration; one for another model fails that model only', async () => {
+    const dir = modelsDir();
+    const file = (model: string): string => {
+      const p = join(dir, `${model}.recalibration.json`);
+      writeFileSync(p, JSON.stringify({ kind: 'frcds-tscore-recalibration', model, modelVersion: '0.0.1', version: 'site-c-20261203-1', created: '2026-12-03T14:00:00Z', site: 'site-c', intercept: -0.2, slope: 0.9, sd_scale: 1.3, basis: { pairs: 80, from: '2025-01-01', to: '2026-11-30' }, before: { n: 40, r: 0.7, bias: 0.3, coverage: 0.85 }, after: { n: 40, r: 0.7, bias: 0.0, coverage: 0.95 } }));
+      return p;
+    };
+    try {
+      const local = await ModelRegistry.load(settings(dir, { device: 'cpu', tscoreCalibration: file('hip-xray-v2-tiny') }), logger);
+      assert.deepEqual(local.get('hip-xray-v2-tiny').tscoreCalibration, { intercept: -0.2, slope: 0.9, sdScale: 1.3, version: 'site-c-20261203-1', source: 'local' });
+      await local.close();
+      const other = await ModelRegistry.load(settings(dir, { device: 'cpu', tscoreCalibration: file('hip-xray-v3') }), logger);
+      assert.equal(other.status().ready, false);
+      assert.match(other.status().failed.find((f) => f.dir === 'hip-xray-v2-tiny')!.error, /fitted for hip-xray-v3@0\.0\.1, not hip-xray-v2-tiny@0\.0\.1/);
+      assert.equal(other.get().id, 'hip-xray-smoke', 'the v1 model is not affected');
+      await other.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a v2 manifest without its T-score head, with a gamma per member missing, or without the tscore output is refused', async () => {
+    const cases: [string, (m: Record<string, unknown>) => void, RegExp][] = [
+      ['no tscore_head', (m) => delete m['tscore_head'], /manifest\.schema\.json.*tscore_head/],
+      ['gamma count', (m) => ((m['risk_model'] as { tscore_coefficient_per_member: { hip: number[] } }).tscore_coefficient_per_member.hip = [-1]), /tscore_coefficient_per_member\.hip needs one number per member \(3\)/],
+      ['no tscore output', (m) => (m['outputs'] = (m['outputs'] as { name: string }[]).filter((o) => o.name !== 'tscore')), /no output 'tscore'/],
+      ['v1 kind in a 2.x manifest', (m) => ((m['risk_model'] as { kind: string }).kind = 'log-hazard-ensemble'), /manifest\.schema\.json/],
+      ['no quadrature nodes', (m) => delete (m['uncertainty'] as Record<string, unknown>)['gauss_hermite_nodes'], /gauss_hermite_nodes/],
+    ];
+    for (const [what, edit, error] of cases) {
+      const dir = modelsDir(edit);
+      try {
+        const reg = await ModelRegistry.load(settings(dir, { device: 'cpu' }), logger);
+        const failed = reg.status().failed.find((f) => f.dir === 'hip-xray-v2-tiny');
+        assert.ok(failed, `${what}: refused`);
+        assert.match(failed.error, error, what);
+        assert.equal(reg.status().models.length, 1, `${what}: v1 still loads`);
+        await reg.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }
   });
 });

@@ -7,6 +7,14 @@
  * CUDA provider cannot load; platform-notes), so `auto` tries CUDA, catches, and falls back to CPU with the reason
  * logged; `cuda` fails the model instead of falling back; `cpu` never tries CUDA. The provider in use is reported
  * by {@link ModelRegistry.status} (→ `/readyz`) and in every result's provenance.
+ *
+ * Both kinds of manifest run here (manifest.ts): a log-hazard ensemble (schema 1.x, output `log_hazard`) and a
+ * T-score-mediated model (schema 2.x, outputs `base_log_hazard` and the raw T-score head `tscore`). For the latter
+ * the T-score calibration in force is loaded with the model (server/inference/calibration.ts: the manifest's, or the
+ * site's recalibration file `MODEL_TSCORE_CALIBRATION`); a refused file fails that model, reported in the status.
+ *
+ * Which model answers a request without a model id: `defaultModel` (`MODEL_DEFAULT`) when set, else the first id in
+ * sort order (hip-xray-v1 before hip-xray-v2).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -14,7 +22,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Logger } from '../logging.ts';
 import { MicroBatcher, type BatchStats } from './batcher.ts';
-import { readManifest, type ModelManifest } from './manifest.ts';
+import { loadTscoreCalibration, type TscoreCalibration } from './calibration.ts';
+import { isTscoreMediated, readManifest, type ModelManifest } from './manifest.ts';
 
 export type InferenceDevice = 'auto' | 'cuda' | 'cpu';
 export type Provider = 'cuda' | 'cpu';
@@ -26,6 +35,10 @@ export interface InferenceSettings {
   threads: number;
   maxBatch: number;
   maxWaitMs: number;
+  /** A site's T-score recalibration file for the T-score-mediated model it was fitted for (`MODEL_TSCORE_CALIBRATION`). */
+  tscoreCalibration?: string | undefined;
+  /** The model id used when a request names none (`MODEL_DEFAULT`); unset: the first id in sort order. */
+  defaultModel?: string | undefined;
 }
 
 /** One image's model input. */
@@ -38,8 +51,12 @@ export interface ModelInput {
 
 /** One image's raw model output. */
 export interface ModelOutput {
-  /** [members][outcomes] log-hazards. */
+  /** [members][outcomes] log-hazards of a log-hazard ensemble; empty for a T-score-mediated model (see baseLogHazard). */
   logHazard: number[][];
+  /** T-score-mediated model: [members][outcomes] log-hazards without the T-score term; null otherwise. */
+  baseLogHazard: number[][] | null;
+  /** T-score-mediated model: [members] RAW T-score predictive mean and sd (before calibration); null otherwise. */
+  tscore: { mean: number; sd: number }[] | null;
   /** [outcomes] CAM maps, each float32[h·w] row-major. */
   cam: Float32Array[];
   oodDistance: number;
@@ -65,6 +82,8 @@ export interface LoadedModel {
   readonly provider: Provider;
   /** Why the provider is not the one asked for (auto → CPU fallback). */
   readonly providerNote?: string;
+  /** The T-score calibration in force (T-score-mediated models only; null for a log-hazard ensemble). */
+  readonly tscoreCalibration: TscoreCalibration | null;
   readonly session: ort.InferenceSession;
   readonly stats: BatchStats;
   infer(input: ModelInput): Promise<ModelOutput>;
@@ -113,6 +132,9 @@ async function loadModel(dir: string, settings: InferenceSettings, logger: Logge
   if (!existsSync(onnxPath)) throw new ModelLoadError(`${manifest.onnx.file} is missing`);
   const digest = sha256File(onnxPath);
   if (digest !== manifest.onnx.sha256) throw new ModelLoadError(`${manifest.onnx.file} sha256 ${digest.slice(0, 12)}… does not match the manifest (${manifest.onnx.sha256.slice(0, 12)}…)`);
+  const mediated = isTscoreMediated(manifest);
+  // Before the session: a recalibration file of another model is refused with its own clear error.
+  const tscoreCalibration = mediated ? loadTscoreCalibration(manifest, settings.tscoreCalibration) : null;
   const { session, provider, note } = await createSession(onnxPath, settings, logger);
   for (const t of manifest.inputs) if (!session.inputNames.includes(t.name)) throw new ModelLoadError(`ONNX graph has no input '${t.name}'`);
   for (const t of manifest.outputs) if (!session.outputNames.includes(t.name)) throw new ModelLoadError(`ONNX graph has no output '${t.name}'`);
@@ -138,20 +160,26 @@ async function loadModel(dir: string, settings: InferenceSettings, logger: Logge
       clinical: new ort.Tensor('float32', clinical, [B, nClin]),
     });
     const runMs = performance.now() - t0;
-    const lh = out['log_hazard']!.data as Float32Array;
+    const lh = out[mediated ? 'base_log_hazard' : 'log_hazard']!.data as Float32Array;
+    const ts = mediated ? (out['tscore']!.data as Float32Array) : null;
     const cam = out['cam']!.data as Float32Array;
     const ood = out['ood_distance']!.data as Float32Array;
     const camCell = d.camH * d.camW;
-    return items.map((_, b) => ({
-      logHazard: Array.from({ length: d.members }, (_m, m) => Array.from({ length: d.outcomes }, (_o, k) => lh[(b * d.members + m) * d.outcomes + k]!)),
-      cam: Array.from({ length: d.outcomes }, (_o, k) => cam.slice((b * d.outcomes + k) * camCell, (b * d.outcomes + k + 1) * camCell)),
-      oodDistance: ood[b]!,
-      runMs,
-      batchSize: B,
-    }));
+    return items.map((_, b) => {
+      const perMember = Array.from({ length: d.members }, (_m, m) => Array.from({ length: d.outcomes }, (_o, k) => lh[(b * d.members + m) * d.outcomes + k]!));
+      return {
+        logHazard: mediated ? [] : perMember,
+        baseLogHazard: mediated ? perMember : null,
+        tscore: ts ? Array.from({ length: d.members }, (_m, m) => ({ mean: ts[(b * d.members + m) * 2]!, sd: ts[(b * d.members + m) * 2 + 1]! })) : null,
+        cam: Array.from({ length: d.outcomes }, (_o, k) => cam.slice((b * d.outcomes + k) * camCell, (b * d.outcomes + k + 1) * camCell)),
+        oodDistance: ood[b]!,
+        runMs,
+        batchSize: B,
+      };
+    });
   };
   const batcher = new MicroBatcher(run, { maxBatch: settings.maxBatch, maxWaitMs: settings.maxWaitMs });
-  logger.info({ model: manifest.id, version: manifest.version, provider, sha256: digest.slice(0, 12) }, 'model loaded');
+  logger.info({ model: manifest.id, version: manifest.version, provider, sha256: digest.slice(0, 12), ...(tscoreCalibration ? { tscoreCalibration: tscoreCalibration.version, calibrationSource: tscoreCalibration.source } : {}) }, 'model loaded');
   return {
     id: manifest.id,
     version: manifest.version,
@@ -159,6 +187,7 @@ async function loadModel(dir: string, settings: InferenceSettings, logger: Logge
     manifest,
     provider,
     ...(note ? { providerNote: note } : {}),
+    tscoreCalibration,
     session,
     stats: batcher.stats,
     infer: (input) => batcher.submit(input),
@@ -200,11 +229,12 @@ export class ModelRegistry {
     return [...this.#models.values()];
   }
 
-  /** A model by id, or the default: the highest version of the first id in sort order. */
+  /** A model by id, or the default: `settings.defaultModel` when set, else the first id in sort order. */
   get(id?: string): LoadedModel {
-    if (id) {
-      const m = this.#models.get(id);
-      if (!m) throw new ModelNotFoundError(`no model '${id}' is loaded`);
+    const wanted = id ?? this.settings.defaultModel;
+    if (wanted) {
+      const m = this.#models.get(wanted);
+      if (!m) throw new ModelNotFoundError(id ? `no model '${id}' is loaded` : `the default model '${wanted}' (MODEL_DEFAULT) is not loaded (see /readyz)`);
       return m;
     }
     const first = this.list().sort((a, b) => a.id.localeCompare(b.id))[0];

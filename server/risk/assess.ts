@@ -23,6 +23,19 @@
  * "Image-term only" is the fused model's prediction with the clinical term set to QFracture's reference profile
  * (linear predictor 0: centred age and BMI, no risk factors) — what the radiograph alone moves; it is not a
  * separately trained image-only model.
+ *
+ * A T-score-mediated model (manifest `risk_model.kind = "tscore-mediated"`, hip-xray-v2) is read through
+ * mediated.ts: the radiograph gives each member's calibrated femoral-neck T-score distribution (the manifest's
+ * calibration, or the site's recalibration file) and a base log-hazard; a measured DXA T-score in the chart that is
+ * recent enough (dxa.ts; `tscore_head.dxa_max_age_years` or `RISK_DXA_MAX_AGE_YEARS`) replaces the estimate, with
+ * the manifest's DXA precision as its sd, and joins the basis. Risks, intervals, curves and threshold probabilities
+ * come from the T-score mixture; "low confidence" follows the manifest's rule (its log-hazard sd over the mixture,
+ * less the sd expected at that risk level when the manifest gives one, above `low_confidence.max_log_hazard_sd`).
+ * `assessment.tscore` reports the estimate, the DXA and which one was used.
+ *
+ * A BMI outside QFracture-2012's 20–40 is clamped (factors.ts) and always a warning; it is the caveat when the
+ * charted value could change the tier: the BMI term continued beyond the range at its slope at the edge, tried like
+ * another value of a missing factor.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { ImagingStudy } from '@medplum/fhirtypes';
@@ -34,14 +47,18 @@ import { fetchFrame } from '../imaging/retrieve.ts';
 import { inlineImaging, type ImagingExecutor } from '../imaging/worker-pool.ts';
 import { candidateSeries, selectImage, selectionRuleFromManifest, studyUidOf, type ImagingStudyLike, type SelectionRule } from '../imaging/select.ts';
 import type { FhirDataSource } from '../fhir/client.ts';
+import { calibrate } from '../inference/calibration.ts';
+import { isTscoreMediated } from '../inference/manifest.ts';
 import type { LoadedModel, ModelRegistry, Provider } from '../inference/registry.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
-import { extractFactors, loadChart, type ClinicalFactors } from './factors.ts';
+import { measuredDxa, type MeasuredDxa } from './dxa.ts';
+import { bmiText, extractFactors, loadChart, type Chart, type ClinicalFactors } from './factors.ts';
+import { MediatedOutcome, tscoreSummary, type MediatedHead, type TscoreNormal } from './mediated.ts';
 import { renderHeatmap } from './heatmap.ts';
 import { checkImageQuality, type QualityCheck } from './quality.ts';
 import { linearPredictor, linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type QFractureInputs, type Sex } from './qfracture.ts';
 import { baselineAt, compositeBinds, compositeCurve, compositeRisksAt, spread, type CurvePoint, type EnsembleSpread, type HazardTerm, type RiskWithInterval } from './survival.ts';
-import { decide, DECISION_DEFAULTS, type Decision, type DecisionSettings, type HazardComponent } from './decision.ts';
+import { decide, DECISION_DEFAULTS, type Decision, type DecisionSettings, type HazardComponent, type ThresholdProbability } from './decision.ts';
 
 export const OOD_WARNING = "Outside the model's training distribution — review by a clinician. The image-derived risk is withheld; the clinical-only (QFracture-2012) risk is shown.";
 export const HORIZONS = [1, 2, 5, 10] as const;
@@ -69,6 +86,8 @@ export interface AssessmentSettings {
   guideline?: { name: string; url: string };
   /** Patient.identifier systems that carry the PACS Patient ID (server/imaging/identity.ts); absent or empty: its default rule. */
   imagePatientIdSystems?: readonly string[];
+  /** Oldest measured DXA T-score (years before the assessment date) that replaces the estimate (`RISK_DXA_MAX_AGE_YEARS`); default the manifest's. */
+  dxaMaxAgeYears?: number | undefined;
 }
 
 /** A safety event the operator's audit trail must hold (ids, no other PHI). */
@@ -134,6 +153,18 @@ export interface OutcomeResult {
 
 export type Tier = 'low' | 'moderate' | 'high';
 
+/** The femoral-neck T-score of a T-score-mediated model's assessment (contract amendment 1). */
+export interface TscoreResult {
+  /** The radiograph's calibrated predictive distribution (mixture over members): mean, sd, 95 % interval; null without a usable image. */
+  estimate: { mean: number; sd: number; low: number; high: number } | null;
+  /** The measured DXA T-score within the age limit, if the chart has one (used only with a usable image). */
+  dxa: { value: number; date: string; observationId: string } | null;
+  /** Which T-score the risk rests on; 'none' for a clinical-only risk. */
+  used: 'dxa' | 'image' | 'none';
+  /** Version of the T-score calibration in force (manifest or the site's recalibration file). */
+  calibrationVersion: string;
+}
+
 export interface Assessment {
   id: string;
   createdAt: string;
@@ -143,6 +174,8 @@ export interface Assessment {
   study: { id: string; studyUid: string; seriesUid: string; sopUid: string; started: string | null; laterality: string | null } | null;
   model: { id: string; version: string; provider: Provider; providerNote?: string; useStatement: string; syntheticTrainingData: true; notForClinicalUse: true };
   factors: ClinicalFactors;
+  /** T-score-mediated models only (null for a log-hazard ensemble): the estimate, the DXA and which was used. */
+  tscore: TscoreResult | null;
   outcomes: Record<Outcome, OutcomeResult>;
   tier: { tier: Tier; basis: 'fused' | 'clinical-only'; rule: string };
   /** What the risk means against the guideline thresholds and what to do (decision.ts). */
@@ -244,11 +277,25 @@ function componentsOf(terms: readonly HazardTerm[], factors: readonly number[]):
   return terms.map((x, i) => ({ h0: baselineAt(x.grid, x.h0, 10), eta: x.spread.etaMean, s: factors[i]! * x.spread.sd }));
 }
 
-/** Cache key: (study, model version, factor hash). */
-export function cacheKeyOf(study: ImagingStudy | null, model: LoadedModel, factors: ClinicalFactors): string {
-  const h = createHash('sha256').update(JSON.stringify({ sex: factors.sex, index: factors.indexDate, x: factors.inputs })).digest('hex').slice(0, 16);
+/**
+ * Cache key: (study, model version, factor hash); for a T-score-mediated model the hash also covers the measured DXA
+ * in use and the calibration version, so a new DXA result or a site recalibration gives a new assessment.
+ */
+export function cacheKeyOf(study: ImagingStudy | null, model: LoadedModel, factors: ClinicalFactors, dxa: MeasuredDxa | null = null): string {
+  const t = model.tscoreCalibration ? { dxa, cal: model.tscoreCalibration.version } : {};
+  const h = createHash('sha256').update(JSON.stringify({ sex: factors.sex, index: factors.indexDate, x: factors.inputs, ...t })).digest('hex').slice(0, 16);
   const uid = study ? studyUidOf(study as ImagingStudyLike) ?? `ImagingStudy/${study.id}` : 'no-image';
   return `${uid}|${model.id}@${model.version}|${h}`;
+}
+
+/**
+ * The measured DXA T-score a T-score-mediated model uses at `at` (dxa.ts); null for any other model or without one.
+ * The age limit is `settings.dxaMaxAgeYears` when set, else the manifest's `tscore_head.dxa_max_age_years`.
+ */
+export function dxaFor(model: LoadedModel, chart: Chart, at: Date, settings: AssessmentSettings): MeasuredDxa | null {
+  const man = model.manifest;
+  if (!isTscoreMediated(man)) return null;
+  return measuredDxa(chart.dxaObservations ?? [], at, settings.dxaMaxAgeYears ?? man.tscore_head.dxa_max_age_years);
 }
 
 /** The index date of an assessment: the radiograph's date, else the assessment date. */
@@ -263,7 +310,7 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
   const t0 = performance.now();
   const model = deps.registry.get(req.modelId);
   const at = req.at ?? new Date();
-  const chart = await loadChart(deps.fhir, req.patientId, req.signal);
+  const chart = await loadChart(deps.fhir, req.patientId, req.signal, { dxa: isTscoreMediated(model.manifest) });
   const fhirMs = performance.now() - t0;
   const rule = ruleOf(model);
   const warnings: string[] = [];
@@ -281,10 +328,11 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
 
 /**
  * The one caveat a summary line shows, most important first: the image-derived risk withheld (OOD); the radiograph
- * not used (none eligible, not retrievable, another patient's); an image-quality problem; unusual uncertainty.
- * a missing key factor whose recorded value could change the tier. Other missing-factor defaults stay in `warnings`.
+ * not used (none eligible, not retrievable, another patient's); an image-quality problem; unusual uncertainty; a BMI
+ * outside QFracture-2012's range whose charted value could change the tier; a missing key factor whose recorded value
+ * could change the tier. Other missing-factor defaults and clamped BMIs stay in `warnings`.
  */
-export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; quality: readonly QualityCheck[]; outcomes: Record<Outcome, OutcomeResult>; nearOod: boolean; missingThatMatter: readonly string[] }): string | null {
+export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; quality: readonly QualityCheck[]; outcomes: Record<Outcome, OutcomeResult>; nearOod: boolean; missingThatMatter: readonly string[]; bmiOutOfRange?: string | null }): string | null {
   if (x.oodOutside) return 'The radiograph is unlike the images the model was trained on: its risk is withheld and this risk rests on clinical factors only — review by a clinician.';
   if (x.imageProblem) return /^No eligible/.test(x.imageProblem) ? 'No recent hip radiograph: this risk rests on clinical factors only.' : 'The radiograph could not be used: this risk rests on clinical factors only.';
   const q = x.quality.find((c) => !c.passed);
@@ -292,6 +340,7 @@ export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; 
   if (x.nearOod) return 'Low confidence: the radiograph is close to the edge of what the model was trained on; weigh the 95% interval.';
   const lc = OUTCOMES.filter((o) => x.outcomes[o].lowConfidence);
   if (lc.length > 0) return `Low confidence: the model is unusually uncertain about the ${lc.map((o) => (o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture')).join(' and ')} risk; weigh the 95% interval.`;
+  if (x.bmiOutOfRange) return x.bmiOutOfRange;
   if (x.missingThatMatter.length > 0) return `Not recorded: ${x.missingThatMatter.join(', ').toLowerCase()} (a default was used); recording it could change the recommendation.`;
   return null;
 }
@@ -362,6 +411,16 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
 
   const grid = man.risk_model.baseline_cumulative_hazard.grid_years;
   const lowConf = deps.settings.lowConfidence ?? LOW_CONFIDENCE_DEFAULTS;
+  // The two kinds of model (manifest.ts): a log-hazard ensemble (v1) or a T-score-mediated model (v2, mediated.ts).
+  const ensembleMan = isTscoreMediated(man) ? null : man;
+  const mediatedMan = isTscoreMediated(man) ? man : null;
+  const dxa = mediatedMan ? dxaFor(model, chart, at, deps.settings) : null;
+  // Per member, the T-score distribution the risk is computed under: the calibrated radiograph estimate, or a recent
+  // measured DXA value with the DXA precision as its sd (for every member).
+  const estimate: TscoreNormal[] | null = mediatedMan && image && useImage && image.out.tscore && model.tscoreCalibration
+    ? image.out.tscore.map((raw) => calibrate(model.tscoreCalibration!, raw))
+    : null;
+  const tscoreUsed: TscoreNormal[] | null = estimate && dxa ? estimate.map(() => ({ mean: dxa.value, sd: mediatedMan!.tscore_head.dxa_precision_sd })) : estimate;
   const nearOod = useImage && ood!.distance > lowConf.nearOodFraction * ood!.threshold;
   if (nearOod) warnings.push(`Low confidence: the radiograph is close to the edge of the model's training distribution (distance ${ood!.distance.toFixed(1)}; risks are withheld above ${ood!.threshold.toFixed(1)}).`);
   /**
@@ -374,9 +433,13 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   const headsFor = (lpShift: Record<Outcome, number>): Heads => {
     const out = {} as Heads;
     for (const o of OUTCOMES) {
+      if (!ensembleMan) {
+        out[o] = null;
+        continue;
+      }
       const mo = man.outcomes.find((x) => x.id === o)!;
       const betas = man.clinical_term.coefficient_per_member?.[o];
-      const factor = man.uncertainty.interval_factor[o]!;
+      const factor = ensembleMan.uncertainty.interval_factor[o]!;
       const etas0 = image ? image.out.logHazard.map((m) => m[mo.index]!) : null;
       const perMember = !!betas && !!etas0 && betas.length === etas0.length;
       if (!etas0 || (lpShift[o] !== 0 && !perMember)) {
@@ -384,9 +447,9 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
         continue;
       }
       const etas = lpShift[o] === 0 ? etas0 : etas0.map((e, m) => e + betas![m]! * lpShift[o]);
-      const fusedSpread = spread(etas, factor, man.uncertainty.z, man.uncertainty.sd_ddof);
+      const fusedSpread = spread(etas, factor, ensembleMan.uncertainty.z, ensembleMan.uncertainty.sd_ddof);
       const imageOnly = perMember
-        ? spread(etas.map((e, m) => e - betas![m]! * (terms[o].lp + lpShift[o])), factor, man.uncertainty.z, man.uncertainty.sd_ddof)
+        ? spread(etas.map((e, m) => e - betas![m]! * (terms[o].lp + lpShift[o])), factor, ensembleMan.uncertainty.z, ensembleMan.uncertainty.sd_ddof)
         : null;
       out[o] = { h0: man.risk_model.baseline_cumulative_hazard[o]!, fused: fusedSpread, imageOnly, factor };
     }
@@ -403,11 +466,41 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     if (o === 'mof' && hip?.[which]) list.push({ grid, h0: hip.h0, spread: hip[which]! });
     return list;
   };
+  /**
+   * T-score-mediated model, per outcome: the predictive distribution of the fused risk and of its radiograph term
+   * alone (null without per-member clinical coefficients), MOF with the hip head as its floor. `lpShift` moves the
+   * QFracture linear predictor exactly as for the ensemble (the clinical term is linear in each member's base
+   * log-hazard). Null without a usable image, or when a shift is asked for and cannot be applied.
+   */
+  type Mediated = Record<Outcome, { fused: MediatedOutcome; imageOnly: MediatedOutcome | null }>;
+  const mediatedFor = (lpShift: Record<Outcome, number>): Mediated | null => {
+    const base = image?.out.baseLogHazard;
+    if (!mediatedMan || !tscoreUsed || !base) return null;
+    const heads = {} as Record<Outcome, { fused: MediatedHead; imageOnly: MediatedHead | null }>;
+    for (const o of OUTCOMES) {
+      const mo = man.outcomes.find((x) => x.id === o)!;
+      const betas = man.clinical_term.coefficient_per_member?.[o];
+      const base0 = base.map((m) => m[mo.index]!);
+      const perMember = !!betas && betas.length === base0.length;
+      if (lpShift[o] !== 0 && !perMember) return null;
+      const b = lpShift[o] === 0 ? base0 : base0.map((x, m) => x + betas![m]! * lpShift[o]);
+      const head: MediatedHead = { grid, h0: man.risk_model.baseline_cumulative_hazard[o]!, base: b, gamma: mediatedMan.risk_model.tscore_coefficient_per_member[o]! };
+      heads[o] = { fused: head, imageOnly: perMember ? { ...head, base: b.map((x, m) => x - betas![m]! * (terms[o].lp + lpShift[o])) } : null };
+    }
+    const n = mediatedMan.uncertainty.gauss_hermite_nodes;
+    const hipOnly = heads.hip.imageOnly;
+    const mofOnly = heads.mof.imageOnly;
+    return {
+      hip: { fused: new MediatedOutcome([heads.hip.fused], tscoreUsed, n), imageOnly: hipOnly ? new MediatedOutcome([hipOnly], tscoreUsed, n) : null },
+      mof: { fused: new MediatedOutcome([heads.mof.fused, heads.hip.fused], tscoreUsed, n), imageOnly: mofOnly && hipOnly ? new MediatedOutcome([mofOnly, hipOnly], tscoreUsed, n) : null },
+    };
+  };
+  const mediated = mediatedFor({ hip: 0, mof: 0 });
   const clinicalRisk = (o: Outcome, t: number): number => {
     const r = riskFromLp(terms[o].lp, o, factors.sex, t);
     return o === 'mof' ? Math.max(r, riskFromLp(terms.hip.lp, 'hip', factors.sex, t)) : r;
   };
-  const components = {} as Record<Outcome, HazardComponent[] | null>;
+  const components = {} as Record<Outcome, HazardComponent[] | ThresholdProbability | null>;
   const outcomes = {} as Record<Outcome, OutcomeResult>;
   for (const o of OUTCOMES) {
     const mo = man.outcomes.find((x) => x.id === o)!;
@@ -422,17 +515,37 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     const fusedTerms = termsOf(o, 'fused');
     const imageTerms = termsOf(o, 'imageOnly');
     const head = heads[o];
-    const fused: OutcomeResult['fused'] = fusedTerms && head
-      ? { risks: compositeRisksAt(fusedTerms, HORIZONS), curve: compositeCurve(fusedTerms), logHazard: head.fused.etaMean, sd: head.fused.sd }
-      : null;
-    const imageTermOnly: OutcomeResult['imageTermOnly'] = imageTerms && head?.imageOnly
-      ? { risks: compositeRisksAt(imageTerms, HORIZONS), logHazard: head.imageOnly.etaMean }
-      : null;
-    components[o] = useImage && fusedTerms ? componentsOf(fusedTerms, fusedTerms.map((_, i) => (i === 0 ? head!.factor : heads.hip!.factor))) : null;
+    const med = mediated?.[o];
+    let fused: OutcomeResult['fused'] = null;
+    let imageTermOnly: OutcomeResult['imageTermOnly'] = null;
+    let spreadHigh = false;
+    let raised = false;
+    const outcomeWords = o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture';
+    if (med && mediatedMan) {
+      const sp = med.fused.logHazardSpread();
+      fused = { risks: HORIZONS.map((t) => med.fused.riskAt(t)), curve: med.fused.curve(), logHazard: sp.mean, sd: sp.sd };
+      imageTermOnly = med.imageOnly ? { risks: HORIZONS.map((t) => med.imageOnly!.riskAt(t)), logHazard: med.imageOnly.logHazardSpread().mean } : null;
+      components[o] = (threshold: number) => med.fused.probabilityAtLeast(10, threshold);
+      const rule = mediatedMan.uncertainty.low_confidence;
+      const ref = rule.sd_reference?.[o];
+      const expected = ref ? ref.intercept + ref.slope * sp.mean : 0;
+      spreadHigh = sp.sd - expected > rule.max_log_hazard_sd;
+      if (spreadHigh) warnings.push(`Low confidence: the model is more uncertain than usual about the 10-year ${outcomeWords} risk (spread ${sp.sd.toFixed(2)} on the log-hazard scale over its members and the T-score distribution, usual up to ${(expected + rule.max_log_hazard_sd).toFixed(2)}); weigh the 95% interval.`);
+      raised = med.fused.floorBinds();
+    } else {
+      fused = fusedTerms && head
+        ? { risks: compositeRisksAt(fusedTerms, HORIZONS), curve: compositeCurve(fusedTerms), logHazard: head.fused.etaMean, sd: head.fused.sd }
+        : null;
+      imageTermOnly = imageTerms && head?.imageOnly
+        ? { risks: compositeRisksAt(imageTerms, HORIZONS), logHazard: head.imageOnly.etaMean }
+        : null;
+      components[o] = useImage && fusedTerms ? componentsOf(fusedTerms, fusedTerms.map((_, i) => (i === 0 ? head!.factor : heads.hip!.factor))) : null;
+      spreadHigh = useImage && !!head && head.fused.sd > lowConf.maxLogHazardSd;
+      if (spreadHigh) warnings.push(`Low confidence: the model's ensemble members disagree more than usual about the 10-year ${outcomeWords} risk (spread ${head!.fused.sd.toFixed(2)} on the log-hazard scale, usual up to ${lowConf.maxLogHazardSd}); weigh the 95% interval.`);
+      raised = fusedTerms ? compositeBinds(fusedTerms) : false;
+    }
     const r10 = fused?.risks.find((r) => r.years === 10);
     const width = r10 && useImage ? (r10.upper - r10.lower) * 100 : null;
-    const spreadHigh = useImage && !!head && head.fused.sd > lowConf.maxLogHazardSd;
-    if (spreadHigh) warnings.push(`Low confidence: the model's ensemble members disagree more than usual about the 10-year ${o === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk (spread ${head!.fused.sd.toFixed(2)} on the log-hazard scale, usual up to ${lowConf.maxLogHazardSd}); weigh the 95% interval.`);
     outcomes[o] = {
       outcome: o,
       definition: mo.definition,
@@ -451,7 +564,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
         .sort((a, b) => Math.abs(b.qfracture) - Math.abs(a.qfracture)),
       intervalWidth10y: width,
       lowConfidence: spreadHigh || nearOod,
-      raisedToHip: useImage ? (fusedTerms ? compositeBinds(fusedTerms) : false) : clinicalRaised,
+      raisedToHip: useImage ? raised : clinicalRaised,
     };
   }
 
@@ -466,11 +579,19 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   const decided = decide({ hip: { risk10: pick('hip'), components: components.hip }, mof: { risk10: pick('mof'), components: components.mof } }, ds);
   const tier = { tier: decided.tier, basis: basis as 'fused' | 'clinical-only', rule: tierRuleText(ds) };
   // A missing factor "matters" when another value of it alone would change the tier (ALTERNATIVES).
-  const tierWith = (inputs: QFractureInputs): Tier | null => {
-    const lp = { hip: linearPredictor('hip', factors.sex, inputs), mof: linearPredictor('mof', factors.sex, inputs) };
+  const tierWith = (inputs: QFractureInputs): Tier | null => tierAtLp({ hip: linearPredictor('hip', factors.sex, inputs), mof: linearPredictor('mof', factors.sex, inputs) });
+  function tierAtLp(lp: Record<Outcome, number>): Tier | null {
     if (!useImage) {
       const hip10 = riskFromLp(lp.hip, 'hip', factors.sex, 10);
       return decide({ hip: { risk10: hip10, components: null }, mof: { risk10: Math.max(riskFromLp(lp.mof, 'mof', factors.sex, 10), hip10), components: null } }, ds).tier;
+    }
+    if (mediatedMan) {
+      const ms = mediatedFor({ hip: lp.hip - terms.hip.lp, mof: lp.mof - terms.mof.lp });
+      if (!ms) return null;
+      return decide({
+        hip: { risk10: ms.hip.fused.meanRisk(10), components: (thr: number) => ms.hip.fused.probabilityAtLeast(10, thr) },
+        mof: { risk10: ms.mof.fused.meanRisk(10), components: (thr: number) => ms.mof.fused.probabilityAtLeast(10, thr) },
+      }, ds).tier;
     }
     const hs = headsFor({ hip: lp.hip - terms.hip.lp, mof: lp.mof - terms.mof.lp });
     const hipTerms = termsOf('hip', 'fused', hs);
@@ -478,7 +599,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     if (!hipTerms || !mofTerms) return null;
     const f = (o: Outcome, list: HazardTerm[]) => componentsOf(list, list.map((_, i) => (i === 0 ? hs[o]!.factor : hs.hip!.factor)));
     return decide({ hip: { risk10: compositeRisksAt(hipTerms, [10])[0]!.risk, components: f('hip', hipTerms) }, mof: { risk10: compositeRisksAt(mofTerms, [10])[0]!.risk, components: f('mof', mofTerms) } }, ds).tier;
-  };
+  }
   const mattering = factors.records
     .filter((r) => r.status === 'default' && r.factor in ALTERNATIVES)
     .filter((r) => ALTERNATIVES[r.factor as keyof typeof ALTERNATIVES].some((v) => {
@@ -486,11 +607,28 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       return t !== null && t !== decided.tier;
     }))
     .map((r) => r.label);
-  const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod, missingThatMatter: mattering });
+  // A clamped BMI: the BMI term continued past the edge of QFracture's range at its slope there (per unit, from the
+  // last unit inside the range) stands in for the charted value the equation does not accept.
+  const bmiRec = factors.records.find((r) => r.factor === 'bmi');
+  let bmiOutOfRange: string | null = null;
+  if (bmiRec && bmiRec.status !== 'default' && typeof bmiRec.raw === 'number' && bmiRec.raw !== bmiRec.value) {
+    const edge = bmiRec.value;
+    const inner = edge > 30 ? edge - 1 : edge + 1;
+    const lpAt = (o: Outcome, bmi: number) => linearPredictor(o, factors.sex, { ...factors.inputs, bmi });
+    const raw = bmiRec.raw;
+    const lp = { hip: terms.hip.lp + (lpAt('hip', edge) - lpAt('hip', inner)) / (edge - inner) * (raw - edge), mof: terms.mof.lp + (lpAt('mof', edge) - lpAt('mof', inner)) / (edge - inner) * (raw - edge) };
+    const t = tierAtLp(lp);
+    if (t !== null && t !== decided.tier) bmiOutOfRange = `BMI ${bmiText(raw)} ${bmiRec.status === 'derived' ? 'from weight and height' : 'as recorded'} is outside the 20–40 range QFracture-2012 accepts; ${edge} was used, and the actual value could change the recommendation.`;
+  }
+  const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod, missingThatMatter: mattering, bmiOutOfRange });
 
   const sourcesUsed = new Set<string>([`Patient/${req.patientId}`]);
   for (const r of factors.records) for (const s of r.sources) sourcesUsed.add(s);
   if (study?.id) sourcesUsed.add(`ImagingStudy/${study.id}`);
+  const tscoreIn: Assessment['tscore'] = mediatedMan
+    ? { estimate: estimate ? tscoreSummary(estimate) : null, dxa, used: !tscoreUsed ? 'none' : estimate && dxa ? 'dxa' : 'image', calibrationVersion: model.tscoreCalibration?.version ?? 'none' }
+    : null;
+  if (tscoreIn?.used === 'dxa' && dxa) sourcesUsed.add(`Observation/${dxa.observationId}`);
 
   const assessment: Assessment = {
     id: randomUUID(),
@@ -501,6 +639,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     study: image && study ? { id: study.id!, studyUid: image.sel.studyUid, seriesUid: image.sel.seriesUid, sopUid: image.sel.sopUid, started: study.started ?? null, laterality: image.sel.laterality ?? null } : null,
     model: { id: model.id, version: model.version, provider: model.provider, ...(model.providerNote ? { providerNote: model.providerNote } : {}), useStatement: man.use_statement, syntheticTrainingData: true, notForClinicalUse: true },
     factors,
+    tscore: tscoreIn,
     outcomes,
     tier,
     decision: decided.decision,
@@ -511,7 +650,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     missingFactors: factors.missing,
     heatmap: image && useImage ? { outcome: 'hip', width: image.pngs.width, height: image.pngs.height, peak: image.pngs.peak ?? null } : null,
     basis: [...sourcesUsed],
-    cacheKey: cacheKeyOf(study, model, factors),
+    cacheKey: cacheKeyOf(study, model, factors, dxa),
     timings: { ...timings, totalMs: performance.now() - tStart },
     attribution: QFRACTURE_ATTRIBUTION,
   };

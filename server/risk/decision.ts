@@ -9,7 +9,9 @@
  * 1 − exp(−H0(10)·exp(η)) and P(risk ≥ threshold) = P(η ≥ η_thr) with η_thr = log(−log(1 − threshold) / H0(10)).
  * Major osteoporotic fracture (MOF) includes hip fracture, so its cumulative hazard is the larger of its own and the
  * hip's at every quantile (survival.ts); its probability is then the larger of the two components' probabilities.
- * A clinical-only risk (QFracture-2012) has no interval and no probability (null).
+ * A clinical-only risk (QFracture-2012) has no interval and no probability (null). A model with another predictive
+ * distribution (the T-score mixture of a T-score-mediated model, mediated.ts) hands in its own tail probability as a
+ * function of the threshold instead of normal components; the tier rule is the same for both.
  *
  * Tier rule (thresholds in percent, compared on the SHOWN values — numbers.ts — so "3.0%" is never "below 3%"):
  * - high: an outcome's shown risk is at or above its treatment threshold and, when there is an interval, the
@@ -163,17 +165,33 @@ export function meaningOf(tier: DecisionTier, hip: OutcomeDecision, mof: Outcome
   return `Below the ${thresholdWords(hip)} and ${thresholdWords(mof)} treatment thresholds${probs.length === 2 ? ` (probability of being above them ${probs.join(' and ')})` : ''}.`;
 }
 
-/** Input of {@link decide}: per outcome, the shown 10-year risk (fraction) and its hazard components (null = clinical-only). */
+/** P(10-year risk ≥ threshold) of a predictive distribution, `threshold` a fraction (0.03 for 3 %). */
+export type ThresholdProbability = (threshold: number) => number;
+
+/**
+ * Input of {@link decide}: per outcome, the shown 10-year risk (fraction) and its predictive distribution: normal
+ * hazard components on the log-hazard scale ({@link probabilityAbove}), the distribution's own tail probability, or
+ * null (clinical-only, no interval).
+ */
 export interface DecisionInput {
-  hip: { risk10: number; components: readonly HazardComponent[] | null };
-  mof: { risk10: number; components: readonly HazardComponent[] | null };
+  hip: { risk10: number; components: readonly HazardComponent[] | ThresholdProbability | null };
+  mof: { risk10: number; components: readonly HazardComponent[] | ThresholdProbability | null };
+}
+
+function probabilityOf(c: readonly HazardComponent[] | ThresholdProbability | null, threshold: number): number | null {
+  if (c === null) return null;
+  if (typeof c === 'function') {
+    if (!(threshold > 0 && threshold < 1)) throw new RangeError(`threshold must be a fraction in (0, 1), got ${threshold}`);
+    return Math.min(1, Math.max(0, c(threshold)));
+  }
+  return probabilityAbove(c, threshold);
 }
 
 /** The decision and tier of an assessment from its shown 10-year risks and predictive distributions. */
 export function decide(input: DecisionInput, s: DecisionSettings): { decision: Decision; tier: DecisionTier } {
   const one = (o: DecisionOutcome, thresholdPercent: number): OutcomeDecision => {
     const x = input[o];
-    return { outcome: o, thresholdPercent, shownPercent: shownPercent(x.risk10), probabilityAbove: x.components ? probabilityAbove(x.components, thresholdPercent / 100) : null };
+    return { outcome: o, thresholdPercent, shownPercent: shownPercent(x.risk10), probabilityAbove: probabilityOf(x.components, thresholdPercent / 100) };
   };
   const hip = one('hip', s.tiers.hipHigh);
   const mof = one('mof', s.tiers.mofHigh);

@@ -6,7 +6,9 @@
  * model's clinical term was trained on, so the fused model sees what it saw in training:
  * - age: completed years from `Patient.birthDate` to the index date (the radiograph's date).
  * - BMI: latest LOINC 39156-5 Observation, clamped to 20–40; else latest weight (29463-7, kg) / height (8302-2,
- *   cm)²; else the DEFAULT 27.0 kg/m² (listed as missing).
+ *   cm)²; else the DEFAULT 27.0 kg/m² (listed as missing). A clamped BMI is a warning that says which value was
+ *   charted or derived and which was used ({@link bmiClampWarning}); the assessment decides whether it could change
+ *   the tier (assess.ts).
  * - ethnicity (ethrisk 1–9): NHS ethnic category (UK Core `Extension-UKCore-EthnicCategory`) via the
  *   `qfracture-ethrisk-*` ValueSets; absent or `Z` (not stated) → 1, listed as missing. Without the UK Core
  *   extension, US Core race (`us-core-race`): detailed codes that name a QFracture group map to it (Indian 2029-7 →
@@ -30,6 +32,7 @@ import type {
 } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
 import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
+import { dxaResultTokens } from '../orders/care-status.ts';
 import { clampBmi, QF_BOOLEANS, RANGES, type QfBoolean, type QFractureInputs, type Sex } from './qfracture.ts';
 
 export const DEFAULTS = { bmi: 27.0, ethrisk: 1, smoke_cat: 0, alcohol_cat6: 0 } as const;
@@ -118,6 +121,15 @@ export interface Chart {
   medicationStatements: MedicationStatement[];
   familyHistory: FamilyMemberHistory[];
   imagingStudies: ImagingStudy[];
+  /** DXA results (ValueSet `dxa-result`), read only when asked for ({@link LoadChartOptions}); absent otherwise. */
+  dxaObservations?: Observation[];
+}
+
+export interface LoadChartOptions {
+  /** Also read the DXA results (a T-score-mediated model replaces its estimate by a recent measured T-score). */
+  dxa?: boolean;
+  /** The project's ValueSets (default: loaded from `fhir-profiles/valuesets/`). */
+  valueSets?: ValueSetIndex;
 }
 
 /** The chart cannot give the inputs QFracture needs (no sex, no birth date, age out of range). */
@@ -132,10 +144,12 @@ export class FactorError extends Error {
  * `patient` parameter is `subject.where(resolve() is Patient)`, which some servers (the embedded one included)
  * evaluate by resolving every reference — tens of times slower.
  */
-export async function loadChart(source: FhirDataSource, patientId: string, signal?: AbortSignal): Promise<Chart> {
+export async function loadChart(source: FhirDataSource, patientId: string, signal?: AbortSignal, opts: LoadChartOptions = {}): Promise<Chart> {
   const ref = `Patient/${patientId}`;
   const obsCodes = Object.values(CODES).map((c) => `${LOINC}|${c}`).join(',');
-  const [patient, observations, conditions, medicationRequests, medicationStatements, familyHistory, imagingStudies] = await Promise.all([
+  // The same search as the care status (server/orders/care-status.ts): a CDS hook answers it from `dxaResults`.
+  const dxa = opts.dxa ? source.search<Observation>('Observation', { subject: ref, code: dxaResultTokens(opts.valueSets ?? loadValueSets()).join(',') }, signal) : undefined;
+  const [patient, observations, conditions, medicationRequests, medicationStatements, familyHistory, imagingStudies, dxaObservations] = await Promise.all([
     source.read<Patient>('Patient', patientId, signal),
     source.search<Observation>('Observation', { subject: ref, code: obsCodes }, signal),
     source.search<Condition>('Condition', { subject: ref }, signal),
@@ -143,6 +157,7 @@ export async function loadChart(source: FhirDataSource, patientId: string, signa
     source.search<MedicationStatement>('MedicationStatement', { subject: ref }, signal),
     source.search<FamilyMemberHistory>('FamilyMemberHistory', { patient: ref }, signal),
     source.search<ImagingStudy>('ImagingStudy', { subject: ref }, signal),
+    dxa,
   ]);
   // A chart source (a CDS prefetch above all) may hand back resources of someone else: only this patient's are used.
   if (patient.id !== patientId) throw new FactorError('the chart source returned another patient than the one asked for');
@@ -156,6 +171,7 @@ export async function loadChart(source: FhirDataSource, patientId: string, signa
     medicationStatements: mine(medicationStatements),
     familyHistory: mine(familyHistory),
     imagingStudies: mine(imagingStudies),
+    ...(dxaObservations ? { dxaObservations: mine(dxaObservations) } : {}),
   };
 }
 
@@ -192,6 +208,23 @@ function quantity(o: Observation | undefined, units: readonly string[]): number 
   const u = q.code ?? q.unit;
   if (u !== undefined && !units.includes(u)) return undefined;
   return q.value;
+}
+
+/**
+ * A BMI outside QFracture-2012's range written so it never reads as inside it: one decimal, more when one decimal
+ * would round onto the range ("40.03", not "40.0").
+ */
+export function bmiText(bmi: number): string {
+  for (let d = 1; d <= 4; d++) {
+    const s = bmi.toFixed(d);
+    if (Number(s) < RANGES.bmi[0] || Number(s) > RANGES.bmi[1]) return s.replace(/\.0+$/, '').replace(/(\.\d*?)0+$/, '$1');
+  }
+  return bmi.toFixed(4);
+}
+
+/** The warning of a BMI clamped to QFracture-2012's range: "BMI 43 from weight and height is outside …; 40 was used." */
+export function bmiClampWarning(raw: number, used: number, derived: boolean): string {
+  return `BMI ${bmiText(raw)} ${derived ? 'from weight and height' : 'as recorded'} is outside the ${RANGES.bmi[0]}–${RANGES.bmi[1]} range QFracture-2012 accepts; ${used} was used.`;
 }
 
 export function alcoholCategory(unitsPerDay: number): number {
@@ -262,6 +295,7 @@ export function extractFactors(chart: Chart, indexDate: string, vs: ValueSetInde
   if (bmiObs && bmiRaw !== undefined) {
     bmi = clampBmi(bmiRaw);
     records.push({ factor: 'bmi', label: LABELS['bmi']!, value: bmi, status: 'recorded', sources: [refOf(bmiObs)], raw: bmiRaw, ...(bmi !== bmiRaw ? { note: `clamped to QFracture's range ${RANGES.bmi[0]}–${RANGES.bmi[1]}` } : {}) });
+    if (bmi !== bmiRaw) warnings.push(bmiClampWarning(bmiRaw, bmi, false));
   } else {
     const wObs = latestObservation(chart, CODES.weight, indexDate);
     const hObs = latestObservation(chart, CODES.height, indexDate);
@@ -270,7 +304,8 @@ export function extractFactors(chart: Chart, indexDate: string, vs: ValueSetInde
     if (wObs && hObs && w !== undefined && h !== undefined && h > 50) {
       const raw = w / (h / 100) ** 2;
       bmi = clampBmi(raw);
-      records.push({ factor: 'bmi', label: LABELS['bmi']!, value: bmi, status: 'derived', sources: [refOf(wObs), refOf(hObs)], raw, note: 'from the latest weight and height' });
+      records.push({ factor: 'bmi', label: LABELS['bmi']!, value: bmi, status: 'derived', sources: [refOf(wObs), refOf(hObs)], raw, note: bmi !== raw ? `from the latest weight and height; clamped to QFracture's range ${RANGES.bmi[0]}–${RANGES.bmi[1]}` : 'from the latest weight and height' });
+      if (bmi !== raw) warnings.push(bmiClampWarning(raw, bmi, true));
     } else {
       records.push({ factor: 'bmi', label: LABELS['bmi']!, value: bmi, status: 'default', sources: [], note: `no BMI, weight/height recorded: default ${DEFAULTS.bmi} kg/m²` });
       missing.push(LABELS['bmi']!);

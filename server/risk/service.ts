@@ -15,7 +15,7 @@ import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { FhirDataSource } from '../fhir/client.ts';
 import type { Logger } from '../logging.ts';
 import type { ResultRecord, ResultStore, SingleFlight } from '../state/types.ts';
-import { assess, cacheKeyOf, indexDateOf, prepare, type AssessDeps, type AssessmentResult, type AssessRequest } from './assess.ts';
+import { assess, cacheKeyOf, dxaFor, indexDateOf, prepare, type AssessDeps, type AssessmentResult, type AssessRequest } from './assess.ts';
 import { extractFactors } from './factors.ts';
 import { toFhir, type AssessmentFhir } from './fhir-output.ts';
 
@@ -104,7 +104,7 @@ export class RiskService {
     }
     const prepared = await prepare(deps, req);
     const factors = extractFactors(prepared.chart, indexDateOf(prepared.study, prepared.at));
-    const key = cacheKeyOf(prepared.study, prepared.model, factors);
+    const key = cacheKeyOf(prepared.study, prepared.model, factors, dxaFor(prepared.model, prepared.chart, prepared.at, deps.settings));
     const cached = this.#byKey.get(key) ?? (await this.#sharedByKey(key));
     if (cached) {
       this.#memo.set(memoKey, { key, at: Date.now() });

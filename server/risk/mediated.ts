@@ -1,0 +1,256 @@
+/**
+ * Risks of a T-score-mediated model (manifest `risk_model.kind = "tscore-mediated"`, schema 2.x; the hip-xray-v2
+ * contract): member m of the ensemble gives, per outcome k, a base log-hazard b_mk (the clinical term and a small
+ * image term, without the T-score) and the femoral-neck T-score enters linearly, η_mk(T) = b_mk + γ_mk·T, with
+ * risk_k(t) = 1 − exp(−H0_k(t)·exp(η)). The T-score is uncertain: member m's calibrated predictive distribution
+ * N(μ_m, σ_m) from the radiograph, or — when the chart has a recent measured DXA T-score — N(DXA, DXA precision sd)
+ * for every member. The predictive distribution of a risk is the equal-weight mixture over members of the risk
+ * under that member's T-score distribution. No random numbers:
+ *
+ * - **Point estimate** = the mixture mean of the risk (the predictive probability of a fracture), by the manifest's
+ *   probabilists' Gauss-Hermite rule (`uncertainty.gauss_hermite_nodes`, 16: exact for polynomials in T up to degree
+ *   31) per member: mean = Σ_m Σ_j (w_j / M)·risk(b_m + γ_m·(μ_m + σ_m·x_j)).
+ * - **95 % interval** = the 2.5 and 97.5 percentiles of the mixture. Within a member the risk is monotone in T, so
+ *   P(risk ≥ r) = Σ_m (1/M)·P_m(T on the side of T*_m(r) where the risk is ≥ r), a sum of normal tails: the mixture's
+ *   CDF is known exactly and each percentile is found by bisection on it. (Percentiles of the discrete node mixture
+ *   converge to these; with 16 nodes they step by up to half a node spacing, ≈ 0.3 sd of T, which is why the CDF is
+ *   used.) The same tail sum gives P(10-year risk ≥ threshold) for the decision.
+ * - **MOF is never below hip** (survival.ts, "Composite outcomes"): at every time and for every member and T the MOF
+ *   cumulative hazard is max(H_mof, H_hip). A member's MOF risk is then ≥ r exactly when its MOF head or its hip head
+ *   alone is, so the tail is that of the union of the two T-sets; the mean, every percentile, every curve point and
+ *   the threshold probability of MOF are therefore at least the hip's.
+ * - **Spread** of the log-hazard = its sd over the mixture (members × nodes; the quadrature is exact for it), for the
+ *   manifest's low-confidence rule.
+ *
+ * Pure and synchronous; no Node imports.
+ */
+import { baselineAt } from './survival.ts';
+import { normalUpperTail } from './decision.ts';
+import type { CurvePoint, RiskWithInterval } from './survival.ts';
+
+/** A normal distribution of the T-score (one ensemble member's, or a measured DXA value with its precision). */
+export interface TscoreNormal {
+  mean: number;
+  sd: number;
+}
+
+/** One outcome head of a T-score-mediated model. */
+export interface MediatedHead {
+  /** Baseline cumulative hazard on its grid (years). */
+  grid: readonly number[];
+  h0: readonly number[];
+  /** Per member: log-hazard without the T-score term. */
+  base: readonly number[];
+  /** Per member: log-hazard per T-score unit (γ, normally negative). */
+  gamma: readonly number[];
+}
+
+/** Probabilists' Gauss-Hermite rule: nodes x_j and weights w_j (Σ w_j = 1) with E f(Z) ≈ Σ w_j f(x_j), Z ~ N(0, 1). */
+export interface GaussHermiteRule {
+  nodes: readonly number[];
+  weights: readonly number[];
+}
+
+const rules = new Map<number, GaussHermiteRule>();
+
+/**
+ * The n-point probabilists' Gauss-Hermite rule: the physicists' rule (weight e^{−x²}) by Newton iteration on the
+ * orthonormal Hermite recurrence (Numerical Recipes §4.5, `gauher`), then x = √2·x_phys and w = w_phys/√π.
+ */
+export function gaussHermite(n: number): GaussHermiteRule {
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new RangeError(`Gauss-Hermite nodes must be an integer in 1..64, got ${n}`);
+  const hit = rules.get(n);
+  if (hit) return hit;
+  const PIM4 = 0.7511255444649425; // π^(−1/4)
+  const x = new Array<number>(n).fill(0);
+  const w = new Array<number>(n).fill(0);
+  const m = (n + 1) >> 1;
+  let z = 0;
+  for (let i = 0; i < m; i++) {
+    if (i === 0) z = Math.sqrt(2 * n + 1) - 1.85575 * (2 * n + 1) ** -0.16667;
+    else if (i === 1) z -= (1.14 * n ** 0.426) / z;
+    else if (i === 2) z = 1.86 * z - 0.86 * x[0]!;
+    else if (i === 3) z = 1.91 * z - 0.91 * x[1]!;
+    else z = 2 * z - x[i - 2]!;
+    let pp = 0;
+    for (let its = 0; its < 100; its++) {
+      let p1 = PIM4;
+      let p2 = 0;
+      for (let j = 0; j < n; j++) {
+        const p3 = p2;
+        p2 = p1;
+        p1 = z * Math.sqrt(2 / (j + 1)) * p2 - Math.sqrt(j / (j + 1)) * p3;
+      }
+      pp = Math.sqrt(2 * n) * p2;
+      const z1 = z;
+      z = z1 - p1 / pp;
+      if (Math.abs(z - z1) <= 1e-15 * Math.max(1, Math.abs(z))) break;
+    }
+    x[i] = z;
+    x[n - 1 - i] = -z;
+    w[i] = 2 / (pp * pp);
+    w[n - 1 - i] = w[i]!;
+  }
+  const rule = { nodes: x.map((v) => v * Math.SQRT2).reverse(), weights: w.map((v) => v / Math.sqrt(Math.PI)).reverse() };
+  rules.set(n, rule);
+  return rule;
+}
+
+/**
+ * The set of T where member m's head reaches cumulative hazard `hStar`: H0·exp(b + γT) ≥ h⋆ ⇔ γT ≥ log(h⋆ / H0) − b.
+ * A half-line ('le': T ≤ t, 'ge': T ≥ t), everything, or nothing.
+ */
+type TSet = { kind: 'le' | 'ge'; t: number } | { kind: 'all' } | { kind: 'none' };
+
+function reachSet(h0: number, base: number, gamma: number, hStar: number): TSet {
+  if (!(h0 > 0)) return { kind: 'none' };
+  const c = Math.log(hStar / h0) - base; // need γT ≥ c
+  if (gamma < 0) return { kind: 'le', t: c / gamma };
+  if (gamma > 0) return { kind: 'ge', t: c / gamma };
+  return c <= 0 ? { kind: 'all' } : { kind: 'none' };
+}
+
+/** P(T ∈ A ∪ B) for T ~ N(μ, σ) (σ = 0: a point mass). */
+function probUnion(sets: readonly TSet[], tn: TscoreNormal): number {
+  if (sets.some((s) => s.kind === 'all')) return 1;
+  const half = sets.filter((s): s is { kind: 'le' | 'ge'; t: number } => s.kind === 'le' || s.kind === 'ge');
+  const le = half.filter((s) => s.kind === 'le').reduce((a, s) => Math.max(a, s.t), -Infinity);
+  const ge = half.filter((s) => s.kind === 'ge').reduce((a, s) => Math.min(a, s.t), Infinity);
+  if (le >= ge) return 1; // the two half-lines cover the line
+  const below = (t: number): number => (t === -Infinity ? 0 : t === Infinity ? 1 : tn.sd > 0 ? 1 - normalUpperTail((t - tn.mean) / tn.sd) : tn.mean <= t ? 1 : 0);
+  return below(le) + (1 - below(ge));
+}
+
+/**
+ * The predictive distribution of one outcome's risk (MOF: with the hip head as its floor) under the T-score
+ * mixture: its mean, percentiles and tail probabilities at any time.
+ */
+export class MediatedOutcome {
+  readonly #heads: readonly MediatedHead[];
+  readonly #tscore: readonly TscoreNormal[];
+  readonly #rule: GaussHermiteRule;
+
+  /**
+   * @param heads the outcome's own head first, then any head that is its floor (hip for MOF).
+   * @param tscore per member, the T-score distribution that member's risk is computed under.
+   */
+  constructor(heads: readonly MediatedHead[], tscore: readonly TscoreNormal[], nodes: number) {
+    const M = tscore.length;
+    if (M === 0) throw new RangeError('no ensemble member');
+    for (const h of heads) if (h.base.length !== M || h.gamma.length !== M) throw new RangeError(`a head has ${h.base.length} base log-hazards and ${h.gamma.length} T-score coefficients for ${M} members`);
+    for (const t of tscore) if (!(Number.isFinite(t.mean) && t.sd >= 0)) throw new RangeError(`T-score distribution needs a finite mean and sd ≥ 0, got ${t.mean}, ${t.sd}`);
+    this.#heads = heads;
+    this.#tscore = tscore;
+    this.#rule = gaussHermite(nodes);
+  }
+
+  /** Cumulative hazard of member m at time t for T-score T: the largest of the heads'. */
+  #hazard(m: number, t: number, T: number): number {
+    let h = 0;
+    for (const x of this.#heads) h = Math.max(h, baselineAt(x.grid, x.h0, t) * Math.exp(x.base[m]! + x.gamma[m]! * T));
+    return h;
+  }
+
+  /** Mixture mean of the risk at t (Gauss-Hermite over each member's T-score). */
+  meanRisk(t: number): number {
+    const M = this.#tscore.length;
+    let s = 0;
+    for (let m = 0; m < M; m++) {
+      const tn = this.#tscore[m]!;
+      this.#rule.nodes.forEach((x, j) => (s += (this.#rule.weights[j]! / M) * (1 - Math.exp(-this.#hazard(m, t, tn.mean + tn.sd * x)))));
+    }
+    return s;
+  }
+
+  /** P(risk at t ≥ r) under the mixture (exact: a sum of normal tails; header). */
+  probabilityAtLeast(t: number, r: number): number {
+    if (!(r > 0)) return 1;
+    if (!(r < 1)) return 0;
+    const hStar = -Math.log1p(-r);
+    const M = this.#tscore.length;
+    let p = 0;
+    for (let m = 0; m < M; m++) {
+      const sets = this.#heads.map((x) => reachSet(baselineAt(x.grid, x.h0, t), x.base[m]!, x.gamma[m]!, hStar));
+      p += probUnion(sets, this.#tscore[m]!) / M;
+    }
+    return Math.min(1, Math.max(0, p));
+  }
+
+  /** The q-quantile of the risk at t (bisection on the mixture CDF to 1e-10 in risk). */
+  quantile(t: number, q: number): number {
+    let lo = 0;
+    let hi = 1;
+    // CDF(r) = 1 − P(risk ≥ r) is non-decreasing in r; find the smallest r with CDF(r) ≥ q.
+    for (let i = 0; i < 60 && hi - lo > 1e-10; i++) {
+      const mid = (lo + hi) / 2;
+      if (1 - this.probabilityAtLeast(t, mid) >= q) hi = mid;
+      else lo = mid;
+    }
+    return (lo + hi) / 2;
+  }
+
+  /** Risk (mixture mean) with its 95 % interval (2.5 / 97.5 percentiles) at t. */
+  riskAt(t: number): RiskWithInterval {
+    return { years: t, risk: this.meanRisk(t), lower: this.quantile(t, 0.025), upper: this.quantile(t, 0.975) };
+  }
+
+  /** Survival curve with its 95 % band on the own head's grid (lower = pessimistic, as survival.ts). */
+  curve(): CurvePoint[] {
+    return this.#heads[0]!.grid.map((t) => {
+      const r = this.riskAt(t);
+      return { years: t, survival: 1 - r.risk, lower: 1 - r.upper, upper: 1 - r.lower };
+    });
+  }
+
+  /** Mean and sd of the own head's log-hazard over the mixture (members × nodes). */
+  logHazardSpread(): { mean: number; sd: number } {
+    const own = this.#heads[0]!;
+    const M = this.#tscore.length;
+    let s = 0;
+    let ss = 0;
+    for (let m = 0; m < M; m++) {
+      const tn = this.#tscore[m]!;
+      this.#rule.nodes.forEach((x, j) => {
+        const eta = own.base[m]! + own.gamma[m]! * (tn.mean + tn.sd * x);
+        const w = this.#rule.weights[j]! / M;
+        s += w * eta;
+        ss += w * eta * eta;
+      });
+    }
+    return { mean: s, sd: Math.sqrt(Math.max(0, ss - s * s)) };
+  }
+
+  /** True when a floor head (hip for MOF) raises the own head's hazard for some member, time and T node. */
+  floorBinds(): boolean {
+    if (this.#heads.length < 2) return false;
+    const own = this.#heads[0]!;
+    const M = this.#tscore.length;
+    for (const t of own.grid) for (let m = 0; m < M; m++) {
+      const tn = this.#tscore[m]!;
+      for (const x of this.#rule.nodes) {
+        const T = tn.mean + tn.sd * x;
+        if (this.#hazard(m, t, T) > baselineAt(own.grid, own.h0, t) * Math.exp(own.base[m]! + own.gamma[m]! * T)) return true;
+      }
+    }
+    return false;
+  }
+}
+
+/** The T-score predictive mixture as one summary: mean, sd and 95 % interval (2.5 / 97.5 percentiles; bisection). */
+export function tscoreSummary(tscore: readonly TscoreNormal[]): { mean: number; sd: number; low: number; high: number } {
+  const M = tscore.length;
+  const mean = tscore.reduce((a, t) => a + t.mean, 0) / M;
+  const variance = tscore.reduce((a, t) => a + t.sd ** 2 + (t.mean - mean) ** 2, 0) / M;
+  const cdf = (x: number): number => tscore.reduce((a, t) => a + (t.sd > 0 ? 1 - normalUpperTail((x - t.mean) / t.sd) : t.mean <= x ? 1 : 0), 0) / M;
+  const q = (p: number): number => {
+    let lo = Math.min(...tscore.map((t) => t.mean - 10 * t.sd)) - 1;
+    let hi = Math.max(...tscore.map((t) => t.mean + 10 * t.sd)) + 1;
+    for (let i = 0; i < 80 && hi - lo > 1e-9; i++) {
+      const mid = (lo + hi) / 2;
+      if (cdf(mid) >= p) hi = mid;
+      else lo = mid;
+    }
+    return (lo + hi) / 2;
+  };
+  return { mean, sd: Math.sqrt(variance), low: q(0.025), high: q(0.975) };
+}
