@@ -136,7 +136,7 @@ export class CdsJwtVerifier {
    *
    * A client configured with inline `jwks` and no `jkuAllowlist`/`jwksUrl` therefore never causes egress.
    */
-  async verify(authorization: string | undefined, audience: string): Promise<VerifiedClient> {
+  async verify(authorization: string | undefined, audience: string, bodyHash?: string | (() => Promise<string | undefined>)): Promise<VerifiedClient> {
     const m = /^Bearer\s+([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*)\s*$/i.exec(authorization ?? '');
     if (!m) throw new CdsAuthError(authorization ? 'malformed' : 'missing');
     const token = m[1]!;
@@ -185,8 +185,20 @@ export class CdsJwtVerifier {
       throw new CdsAuthError('no-key', (err as Error).message);
     }
     // 6. replay: only after the signature (an attacker must not be able to burn a legitimate jti). Remembered as
-    // long as a token with this `iat` is accepted at all (jtiTtlS), on every replica sharing the cache.
-    if (!(await this.#replay.claim(`${client.iss}|${claims.jti}`, this.#opts.now() + this.#opts.jtiTtlS * 1000))) throw new CdsAuthError('replay');
+    // long as a token with this `iat` is accepted at all (jtiTtlS), on every replica sharing the cache. `bodyHash`
+    // (sha256 of the raw request body; a function so the body is read only for a signed token) lets a
+    // byte-identical resend through while the first use is unanswered (see {@link CdsJwtVerifier.answered}).
+    const hash = typeof bodyHash === 'function' ? await bodyHash() : bodyHash;
+    if (!(await this.#replay.claim(`${client.iss}|${claims.jti}`, this.#opts.now() + this.#opts.jtiTtlS * 1000, hash))) throw new CdsAuthError('replay');
     return { client, iss: client.iss, jti: claims.jti, ...(tenant ? { tenant } : {}) };
+  }
+
+  /**
+   * Marks the call of `verified` answered (the router does it once the response is done, or the connection is
+   * gone): from then on its `jti` is refused even with the same body. Until then a byte-identical resend of the call
+   * — a load balancer retrying it on another replica because the first one died — is accepted.
+   */
+  answered(verified: VerifiedClient): Promise<void> {
+    return this.#replay.answered(`${verified.iss}|${verified.jti}`);
   }
 }

@@ -8,6 +8,8 @@
  * @see https://cds-hooks.hl7.org/2.0/#calling-a-cds-service
  * @see https://cds-hooks.hl7.org/2.0/#cross-origin-resource-sharing
  */
+import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import express, { Router, type NextFunction, type Request, type Response } from 'express';
 import { FhirAccessError, FhirNotFoundError } from '../fhir/client.ts';
 import { loadOrderCodeMaps, type OrderCodeIndex } from '../fhir/conceptmaps.ts';
@@ -60,6 +62,14 @@ function cors(req: Request, res: Response, next: NextFunction): void {
   next();
 }
 
+/** A body-parser error met while the JWT check read the body (too large, not JSON): answered by the router's 4xx handler. */
+class BodyReadError extends Error {
+  override readonly name = 'BodyReadError';
+}
+
+const sha256 = (buf: Buffer): string => createHash('sha256').update(buf).digest('hex');
+const EMPTY_BODY_HASH = sha256(Buffer.alloc(0));
+
 function bad(res: Response, status: number, code: Parameters<typeof operationOutcome>[0], texts: string[]): void {
   res.status(status).type('application/fhir+json').json(operationOutcome(code, texts));
 }
@@ -86,12 +96,35 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
   });
   r.use(cors);
 
+  // The JSON body parser also hashes the body as read (sha256), for the jti claim: a byte-identical resend of a call
+  // not yet answered (a load balancer retrying it on another replica) is accepted, anything else is a replay.
+  const bodyHashes = new WeakMap<IncomingMessage, string>();
+  const json = express.json({
+    limit: '8mb', type: ['application/json', 'application/fhir+json', 'application/*+json'],
+    verify: (req, _res, buf) => void bodyHashes.set(req, sha256(buf)),
+  });
+  /** Reads (and parses) the body for the claim, once the token's signature is good; the route's `json` then finds it parsed. */
+  const hashBody = (req: Request, res: Response) => async (): Promise<string | undefined> => {
+    await new Promise<void>((resolve, reject) => void json(req, res, (err?: unknown) => (err ? reject(new BodyReadError('body', { cause: err })) : resolve())));
+    const hash = bodyHashes.get(req);
+    if (hash !== undefined) return hash;
+    // Nothing read: a call without a body (discovery) hashes as empty; a body of another media type has no hash,
+    // so its resend is a replay.
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    return hasBody ? undefined : EMPTY_BODY_HASH;
+  };
+
   /** Verifies the JWT against the URL the client called; any failure → bare 401 (no body, no detail), or 503 when the shared jti cache is down. */
   const auth = (audience: (req: Request) => string) => async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      res.locals['cdsClient'] = await verifier.verify(req.get('authorization'), audience(req));
+      const verified = await verifier.verify(req.get('authorization'), audience(req), hashBody(req, res));
+      res.locals['cdsClient'] = verified;
+      // Answered (or the caller gone): from now on the jti is refused even with the same body. A failed mark leaves
+      // the claim resendable with this body only until the cache's resend window ends.
+      res.once('close', () => void verifier.answered(verified).catch((err: unknown) => log.warn({ err: (err as Error).message }, 'cds: could not mark the jti answered')));
       next();
     } catch (err) {
+      if (err instanceof BodyReadError) return next(err.cause);
       // The shared jti cache (server/state/) is down: the token cannot be checked for replay. Refused, but as the
       // service's fault (503, retry later), not as bad credentials.
       if (err instanceof StateUnavailableError) {
@@ -104,8 +137,6 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
       res.status(401).set('WWW-Authenticate', 'Bearer').end();
     }
   };
-  const json = express.json({ limit: '8mb', type: ['application/json', 'application/fhir+json', 'application/*+json'] });
-
   r.get('/', auth(() => `${base}/cds-services`), (_req, res) => {
     res.json({ services: SERVICES });
   });
@@ -139,7 +170,8 @@ export function createCdsRouter(deps: CdsRouterDeps): Router {
     const client = res.locals['cdsClient'] as VerifiedClient;
     const hlog = log.child({ service: service.id, client: client.client.id, jti: client.jti, hookInstance: hook.hookInstance, patient: hashPatientId(patientId) });
     const answer = (body: HookResponse, outcome: string, extra: Record<string, unknown> = {}): void => {
-      res.json(body);
+      // Written directly rather than by res.json: Express would hash every answer for an ETag no EHR revalidates.
+      res.status(200).set('Content-Type', 'application/json; charset=utf-8').end(JSON.stringify(body));
       hlog.info({ outcome, cards: body.cards.length, ms: Math.round(performance.now() - t0), ...extra }, 'cds: hook answered');
     };
 

@@ -5,6 +5,7 @@
  * default) the second instance would accept it — checked too, so the test shows what sharing changes.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +24,7 @@ import { silentLogger } from '../../test/support/demo-stack.ts';
 import type { RiskService } from '../risk/service.ts';
 import { NotificationAuthError, NotificationJwtVerifier } from '../events/jwt.ts';
 import { openStateStores, type StateSettings, type StateStores } from './stores.ts';
-import type { ReplayCache } from './types.ts';
+import type { CardLogStore, ReplayCache } from './types.ts';
 
 const ISS = 'https://ehr.example.test';
 const AUD = 'https://frcds.example.test/cds-services/fracture-risk-patient-view';
@@ -112,6 +113,39 @@ for (const s of shared) {
       const token = `Bearer ${await mint({ iss: ISS, aud: AUD, key: cdsKey })}`;
       const results = await Promise.allSettled([a.verify(token, AUD), b.verify(token, AUD), a.verify(token, AUD), b.verify(token, AUD)]);
       assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+    });
+
+    it('a CDS call resent byte-identical to instance 2 while instance 1 has not answered it is accepted; another body or a resend after an answer is refused', async (t) => {
+      if (!one || !two) return t.skip(`${s.name} is not installed`);
+      // Instance 1 holds the call (its card log is slow), as a replica that dies before answering would.
+      let entered!: () => void;
+      const inside = new Promise<void>((r) => (entered = r));
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const held = { recordFeedback: async (_s: string, _c: string, entries: readonly unknown[]) => { entered(); await gate; return entries.length; } } as unknown as CardLogStore;
+      const quick = { recordFeedback: async (_s: string, _c: string, entries: readonly unknown[]) => entries.length } as unknown as CardLogStore;
+      const app = (store: CardLogStore, replay: ReplayCache): express.Express => express().use('/cds-services', createCdsRouter({
+        risk: {} as RiskService, // feedback does not assess
+        verifier: cdsVerifier(replay), store, logger: silentLogger(),
+        settings: { publicBaseUrl: 'https://frcds.example.test', deadlineMs: 400, orderMinTier: 'low', patientViewMinTier: 'low', fhirTimeoutMs: 1000 },
+      }));
+      const appOne = app(held, one.replay);
+      const appTwo = app(quick, two.replay);
+      const path = '/cds-services/fracture-risk-patient-view/feedback';
+      const auth = `Bearer ${await mint({ iss: ISS, aud: `https://frcds.example.test${path}`, key: cdsKey })}`;
+      const body = JSON.stringify({ feedback: [{ card: randomUUID(), outcome: 'overridden', outcomeTimestamp: new Date().toISOString() }] });
+      const post = (a: express.Express, b: string): Promise<request.Response> => request(a).post(path).set('Authorization', auth).set('Content-Type', 'application/json').send(b).then((r) => r);
+      const first = post(appOne, body);
+      await inside;
+      try {
+        assert.equal((await post(appTwo, body.replace('overridden', 'accepted'))).status, 401, 'a different body with the in-flight jti is a replay');
+        assert.equal((await post(appTwo, body)).status, 200, 'the same body while the first is unanswered: a retry, accepted');
+        assert.equal((await post(appTwo, body)).status, 401, 'after an answer (instance 2 answered the retry) the same body is a replay');
+      } finally {
+        release();
+      }
+      assert.equal((await first).status, 200);
+      assert.equal((await post(appOne, body)).status, 401, 'and on instance 1');
     });
 
     it('a notification JWT used on instance 1 is refused on instance 2', async (t) => {

@@ -83,6 +83,24 @@ for (const v of variants) {
       assert.equal(wins.filter(Boolean).length, 1);
     });
 
+    it('a byte-identical resend is accepted on the other replica only while the first use is unanswered', async (t) => {
+      if (!a || !b) return t.skip('backend not installed');
+      const exp = Date.now() + 60_000;
+      assert.equal(await a.replay.claim('iss|resend', exp, 'hash-1'), true);
+      assert.equal(await b.replay.claim('iss|resend', exp, 'hash-2'), false, 'another body is a replay');
+      assert.equal(await b.replay.claim('iss|resend', exp), false, 'a claim without a body hash is a replay');
+      assert.equal(await b.replay.claim('iss|resend', exp, 'hash-1'), true, 'the same body while in flight: an idempotent retry');
+      assert.equal(await a.replay.claim('iss|resend', exp, 'hash-1'), true, 'and again on the first replica');
+      await a.replay.answered('iss|resend');
+      assert.equal(await b.replay.claim('iss|resend', exp, 'hash-1'), false, 'after the answer even the same body is a replay');
+      assert.equal(await a.replay.claim('iss|resend', exp, 'hash-1'), false);
+      // A claim made without a hash is never resendable, and marking an unknown key is harmless.
+      assert.equal(await a.replay.claim('iss|nohash', exp), true);
+      assert.equal(await b.replay.claim('iss|nohash', exp), false);
+      await b.replay.answered('iss|never-claimed');
+      assert.equal(await b.replay.claim('iss|never-claimed', exp, 'h'), true);
+    });
+
     it('a result stored by one replica is found by id and by cache key on the other; images attach later; TTL', async (t) => {
       if (!a || !b) return t.skip('backend not installed');
       await a.results.put(record('A1', 'K1'), 60_000);

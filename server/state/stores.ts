@@ -167,7 +167,8 @@ export function deferredReplayCache(stores: Promise<StateStores>, waitMs = 3000)
     get backend() {
       return open?.replay.backend ?? 'memory';
     },
-    claim: async (key, expiresAtMs) => (await opened()).replay.claim(key, expiresAtMs),
+    claim: async (key, expiresAtMs, bodyHash) => (await opened()).replay.claim(key, expiresAtMs, bodyHash),
+    answered: async (key) => (await opened()).replay.answered(key),
     check: async () => (await opened()).replay.check(),
     close: async () => undefined,
   };

@@ -34,13 +34,21 @@ export interface StateStore {
 
 /**
  * Remembers one-time keys (a JWT's `iss|jti`) until they expire, across every replica sharing the backend.
+ *
+ * A claim is *in flight* until {@link ReplayCache.answered} marks it answered. While it is in flight (and at most
+ * the cache's resend window after the claim), the same key presented again with the same `bodyHash` is accepted: an
+ * idempotent retry of the same request, e.g. a load balancer resending a call whose replica died before answering.
+ * A different body, a claim without a hash, or any resend after the first answer is a replay.
  */
 export interface ReplayCache extends StateStore {
   /**
    * Claims `key` until `expiresAtMs` (epoch ms). Resolves true when this is the first claim of an unexpired key
-   * (the token may be used), false when the key was already claimed (a replay). Atomic across replicas.
+   * (the token may be used) or a resend of an in-flight claim with the same `bodyHash` (sha256 of the raw request
+   * body), false otherwise (a replay). Atomic across replicas.
    */
-  claim(key: string, expiresAtMs: number): Promise<boolean>;
+  claim(key: string, expiresAtMs: number, bodyHash?: string): Promise<boolean>;
+  /** Marks the claim of `key` answered: from now on it is refused even with the same body. Unknown keys are ignored. */
+  answered(key: string): Promise<void>;
 }
 
 /** The PNGs of an image-based assessment (display radiograph and heatmap overlay). */
