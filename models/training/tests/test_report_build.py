@@ -163,6 +163,31 @@ def test_report_is_deterministic_and_nonhip_rows_or_training_figure_are_used(tmp
     assert "predictions files" in f2["nonhip_auroc"]["note"]
 
 
+def test_image_only_columns_give_their_own_column_and_targets_stay_on_the_served_ones(tmp_path, sites):
+    a, b = sites
+    rng = np.random.default_rng(7)
+    a2 = dict(a[0])
+    for k in ("hip", "mof"):                                            # image-only: noisier than served
+        p = np.clip(a2[f"true_risk10_{k}"] * np.exp(rng.normal(0, 1.0, len(a2["patient_id"]))), 0, 0.99)
+        a2[f"pred10_{k}_image"], a2[f"lo10_{k}_image"], a2[f"hi10_{k}_image"] = p, p / 7, np.minimum(p * 7, 1)
+        a2[f"pthr_{k}_image"] = a2[f"pthr_{k}"]
+    a2["low_confidence_image"], a2["tier_image"] = a2["low_confidence"], a2["tier"]
+    d = tmp_path / "img"
+    _write(str(d), (a2, a[1]), b)
+    from frcds.report.predictions import read_predictions
+    back = read_predictions(str(d / "site_a_test.csv.gz"))
+    assert "pred10_hip_image" in back and "pred10_hip_image" not in read_predictions(str(d / "site_b_test.csv.gz"))
+    rep = build(str(d), 0, 1)
+    f = _figs(rep)
+    clean = a2["image_kind"] == "clean"
+    t, e = a2["time_hip"][clean], a2["event_hip"][clean]
+    assert f["a_hip_c"]["v2_image_only"] == pytest.approx(stats.harrell_c(t, e, a2["pred10_hip_image"][clean]))
+    assert f["a_hip_c"]["value"] == pytest.approx(stats.harrell_c(t, e, a2["pred10_hip"][clean]))
+    assert f["a_hip_c"]["v2_image_only"] < f["a_hip_c"]["value"]
+    assert rep["inputs"]["image_only_columns"] is True and f["b_c_drop"]["v2_image_only"] is None
+    assert "v2 image-only" in __import__("frcds.report.report", fromlist=["markdown"]).markdown(rep)
+
+
 def test_report_without_v1_files_and_with_mismatched_patients(tmp_path, sites):
     a, b = sites
     d = tmp_path / "nov1"

@@ -28,6 +28,13 @@ FLAGS = ("event_hip", "event_mof", "ood_flag", "low_confidence")
 OPTIONAL = ("pthr_hip", "pthr_mof", "tscore_mean", "tscore_sd", "tscore_lo", "tscore_hi", "dxa_tscore")
 FRACTIONS = ("true_risk10_hip", "true_risk10_mof", "qf10_hip", "qf10_mof", "pred10_hip", "lo10_hip", "hi10_hip",
              "pthr_hip", "pred10_mof", "lo10_mof", "hi10_mof", "pthr_mof")
+#: beyond the contract, read when present: the image-only variant of the risk columns (training writes the served
+#: risk, where a recent measured DXA replaces the image's T-score, in the contract columns) and whether a DXA was used
+IMAGE_ONLY = {"pred10_hip_image": "pred10_hip", "lo10_hip_image": "lo10_hip", "hi10_hip_image": "hi10_hip",
+              "pthr_hip_image": "pthr_hip", "pred10_mof_image": "pred10_mof", "lo10_mof_image": "lo10_mof",
+              "hi10_mof_image": "hi10_mof", "pthr_mof_image": "pthr_mof", "low_confidence_image": "low_confidence",
+              "tier_image": "tier"}
+EXTRA = (*IMAGE_ONLY, "dxa_used")
 TIERS = ("low", "moderate", "high")
 IMAGE_KINDS = ("clean", "artefact", "nonhip")
 
@@ -68,25 +75,45 @@ def read_predictions(path: str) -> Table:
         raise PredictionsFormatError(f"{path}: missing columns {missing}")
     if not body:
         raise PredictionsFormatError(f"{path}: no rows")
-    pos = {c: header.index(c) for c in COLUMNS}
-    out: dict[str, list] = {c: [] for c in COLUMNS}
+    # an image-only variant is used only when complete
+    extra = tuple(c for c in EXTRA if c in header)
+    if not all(c in header for c in IMAGE_ONLY):
+        extra = tuple(c for c in extra if c not in IMAGE_ONLY)
+    cols = COLUMNS + extra
+    pos = {c: header.index(c) for c in cols}
+    kind = {c: _kind(IMAGE_ONLY.get(c, c)) for c in cols}
+    out: dict[str, list] = {c: [] for c in cols}
     for ln, row in enumerate(body, start=2):
         if len(row) != len(header):
             raise PredictionsFormatError(f"{path}: line {ln}: {len(row)} fields, header has {len(header)}")
-        for c in COLUMNS:
+        for c in cols:
             s = row[pos[c]].strip()
-            if c in TEXT:
+            if kind[c] == "text":
                 out[c].append(s)
-            elif c in FLAGS:
+            elif kind[c] == "flag":
                 if s not in ("0", "1"):
                     raise PredictionsFormatError(f"{path}: line {ln}: '{c}' must be 0 or 1, got {s!r}")
                 out[c].append(s == "1")
             else:
-                out[c].append(_number(path, c, ln, s))
-    t: Table = {c: np.array(v, dtype=str if c in TEXT else bool if c in FLAGS else np.float64)
+                out[c].append(_number(path, IMAGE_ONLY.get(c, c), ln, s))
+    t: Table = {c: np.array(v, dtype={"text": str, "flag": bool, "number": np.float64}[kind[c]])
                 for c, v in out.items()}
     _check(path, t)
+    if all(c in t for c in IMAGE_ONLY):
+        _check(path + " (image-only columns)", image_only(t))
     return t
+
+
+def _kind(c: str) -> str:
+    return "text" if c in TEXT else "flag" if c in FLAGS or c == "dxa_used" else "number"
+
+
+def image_only(t: Table) -> Table:
+    """The table with the image-only risk columns in place of the served ones."""
+    v = dict(t)
+    for src, dst in IMAGE_ONLY.items():
+        v[dst] = t[src]
+    return v
 
 
 def _check(path: str, t: Table) -> None:
@@ -129,15 +156,17 @@ def _cell(v) -> str:
 
 
 def write_predictions(path: str, t: Table) -> None:
-    """Writes the contract's columns in contract order (missing optional values as empty cells)."""
+    """Writes the contract's columns in contract order, then those of ``EXTRA`` the table has (missing optional values
+    as empty cells)."""
     n = len(t["patient_id"])
     for c in COLUMNS:
         if c not in t or len(t[c]) != n:
             raise ValueError(f"column '{c}' missing or of the wrong length")
+    cols = COLUMNS + tuple(c for c in EXTRA if c in t)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(COLUMNS)
+    w.writerow(cols)
     for i in range(n):
-        w.writerow([_cell(t[c][i]) for c in COLUMNS])
+        w.writerow([_cell(t[c][i]) for c in cols])
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
         gz.write(buf.getvalue().encode("utf-8"))

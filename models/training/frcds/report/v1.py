@@ -50,13 +50,17 @@ MAX_LOG_HAZARD_SD = 0.9
 NEAR_OOD_FRACTION = 0.95
 
 
-def load_split(path: str) -> dict[str, list[str]]:
-    """Test patient ids per site ('A', 'B') from the split file training wrote."""
+def load_split(path: str) -> dict[str, list[str] | None]:
+    """Test patient ids per site ('A', 'B') from the split file training wrote; a site without an entry is tested
+    on all its patients (None), as site B, the external set, is."""
     with open(path, encoding="utf-8") as f:
         s = json.load(f)
-    out = {}
+    out: dict[str, list[str] | None] = {}
     for site, key in (("A", "site_a"), ("B", "site_b")):
-        ids = s.get(key, {}).get("test") if isinstance(s.get(key), dict) else None
+        if key not in s and site == "B":
+            out[site] = None
+            continue
+        ids = s[key].get("test") if isinstance(s.get(key), dict) else None
         if not isinstance(ids, list) or not ids:
             raise ValueError(f"{path}: '{key}.test' must be a non-empty list of patient ids")
         out[site] = [str(x) for x in ids]
@@ -154,8 +158,10 @@ def truth_columns(c: Cohort, rows: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def predict_site(c: Cohort, ids: list[str], model_dir: str, batch: int = 64) -> dict[str, np.ndarray]:
+def predict_site(c: Cohort, ids: list[str] | None, model_dir: str, batch: int = 64) -> dict[str, np.ndarray]:
+    """Predictions file columns for the patients ``ids`` (None: every patient), in that order."""
     pos = {p: i for i, p in enumerate(c.tab["patient_id"].astype(str))}
+    ids = list(pos) if ids is None else ids
     missing = [p for p in ids if p not in pos]
     if missing:
         raise ValueError(f"{len(missing)} split patients are not in cohort {c.source} (e.g. {missing[:3]})")
