@@ -8,14 +8,19 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
+import { StateUnavailableError } from '../state/types.ts';
 import { NotificationAuthError, type NotificationJwtVerifier } from './jwt.ts';
 
 export type EventsAuthConfig =
   | { readonly type: 'secret'; readonly header: string; readonly secret: string | undefined }
   | { readonly type: 'jwt'; readonly verifier: NotificationJwtVerifier };
 
-/** `detail` (jwt mode) says which check failed, for logs only: the HTTP answer is a bare 401 either way. */
-export type AuthResult = { ok: true } | { ok: false; reason: 'missing' | 'invalid' | 'not-configured'; detail?: string };
+/**
+ * `detail` (jwt mode) says which check failed, for logs only: the HTTP answer is a bare 401 either way. `unavailable`
+ * (jwt mode): the token is good but the shared replay cache cannot be reached, so it cannot be checked for replay —
+ * the service's fault, answered 503 (the FHIR server retries; nothing is lost), not 401.
+ */
+export type AuthResult = { ok: true } | { ok: false; reason: 'missing' | 'invalid' | 'not-configured' | 'unavailable'; detail?: string };
 
 export interface NotificationAuthenticator {
   /** What the authenticator needs to be configured (named in the `not-configured` log line). */
@@ -49,6 +54,7 @@ export function createAuthenticator(config: EventsAuthConfig): NotificationAuthe
         await config.verifier.verify(req.get('authorization'));
         return { ok: true };
       } catch (err) {
+        if (err instanceof StateUnavailableError) return { ok: false, reason: 'unavailable', detail: err.message };
         // Anything unexpected is a refusal too: a notification must never get past the check by breaking it.
         if (!(err instanceof NotificationAuthError)) return { ok: false, reason: 'invalid', detail: 'error' };
         if (err.reason === 'not-configured') return { ok: false, reason: 'not-configured' };

@@ -3,8 +3,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, createRemoteJWKSet, exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose';
-import type { Request } from 'express';
+import express, { type Request } from 'express';
+import request from 'supertest';
+import { silentLogger } from '../../test/support/demo-stack.ts';
+import { StateUnavailableError, type ReplayCache } from '../state/types.ts';
 import { createAuthenticator } from './auth.ts';
+import { createEventsRouter } from './receiver.ts';
 import { MAX_NOTIFICATION_TOKEN_LIFETIME_S, NotificationAuthError, NotificationJwtVerifier, type NotificationAuthReason } from './jwt.ts';
 
 const ISS = 'https://ehr.example/auth';
@@ -169,5 +173,28 @@ describe('createAuthenticator', () => {
     assert.deepEqual(await auth.check(req({ authorization: `Bearer ${await sign(k)}` })), { ok: true });
     assert.deepEqual(await auth.check(req({ 'x-subscription-secret': 'a-long-enough-secret' })), { ok: false, reason: 'missing', detail: 'missing' });
     assert.deepEqual(await auth.check(req({ authorization: `Bearer ${await sign(k, { claims: { aud: 'https://elsewhere.example' } })}` })), { ok: false, reason: 'invalid', detail: 'aud' });
+  });
+
+  it('jwt mode with the shared replay cache down: a good token gets 503 with Retry-After (the sender retries), a forged one still 401', async () => {
+    const k = await key('ES384', 'k');
+    const forger = await key('ES384', 'k');
+    const down: ReplayCache = {
+      backend: 'redis',
+      claim: () => Promise.reject(new StateUnavailableError('redis', 'replay cache claim failed')),
+      answered: () => Promise.reject(new StateUnavailableError('redis', 'replay cache answer mark failed')),
+      check: () => Promise.reject(new StateUnavailableError('redis', 'ping failed')),
+      close: async () => undefined,
+    };
+    const v = new NotificationJwtVerifier({ issuer: ISS, audience: AUD, keys: () => createLocalJWKSet({ keys: [k.jwk] }), now: () => NOW_S * 1000, replay: down });
+    const auth = createAuthenticator({ type: 'jwt', verifier: v });
+    assert.equal((await auth.check(req({ authorization: `Bearer ${await sign(k)}` }))).ok, false);
+    const app = express().use('/api/events', createEventsRouter({ queue: () => undefined, auth, logger: silentLogger() }));
+    const post = async (token: string): Promise<request.Response> =>
+      request(app).post('/api/events/notifications').set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/fhir+json').send('{}');
+    const good = await post(await sign(k));
+    assert.equal(good.status, 503, 'a token that cannot be checked for replay is the service\'s fault, not bad credentials');
+    assert.equal(good.headers['retry-after'], '5');
+    assert.equal(good.body.resourceType, 'OperationOutcome');
+    assert.equal((await post(await sign(forger))).status, 401, 'a bad signature is refused before the replay cache is asked');
   });
 });

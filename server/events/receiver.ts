@@ -10,8 +10,8 @@
  *   (an operations endpoint: the app puts the operator credential in front of it, server/auth/operator.ts).
  *
  * Answers: 401 wrong or missing credentials (no detail), 400 malformed Bundle or resource (OperationOutcome saying
- * what), 422 unknown topic (also dead-lettered with the reason), 503 when the queue cannot take the event (the
- * sender retries), 200 otherwise with what happened to each event. Nothing in a notification can crash the process:
+ * what), 422 unknown topic (also dead-lettered with the reason), 503 when the queue cannot take the event or a
+ * notification JWT cannot be checked for replay because the shared replay cache is down (the sender retries), 200 otherwise with what happened to each event. Nothing in a notification can crash the process:
  * every failure ends as one of these answers.
  * @see https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/channels.html#rest-hook
  */
@@ -67,6 +67,12 @@ export function createEventsRouter(deps: ReceiverDeps): Router {
   const authenticate = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     const r = await deps.auth.check(req);
     if (r.ok) return next();
+    if (r.reason === 'unavailable') {
+      // Not the sender's fault: 503 so that it sends the notification again later.
+      log.error({ err: r.detail }, 'notification refused: the jti replay cache is not reachable');
+      res.set('Retry-After', '5');
+      return outcome(res, 503, 'transient', 'The notification could not be checked; retry');
+    }
     count('any', 'rejected');
     if (r.reason === 'not-configured') log.warn(`notification rejected: ${deps.auth.needs} not configured`);
     else log.warn({ reason: r.reason, ...(r.detail ? { detail: r.detail } : {}) }, 'notification rejected: bad credentials');
