@@ -186,3 +186,18 @@ describe('pinned keys are checked at start-up', () => {
     assert.equal(parse({ keys: [pinned.jwk, stranger.jwk] })[0]?.jwks?.keys.length, 2);
   });
 });
+
+describe('claims the direct pinned-key check relies on the verifier for', () => {
+  const signed = async (claims: Record<string, unknown>): Promise<string> => {
+    const { SignJWT } = await import('jose');
+    const now = Math.floor(Date.now() / 1000);
+    return `Bearer ${await new SignJWT(claims).setProtectedHeader({ alg: 'ES384', typ: 'JWT', kid: pinned.kid }).setIssuer(ISS).setAudience(AUD).setIssuedAt(now).setExpirationTime(now + 300).setJti(crypto.randomUUID()).sign(pinned.privateKey)}`;
+  };
+  test('nbf in the future (beyond the skew) is refused; nbf now is accepted; a non-numeric nbf is refused', async () => {
+    const v = verifier({ jwks: { keys: [pinned.jwk] } });
+    const now = Math.floor(Date.now() / 1000);
+    await rejects(v.verify(await signed({ nbf: now + 600 }), AUD), 'claims');
+    await rejects(v.verify(await signed({ nbf: 'soon' }), AUD), 'claims');
+    assert.equal((await v.verify(await signed({ nbf: now }), AUD)).iss, ISS);
+  });
+});

@@ -15,6 +15,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7515#section-4.1.2 (jku)
  */
 import { createLocalJWKSet, createRemoteJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type ProtectedHeaderParameters } from 'jose';
+import { PinnedKeys } from './pinned-keys.ts';
 import { MemoryReplayCache } from '../state/replay.ts';
 import type { ReplayCache } from '../state/types.ts';
 import { ASYMMETRIC_ALGS, type CdsClient } from './clients.ts';
@@ -61,6 +62,8 @@ export class CdsJwtVerifier {
   readonly #keySets = new Map<string, JWTVerifyGetKey>();
   /** Pinned (inline `jwks`) key sets by `iss`, built once: importing keys on every call costs more than verifying. */
   readonly #pinned = new Map<string, JWTVerifyGetKey>();
+  /** The same pinned keys as `node:crypto` key objects, for the direct check of the common case. */
+  readonly #pinnedDirect = new Map<string, PinnedKeys>();
   readonly #replay: ReplayCache;
   readonly #opts: Required<Omit<CdsJwtVerifierOptions, 'clients' | 'replay'>>;
 
@@ -69,7 +72,11 @@ export class CdsJwtVerifier {
     this.#opts = { jtiTtlS: opts.jtiTtlS, clockSkewS: opts.clockSkewS, maxJtis: opts.maxJtis ?? 100_000, now: opts.now ?? Date.now, jwksTimeoutMs: opts.jwksTimeoutMs ?? 2000, jwksCooldownMs: opts.jwksCooldownMs ?? 30_000 };
     this.#replay = opts.replay ?? new MemoryReplayCache({ maxKeys: this.#opts.maxJtis, now: this.#opts.now });
     // A malformed inline set fails here (JWKSInvalid), at start-up, rather than as a 401 on every call.
-    for (const c of opts.clients) if (c.jwks) this.#pinned.set(c.iss, createLocalJWKSet(c.jwks));
+    for (const c of opts.clients) {
+      if (!c.jwks) continue;
+      this.#pinned.set(c.iss, createLocalJWKSet(c.jwks));
+      this.#pinnedDirect.set(c.iss, new PinnedKeys(c.jwks));
+    }
   }
 
   get clients(): readonly CdsClient[] {
@@ -114,6 +121,27 @@ export class CdsJwtVerifier {
       if (refusal) throw refusal;
       return this.#remote(remoteUrl!)(protectedHeader, token);
     };
+  }
+
+  /** The signature check by jose with the keys #keysFor allows (pinned, then an allowed remote set); claims again. */
+  async #verifyWithJose(token: string, client: CdsClient, header: ProtectedHeaderParameters, audience: string): Promise<void> {
+    const skew = this.#opts.clockSkewS;
+    try {
+      await jwtVerify(token, this.#keysFor(client, header), {
+        algorithms: client.algorithms as string[],
+        issuer: client.iss,
+        audience,
+        clockTolerance: skew,
+        currentDate: new Date(this.#opts.now()),
+      });
+    } catch (err) {
+      if (err instanceof CdsAuthError) throw err;
+      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new CdsAuthError('no-key', err.code);
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new CdsAuthError('signature');
+      if (err instanceof joseErrors.JWTExpired) throw new CdsAuthError('expired');
+      if (err instanceof joseErrors.JOSEError) throw new CdsAuthError('signature', err.code);
+      throw new CdsAuthError('no-key', (err as Error).message);
+    }
   }
 
   /**
@@ -166,24 +194,13 @@ export class CdsJwtVerifier {
     // 4. tenant
     const tenant = typeof claims['tenant'] === 'string' ? claims['tenant'] : undefined;
     if (client.tenants && (!tenant || !client.tenants.includes(tenant))) throw new CdsAuthError('tenant');
-    // 5. signature with the client's keys
-    const keys = this.#keysFor(client, header);
-    try {
-      await jwtVerify(token, keys, {
-        algorithms: client.algorithms as string[],
-        issuer: client.iss,
-        audience,
-        clockTolerance: skew,
-        currentDate: new Date(this.#opts.now()),
-      });
-    } catch (err) {
-      if (err instanceof CdsAuthError) throw err;
-      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSTimeout || err instanceof joseErrors.JWKSInvalid || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new CdsAuthError('no-key', err.code);
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new CdsAuthError('signature');
-      if (err instanceof joseErrors.JWTExpired) throw new CdsAuthError('expired');
-      if (err instanceof joseErrors.JOSEError) throw new CdsAuthError('signature', err.code);
-      throw new CdsAuthError('no-key', (err as Error).message);
-    }
+    // `nbf` (RFC 7519 §4.1.5) here rather than in jose: the pinned-key path below does not run jose's claim checks.
+    if (claims.nbf !== undefined && (typeof claims.nbf !== 'number' || claims.nbf - skew > now)) throw new CdsAuthError('claims', 'nbf');
+    // 5. signature with the client's keys: the one pinned key the `kid` names, checked directly (pinned-keys.ts);
+    // otherwise jose, with the fetching rules of #keysFor.
+    const direct = this.#pinnedDirect.get(client.iss)?.check(token, header as { alg: string; kid?: string });
+    if (direct === false) throw new CdsAuthError('signature');
+    if (direct === undefined) await this.#verifyWithJose(token, client, header, audience);
     // 6. replay: only after the signature (an attacker must not be able to burn a legitimate jti). Remembered as
     // long as a token with this `iat` is accepted at all (jtiTtlS), on every replica sharing the cache. `bodyHash`
     // (sha256 of the raw request body; a function so the body is read only for a signed token) lets a
