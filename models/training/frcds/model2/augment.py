@@ -17,31 +17,28 @@ import torch.nn.functional as F
 from frcds import preprocess
 
 
-def _gauss_kernel(sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """[B, 1, 2r+1] normalised 1-d Gaussian kernels (sigma [B], 0 -> identity)."""
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)[None]
-    s = sigma.clamp_min(1e-3)[:, None]
-    k = torch.exp(-0.5 * (x / s) ** 2)
-    return (k / k.sum(1, keepdim=True))[:, None]
-
-
-def blur(x: torch.Tensor, sigma: torch.Tensor, radius: int) -> torch.Tensor:
-    """Separable per-image Gaussian blur of x [B,1,S,S] (reflect padding)."""
-    b = x.shape[0]
-    k = _gauss_kernel(sigma, radius)                                   # [B,1,K]
-    xp = F.pad(x, (radius, radius, 0, 0), mode="reflect").reshape(1, b, x.shape[2], -1)
-    y = F.conv2d(xp, k[:, :, None, :], groups=b)
+def blur(x: torch.Tensor, sigma: float, radius: int) -> torch.Tensor:
+    """Separable Gaussian blur of x [B,1,S,S] (reflect padding), as weighted sums of shifted slices: a 1-channel
+    conv2d is an order of magnitude slower on this CPU build."""
+    t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = (k / k.sum()).tolist()
+    s = x.shape[-1]
+    xp = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    y = sum(w * xp[..., :, i:i + s] for i, w in enumerate(k))
     yp = F.pad(y, (0, 0, radius, radius), mode="reflect")
-    y = F.conv2d(yp, k[:, :, :, None], groups=b)
-    return y.reshape(x.shape)
+    return sum(w * yp[..., i:i + x.shape[-2], :] for i, w in enumerate(k))
 
 
 def renormalise(x: torch.Tensor) -> torch.Tensor:
-    """The preprocessing's percentile normalisation and clip, per image."""
-    flat = x.flatten(1)
-    srt = flat.sort(dim=1).values
-    lo = srt[:, preprocess.LO_INDEX][:, None, None, None]
-    hi = srt[:, preprocess.HI_INDEX][:, None, None, None]
+    """The preprocessing's percentile normalisation and clip, per image; the percentiles are taken on every other
+    row and column (a quarter of the pixels), close enough for an augmentation and four times cheaper to sort."""
+    sub = x[:, :, ::2, ::2].flatten(1)
+    srt = sub.sort(dim=1).values
+    n = sub.shape[1]
+    scale = (n - 1) / (x.shape[-1] * x.shape[-2] - 1)
+    lo = srt[:, int(round(preprocess.LO_INDEX * scale))][:, None, None, None]
+    hi = srt[:, int(round(preprocess.HI_INDEX * scale))][:, None, None, None]
     d = torch.where(hi - lo < preprocess.MIN_RANGE, torch.ones_like(hi), hi - lo)
     return ((x - lo) / d).clamp(preprocess.CLIP_LO, preprocess.CLIP_HI)
 
@@ -70,16 +67,16 @@ def vendor_augment(x: torch.Tensor, gen: torch.Generator, strength: float = 1.0)
     y = (1 - w) * gam + w * sig + (x - u)
     # dynamic-range compression / expansion: remove or add part of the low-frequency trend
     eq = v(_u(b, -0.2 * s, 0.25 * s, gen))
-    low = blur(y, torch.full((b,), 12.0), 24)
+    low = F.interpolate(F.avg_pool2d(y, 16), size=y.shape[-2:], mode="bilinear", align_corners=False)
     y = y - eq * (low - low.mean(dim=(2, 3), keepdim=True))
     # resolution: extra blur, then edge enhancement (unsharp mask) of either sign
-    y = blur(y, _u(b, 0.0, 0.9 * s, gen), 3)
+    y = y + v(_u(b, 0.0, 0.9 * s, gen)) * (blur(y, 1.0, 3) - y)
     eg = v(_u(b, -0.3 * s, 1.0 * s, gen))
-    y = y + eg * (y - blur(y, torch.full((b,), 1.5), 4))
+    y = y + eg * (y - blur(y, 1.5, 4))
     # noise: fine (white) and coarse-grained (blurred) components
     nf = v(_u(b, 0.0, 0.02 * s, gen))
     nc = v(_u(b, 0.0, 0.02 * s, gen))
-    coarse = blur(torch.randn(x.shape, generator=gen), torch.full((b,), 1.0), 3) * 2.0
+    coarse = blur(torch.randn(x.shape, generator=gen), 1.0, 3) * 2.0
     y = y + nf * torch.randn(x.shape, generator=gen) + nc * coarse
     # exposure / gain (the normalisation removes most of it; what remains is the clipped tails)
     y = y * v(_u(b, 0.9, 1.1, gen)) + v(_u(b, -0.05, 0.05, gen))

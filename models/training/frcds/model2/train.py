@@ -104,13 +104,18 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     os.makedirs(ckdir, exist_ok=True)
     samples = []
     t0 = time.time()
+    strength = float(cfg["train"].get("vendor_strength", 1.0))
+    n_pool = int(cfg["train"].get("vendor_pool", 2)) if float(cfg["train"].get("vendor_aug", 0.0)) > 0 else 0
+    pool = np.stack([augmented_copy(tr.images, int(ens["seed"]) + 500 + i, strength) for i in range(n_pool)]) \
+        if n_pool else None
+    timings["augment_pool_s"] = time.time() - t0
     for m in range(int(ens["members"])):
         seed = int(ens["seed"]) + m
         rng = np.random.default_rng(seed)
         sample = rng.integers(0, len(tr), len(tr)) if ens.get("bootstrap", True) else np.arange(len(tr))
         samples.append(sample)
         tm = time.time()
-        t.members.append(train_member(tr, cfg["train"], seed, sample, os.path.join(ckdir, f"member-{m}.pt")))
+        t.members.append(train_member(tr, cfg["train"], seed, sample, os.path.join(ckdir, f"member-{m}.pt"), pool))
         log.info("member %d done in %.0f s", m, time.time() - tm)
     timings["train_members_s"] = time.time() - t0
 
@@ -171,8 +176,7 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     # OOD: training statistics over clean AND vendor-augmented training images; threshold on validation likewise
     t0 = time.time()
     oc = cfg["ood"]
-    strength = float(cfg["train"].get("vendor_strength", 1.0))
-    aug_tr = augmented_copy(tr.images, int(oc["seed"]), strength)
+    aug_tr = pool[0] if pool is not None else augmented_copy(tr.images, int(oc["seed"]), strength)
     aug_va = augmented_copy(va.images, int(oc["seed"]) + 1, strength)
     z_atr = outputs(t.members, aug_tr)[0]
     z_ava = outputs(t.members, aug_va)[0]
