@@ -290,8 +290,8 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
         v = stat(allrows) if m.any() else None
         r.figs.append(_fig(fid, "T-score", label, v, ci=r.boot(fid, stat, int(m.sum())), target=tgt,
                            met=judge(v) if judge else None, n=int(m.sum()), unit=unit,
-                           note="site A clean test patients with a DXA result in the chart (any age of DXA); "
-                                "image estimate, before any DXA replacement" if m.any() else
+                           note=("site A clean test patients with a DXA result in the chart (any age of DXA); the "
+                                 "image estimate, before any DXA replacement" if fid == "t_r" else None) if m.any() else
                                 "no rows with both dxa_tscore and tscore_mean"))
     for site, t in (("A", a_all), ("B", b_all)):
         tt = np.isfinite(t["tscore_mean"])
