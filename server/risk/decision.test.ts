@@ -45,6 +45,23 @@ describe('decision', () => {
     assert.throws(() => probabilityAbove([hip], 3), RangeError);
   });
 
+  test('another predictive distribution hands in its own tail probability: same decision as the components it equals', () => {
+    const hip: HazardComponent = { h0: 0.0107, eta: 1.1, s: 0.9 };
+    const mof: HazardComponent = { h0: 0.042, eta: 0.9, s: 0.6 };
+    const input = { hip: { risk10: risk(hip), components: [hip] }, mof: { risk10: risk(mof), components: [mof, hip] } };
+    const viaFunction = {
+      hip: { risk10: risk(hip), components: (thr: number) => probabilityAbove([hip], thr) },
+      mof: { risk10: risk(mof), components: (thr: number) => probabilityAbove([mof, hip], thr) },
+    };
+    assert.deepEqual(decide(viaFunction, SETTINGS), decide(input, SETTINGS));
+    // The function is called with the threshold as a fraction; its answer is kept within [0, 1].
+    const seen: number[] = [];
+    const d = decide({ hip: { risk10: 0.05, components: (thr) => (seen.push(thr), 1.2) }, mof: { risk10: 0.12, components: null } }, SETTINGS);
+    assert.deepEqual(seen, [0.03]);
+    assert.equal(d.decision.hip.probabilityAbove, 1);
+    assert.equal(d.decision.mof.probabilityAbove, null);
+  });
+
   test('MOF includes hip: its probability above a threshold is never below the hip component\'s', () => {
     const hip: HazardComponent = { h0: 0.0107, eta: 3.7, s: 1.5 };
     const mofOwn: HazardComponent = { h0: 0.042, eta: 2.3, s: 0.8 };

@@ -9,6 +9,9 @@
  *   (`threshold-probability`); the decision as a generated narrative (`text`), as `mitigation` (recommended action
  *   and guideline) and as the first `note`, then every warning; the survival curves in `survival-curve` extensions
  *   and the heatmap in `heatmap` (→ DocumentReference). Every number is written as numbers.ts writes it.
+ *   A T-score-mediated model's assessment also carries the radiograph's femoral-neck T-score estimate
+ *   (`tscore-estimate`: mean, 95 % interval, calibration version, which T-score was used) and says it in the
+ *   narrative beside the measured DXA value; a DXA Observation that replaced the estimate is in `basis`.
  * - Device for the model version; Provenance (agent = the Device; entities = the basis); Binary (PNG) +
  *   DocumentReference for the heatmap overlay and the display image.
  * @see https://hl7.org/fhir/R4/riskassessment.html
@@ -20,7 +23,7 @@ import type {
 import type { Assessment, AssessmentResult } from './assess.ts';
 import type { Outcome } from './qfracture.ts';
 import type { Decision, RecommendedAction } from './decision.ts';
-import { formatRiskWithInterval } from './numbers.ts';
+import { formatRiskWithInterval, tscoreText } from './numbers.ts';
 
 export const PROFILE_URL = 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-risk-assessment';
 export const EXT = {
@@ -29,6 +32,7 @@ export const EXT = {
   heatmap: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/heatmap',
   mode: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/assessment-mode',
   thresholdProbability: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/threshold-probability',
+  tscoreEstimate: 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/tscore-estimate',
 } as const;
 
 /** The recommended action in words (RiskAssessment.mitigation and the narrative). */
@@ -169,6 +173,20 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
     if (c) extension.push(c);
   }
   if (documentReference) extension.push({ url: EXT.heatmap, valueReference: { reference: `DocumentReference/${documentReference.id}` } });
+  const est = a.tscore?.estimate;
+  if (a.tscore && est) {
+    extension.push({
+      url: EXT.tscoreEstimate,
+      extension: [
+        { url: 'mean', valueDecimal: dec(est.mean, 3) },
+        { url: 'low', valueDecimal: dec(est.low, 3) },
+        { url: 'high', valueDecimal: dec(est.high, 3) },
+        { url: 'calibration', valueString: a.tscore.calibrationVersion },
+        { url: 'sd', valueDecimal: dec(est.sd, 3) },
+        { url: 'used', valueCode: a.tscore.used },
+      ],
+    });
+  }
 
   const method: CodeableConcept = a.mode === 'image-and-clinical'
     ? { coding: [{ system: 'urn:frcds:model', code: a.model.id, version: a.model.version, display: `${a.model.id} ${a.model.version} (radiograph + QFracture-2012 fusion)` }], text: `${a.model.id} ${a.model.version}` }
@@ -176,6 +194,7 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
   const r10 = (o: Outcome) => a.outcomes[o].risks.find((x) => x.years === 10)!;
   const summary = [
     `10-year risk of hip fracture ${formatRiskWithInterval(r10('hip').risk, r10('hip').lower, r10('hip').upper)}; of a major osteoporotic fracture ${formatRiskWithInterval(r10('mof').risk, r10('mof').lower, r10('mof').upper)} (${a.mode === 'image-and-clinical' ? 'radiograph and clinical factors' : 'clinical factors only, QFracture-2012'}).`,
+    ...(a.tscore && (a.tscore.estimate || a.tscore.dxa) ? [`Femoral-neck T-score: ${tscoreText(a.tscore, (d) => d)}.`] : []),
     decisionNote(a.decision, a.tier.tier),
     ...(a.caveat ? [noteText(a.caveat)] : []),
     'Research use — trained on synthetic data.',

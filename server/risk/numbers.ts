@@ -69,3 +69,28 @@ export function inHundred(fraction: number): string {
 export function formatThreshold(percent: number): string {
   return `${Number(percent.toFixed(2))}%`;
 }
+
+/** A T-score with one decimal and a true minus sign: `-2.43` → `−2.4`, `0.04` → `0.0`. */
+export function formatTscore(t: number): string {
+  const s = (Math.round(t * 10) / 10).toFixed(1);
+  return s === '-0.0' ? '0.0' : s.replace('-', '−');
+}
+
+/** The T-score part of an assessment as {@link tscoreText} reads it (server/risk/assess.ts `TscoreResult`). */
+export interface TscoreWords {
+  estimate: { mean: number; low: number; high: number } | null;
+  dxa: { value: number; date: string } | null;
+  used: 'dxa' | 'image' | 'none';
+}
+
+/**
+ * The femoral-neck T-score wherever the risk's reasons are shown: "radiograph estimate −2.4 (−3.1 to −1.7); DXA
+ * 12 May 2026 −2.6", the one the risk rests on marked "(used)" when both are there. `date` writes a YYYY-MM-DD date
+ * as its caller writes dates. Empty when there is neither.
+ */
+export function tscoreText(t: TscoreWords, date: (isoDay: string) => string): string {
+  const parts: string[] = [];
+  if (t.estimate) parts.push(`radiograph estimate ${formatTscore(t.estimate.mean)} (${formatTscore(t.estimate.low)} to ${formatTscore(t.estimate.high)})${t.dxa && t.used === 'image' ? ' (used)' : ''}`);
+  if (t.dxa) parts.push(`DXA ${date(t.dxa.date)} ${formatTscore(t.dxa.value)}${t.estimate && t.used === 'dxa' ? ' (used)' : t.used === 'none' ? ' (not used: clinical factors only)' : ''}`);
+  return parts.join('; ');
+}

@@ -1,0 +1,210 @@
+/**
+ * A T-score-mediated (hip-xray-v2-shaped) model end to end: the demo cohort over the embedded FHIR and DICOMweb
+ * sandboxes, the closed-form fixture model test/fixtures/hip-xray-v2-tiny through the registry beside the v1 smoke
+ * model. Checks: the radiograph's T-score estimate; a recent measured DXA T-score replaces it (and joins the basis),
+ * an older one does not (manifest limit, and the setting overriding it); the interval comes from the quadrature
+ * mixture; the threshold probability lies in (0, 1); MOF ≥ hip everywhere; the FHIR extension; the v1 model's
+ * assessment of the same patient has no T-score and is unchanged by the DXA; BMI outside 20–40 warns (derived and
+ * recorded) and is the caveat when the charted value could change the tier.
+ */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { Observation, Resource } from '@medplum/fhirtypes';
+import { startDemoStack, type DemoStack } from '../../test/support/demo-stack.ts';
+import { REPO_ROOT } from '../config.ts';
+import type { FhirDataSource } from '../fhir/client.ts';
+import { DicomWebClient } from '../imaging/dicomweb-client.ts';
+import { ModelRegistry } from '../inference/registry.ts';
+import { assess, type AssessDeps, type Assessment } from './assess.ts';
+import { EXT, toFhir } from './fhir-output.ts';
+
+const AT = new Date('2026-11-27T12:00:00Z');
+const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 } };
+
+let stack: DemoStack;
+let registry: ModelRegistry;
+let deps: AssessDeps;
+let dir = '';
+
+before(async () => {
+  stack = await startDemoStack();
+  dir = mkdtempSync(join(tmpdir(), 'frcds-v2-models-'));
+  cpSync(join(REPO_ROOT, 'test/fixtures/models/hip-xray-smoke'), join(dir, 'hip-xray-smoke'), { recursive: true });
+  cpSync(join(REPO_ROOT, 'test/fixtures/hip-xray-v2-tiny'), join(dir, 'hip-xray-v2-tiny'), { recursive: true });
+  registry = await ModelRegistry.load({ modelsDir: dir, device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
+  assert.equal(registry.status().ready, true, registry.status().detail);
+  deps = {
+    fhir: stack.fhirClient({ timeoutMs: 10_000 }),
+    dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }),
+    registry,
+    settings: SETTINGS,
+    logger: stack.logger,
+  };
+});
+
+after(async () => {
+  await registry?.close();
+  await stack?.close();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const V2 = 'hip-xray-v2-tiny';
+const r10 = (a: Assessment, o: 'hip' | 'mof') => a.outcomes[o].risks.find((r) => r.years === 10)!;
+
+function checkMofAtLeastHip(a: Assessment): void {
+  const hip = a.outcomes.hip.fused!;
+  const mof = a.outcomes.mof.fused!;
+  hip.risks.forEach((h, i) => {
+    const m = mof.risks[i]!;
+    assert.ok(m.risk >= h.risk - 1e-12 && m.lower >= h.lower - 1e-9 && m.upper >= h.upper - 1e-9, `${a.patientId} ${h.years}y MOF ≥ hip`);
+  });
+  hip.curve.forEach((h, i) => {
+    const m = mof.curve[i]!;
+    assert.ok(m.survival <= h.survival + 1e-12 && m.lower <= h.lower + 1e-9 && m.upper <= h.upper + 1e-9, `${a.patientId} curve ${h.years}`);
+  });
+  assert.ok(a.decision.mof.probabilityAbove! >= 0 && a.decision.hip.probabilityAbove! >= 0);
+}
+
+/** The chart source with extra Observations for one patient (as if charted), everything else from the sandbox. */
+function withObservations(source: FhirDataSource, patientId: string, extra: Observation[]): FhirDataSource {
+  return {
+    baseUrl: source.baseUrl,
+    read: (type, id, signal) => source.read(type, id, signal),
+    search: async <T extends Resource>(type: string, params: Record<string, string>, signal?: AbortSignal): Promise<T[]> => {
+      const found = await source.search<T>(type, params, signal);
+      if (type !== 'Observation' || params['subject'] !== `Patient/${patientId}`) return found;
+      const codes = (params['code'] ?? '').split(',');
+      const mine = extra.filter((o) => o.code.coding!.some((c) => codes.includes(`${c.system}|${c.code}`)));
+      return [...found.filter((o) => !mine.some((x) => x.code.coding![0]!.code === (o as Observation).code?.coding?.[0]?.code)), ...(mine as unknown as T[])];
+    },
+  } as FhirDataSource;
+}
+
+describe('T-score-mediated model end to end', () => {
+  test('radiograph estimate without a usable DXA: interval from the mixture, probability in (0, 1), MOF ≥ hip, FHIR extension', async () => {
+    // demo-a-002's DXA (11 Jun 2024) is 2.5 years old at the assessment date: older than the manifest's 2 years.
+    const { assessment: a } = await assess(deps, { patientId: 'demo-a-002', at: AT, modelId: V2 });
+    assert.equal(a.mode, 'image-and-clinical');
+    assert.equal(a.model.id, V2);
+    assert.ok(a.tscore);
+    assert.equal(a.tscore.used, 'image');
+    assert.equal(a.tscore.dxa, null);
+    assert.equal(a.tscore.calibrationVersion, 'hip-xray-v2-tiny-fixture-1');
+    const est = a.tscore.estimate!;
+    assert.ok(est.low < est.mean && est.mean < est.high && est.sd > 0.5, JSON.stringify(est));
+    assert.ok(!a.basis.some((b) => b.startsWith('Observation/demo-a-002-dxa')));
+    for (const o of ['hip', 'mof'] as const) {
+      const r = r10(a, o);
+      assert.ok(r.lower! < r.risk && r.risk < r.upper!, `${o} interval ${JSON.stringify(r)}`);
+      assert.equal(a.outcomes[o].fused!.curve.length, 121);
+    }
+    checkMofAtLeastHip(a);
+    const ra = toFhir({ assessment: a, pngs: null }, { binaries: false }).riskAssessment;
+    const ext = ra.extension!.find((e) => e.url === EXT.tscoreEstimate)!;
+    const sub = (u: string) => ext.extension!.find((e) => e.url === u)!;
+    assert.ok(Math.abs(sub('mean').valueDecimal! - est.mean) < 1e-3);
+    assert.ok(Math.abs(sub('low').valueDecimal! - est.low) < 1e-3 && Math.abs(sub('high').valueDecimal! - est.high) < 1e-3);
+    assert.equal(sub('calibration').valueString, 'hip-xray-v2-tiny-fixture-1');
+    assert.equal(sub('used').valueCode, 'image');
+    assert.match(ra.text!.div, /Femoral-neck T-score: radiograph estimate −?\d\.\d \(−?\d\.\d to −?\d\.\d\)/);
+  });
+
+  test('a recent measured DXA T-score replaces the estimate (sd 0.1, in the basis, narrower interval); the setting can refuse it as too old', async () => {
+    // demo-a-008: radiograph 20 Nov 2026, DXA femoral neck −2.0 on 20 May 2026.
+    const { assessment: a } = await assess(deps, { patientId: 'demo-a-008', at: AT, modelId: V2 });
+    assert.deepEqual(a.tscore!.dxa, { value: -2, date: '2026-05-20', observationId: 'demo-a-008-dxa-t-score' });
+    assert.equal(a.tscore!.used, 'dxa');
+    assert.ok(a.tscore!.estimate, 'the radiograph estimate is still reported beside the DXA');
+    assert.ok(a.basis.includes('Observation/demo-a-008-dxa-t-score'));
+    const noDxa = (await assess({ ...deps, settings: { ...SETTINGS, dxaMaxAgeYears: 0.25 } }, { patientId: 'demo-a-008', at: AT, modelId: V2 })).assessment;
+    assert.equal(noDxa.tscore!.used, 'image');
+    assert.equal(noDxa.tscore!.dxa, null);
+    assert.ok(!noDxa.basis.includes('Observation/demo-a-008-dxa-t-score'));
+    assert.notEqual(a.cacheKey, noDxa.cacheKey, 'the DXA in use is part of the cache key');
+    // Narrower on the log-hazard scale (in points it also depends on where the risk lies).
+    const sd = (x: Assessment) => x.outcomes.hip.fused!.sd;
+    assert.ok(sd(a) < sd(noDxa) / 2, `log-hazard sd with DXA ${sd(a)} vs estimate ${sd(noDxa)}`);
+    assert.notEqual(r10(a, 'hip').risk, r10(noDxa, 'hip').risk);
+    checkMofAtLeastHip(a);
+    const ra = toFhir({ assessment: a, pngs: null }, { binaries: false }).riskAssessment;
+    assert.ok(ra.basis!.some((b) => b.reference === 'Observation/demo-a-008-dxa-t-score'));
+    assert.match(ra.text!.div, /DXA 2026-05-20 −2\.0 \(used\)/);
+    // The setting overrides the manifest the other way too: demo-a-010's DXA of 30 Jan 2023 counts with 5 years.
+    const old = (await assess({ ...deps, settings: { ...SETTINGS, dxaMaxAgeYears: 5 } }, { patientId: 'demo-a-010', at: AT, modelId: V2 })).assessment;
+    assert.equal(old.tscore!.used, 'dxa');
+    assert.equal(old.tscore!.dxa!.date, '2023-01-30');
+    assert.equal((await assess(deps, { patientId: 'demo-a-010', at: AT, modelId: V2 })).assessment.tscore!.used, 'image');
+  });
+
+  test('threshold probabilities lie strictly inside (0, 1) where the risk is near its threshold, and agree with the tier', async () => {
+    const ids = ['demo-a-003', 'demo-a-007', 'demo-a-012', 'demo-a-019', 'demo-a-024', 'demo-a-028'];
+    let inside = 0;
+    for (const id of ids) {
+      const { assessment: a } = await assess(deps, { patientId: id, at: AT, modelId: V2 });
+      if (a.mode !== 'image-and-clinical') continue;
+      checkMofAtLeastHip(a);
+      for (const o of ['hip', 'mof'] as const) {
+        const p = a.decision[o].probabilityAbove!;
+        assert.ok(p >= 0 && p <= 1);
+        if (p > 0.001 && p < 0.999) inside++;
+        // Risk at or above the threshold is what the probability measures: shown risk far above → p high, far below → low.
+        if (r10(a, o).lower! * 100 >= a.decision[o].thresholdPercent) assert.ok(p >= 0.975 - 1e-6, `${id} ${o}`);
+        if (r10(a, o).upper! * 100 < a.decision[o].thresholdPercent) assert.ok(p <= 0.025 + 1e-6, `${id} ${o}`);
+      }
+    }
+    assert.ok(inside >= 1, 'at least one outcome with a probability strictly inside (0, 1)');
+  });
+
+  test('the v1 model of the same registry: no T-score, no DXA read, same numbers whether or not the chart has a DXA', async () => {
+    const a = (await assess(deps, { patientId: 'demo-a-008', at: AT })).assessment;
+    assert.equal(a.model.id, 'hip-xray-smoke', 'v1 stays the default without MODEL_DEFAULT');
+    assert.equal(a.tscore, null);
+    assert.ok(!a.basis.some((b) => b.includes('dxa')));
+    const searches: string[] = [];
+    const spy: FhirDataSource = { ...deps.fhir, baseUrl: deps.fhir.baseUrl, read: (t, i, s) => deps.fhir.read(t, i, s), search: (t, p, s) => (searches.push(`${t}?${p['code'] ?? ''}`), deps.fhir.search(t, p, s)) } as FhirDataSource;
+    const b = (await assess({ ...deps, fhir: spy }, { patientId: 'demo-a-008', at: AT })).assessment;
+    assert.ok(!searches.some((q) => q.includes('80948-3')), 'a v1 assessment does not read DXA results');
+    assert.deepEqual(b.outcomes, a.outcomes);
+    searches.length = 0;
+    await assess({ ...deps, fhir: spy }, { patientId: 'demo-a-008', at: AT, modelId: V2 });
+    assert.ok(searches.some((q) => q.includes('80948-3')), 'a v2 assessment reads them with the care-status codes');
+  });
+});
+
+describe('BMI outside QFracture-2012\'s range', () => {
+  const obs = (id: string, code: string, value: number, unit: string): Observation => ({
+    resourceType: 'Observation', id, status: 'final', subject: { reference: 'Patient/demo-a-003' }, effectiveDateTime: '2026-10-01',
+    code: { coding: [{ system: 'http://loinc.org', code }] }, valueQuantity: { value, unit, code: unit },
+  });
+
+  test('derived from weight and height (BMI 43.2): a warning in the engine\'s words, 40 used', async () => {
+    // A chart without a BMI Observation: weight 120 kg, height 166.7 cm.
+    const fhir = withObservations(deps.fhir, 'demo-a-003', [obs('w', '29463-7', 120, 'kg'), obs('h', '8302-2', 166.7, 'cm')]);
+    const noBmi: FhirDataSource = { ...fhir, baseUrl: fhir.baseUrl, read: fhir.read, search: async (t, p, s) => (await fhir.search(t, p, s)).filter((r) => (r as Observation).code?.coding?.[0]?.code !== '39156-5') } as FhirDataSource;
+    for (const modelId of [V2, 'hip-xray-smoke']) {
+      const { assessment: a } = await assess({ ...deps, fhir: noBmi }, { patientId: 'demo-a-003', at: AT, modelId });
+      assert.equal(a.factors.inputs.bmi, 40);
+      assert.ok(a.warnings.includes('BMI 43.2 from weight and height is outside the 20–40 range QFracture-2012 accepts; 40 was used.'), a.warnings.join(' | '));
+    }
+  });
+
+  test('recorded (BMI 17.2 and 58): a warning; the caveat when the charted value could change the tier', async () => {
+    const low = (await assess({ ...deps, fhir: withObservations(deps.fhir, 'demo-a-003', [obs('b', '39156-5', 17.2, 'kg/m2')]) }, { patientId: 'demo-a-003', at: AT, modelId: V2 })).assessment;
+    assert.equal(low.factors.inputs.bmi, 20);
+    assert.ok(low.warnings.includes('BMI 17.2 as recorded is outside the 20–40 range QFracture-2012 accepts; 20 was used.'), low.warnings.join(' | '));
+    // Over the demo cohort, a BMI far out of range changes the tier of some patient when its term is continued
+    // past the edge: that patient's caveat names it, and a patient whose tier would not change has no such caveat.
+    let named = 0;
+    let quiet = 0;
+    for (const id of ['demo-a-003', 'demo-a-007', 'demo-a-012', 'demo-a-019', 'demo-a-028', 'demo-a-033']) {
+      const extra = [{ ...obs('b', '39156-5', 12, 'kg/m2'), subject: { reference: `Patient/${id}` } }];
+      const { assessment: a } = await assess({ ...deps, fhir: withObservations(deps.fhir, id, extra) }, { patientId: id, at: AT, modelId: V2 });
+      if (a.caveat?.startsWith('BMI 12 as recorded is outside the 20–40 range QFracture-2012 accepts; 20 was used, and the actual value could change the recommendation.')) named++;
+      else if (!a.caveat?.startsWith('BMI')) quiet++;
+    }
+    assert.ok(named >= 1, `a BMI of 12 changes some tier (named ${named}, quiet ${quiet})`);
+  });
+});
