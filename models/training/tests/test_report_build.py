@@ -200,9 +200,15 @@ def test_report_without_v1_files_and_with_mismatched_patients(tmp_path, sites):
     _write(str(d2), a, b)
     v1a = {k: v[100:] for k, v in a[1].items()}                        # 100 site-A patients lack a v1 row
     write_predictions(os.path.join(d2, "v1_site_a_test.csv.gz"), v1a)
+    b2 = dict(b[0])
+    b2["pred10_hip"] = b2["pred10_hip"].copy()
+    rows = np.flatnonzero(b2["hi10_hip"] < 0.5)[:3]
+    b2["pred10_hip"][rows] = b2["hi10_hip"][rows] + 0.01               # a skewed mixture's mean can pass its 97.5 %
+    write_predictions(os.path.join(d2, "site_b_test.csv.gz"), b2)
     rep2 = build(str(d2), 0, 1)
     assert rep2["inputs"]["paired_with_v1"]["A"] == 2900
     assert any("100 clean v2 patients have no v1 row" in w for w in rep2["warnings"])
+    assert "site_b_test.csv.gz: 3 rows with pred10_hip outside [lo10_hip, hi10_hip]" in rep2["warnings"]
 
 
 def test_malformed_input_exits_2_and_writes_nothing(tmp_path, sites, capsys):

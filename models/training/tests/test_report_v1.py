@@ -144,7 +144,7 @@ def _write_raw(path, header, rows):
     (lambda h, r: (h, [x[:12] + ["1.5"] + x[13:] for x in r]), "fraction"),
     (lambda h, r: (h, [x[:12] + [""] + x[13:] for x in r]), "is empty"),
     (lambda h, r: (h, [x[:-2] + ["certain", x[-1]] for x in r]), "'tier' has values"),
-    (lambda h, r: (h, [x[:12] + ["0.9"] + x[13:] for x in r]), "interval not around"),
+    (lambda h, r: (h, [x[:13] + ["0.9"] + x[14:] for x in r]), "lo10_hip > hi10_hip"),
     (lambda h, r: (h, []), "no rows"),
 ])
 def test_predictions_reader_refuses_malformed_files(tmp_path, mutate, message):

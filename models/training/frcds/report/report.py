@@ -31,7 +31,8 @@ import numpy as np
 from frcds.model.evaluate import clean
 from frcds.model.export import sha256
 from frcds.report import stats
-from frcds.report.predictions import IMAGE_ONLY, PredictionsFormatError, Table, image_only, read_predictions
+from frcds.report.predictions import (IMAGE_ONLY, PredictionsFormatError, Table, image_only, outside_interval,
+                                      read_predictions)
 
 TAU = 10.0
 THRESHOLD = {"hip": 0.03, "mof": 0.20}
@@ -203,6 +204,12 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
         if v1[site] is not None:
             files[V1_FILES[site]] = {"sha256": sha256(p1), "rows": len(v1[site]["patient_id"])}
     warnings: list[str] = []
+    for site in ("A", "B"):
+        for name, t in ((V2_FILES[site], v2[site]), (V1_FILES[site], v1[site])):
+            for k in ("hip", "mof"):
+                n_out = outside_interval(t, k) if t is not None else 0
+                if n_out:
+                    warnings.append(f"{name}: {n_out} rows with pred10_{k} outside [lo10_{k}, hi10_{k}]")
     paired = {}
     for site in ("A", "B"):
         a, a1, only2, only1 = pair(v2[site], v1[site])
