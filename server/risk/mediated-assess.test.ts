@@ -68,19 +68,28 @@ function checkMofAtLeastHip(a: Assessment): void {
   assert.ok(a.decision.mof.probabilityAbove! >= 0 && a.decision.hip.probabilityAbove! >= 0);
 }
 
-/** The chart source with extra Observations for one patient (as if charted), everything else from the sandbox. */
-function withObservations(source: FhirDataSource, patientId: string, extra: Observation[]): FhirDataSource {
-  return {
-    baseUrl: source.baseUrl,
-    read: (type, id, signal) => source.read(type, id, signal),
-    search: async <T extends Resource>(type: string, params: Record<string, string>, signal?: AbortSignal): Promise<T[]> => {
-      const found = await source.search<T>(type, params, signal);
-      if (type !== 'Observation' || params['subject'] !== `Patient/${patientId}`) return found;
-      const codes = (params['code'] ?? '').split(',');
-      const mine = extra.filter((o) => o.code.coding!.some((c) => codes.includes(`${c.system}|${c.code}`)));
-      return [...found.filter((o) => !mine.some((x) => x.code.coding![0]!.code === (o as Observation).code?.coding?.[0]?.code)), ...(mine as unknown as T[])];
+type Search = (type: string, params: Record<string, string>, signal?: AbortSignal) => Promise<Resource[]>;
+
+/** `source` with its search replaced (every other member delegated to it). */
+function withSearch(source: FhirDataSource, search: Search): FhirDataSource {
+  return new Proxy(source, {
+    get(target, prop) {
+      if (prop === 'search') return search;
+      const v: unknown = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
     },
-  } as FhirDataSource;
+  });
+}
+
+/** The chart source with extra Observations for one patient (as if charted; they replace ones of the same code). */
+function withObservations(source: FhirDataSource, patientId: string, extra: Observation[]): FhirDataSource {
+  return withSearch(source, async (type, params, signal) => {
+    const found = await source.search<Resource>(type as Resource['resourceType'], params, signal);
+    if (type !== 'Observation' || params['subject'] !== `Patient/${patientId}`) return found;
+    const codes = (params['code'] ?? '').split(',');
+    const mine = extra.filter((o) => o.code.coding!.some((c) => codes.includes(`${c.system}|${c.code}`)));
+    return [...found.filter((o) => !mine.some((x) => x.code.coding![0]!.code === (o as Observation).code?.coding?.[0]?.code)), ...mine];
+  });
 }
 
 describe('T-score-mediated model end to end', () => {
@@ -164,7 +173,7 @@ describe('T-score-mediated model end to end', () => {
     assert.equal(a.tscore, null);
     assert.ok(!a.basis.some((b) => b.includes('dxa')));
     const searches: string[] = [];
-    const spy: FhirDataSource = { ...deps.fhir, baseUrl: deps.fhir.baseUrl, read: (t, i, s) => deps.fhir.read(t, i, s), search: (t, p, s) => (searches.push(`${t}?${p['code'] ?? ''}`), deps.fhir.search(t, p, s)) } as FhirDataSource;
+    const spy = withSearch(deps.fhir, (t, p, s) => (searches.push(`${t}?${p['code'] ?? ''}`), deps.fhir.search<Resource>(t as Resource['resourceType'], p, s)));
     const b = (await assess({ ...deps, fhir: spy }, { patientId: 'demo-a-008', at: AT })).assessment;
     assert.ok(!searches.some((q) => q.includes('80948-3')), 'a v1 assessment does not read DXA results');
     assert.deepEqual(b.outcomes, a.outcomes);
@@ -183,7 +192,7 @@ describe('BMI outside QFracture-2012\'s range', () => {
   test('derived from weight and height (BMI 43.2): a warning in the engine\'s words, 40 used', async () => {
     // A chart without a BMI Observation: weight 120 kg, height 166.7 cm.
     const fhir = withObservations(deps.fhir, 'demo-a-003', [obs('w', '29463-7', 120, 'kg'), obs('h', '8302-2', 166.7, 'cm')]);
-    const noBmi: FhirDataSource = { ...fhir, baseUrl: fhir.baseUrl, read: fhir.read, search: async (t, p, s) => (await fhir.search(t, p, s)).filter((r) => (r as Observation).code?.coding?.[0]?.code !== '39156-5') } as FhirDataSource;
+    const noBmi = withSearch(fhir, async (t, p, s) => (await fhir.search<Resource>(t as Resource['resourceType'], p, s)).filter((r) => (r as Observation).code?.coding?.[0]?.code !== '39156-5'));
     for (const modelId of [V2, 'hip-xray-smoke']) {
       const { assessment: a } = await assess({ ...deps, fhir: noBmi }, { patientId: 'demo-a-003', at: AT, modelId });
       assert.equal(a.factors.inputs.bmi, 40);
