@@ -8,7 +8,10 @@
  * - A worker killed mid-job loses its lock after `leaseMs`; another worker's stalled-job check moves the job back
  *   to the wait list and runs it again (at-least-once; the job code is idempotent).
  * - Cross-process coordination (completed keys, newest version written per report, per-report lock) lives in Redis
- *   hashes and `SET NX PX` locks released by a compare-and-delete script.
+ *   hashes and `SET NX PX` locks released by a compare-and-delete script. The two hashes are bounded: each field's
+ *   last write is kept in a sorted set beside it, and every write drops (a few at a time) the fields not written for
+ *   `keysRetentionMs` (default {@link JOB_KEYS_RETENTION_MS}, 90 days — far beyond BullMQ's 7 days of completed
+ *   jobs and any re-notification of a report version).
  * @see https://docs.bullmq.io/guide/retrying-failing-jobs
  * @see https://docs.bullmq.io/guide/workers/stalled-jobs
  */
@@ -24,12 +27,20 @@ export const QUEUE_NAME = 'frcds-report-events';
 const PREFIX = 'frcds:jobs';
 const K = {
   done: `${PREFIX}:done`,
+  /** Sorted set: field of `done` → when it was written (ms). */
+  doneAt: `${PREFIX}:done:at`,
   latest: `${PREFIX}:latest`,
+  /** Sorted set: field of `latest` → when it was last written (ms). */
+  latestAt: `${PREFIX}:latest:at`,
   outcomes: `${PREFIX}:outcomes`,
   dead: `${PREFIX}:dead-letters`,
   lock: (reportId: string) => `${PREFIX}:lock:${reportId}`,
 };
 const DEAD_LETTERS_KEPT = 10_000;
+/** How long a completed key and a report's newest version are remembered after their last write, ms (90 days). */
+export const JOB_KEYS_RETENTION_MS = 90 * 24 * 3600 * 1000;
+/** Fields dropped at most per write: the sweep is spread over the writes, never one long Redis command. */
+const TRIM_PER_WRITE = 100;
 
 export interface RedisQueueOptions {
   readonly url: string;
@@ -38,6 +49,8 @@ export interface RedisQueueOptions {
   readonly leaseMs: number;
   readonly logger: Logger;
   readonly metrics?: JobMetrics;
+  /** See {@link JOB_KEYS_RETENTION_MS}. */
+  readonly keysRetentionMs?: number;
 }
 
 /** ioredis/BullMQ connection options from a `redis://[user:pass@]host:port/db` URL. */
@@ -57,24 +70,58 @@ export function redisConnection(url: string): { host: string; port: number; user
 }
 
 const UNLOCK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
-const SET_IF_NEWER = "local cur = redis.call('hget', KEYS[1], ARGV[1]) if (not cur) or ARGV[2] > cur then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) return 1 end return 0";
+/** Drops up to ARGV[5] fields of hash KEYS[1] whose time in sorted set KEYS[2] is at or before ARGV[4]. */
+const TRIM = `
+local old = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+if #old > 0 then redis.call('hdel', KEYS[1], unpack(old)) redis.call('zrem', KEYS[2], unpack(old)) end`;
+/** Completed key (first outcome kept) with its time; then the trim. ARGV: key, outcome, now, cutoff, limit. */
+const MARK_DONE = `
+if redis.call('hsetnx', KEYS[1], ARGV[1], ARGV[2]) == 1 then redis.call('zadd', KEYS[2], ARGV[3], ARGV[1]) end${TRIM}`;
+/** Newest version of a report (kept only if newer) with the time of the write; then the trim. ARGV: report, order, now, cutoff, limit. */
+const SET_IF_NEWER = `
+local cur = redis.call('hget', KEYS[1], ARGV[1])
+local set = 0
+if (not cur) or ARGV[2] > cur then redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) redis.call('zadd', KEYS[2], ARGV[3], ARGV[1]) set = 1 end
+${TRIM}
+return set`;
 
 class RedisCoordination implements JobCoordination {
   constructor(
     private readonly redis: Redis,
     private readonly leaseMs: number,
+    private readonly retentionMs: number,
   ) {}
   async isDone(key: string): Promise<boolean> {
     return (await this.redis.hexists(K.done, key)) === 1;
   }
   async markDone(key: string, outcome: JobOutcome): Promise<void> {
-    await this.redis.hsetnx(K.done, key, outcome.status);
+    const now = Date.now();
+    await this.redis.eval(MARK_DONE, 2, K.done, K.doneAt, key, outcome.status, now, now - this.retentionMs, TRIM_PER_WRITE);
   }
   async latestVersion(reportId: string): Promise<string | null> {
     return this.redis.hget(K.latest, reportId);
   }
   async setLatestVersion(reportId: string, order: string): Promise<void> {
-    await this.redis.eval(SET_IF_NEWER, 1, K.latest, reportId, order);
+    const now = Date.now();
+    await this.redis.eval(SET_IF_NEWER, 2, K.latest, K.latestAt, reportId, order, now, now - this.retentionMs, TRIM_PER_WRITE);
+  }
+  /**
+   * Gives fields written before their times were kept (an older version of this code) the current time, so that
+   * they are dropped one retention period from now instead of never. One pass over each hash, in pages.
+   */
+  async indexUntimed(): Promise<number> {
+    let added = 0;
+    const now = Date.now();
+    for (const [hash, times] of [[K.done, K.doneAt], [K.latest, K.latestAt]] as const) {
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.redis.hscan(hash, cursor, 'COUNT', 500);
+        cursor = next;
+        const fields = flat.filter((_, i) => i % 2 === 0);
+        if (fields.length > 0) added += await this.redis.zadd(times, 'NX', ...fields.flatMap((f) => [now, f]));
+      } while (cursor !== '0');
+    }
+    return added;
   }
   async withReportLock<T>(reportId: string, fn: () => Promise<T>): Promise<T> {
     const token = randomUUID();
@@ -110,7 +157,9 @@ export class RedisJobQueue implements JobQueue {
     this.#redis.on('error', (err: Error) => this.#log.warn({ error: err.message }, 'redis connection problem'));
     this.#queue = new Queue<ReportEvent>(QUEUE_NAME, { connection: this.#connection });
     this.#queue.on('error', (err: Error) => this.#log.warn({ error: err.message }, 'bullmq queue problem'));
-    this.coordination = new RedisCoordination(this.#redis, opts.leaseMs);
+    const coordination = new RedisCoordination(this.#redis, opts.leaseMs, opts.keysRetentionMs ?? JOB_KEYS_RETENTION_MS);
+    this.coordination = coordination;
+    void coordination.indexUntimed().catch((err: unknown) => this.#log.warn({ error: (err as Error).message }, 'could not index the completed keys for their retention; retried at the next start'));
   }
 
   async enqueue(event: ReportEvent): Promise<EnqueueResult> {
@@ -205,7 +254,7 @@ export class RedisJobQueue implements JobQueue {
   async reset(): Promise<void> {
     await this.#queue.obliterate({ force: true });
     const locks = await this.#redis.keys(`${PREFIX}:lock:*`);
-    await this.#redis.del(K.done, K.latest, K.outcomes, K.dead, ...locks);
+    await this.#redis.del(K.done, K.doneAt, K.latest, K.latestAt, K.outcomes, K.dead, ...locks);
   }
 
   async close(): Promise<void> {
