@@ -43,7 +43,11 @@ interface ParityResult { viaDicom: number; viaStoredTensor: number }
 async function checkParity(model: LoadedModel, logHazardTol?: number): Promise<ParityResult> {
   const fx = JSON.parse(readFileSync(join(model.dir, 'parity', 'fixtures.json'), 'utf8')) as Fixtures;
   const clinical = f32(model.dir, fx.model.inputs['clinical']!);
-  const expLh = f32(model.dir, fx.model.expected['log_hazard']!);
+  // A T-score-mediated model: its base log-hazards stand where a log-hazard ensemble's log-hazards do, plus the raw
+  // T-score head ([member][mean, sd]).
+  const mediated = model.tscoreCalibration !== null;
+  const expLh = f32(model.dir, fx.model.expected[mediated ? 'base_log_hazard' : 'log_hazard']!);
+  const expT = mediated ? f32(model.dir, fx.model.expected['tscore']!) : null;
   const expCam = f32(model.dir, fx.model.expected['cam']!);
   const expOod = f32(model.dir, fx.model.expected['ood_distance']!);
   const M = model.manifest.ensemble.members;
@@ -72,9 +76,14 @@ async function checkParity(model: LoadedModel, logHazardTol?: number): Promise<P
     }
     for (const image of images) {
       const out = await model.infer({ image, clinical: [clinical[row * 2]!, clinical[row * 2 + 1]!] });
+      const lh = mediated ? out.baseLogHazard! : out.logHazard;
       for (let m = 0; m < M; m++) for (let k = 0; k < 2; k++) {
         const want = expLh[(row * M + m) * 2 + k]!;
-        assert.ok(Math.abs(out.logHazard[m]![k]! - want) <= lhTol, `row ${row} log_hazard[${m}][${k}]: ${out.logHazard[m]![k]} vs ${want}`);
+        assert.ok(Math.abs(lh[m]![k]! - want) <= lhTol, `row ${row} log_hazard[${m}][${k}]: ${lh[m]![k]} vs ${want}`);
+        if (expT) {
+          const t = out.tscore![m]!;
+          assert.ok(Math.abs((k === 0 ? t.mean : t.sd) - expT[(row * M + m) * 2 + k]!) <= lhTol, `row ${row} tscore[${m}][${k}]`);
+        }
       }
       for (let k = 0; k < 2; k++) for (let i = 0; i < h * w; i++) {
         assert.ok(Math.abs(out.cam[k]![i]! - expCam[(row * 2 + k) * h * w + i]!) <= tol * camScale, `row ${row} cam`);
@@ -122,6 +131,16 @@ describe('model registry', () => {
       assert.equal(r.viaDicom, r.viaStoredTensor, 'the real model\'s fixture must name the committed demo DICOM files');
     } finally {
       await real.close();
+    }
+  });
+
+  test('every T-score-mediated model committed under models/ reproduces its parity fixture (base log-hazard, raw T-score head, CAM, OOD)', async () => {
+    const all = await ModelRegistry.load(settings(join(REPO_ROOT, 'models'), { device: 'cpu' }), logger);
+    try {
+      assert.equal(all.status().ready, true, all.status().detail);
+      for (const m of all.list().filter((x) => x.tscoreCalibration !== null)) await checkParity(m);
+    } finally {
+      await all.close();
     }
   });
 
