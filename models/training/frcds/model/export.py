@@ -7,20 +7,19 @@ import hashlib
 import onnx
 import torch
 
-from .net import EnsembleGraph
-
 OPSET = 17
 INPUTS = ("image", "clinical")
 OUTPUTS = ("log_hazard", "cam", "ood_distance")
 
 
-def export_onnx(graph: EnsembleGraph, path: str, size: int = 128) -> None:
+def export_onnx(graph: torch.nn.Module, path: str, size: int = 128, outputs: tuple[str, ...] = OUTPUTS) -> None:
+    """``outputs``: names of the graph's outputs in order (v1's by default; hip-xray-v2 passes its own)."""
     graph.eval()
     x = torch.zeros(2, 1, size, size)
     c = torch.zeros(2, 2)
     torch.onnx.export(graph, (x, c), path, opset_version=OPSET, do_constant_folding=True,
-                      input_names=list(INPUTS), output_names=list(OUTPUTS),
-                      dynamic_axes={n: {0: "batch"} for n in INPUTS + OUTPUTS})
+                      input_names=list(INPUTS), output_names=list(outputs),
+                      dynamic_axes={n: {0: "batch"} for n in INPUTS + tuple(outputs)})
     model = onnx.load(path)
     onnx.checker.check_model(model)
 

@@ -55,7 +55,15 @@ def demo_dicom_files(repo_root: str, count: int) -> list[str]:
     return chosen
 
 
-def write_fixtures(cfg: dict, graph, a, split, nonhip_imgs, out_dir: str, work: str) -> dict:
+V1_OUTPUTS = ("log_hazard", "cam", "ood_distance")
+V1_TOLERANCE_RULE = ("log_hazard: |diff| <= 1e-4; cam and ood_distance: |diff| <= 1e-4 * max(1, max |expected| "
+                     "of that output)")
+
+
+def write_fixtures(cfg: dict, graph, a, split, nonhip_imgs, out_dir: str, work: str,
+                   outputs: tuple[str, ...] = V1_OUTPUTS, tolerance_rule: str = V1_TOLERANCE_RULE) -> dict:
+    """``a``: a cohort with ``images``, ``tab`` (patient_id, should_exclude) and ``clinical()``; ``outputs``: the
+    graph's output names in order."""
     from .pipeline import REPO_ROOT
     pdir = os.path.join(out_dir, "parity")
     os.makedirs(pdir, exist_ok=True)
@@ -96,15 +104,12 @@ def write_fixtures(cfg: dict, graph, a, split, nonhip_imgs, out_dir: str, work: 
     x = np.stack(inputs)[:, None].astype(np.float32)
     c = np.stack(clin).astype(np.float32)
     with torch.no_grad():
-        lh, cam, d = graph(torch.from_numpy(x), torch.from_numpy(c))
+        res = graph(torch.from_numpy(x), torch.from_numpy(c))
     model = {"inputs": {"image": _write(x, os.path.join(pdir, "input-image.f32")),
                         "clinical": _write(c, os.path.join(pdir, "input-clinical.f32"))},
-             "expected": {"log_hazard": _write(lh.numpy(), os.path.join(pdir, "expected-log_hazard.f32")),
-                          "cam": _write(cam.numpy(), os.path.join(pdir, "expected-cam.f32")),
-                          "ood_distance": _write(d.numpy(), os.path.join(pdir, "expected-ood_distance.f32"))},
-             "rows": labels, "tolerance_abs": 1e-4,
-             "tolerance_rule": "log_hazard: |diff| <= 1e-4; cam and ood_distance: |diff| <= 1e-4 * max(1, max |expected| "
-                               "of that output)"}
+             "expected": {name: _write(v.numpy(), os.path.join(pdir, f"expected-{name}.f32"))
+                          for name, v in zip(outputs, res)},
+             "rows": labels, "tolerance_abs": 1e-4, "tolerance_rule": tolerance_rule}
     fixtures = {"preprocess": {"cases": pre, "tolerance_mean_abs": 1e-3}, "model": model}
     with open(os.path.join(pdir, "fixtures.json"), "w", encoding="utf-8") as f:
         json.dump(fixtures, f, indent=1)

@@ -18,6 +18,8 @@ import torch.nn.functional as F
 from frcds.model.net import N_QUALITY, Backbone, quality_stats
 
 SD_FLOOR = 0.05
+#: names of the exported graph's outputs, in order (v2 contract)
+OUTPUTS = ("base_log_hazard", "tscore", "cam", "ood_distance")
 
 
 class Member2(nn.Module):

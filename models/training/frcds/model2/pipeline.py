@@ -16,11 +16,12 @@ import numpy as np
 import torch
 
 from frcds.model.data import split_by_patient
+from frcds.model.export import export_onnx
 from frcds.model.pipeline import REPO_ROOT, TRAINING_DIR, render_non_hip, repo_path
 
 from . import card, report
 from .evaluate import evaluate
-from .export import export_onnx
+from .net import OUTPUTS
 from .observables import load_observables, load_truth
 from .train import build_graph, train_stage
 
@@ -76,7 +77,7 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
     timings.update(trained.info["timings"])
     graph = build_graph(trained)
     onnx_path = os.path.join(out_dir, "model.onnx")
-    export_onnx(graph, onnx_path, size=a.images.shape[1])
+    export_onnx(graph, onnx_path, size=a.images.shape[1], outputs=OUTPUTS)
 
     t0 = time.time()
     b_dir = cohort_dir(work, "B", cc["site_b"], cc.get("dicom", "none"), dirs.get("B"))
@@ -102,7 +103,7 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
                              {k: v[te] for k, v in truth_a.items()}, pa, "test")
     report.write_predictions(os.path.join(pdir, "site_b_test.csv.gz"), b, truth_b, pb, "external")
     os.replace(os.path.join(out_dir, "split.json"), os.path.join(pdir, "split.json"))
-    fixtures = report.write_parity(cfg, graph, a, te, nonhip, out_dir, REPO_ROOT)
+    fixtures = report.write_parity(cfg, graph, a, split, nonhip, out_dir, work)
     timings["total_s"] = time.time() - t_start
     ev["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     ev["training"] = {"calibration": trained.calibration, "gamma": trained.gamma.tolist(),

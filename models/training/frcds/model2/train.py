@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from frcds.model import ood
-from frcds.model.net import quality_stats
+from frcds.model.pipeline import ood_vectors
 from frcds.model.survival import breslow
 
 from . import mixture
@@ -74,15 +74,6 @@ def outputs(members: list[Member2], images: np.ndarray, mean_map: bool = False):
     if mean_map:
         return z, mu, sd, np.stack([r[3] for r in res])
     return z, mu, sd
-
-
-def ood_vectors(z: np.ndarray, images: np.ndarray, quality: bool) -> np.ndarray:
-    v = z.reshape(len(z), -1)
-    if not quality:
-        return v
-    q = np.concatenate([quality_stats(torch.from_numpy(images[i:i + 512][:, None])).double().numpy()
-                        for i in range(0, len(images), 512)])
-    return np.concatenate([v, q], axis=1)
 
 
 def augmented_copy(images: np.ndarray, seed: int, strength: float) -> np.ndarray:
