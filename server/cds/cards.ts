@@ -25,7 +25,7 @@ import type { CareStatus } from '../orders/care-status.ts';
 import { dxaOrder, flsReferral } from '../orders/service-requests.ts';
 import type { Assessment, OutcomeResult, Tier } from '../risk/assess.ts';
 import type { Decision } from '../risk/decision.ts';
-import { formatRiskWithInterval } from '../risk/numbers.ts';
+import { formatRiskWithInterval, tscoreText } from '../risk/numbers.ts';
 import type { Card, HookContext, Indicator, Link, Suggestion } from './types.ts';
 
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -195,6 +195,12 @@ export function reasonsOf(a: Assessment): string[] {
   return a.outcomes.hip.contributions.filter((c) => c.qfracture > 0).slice(0, 3).map(factorWords);
 }
 
+/** A T-score-mediated model's femoral-neck T-score for the reasons line (estimate and measured DXA), or ''. */
+export function tscoreReason(a: Assessment): string {
+  const text = a.tscore ? tscoreText(a.tscore, shortDate) : '';
+  return text ? ` Femoral-neck T-score: ${text}.` : '';
+}
+
 /** The single caveat line: the in-progress note, else the engine's caveat, else data the EHR did not share. */
 function caveatOf(input: CardInput): string | null {
   if (input.kind === 'clinical-in-progress') return 'X-ray analysis in progress: open the chart again shortly for the X-ray-based estimate.';
@@ -216,7 +222,7 @@ export function detailOf(input: CardInput, plan: CarePlan = carePlan(input)): st
   const reasons = reasonsOf(a);
   const lines = [
     `${a.decision.meaning} Major osteoporotic fracture: ${riskText(mof)}.`,
-    `${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${basis}`,
+    `${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${tscoreReason(a)}${basis}`,
     plan.line,
   ];
   const caveat = caveatOf(input);

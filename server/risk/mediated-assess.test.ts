@@ -19,6 +19,7 @@ import type { FhirDataSource } from '../fhir/client.ts';
 import { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import { assess, type AssessDeps, type Assessment } from './assess.ts';
+import { buildCard } from '../cds/cards.ts';
 import { EXT, toFhir } from './fhir-output.ts';
 
 const AT = new Date('2026-11-27T12:00:00Z');
@@ -141,6 +142,9 @@ describe('T-score-mediated model end to end', () => {
     const ra = toFhir({ assessment: a, pngs: null }, { binaries: false }).riskAssessment;
     assert.ok(ra.basis!.some((b) => b.reference === 'Observation/demo-a-008-dxa-t-score'));
     assert.match(ra.text!.div, /DXA 2026-05-20 −2\.0 \(used\)/);
+    // The card's reasons line shows both, the DXA marked as the one used.
+    const card = buildCard({ assessment: a, kind: 'assessment', context: { userId: 'Practitioner/x', patientId: 'demo-a-008' }, publicBaseUrl: 'https://c', retrievable: false, care: { known: true, status: { flsReferral: null, dxaOrder: null, dxaResult: null, treatment: null } } }).card;
+    assert.match(card.detail!, /Femoral-neck T-score: radiograph estimate −?\d\.\d \(−?\d\.\d to −?\d\.\d\); DXA 20 May 2026 −2\.0 \(used\)\./);
     // The setting overrides the manifest the other way too: demo-a-010's DXA of 30 Jan 2023 counts with 5 years.
     const old = (await assess({ ...deps, settings: { ...SETTINGS, dxaMaxAgeYears: 5 } }, { patientId: 'demo-a-010', at: AT, modelId: V2 })).assessment;
     assert.equal(old.tscore!.used, 'dxa');
