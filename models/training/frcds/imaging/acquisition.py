@@ -8,8 +8,11 @@ enhancement, noise, resolution), collimation, the side marker and an optional ar
 Two synthetic vendors stand for two hospitals. Site A: a flat-panel DR system with a fine pitch, little noise, a
 steep S-shaped look-up curve, the unexposed border left white. Site B: a different, older detector with a coarser
 pitch, more and coarser-grained noise, extra blur (lower MTF), a gamma-type look-up curve with stronger edge
-enhancement, an electronic black shutter over the unexposed border and more MONOCHROME1 output. The vendor names
-are plainly synthetic; the parameter ranges are plausible, not copied from any product.
+enhancement, an electronic black shutter over the unexposed border and more MONOCHROME1 output. Vendor C is a third
+system no model is trained on, kept for site checks (a new hospital validating a model on its own images): a
+mid-pitch panel with stronger dynamic-range compression, a flatter S-shaped look-up curve, noise and blur between
+A's and B's, a black shutter and half of its output MONOCHROME1. The vendor names are plainly synthetic; the
+parameter ranges are plausible, not copied from any product.
 """
 
 from __future__ import annotations
@@ -57,6 +60,13 @@ VENDORS: dict[str, Vendor] = {
         pitches_mm=(0.175, 0.19), bits_choices=(15, 16), bits_p=(0.4, 0.6), mono1_p=0.35,
         noise_quantum=0.018, noise_white=0.007, mtf_blur=0.9, lut="gamma", lut_contrast=(1.6, 2.1),
         equalisation=(0.65, 0.75), edge_gain=(0.8, 1.2), shutter="black", artefact_rate=0.05,
+    ),
+    # Not used by training: the unseen vendor of a site check (see the module docstring).
+    "C": Vendor(
+        site="C", manufacturer="FRCDS Synthetic Imaging C", model_name="PhantomDR C-210",
+        pitches_mm=(0.16, 0.165), bits_choices=(12, 16), bits_p=(0.5, 0.5), mono1_p=0.5,
+        noise_quantum=0.014, noise_white=0.009, mtf_blur=0.5, lut="sigmoid", lut_contrast=(2.0, 2.5),
+        equalisation=(0.86, 0.93), edge_gain=(0.5, 0.9), shutter="black", artefact_rate=0.05,
     ),
 }
 
@@ -113,7 +123,7 @@ def _choice(rng: np.random.Generator, items: tuple, p: tuple[float, ...] | None 
 
 def sample_acquisition(site: str, rng: np.random.Generator, *, size: str = "full",
                        artefact: str | None | Literal["auto"] = "auto") -> Acquisition:
-    """Draw one acquisition for ``site`` ('A' | 'B').
+    """Draw one acquisition for ``site`` ('A' | 'B' | 'C').
 
     ``size='full'`` gives 2000-2500 px images at the detector pitch (0.14-0.19 mm); ``size='demo'`` the same field
     of view at 2.3x the pitch (about 900-1090 px) for the committed demo cohort. ``artefact='auto'`` draws an
