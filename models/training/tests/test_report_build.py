@@ -138,7 +138,27 @@ def test_report_figures_equal_direct_computations_on_the_clean_rows(tmp_path, si
     assert f["events_a"]["value"] == stats.events_by(A["time_hip"], A["event_hip"])
     # no non-hip rows and no training evaluation: stated, not invented
     assert f["nonhip_auroc"]["value"] is None and f["nonhip_auroc"]["met"] is None
-    assert rep["warnings"] == []
+    assert rep["warnings"] == ["no v2_recomputed_check.json: the predictions were not checked against model.onnx + manifest"]
+
+
+def test_the_artefact_check_is_included_and_disagreement_warned(tmp_path, sites):
+    a, b = sites
+    d = tmp_path / "pred"
+    _write(str(d), a, b)
+    ok = {"max_abs": 2e-6, "p99_abs": 1e-6, "max_rel": 1e-5}
+    served = {c: dict(ok) for c in ("pred10_hip", "lo10_hip", "hi10_hip", "pthr_hip", "pred10_mof", "lo10_mof",
+                                     "hi10_mof", "pthr_mof")}
+    served.update({"tier": {"agree": 1.0, "n_differ": 0}, "low_confidence": {"agree": 1.0, "n_differ": 0}})
+    chk = {"kind": "frcds-v2-recomputed-check",
+           "sites": {s: {"rows_checked": 10, "served": json.loads(json.dumps(served))} for s in "AB"}}
+    (d / "v2_recomputed_check.json").write_text(json.dumps(chk))
+    rep = build(str(d), 0, 1)
+    assert rep["warnings"] == [] and rep["consistency_with_artefact"]["sites"]["A"]["rows_checked"] == 10
+    chk["sites"]["B"]["served"]["hi10_hip"]["max_abs"] = 0.05
+    chk["sites"]["B"]["served"]["tier"] = {"agree": 0.9, "n_differ": 1}
+    (d / "v2_recomputed_check.json").write_text(json.dumps(chk))
+    w = build(str(d), 0, 1)["warnings"]
+    assert len(w) == 1 and w[0].startswith("site B, served:") and "hi10_hip (max |diff| 0.05)" in w[0] and "tier (1 rows)" in w[0]
 
 
 def test_report_is_deterministic_and_nonhip_rows_or_training_figure_are_used(tmp_path, sites):

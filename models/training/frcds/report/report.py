@@ -31,6 +31,7 @@ import numpy as np
 from frcds.model.evaluate import clean
 from frcds.model.export import sha256
 from frcds.report import stats
+from frcds.report.v2check import CHECK_FILE
 from frcds.report.predictions import (IMAGE_ONLY, PredictionsFormatError, Table, image_only, outside_interval,
                                       read_predictions)
 
@@ -38,6 +39,7 @@ TAU = 10.0
 THRESHOLD = {"hip": 0.03, "mof": 0.20}
 V2_FILES = {"A": "site_a_test.csv.gz", "B": "site_b_test.csv.gz"}
 V1_FILES = {"A": "v1_site_a_test.csv.gz", "B": "v1_site_b_test.csv.gz"}
+CHECKED = ("pred10_hip", "lo10_hip", "hi10_hip", "pthr_hip", "pred10_mof", "lo10_mof", "hi10_mof", "pthr_mof")
 
 
 def _take(t: Table, rows: np.ndarray) -> Table:
@@ -388,6 +390,7 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
                            stats.events_by(t["time_hip"], t["event_hip"]), n=len(t["patient_id"]), unit="count",
                            note=f"MOF {stats.events_by(t['time_mof'], t['event_mof'])}; "
                                 f"artefact rows {int((v2[site]['image_kind'] == 'artefact').sum())}"))
+    consistency = _consistency(pred_dir, warnings)
     figs = r.figs
     return clean({
         "kind": "frcds-v2-report",
@@ -399,10 +402,36 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
         "figures": figs,
         "details": details,
         "warnings": warnings,
+        "consistency_with_artefact": consistency,
         "summary": {"targets": sum(f["met"] is not None for f in figs), "met": sum(f["met"] is True for f in figs),
                     "missed": [f["id"] for f in figs if f["met"] is False],
                     "not_assessed": [f["id"] for f in figs if f["target"] and f["met"] is None]},
     })
+
+
+#: largest difference between the file and the recomputation still counted as agreement: float32 ONNX outputs,
+#: 7-digit numbers in the file, the service's erfc (1.2e-7) and bisection tolerances
+AGREE_ABS = 1e-4
+
+
+def _consistency(pred_dir: str, warnings: list[str]) -> dict | None:
+    """The v2check result beside the predictions (frcds/report/v2check.py), with a warning for each column whose
+    recomputation from model.onnx + manifest disagrees with the file."""
+    path = os.path.join(pred_dir, CHECK_FILE)
+    if not os.path.exists(path):
+        warnings.append("no v2_recomputed_check.json: the predictions were not checked against model.onnx + manifest")
+        return None
+    with open(path, encoding="utf-8") as f:
+        chk = json.load(f)
+    for site, res in chk.get("sites", {}).items():
+        for part in ("served", "image_only", "ood", "tscore"):
+            bad = [f"{col} (max |diff| {d['max_abs']:.2g})" if "max_abs" in d else f"{col} ({d['n_differ']} rows)"
+                   for col, d in (res.get(part) or {}).items()
+                   if ("max_abs" in d and d["max_abs"] > AGREE_ABS) or ("agree" in d and d["agree"] < 1.0)]
+            if bad:
+                warnings.append(f"site {site}, {part}: the file differs from model.onnx + manifest recomputed on "
+                                f"{res['rows_checked']} rows in " + ", ".join(bad))
+    return chk
 
 
 def _num(v, unit: str) -> str:
@@ -467,6 +496,20 @@ def markdown(r: dict) -> str:
             cells = [(f"{by[m][b]['n']} | {by[m][b]['mean_p']:.3f} | {by[m][b]['observed']:.3f}" if b in by[m] else "0 | – | –")
                      for m in models]
             lines.append(f"| {b[0]:.1f}–{b[1]:.1f} | " + " | ".join(cells) + " |")
+        lines.append("")
+    chk = r.get("consistency_with_artefact")
+    if chk:
+        lines += ["## The predictions files against model.onnx + manifest (recomputed by frcds/report/v2check.py)", "",
+                  "| Site | Variant | Rows | max abs diff: " + " | ".join(CHECKED) + " | tier agree | low-confidence agree |",
+                  "|---|---|---|" + "---|" * len(CHECKED) + "---|---|"]
+        for site, res in chk["sites"].items():
+            for part in ("served", "image_only"):
+                x = res.get(part)
+                if not x:
+                    continue
+                lines.append(f"| {site} | {part} | {res['rows_checked']} | "
+                             + " | ".join(f"{x[c]['max_abs']:.1e}" for c in CHECKED) + " | "
+                             f"{x['tier']['agree']:.4f} | {x['low_confidence']['agree']:.4f} |")
         lines.append("")
     other = {k: v for k, v in d.items() if k not in ("site_a_calibration_deciles_hip", "pthr_reliability")}
     if other:
