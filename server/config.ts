@@ -251,6 +251,8 @@ export interface AppConfig {
     readonly deadlineMs: number;
     /** SQLite file of the card log and feedback (`CDS_FEEDBACK_DB`), absolute. */
     readonly feedbackDb: string;
+    /** Days the card log keeps cards, feedback and patient-view memory (`CDS_CARD_LOG_RETENTION_DAYS`). */
+    readonly cardLogRetentionDays: number;
     /** Lowest tier at which order-select / order-sign show a card (`CDS_ORDER_MIN_TIER`). */
     readonly orderMinTier: 'low' | 'moderate' | 'high';
     /** Lowest tier at which patient-view shows a card without news (`CDS_PATIENT_VIEW_MIN_TIER`). */
@@ -454,6 +456,7 @@ export const SETTINGS: readonly Setting[] = [
   // --- CDS Hooks service (issue 6, server/cds/) ---
   { env: 'CDS_DEADLINE_MS', description: 'Time budget of one CDS Hooks call, in ms: a cached assessment is served at once; otherwise, if the image cannot be assessed in time, the clinical-only estimate is answered ("image analysis in progress") and the assessment finishes in the background for the next call.', defaultText: '`400`', schema: { type: 'integer', minimum: 50, maximum: 10000 } },
   { env: 'CDS_FEEDBACK_DB', description: 'SQLite file holding the CDS card log and card feedback (ids only, no other PHI), unless `DATABASE_URL` is set (then PostgreSQL holds them for every replica). Relative paths are resolved against the repository root.', defaultText: '`data/cds-feedback.sqlite`', schema: { type: 'string', minLength: 1 } },
+  { env: 'CDS_CARD_LOG_RETENTION_DAYS', description: 'Days the CDS card log (SQLite or PostgreSQL) keeps cards shown, card feedback, what patient-view last said and order-select cards; older rows are deleted by a sweep every 6 hours on each replica, and the feedback summary covers this period.', defaultText: '`400`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'CDS_ORDER_MIN_TIER', description: 'order-select / order-sign show a card for an imaging order only when the risk tier is at least this: `low`, `moderate` or `high`.', defaultText: '`moderate`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
   { env: 'CDS_PATIENT_VIEW_MIN_TIER', description: 'patient-view shows a card when the risk tier is at least this (`low`, `moderate` or `high`), or when the assessment has news since the service last spoke for that patient (tier changed, image result arrived).', defaultText: '`high`', schema: { type: 'string', enum: ['low', 'moderate', 'high'] } },
   { env: 'CDS_JTI_TTL_S', description: 'CDS client JWTs: seconds a `jti` is remembered against replay; tokens issued (`iat`) longer ago than this are refused.', defaultText: '`3600`', schema: { type: 'integer', minimum: 60, maximum: 86400 } },
@@ -834,6 +837,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     cds: {
       deadlineMs: num('CDS_DEADLINE_MS', 400),
       feedbackDb: (() => { const p = str('CDS_FEEDBACK_DB') ?? 'data/cds-feedback.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
+      cardLogRetentionDays: num('CDS_CARD_LOG_RETENTION_DAYS', 400),
       orderMinTier: (str('CDS_ORDER_MIN_TIER') ?? 'moderate') as AppConfig['cds']['orderMinTier'],
       patientViewMinTier: (str('CDS_PATIENT_VIEW_MIN_TIER') ?? 'high') as AppConfig['cds']['patientViewMinTier'],
       jtiTtlS: num('CDS_JTI_TTL_S', 3600),

@@ -12,7 +12,7 @@ import type { RiskService } from '../risk/service.ts';
 import { loadCdsClients } from './clients.ts';
 import { CdsJwtVerifier } from './jwt.ts';
 import { createCdsRouter, createFeedbackSummaryRouter } from './router.ts';
-import { CdsStore } from './store.ts';
+import { CdsStore, type CardLogRetention } from './store.ts';
 import { PostgresCardLog } from '../state/cardlog-postgres.ts';
 import type { PgPool } from '../state/postgres.ts';
 import type { CardLogStore, ReplayCache } from '../state/types.ts';
@@ -31,7 +31,13 @@ export function createCds(config: AppConfig, logger: Logger, risk: RiskService, 
   const verifier = new CdsJwtVerifier({ clients, jtiTtlS: config.cds.jtiTtlS, clockSkewS: config.cds.clockSkewS, ...(shared.replay ? { replay: shared.replay } : {}) });
   // With DATABASE_URL the card log must be the shared one: a per-process file would split it between replicas.
   if (config.state.databaseUrl && !shared.pool) throw new Error('DATABASE_URL is set but the CDS mount got no PostgreSQL pool (composition root)');
-  const store: CardLogStore = shared.pool ? new PostgresCardLog(shared.pool) : new CdsStore(config.cds.feedbackDb);
+  const log = logger.child({ component: 'cds' });
+  const retention: CardLogRetention = {
+    days: config.cds.cardLogRetentionDays,
+    onSwept: (deleted) => log.info({ deleted, retentionDays: config.cds.cardLogRetentionDays }, 'cds: card log retention sweep'),
+    onError: (err) => log.warn({ err: err.message }, 'cds: card log retention sweep failed; tried again at the next one'),
+  };
+  const store: CardLogStore = shared.pool ? new PostgresCardLog(shared.pool, { retention }) : new CdsStore(config.cds.feedbackDb, { retention });
   // Order-code ConceptMaps: shipped + the site's ORDER_CODE_MAPS_DIR (already validated by loadConfig).
   const orderCodes = loadOrderCodeMaps(config.cds.orderCodeMapsDir === undefined ? {} : { extraDir: config.cds.orderCodeMapsDir });
   const orderCodeMaps = orderCodes.maps.map((m) => ({ id: m.id, codes: m.codes }));

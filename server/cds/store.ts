@@ -14,6 +14,9 @@
  *
  * No PHI beyond ids: patient ids, card/suggestion uuids, codes and timestamps. The free-text `userComment` of an
  * override is NOT stored (it may hold anything); only whether one was given.
+ *
+ * Retention: both stores delete rows older than `CDS_CARD_LOG_RETENTION_DAYS` ({@link CardLogStore.prune}) in a
+ * sweep every {@link CARD_LOG_SWEEP_EVERY_MS} ({@link sweepPeriodically}); the summary covers that period.
  * @see https://cds-hooks.hl7.org/2.0/#feedback
  */
 import { mkdirSync } from 'node:fs';
@@ -26,6 +29,50 @@ import type { Feedback } from './types.ts';
 
 /** How long a write waits for another process's lock on the same SQLite file, in ms. */
 export const BUSY_TIMEOUT_MS = 5000;
+
+/** Default of `CDS_CARD_LOG_RETENTION_DAYS`: a year of feedback plus a margin for year-on-year comparison. */
+export const CARD_LOG_RETENTION_DAYS = 400;
+/** How often the retention sweep runs, ms (6 h); the first sweep runs {@link CARD_LOG_FIRST_SWEEP_MS} after start. */
+export const CARD_LOG_SWEEP_EVERY_MS = 6 * 3600 * 1000;
+export const CARD_LOG_FIRST_SWEEP_MS = 60 * 1000;
+
+/** Retention of a card log: how long rows are kept, and where the sweep reports (the store has no logger). */
+export interface CardLogRetention {
+  days: number;
+  /** Sweep interval, ms (default {@link CARD_LOG_SWEEP_EVERY_MS}). */
+  everyMs?: number;
+  /** Delay of the first sweep, ms (default {@link CARD_LOG_FIRST_SWEEP_MS}: start-up is not slowed). */
+  firstAfterMs?: number;
+  onSwept?: (deleted: number) => void;
+  onError?: (err: Error) => void;
+}
+
+/**
+ * Calls `prune` with the retention cut-off now and then (timers unref'd: they keep no process alive); resolves
+ * nothing, reports through the callbacks. Every replica sweeps; a delete of what another already deleted is a no-op.
+ * Returns the function that stops it.
+ */
+export function sweepPeriodically(prune: (before: Date) => Promise<number>, r: CardLogRetention): () => void {
+  let running = false;
+  const sweep = (): void => {
+    if (running) return;
+    running = true;
+    prune(new Date(Date.now() - r.days * 24 * 3600 * 1000))
+      .then((n) => r.onSwept?.(n), (err: unknown) => r.onError?.(err as Error))
+      .finally(() => (running = false));
+  };
+  let interval: NodeJS.Timeout | undefined;
+  const first = setTimeout(() => {
+    sweep();
+    interval = setInterval(sweep, r.everyMs ?? CARD_LOG_SWEEP_EVERY_MS);
+    interval.unref();
+  }, r.firstAfterMs ?? CARD_LOG_FIRST_SWEEP_MS);
+  first.unref();
+  return () => {
+    clearTimeout(first);
+    if (interval) clearInterval(interval);
+  };
+}
 
 /** One card shown. */
 export interface CardRecord {
@@ -76,6 +123,8 @@ CREATE TABLE IF NOT EXISTS cds_feedback (
   has_comment INTEGER NOT NULL, outcome_timestamp TEXT NOT NULL, received_at TEXT NOT NULL,
   UNIQUE (card_uuid, outcome, outcome_timestamp));
 CREATE INDEX IF NOT EXISTS cds_feedback_card ON cds_feedback(card_uuid);
+CREATE INDEX IF NOT EXISTS cds_card_created ON cds_card(created_at);
+CREATE INDEX IF NOT EXISTS cds_feedback_received ON cds_feedback(received_at);
 CREATE TABLE IF NOT EXISTS cds_spoken (
   service_id TEXT NOT NULL, source TEXT NOT NULL, patient_id TEXT NOT NULL, assessment_key TEXT NOT NULL,
   tier TEXT NOT NULL, mode TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (service_id, source, patient_id));
@@ -142,10 +191,11 @@ export class CdsStore implements CardLogStore {
   readonly backend = 'sqlite' as const;
   readonly #db: Database.Database;
   readonly #statements = new Map<string, Database.Statement>();
+  readonly #stopSweep: (() => void) | undefined;
   readonly path: string;
 
-  /** Opens (creating when needed) the database at `path`; `:memory:` for a throw-away store. */
-  constructor(path: string) {
+  /** Opens (creating when needed) the database at `path`; `:memory:` for a throw-away store. `retention`: sweep old rows. */
+  constructor(path: string, opts: { retention?: CardLogRetention } = {}) {
     this.path = path;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.#db = new Database(path);
@@ -154,6 +204,7 @@ export class CdsStore implements CardLogStore {
     this.#db.pragma('journal_mode = WAL');
     this.#db.pragma('synchronous = NORMAL');
     this.#db.exec(SCHEMA);
+    this.#stopSweep = opts.retention ? sweepPeriodically((before) => this.prune(before), opts.retention) : undefined;
   }
 
   /** Hook calls write here on every card: prepare each statement once, not per call. */
@@ -274,8 +325,21 @@ export class CdsStore implements CardLogStore {
     });
   }
 
+  /** See {@link CardLogStore.prune}: one transaction (ISO timestamps compare as text). */
+  prune(before: Date): Promise<number> {
+    return this.#run('prune', () => {
+      const cut = before.toISOString();
+      return this.#db.transaction(() =>
+        this.#prepared('DELETE FROM cds_card WHERE created_at < ?').run(cut).changes
+        + this.#prepared('DELETE FROM cds_feedback WHERE received_at < ?').run(cut).changes
+        + this.#prepared('DELETE FROM cds_spoken WHERE at < ?').run(cut).changes
+        + this.#prepared('DELETE FROM cds_order_card WHERE at < ?').run(cut).changes)();
+    });
+  }
+
   /** Closes the file (idempotent). */
   close(): Promise<void> {
+    this.#stopSweep?.();
     if (this.#db.open) this.#db.close();
     return Promise.resolve();
   }

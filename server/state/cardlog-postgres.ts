@@ -7,7 +7,7 @@
  * hook call. A failure of the server rejects with {@link StateUnavailableError}; nothing is kept in memory instead.
  */
 import type { Feedback } from '../cds/types.ts';
-import { summarise, type CardRecord, type FeedbackSummary, type SpokenRecord, type SummaryCounts } from '../cds/store.ts';
+import { summarise, sweepPeriodically, type CardLogRetention, type CardRecord, type FeedbackSummary, type SpokenRecord, type SummaryCounts } from '../cds/store.ts';
 import type { Tier } from '../risk/assess.ts';
 import { pgError, pingPostgres, type PgPool } from './postgres.ts';
 import type { CardLogStore } from './types.ts';
@@ -16,14 +16,17 @@ export class PostgresCardLog implements CardLogStore {
   readonly backend = 'postgres' as const;
   readonly #pool: PgPool;
   readonly #ownsPool: boolean;
+  readonly #stopSweep: (() => void) | undefined;
 
   /**
    * On `pool` (the schema comes from the migrations, run at start by the caller). `ownsPool`: {@link close} ends the
    * pool too (default false: the composition root shares one pool between stores and closes it itself).
+   * `retention`: sweep old rows (every replica does; see server/cds/store.ts).
    */
-  constructor(pool: PgPool, opts: { ownsPool?: boolean } = {}) {
+  constructor(pool: PgPool, opts: { ownsPool?: boolean; retention?: CardLogRetention } = {}) {
     this.#pool = pool;
     this.#ownsPool = opts.ownsPool ?? false;
+    this.#stopSweep = opts.retention ? sweepPeriodically((before) => this.prune(before), opts.retention) : undefined;
   }
 
   async #query<R extends object>(what: string, sql: string, params: unknown[] = []): Promise<{ rows: R[]; rowCount: number }> {
@@ -113,11 +116,23 @@ export class PostgresCardLog implements CardLogStore {
     });
   }
 
+  /** See {@link CardLogStore.prune}: one statement (the deletes of a WITH run as one snapshot, atomically). */
+  async prune(before: Date): Promise<number> {
+    const r = await this.#query<{ n: number }>('prune', `WITH
+      c AS (DELETE FROM cds_card WHERE created_at < $1 RETURNING 1),
+      f AS (DELETE FROM cds_feedback WHERE received_at < $1 RETURNING 1),
+      s AS (DELETE FROM cds_spoken WHERE at < $1 RETURNING 1),
+      o AS (DELETE FROM cds_order_card WHERE at < $1 RETURNING 1)
+      SELECT ((SELECT COUNT(*) FROM c) + (SELECT COUNT(*) FROM f) + (SELECT COUNT(*) FROM s) + (SELECT COUNT(*) FROM o))::int AS n`, [before]);
+    return r.rows[0]!.n;
+  }
+
   check(): Promise<void> {
     return pingPostgres(this.#pool);
   }
 
   async close(): Promise<void> {
+    this.#stopSweep?.();
     if (this.#ownsPool) await this.#pool.end();
   }
 }

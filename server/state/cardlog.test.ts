@@ -163,3 +163,53 @@ describe('card log: both backends', () => {
     }
   });
 });
+
+for (const backend of backends) {
+  describe(`card log retention: ${backend.name}`, () => {
+    it('prune deletes cards, feedback, patient-view memory and order cards older than the cut-off, and nothing newer', async (t) => {
+      const opened = await backend.open();
+      if (!opened) return t.skip('PostgreSQL is not installed');
+      const [a, b, close] = opened;
+      try {
+        const old = new Date(Date.now() - 10 * 24 * 3600 * 1000);
+        await a.recordCard(card('old', 'high'));
+        await a.recordFeedback('svc', 'ehr', [overridden('old', 'r1', '2026-01-01T00:00:00Z')]);
+        await a.recordSpoken('svc', 'src', 'p-old', { assessmentKey: 'k-old', tier: 'high', mode: 'image-and-clinical' });
+        await a.recordOrderCard('src', 'p-old', 'u1', 'risk-old', old);
+        await new Promise((r) => setTimeout(r, 50));
+        const cut = new Date();
+        await new Promise((r) => setTimeout(r, 50));
+        await b.recordCard(card('new', 'low'));
+        await b.recordFeedback('svc', 'ehr', [overridden('new', 'r1', '2026-01-02T00:00:00Z')]);
+        await b.recordOrderCard('src', 'p-new', 'u1', 'risk-new');
+        // The order card of `old` was written 10 days ago, the rest of `old` just before the cut-off.
+        assert.equal(await b.prune(cut), 4, 'one card, one feedback entry, one patient-view memory, one order card');
+        const s = await a.summary();
+        assert.equal(s.cards, 1);
+        assert.equal(s.feedback, 1);
+        assert.equal(await a.lastSpoken('svc', 'src', 'p-old'), undefined);
+        assert.equal(await a.orderCardShownSince('src', 'p-old', 'u1', 'risk-old', new Date(0)), false);
+        assert.equal(await a.orderCardShownSince('src', 'p-new', 'u1', 'risk-new', new Date(0)), true);
+        assert.equal(await a.prune(cut), 0, 'a second sweep (another replica) deletes nothing more');
+      } finally {
+        await close();
+      }
+    });
+  });
+}
+
+it('a card log built with a retention sweeps by itself, periodically, and reports what it deleted', async () => {
+  const swept: number[] = [];
+  // 300 ms of retention, a sweep every 100 ms.
+  const store = new CdsStore(join(dir, 'retention.sqlite'), { retention: { days: 300 / 86_400_000, firstAfterMs: 10, everyMs: 100, onSwept: (n) => swept.push(n) } });
+  try {
+    await store.recordCard(card('r1', 'high'));
+    assert.equal((await store.summary()).cards, 1);
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal((await store.summary()).cards, 0, 'the card older than the retention was swept');
+    assert.ok(swept.length >= 3, `swept ${swept.length} times`);
+    assert.equal(swept.reduce((x, y) => x + y, 0), 1);
+  } finally {
+    await store.close();
+  }
+});

@@ -116,6 +116,11 @@ export interface CardLogStore extends StateStore {
   recordOrderCard(source: string, patientId: string, userId: string, riskKey: string, at?: Date): Promise<void>;
   orderCardShownSince(source: string, patientId: string, userId: string, riskKey: string, since: Date): Promise<boolean>;
   summary(): Promise<FeedbackSummary>;
+  /**
+   * Deletes what is older than `before`: cards by when they were shown, feedback by when it was received,
+   * patient-view memory and order-select cards by their last write. Resolves to the number of rows deleted.
+   */
+  prune(before: Date): Promise<number>;
 }
 
 /** One FLS AuditEvent kept because the FHIR server refused it (shaped after server/fls/audit.ts `LocalAuditRow`). */
