@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatInterval, formatPercent, formatProbability, formatRisk, formatRiskWithInterval, inHundred, shownPercent } from './numbers.ts';
+import { formatInterval, formatPercent, formatProbability, formatRisk, formatRiskWithInterval, formatTscore, inHundred, shownPercent, tscoreText } from './numbers.ts';
 
 describe('risk numbers: one rounding rule for every screen', () => {
   it('one decimal below 10 %, none from 10 %', () => {
@@ -27,6 +27,18 @@ describe('risk numbers: one rounding rule for every screen', () => {
     assert.equal(formatProbability(0.934), '93%');
     assert.equal(formatProbability(0.999), '>99%');
     assert.equal(formatProbability(0.001), '<1%');
+  });
+
+  it('T-scores: one decimal, a true minus sign; the estimate beside the DXA, the one used marked', () => {
+    assert.equal(formatTscore(-2.43), '−2.4');
+    assert.equal(formatTscore(-0.04), '0.0');
+    assert.equal(formatTscore(0.25), '0.3');
+    const est = { mean: -2.38, low: -3.12, high: -1.66 };
+    const day = (d: string) => `[${d}]`;
+    assert.equal(tscoreText({ estimate: est, dxa: null, used: 'image' }, day), 'radiograph estimate −2.4 (−3.1 to −1.7)');
+    assert.equal(tscoreText({ estimate: est, dxa: { value: -2.6, date: '2026-05-12' }, used: 'dxa' }, day), 'radiograph estimate −2.4 (−3.1 to −1.7); DXA [2026-05-12] −2.6 (used)');
+    assert.equal(tscoreText({ estimate: null, dxa: { value: -2.6, date: '2026-05-12' }, used: 'none' }, day), 'DXA [2026-05-12] −2.6 (not used: clinical factors only)');
+    assert.equal(tscoreText({ estimate: null, dxa: null, used: 'none' }, day), '');
   });
 
   it('natural frequencies for the patient summary', () => {

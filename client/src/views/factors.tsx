@@ -5,6 +5,8 @@
  * carry the size. The radiograph's share is mentioned only when the result uses the radiograph.
  */
 import { factorRows, missingRows } from '../factor-rows.ts';
+import { tscoreText } from '../../../server/risk/numbers.ts';
+import { shortDate } from '../worklist-model.ts';
 import type { Assessment, Outcome } from '../types.ts';
 
 /** Rows shown before "Show all factors". */
@@ -16,6 +18,8 @@ export function Factors(props: { assessment: Assessment; outcome: Outcome; hasHe
   const missing = missingRows(a);
   const fused = a.outcomes[props.outcome].shown === 'fused';
   const max = Math.max(1e-9, ...rows.map((r) => Math.abs(r.logHazard)));
+  // A T-score-mediated model: the femoral-neck T-score the risk rests on (estimate and measured DXA).
+  const tscore = a.tscore ? tscoreText(a.tscore, shortDate) : '';
   const list = (rs: typeof rows) => (
     <ul class="factor-list">
       {rs.map((r) => (
@@ -36,6 +40,11 @@ export function Factors(props: { assessment: Assessment; outcome: Outcome; hasHe
         Clinical factors compared with a typical person of the same sex{fused ? '' : ' (QFracture-2012)'}; red raises the risk, blue lowers it.{' '}
         {props.hasHeatmap ? 'The radiograph adds its own part, highlighted by the heatmap.' : 'The radiograph was not used for this result.'}
       </p>
+      {tscore && (
+        <p class="tscore">
+          <strong>Femoral-neck T-score:</strong> {tscore}
+        </p>
+      )}
       {rows.length === 0 ? <p class="hint">No factor moves this risk noticeably from the typical person’s.</p> : list(rows.slice(0, TOP))}
       {rows.length > TOP && (
         <details class="alt-table">

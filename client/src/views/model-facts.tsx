@@ -4,7 +4,9 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import type { ModelFacts as Facts } from '../../../server/app-static.ts';
+import { tscoreText } from '../../../server/risk/numbers.ts';
 import type { Assessment } from '../types.ts';
+import { shortDate } from '../worklist-model.ts';
 
 const f2 = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : x.toFixed(2));
 
@@ -26,6 +28,15 @@ export function ModelFacts({ assessment: a }: { assessment: Assessment }) {
         </dd>
         <dt>Clinical equations</dt>
         <dd>QFracture-2012</dd>
+        {a.tscore && (
+          <>
+            <dt>Femoral-neck T-score</dt>
+            <dd>
+              {tscoreText(a.tscore, shortDate) || 'not estimated (clinical factors only)'}{' '}
+              <span class="muted">(calibration {a.tscore.calibrationVersion})</span>
+            </dd>
+          </>
+        )}
         {facts && (
           <>
             <dt>Intended use</dt>
