@@ -114,6 +114,8 @@ def test_report_figures_equal_direct_computations_on_the_clean_rows(tmp_path, si
     red = 1 - isc(A["lo10_hip"], A["hi10_hip"]) / isc(A1["lo10_hip"], A1["hi10_hip"])
     assert f["a_interval_score"]["value"] == pytest.approx(red)
     assert f["a_interval_score"]["met"] is bool(red >= 0.30)
+    over = A["pred10_hip"] >= 0.03
+    assert f["a_straddle"]["value"] == pytest.approx(np.mean(A["lo10_hip"][over] < 0.03))
     cov = np.mean((x >= A["lo10_hip"]) & (x <= A["hi10_hip"]))
     assert f["a_coverage"]["value"] == pytest.approx(cov) and 0.9 < cov < 0.98 and f["a_coverage"]["met"] is True
     assert f["a_coverage"]["v1"] > 0.99                                 # v1's doubled width over-covers

@@ -62,8 +62,9 @@ def test_km_decile_calibration_slope_is_one_when_calibrated_and_not_otherwise():
     # predictions twice as spread out on the log scale: observed moves less than predicted -> slope well below 1
     over = np.clip(np.exp(2 * np.log(r / 0.08) + np.log(0.08)), 0, 0.99)
     assert stats.km_decile_calibration(t, e, over)["slope"] < 0.7
-    top = stats.top_decile(t, e, r)
+    top = stats.top_decile(t, e, r, truth=r)
     assert abs(top["relative_difference"]) < 0.05
+    assert top["true"] == pytest.approx(top["predicted"]) and top["n"] == len(r) // 10
     assert stats.top_decile(t, e, r * 1.5)["relative_difference"] == pytest.approx(0.5, abs=0.08)
 
 

@@ -99,6 +99,12 @@ def top_width(t: Table) -> float:
     return float(np.median((t["hi10_hip"] - t["lo10_hip"])[top]))
 
 
+def straddle(t: Table) -> float:
+    """Among patients at or above the 3 % hip threshold, the share whose 95 % interval also reaches below it."""
+    over = t["pred10_hip"] >= THRESHOLD["hip"]
+    return float((t["lo10_hip"][over] < THRESHOLD["hip"]).mean()) if over.any() else float("nan")
+
+
 def lowconf_high(t: Table) -> float:
     hi = t["tier"] == "high"
     return float(t["low_confidence"][hi].mean()) if hi.any() else float("nan")
@@ -251,12 +257,14 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
     r.model_figure("a_cal_slope", "Site A", "KM-decile calibration slope (hip, 10 y)", cal_slope, A, A1, Ai,
                    target="0.85-1.15", judge=lambda v: _within(v, 0.85, 1.15),
                    note="OLS slope of KM observed on mean predicted over deciles of predicted risk")
-    tops = {m: stats.top_decile(t["time_hip"], t["event_hip"], t["pred10_hip"])
-            for m, t in (("v2", A), ("v1", A1), ("v2_image_only", Ai)) if t is not None}
+    tops = {}
+    for m_, t in (("v2", A), ("v1", A1), ("v2_image_only", Ai)):
+        if t is not None:
+            tops[m_] = stats.top_decile(t["time_hip"], t["event_hip"], t["pred10_hip"], truth=A["true_risk10_hip"])
     r.model_figure("a_top_decile", "Site A", "Top decile: (mean predicted - KM observed) / observed (hip)", top_rel,
                    A, A1, Ai, target="within +/-20 %", judge=lambda v: _within(v, -0.2, 0.2), unit="relative",
                    note="; ".join(f"{m} predicted {x['predicted'] * 100:.2f} % vs observed {x['observed_km'] * 100:.2f} %"
-                                  for m, x in tops.items()))
+                                  f" (true {x['true'] * 100:.2f} %)" for m, x in tops.items()))
     details["site_a_calibration_deciles_hip"] = {
         m: stats.km_decile_calibration(t["time_hip"], t["event_hip"], t["pred10_hip"])
         for m, t in (("v2", A), ("v1", A1), ("v2_image_only", Ai)) if t is not None}
@@ -285,6 +293,8 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
                        top_width, A, A1, Ai, target="v2 beside v1 (narrower is better)", unit="risk",
                        note="each model's own top decile")
     f["met"] = None if f["v1"] is None else bool(f["value"] < f["v1"])
+    r.model_figure("a_straddle", "Site A", "Patients at hip >= 3 % whose interval reaches below 3 %", straddle, A, A1,
+                   Ai, note="a decision the interval leaves open; no target")
 
     # ---- T-score vs measured DXA ---------------------------------------------------------------------------------
     m = np.isfinite(a_all["dxa_tscore"]) & np.isfinite(a_all["tscore_mean"])

@@ -38,13 +38,18 @@ def km_decile_calibration(time, event, pred, tau: float = TAU, groups: int = 10)
     return {"table": table, "slope": float(slope), "intercept": float(intercept)}
 
 
-def top_decile(time, event, pred, tau: float = TAU) -> dict:
-    """Highest tenth of predicted risk: mean predicted, KM observed at tau, relative difference (pred - obs) / obs."""
-    g = calibration_deciles(np.asarray(time, np.float64), np.asarray(event, bool), np.asarray(pred, np.float64),
-                            tau, 10)[-1]
+def top_decile(time, event, pred, tau: float = TAU, truth=None) -> dict:
+    """Highest tenth of predicted risk (the last of calibration_deciles' groups): mean predicted, KM observed at tau,
+    relative difference (pred - obs) / obs, and with ``truth`` the group's mean of it."""
+    pred = np.asarray(pred, np.float64)
+    g = calibration_deciles(np.asarray(time, np.float64), np.asarray(event, bool), pred, tau, 10)[-1]
     obs, prd = g["observed_km"], g["predicted"]
-    return {"n": g["n"], "predicted": prd, "observed_km": obs,
-            "relative_difference": (prd - obs) / obs if obs > 0 else float("nan")}
+    out = {"n": g["n"], "predicted": prd, "observed_km": obs,
+           "relative_difference": (prd - obs) / obs if obs > 0 else float("nan")}
+    if truth is not None:
+        top = np.array_split(np.argsort(pred, kind="stable"), 10)[-1]
+        out["true"] = float(np.mean(np.asarray(truth, np.float64)[top]))
+    return out
 
 
 def interval_score(lo, hi, x, alpha: float = 0.05) -> np.ndarray:
