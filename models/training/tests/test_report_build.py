@@ -126,7 +126,7 @@ def test_report_figures_equal_direct_computations_on_the_clean_rows(tmp_path, si
     assert f["t_r"]["value"] == pytest.approx(stats.pearson(A["tscore_mean"][m], A["dxa_tscore"][m]))
     assert f["t_r"]["n"] == int(m.sum()) and f["t_coverage"]["met"] is not None
     assert f["t_bias"]["value"] == pytest.approx(np.mean(A["tscore_mean"][m] - A["dxa_tscore"][m]))
-    hi_t = A["tier"] == "high"
+    hi_t = (A["tier"] == "high") & ~A["ood_flag"]
     assert f["lowconf_high"]["value"] == pytest.approx(A["low_confidence"][hi_t].mean()) and f["lowconf_high"]["n"] == hi_t.sum()
     y = (A["true_risk10_hip"] >= 0.03).astype(float)
     assert f["pthr_brier_hip"]["value"] == pytest.approx(np.mean((A["pthr_hip"] - y) ** 2))

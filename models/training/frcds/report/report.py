@@ -106,7 +106,9 @@ def straddle(t: Table) -> float:
 
 
 def lowconf_high(t: Table) -> float:
-    hi = t["tier"] == "high"
+    """Share flagged low confidence among in-distribution high-tier patients (an out-of-distribution image gets no
+    image-derived risk, so neither its tier nor its flag is the model's)."""
+    hi = (t["tier"] == "high") & ~t["ood_flag"]
     return float(t["low_confidence"][hi].mean()) if hi.any() else float("nan")
 
 
@@ -328,8 +330,9 @@ def build(pred_dir: str, n_boot: int = 1000, seed: int = 20261203, training_eval
         details["site_a_dxa_used_fraction"] = float(a_all["dxa_used"].mean())
 
     # ---- Low confidence and threshold probabilities ------------------------------------------------------------
-    nh = {m: int((t["tier"] == "high").sum()) for m, t in (("v2", A), ("v1", A1), ("v2_image_only", Ai)) if t is not None}
-    r.model_figure("lowconf_high", "Decision", "'Low confidence' share among high-tier patients (site A)", lowconf_high,
+    nh = {m: int(((t["tier"] == "high") & ~t["ood_flag"]).sum())
+          for m, t in (("v2", A), ("v1", A1), ("v2_image_only", Ai)) if t is not None}
+    r.model_figure("lowconf_high", "Decision", "'Low confidence' share among high-tier patients (site A, in distribution)", lowconf_high,
                    A, A1, Ai, target="<= 10 %", judge=lambda v: _at_most(v, 0.10),
                    note="high-tier patients: " + ", ".join(f"{k} {v}" for k, v in nh.items()))
     r.figs[-1]["n"] = nh["v2"]
