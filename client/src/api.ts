@@ -39,13 +39,16 @@ export function apiHeaders(session: ApiSession): Record<string, string> {
   };
 }
 
-/** `fetch` against the service with the bearer token; JSON in and out. */
-export async function apiFetch<T>(session: ApiSession, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal } = {}): Promise<T> {
+/**
+ * `fetch` against the service with the bearer token; JSON in and out. `headers` are added to those of every call
+ * (e.g. the FLS actions' `If-Match`).
+ */
+export async function apiFetch<T>(session: ApiSession, path: string, init: { method?: string; body?: unknown; signal?: AbortSignal; headers?: Record<string, string> } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(`${session.apiBase}${path}`, {
       method: init.method ?? 'GET',
-      headers: { ...apiHeaders(session), Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }) },
+      headers: { ...apiHeaders(session), Accept: 'application/json', ...(init.body === undefined ? {} : { 'Content-Type': 'application/json' }), ...init.headers },
       ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
       ...(init.signal ? { signal: init.signal } : {}),
     });

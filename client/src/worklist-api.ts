@@ -9,7 +9,7 @@ import type {
   AcceptResponse, BulkRequest, BulkResponse, DismissalReasonCode, DismissResponse, KpiQuery, KpiResponse, OwnersResponse, PathwayOwner,
   StepRequest, WorklistItem, WorklistItemResponse, WorklistQuery, WorklistResponse,
 } from '../../server/fls/types.ts';
-import { ApiError, apiHeaders, type ApiSession } from './api.ts';
+import { ApiError, apiFetch, apiHeaders, type ApiSession } from './api.ts';
 
 interface CallOptions {
   method?: 'GET' | 'POST';
@@ -19,35 +19,14 @@ interface CallOptions {
   signal?: AbortSignal;
 }
 
-async function call<T>(s: ApiSession, path: string, opts: CallOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { ...apiHeaders(s), Accept: 'application/json' };
-  if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
-  if (opts.version) headers['If-Match'] = `W/"${opts.version}"`;
-  let res: Response;
-  try {
-    res = await fetch(`${s.apiBase}/fls${path}`, {
-      method: opts.method ?? 'GET',
-      headers,
-      ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
-  } catch (err) {
-    throw new ApiError(0, 'NETWORK', `The service could not be reached (${(err as Error).message}).`);
-  }
-  const text = await res.text();
-  let body: unknown = null;
-  try {
-    body = text ? JSON.parse(text) : null;
-  } catch {
-    body = null;
-  }
-  if (!res.ok) {
-    const b = body as { error?: unknown; code?: unknown } | null;
-    const message = typeof b?.error === 'string' ? b.error : `The service answered ${res.status}`;
-    throw new ApiError(res.status, typeof b?.code === 'string' ? b.code : `HTTP_${res.status}`, message);
-  }
-  return body as T;
-}
+/** One call under `/fls` through the app's {@link apiFetch}, with `If-Match` when the item's version is given. */
+const call = <T>(s: ApiSession, path: string, opts: CallOptions = {}): Promise<T> =>
+  apiFetch<T>(s, `/fls${path}`, {
+    ...(opts.method ? { method: opts.method } : {}),
+    ...(opts.body === undefined ? {} : { body: opts.body }),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(opts.version ? { headers: { 'If-Match': `W/"${opts.version}"` } } : {}),
+  });
 
 /** The query string of worklist or KPI filters (empty values left out). */
 export function flsQueryString(q: WorklistQuery | KpiQuery): string {
