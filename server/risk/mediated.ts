@@ -96,30 +96,9 @@ export function gaussHermite(n: number): GaussHermiteRule {
   return rule;
 }
 
-/**
- * The set of T where member m's head reaches cumulative hazard `hStar`: H0·exp(b + γT) ≥ h⋆ ⇔ γT ≥ log(h⋆ / H0) − b.
- * A half-line ('le': T ≤ t, 'ge': T ≥ t), everything, or nothing.
- */
-type TSet = { kind: 'le' | 'ge'; t: number } | { kind: 'all' } | { kind: 'none' };
-
-function reachSet(h0: number, base: number, gamma: number, hStar: number): TSet {
-  if (!(h0 > 0)) return { kind: 'none' };
-  const c = Math.log(hStar / h0) - base; // need γT ≥ c
-  if (gamma < 0) return { kind: 'le', t: c / gamma };
-  if (gamma > 0) return { kind: 'ge', t: c / gamma };
-  return c <= 0 ? { kind: 'all' } : { kind: 'none' };
-}
-
-/** P(T ∈ A ∪ B) for T ~ N(μ, σ) (σ = 0: a point mass). */
-function probUnion(sets: readonly TSet[], tn: TscoreNormal): number {
-  if (sets.some((s) => s.kind === 'all')) return 1;
-  const half = sets.filter((s): s is { kind: 'le' | 'ge'; t: number } => s.kind === 'le' || s.kind === 'ge');
-  const le = half.filter((s) => s.kind === 'le').reduce((a, s) => Math.max(a, s.t), -Infinity);
-  const ge = half.filter((s) => s.kind === 'ge').reduce((a, s) => Math.min(a, s.t), Infinity);
-  if (le >= ge) return 1; // the two half-lines cover the line
-  const below = (t: number): number => (t === -Infinity ? 0 : t === Infinity ? 1 : tn.sd > 0 ? 1 - normalUpperTail((t - tn.mean) / tn.sd) : tn.mean <= t ? 1 : 0);
-  return below(le) + (1 - below(ge));
-}
+/** Standard normal CDF at (t − μ)/σ; σ = 0: a point mass at μ. */
+const below = (t: number, tn: TscoreNormal): number =>
+  t === -Infinity ? 0 : t === Infinity ? 1 : tn.sd > 0 ? 1 - normalUpperTail((t - tn.mean) / tn.sd) : tn.mean <= t ? 1 : 0;
 
 /**
  * The predictive distribution of one outcome's risk (MOF: with the hip head as its floor) under the T-score
@@ -144,54 +123,104 @@ export class MediatedOutcome {
     this.#rule = gaussHermite(nodes);
   }
 
-  /** Cumulative hazard of member m at time t for T-score T: the largest of the heads'. */
-  #hazard(m: number, t: number, T: number): number {
-    let h = 0;
-    for (const x of this.#heads) h = Math.max(h, baselineAt(x.grid, x.h0, t) * Math.exp(x.base[m]! + x.gamma[m]! * T));
-    return h;
+  /** Each head's baseline cumulative hazard at t. */
+  #baselines(t: number): number[] {
+    return this.#heads.map((x) => baselineAt(x.grid, x.h0, t));
+  }
+
+  /** Mixture mean of the risk given the heads' baselines (Gauss-Hermite over each member's T-score). */
+  #mean(h0: readonly number[]): number {
+    const M = this.#tscore.length;
+    const { nodes, weights } = this.#rule;
+    let s = 0;
+    for (let m = 0; m < M; m++) {
+      const tn = this.#tscore[m]!;
+      for (let j = 0; j < nodes.length; j++) {
+        const T = tn.mean + tn.sd * nodes[j]!;
+        let h = 0;
+        for (let k = 0; k < h0.length; k++) h = Math.max(h, h0[k]! * Math.exp(this.#heads[k]!.base[m]! + this.#heads[k]!.gamma[m]! * T));
+        s += (weights[j]! / M) * -Math.expm1(-h);
+      }
+    }
+    return s;
+  }
+
+  /**
+   * P(cumulative hazard ≥ exp(logH)) under the mixture, given the heads' baselines. Member m's head k reaches it
+   * where γT ≥ logH − log H0 − b: T ≤ c/γ for γ < 0, T ≥ c/γ for γ > 0; the MOF floor makes it the union over heads
+   * (two half-lines pointing the same way: the wider; opposite ways: both tails, or everything when they overlap).
+   */
+  #tail(h0: readonly number[], logH: number): number {
+    const M = this.#tscore.length;
+    let p = 0;
+    for (let m = 0; m < M; m++) {
+      let le = -Infinity;
+      let ge = Infinity;
+      let all = false;
+      for (let k = 0; k < h0.length; k++) {
+        if (!(h0[k]! > 0)) continue;
+        const head = this.#heads[k]!;
+        const c = logH - Math.log(h0[k]!) - head.base[m]!;
+        const g = head.gamma[m]!;
+        if (g < 0) le = Math.max(le, c / g);
+        else if (g > 0) ge = Math.min(ge, c / g);
+        else if (c <= 0) all = true;
+      }
+      const tn = this.#tscore[m]!;
+      p += (all || le >= ge ? 1 : below(le, tn) + 1 - below(ge, tn)) / M;
+    }
+    return Math.min(1, Math.max(0, p));
+  }
+
+  /** The q-quantile of the risk given the heads' baselines: bisection on the log cumulative hazard. */
+  #quantile(h0: readonly number[], q: number): number {
+    if (!h0.some((h) => h > 0)) return 0;
+    // Bracket: every head of every member between T = μ ∓ 9σ (beyond, the tails are below 1e-18).
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let k = 0; k < h0.length; k++) {
+      if (!(h0[k]! > 0)) continue;
+      const head = this.#heads[k]!;
+      this.#tscore.forEach((tn, m) => {
+        for (const T of [tn.mean - 9 * tn.sd, tn.mean + 9 * tn.sd]) {
+          const x = Math.log(h0[k]!) + head.base[m]! + head.gamma[m]! * T;
+          lo = Math.min(lo, x);
+          hi = Math.max(hi, x);
+        }
+      });
+    }
+    lo -= 1e-9;
+    hi += 1e-9;
+    // CDF(x) = 1 − P(log H ≥ x) is non-decreasing: the smallest x with CDF(x) ≥ q, to 1e-9 on the log scale.
+    while (hi - lo > 1e-9) {
+      const mid = (lo + hi) / 2;
+      if (1 - this.#tail(h0, mid) >= q) hi = mid;
+      else lo = mid;
+    }
+    return -Math.expm1(-Math.exp((lo + hi) / 2));
   }
 
   /** Mixture mean of the risk at t (Gauss-Hermite over each member's T-score). */
   meanRisk(t: number): number {
-    const M = this.#tscore.length;
-    let s = 0;
-    for (let m = 0; m < M; m++) {
-      const tn = this.#tscore[m]!;
-      this.#rule.nodes.forEach((x, j) => (s += (this.#rule.weights[j]! / M) * (1 - Math.exp(-this.#hazard(m, t, tn.mean + tn.sd * x)))));
-    }
-    return s;
+    return this.#mean(this.#baselines(t));
   }
 
   /** P(risk at t ≥ r) under the mixture (exact: a sum of normal tails; header). */
   probabilityAtLeast(t: number, r: number): number {
     if (!(r > 0)) return 1;
     if (!(r < 1)) return 0;
-    const hStar = -Math.log1p(-r);
-    const M = this.#tscore.length;
-    let p = 0;
-    for (let m = 0; m < M; m++) {
-      const sets = this.#heads.map((x) => reachSet(baselineAt(x.grid, x.h0, t), x.base[m]!, x.gamma[m]!, hStar));
-      p += probUnion(sets, this.#tscore[m]!) / M;
-    }
-    return Math.min(1, Math.max(0, p));
+    return this.#tail(this.#baselines(t), Math.log(-Math.log1p(-r)));
   }
 
-  /** The q-quantile of the risk at t (bisection on the mixture CDF to 1e-10 in risk). */
+  /** The q-quantile of the risk at t (bisection on the mixture CDF, to 1e-9 on the log cumulative hazard). */
   quantile(t: number, q: number): number {
-    let lo = 0;
-    let hi = 1;
-    // CDF(r) = 1 − P(risk ≥ r) is non-decreasing in r; find the smallest r with CDF(r) ≥ q.
-    for (let i = 0; i < 60 && hi - lo > 1e-10; i++) {
-      const mid = (lo + hi) / 2;
-      if (1 - this.probabilityAtLeast(t, mid) >= q) hi = mid;
-      else lo = mid;
-    }
-    return (lo + hi) / 2;
+    return this.#quantile(this.#baselines(t), q);
   }
 
   /** Risk (mixture mean) with its 95 % interval (2.5 / 97.5 percentiles) at t. */
   riskAt(t: number): RiskWithInterval {
-    return { years: t, risk: this.meanRisk(t), lower: this.quantile(t, 0.025), upper: this.quantile(t, 0.975) };
+    const h0 = this.#baselines(t);
+    return { years: t, risk: this.#mean(h0), lower: this.#quantile(h0, 0.025), upper: this.#quantile(h0, 0.975) };
   }
 
   /** Survival curve with its 95 % band on the own head's grid (lower = pessimistic, as survival.ts). */
@@ -223,13 +252,16 @@ export class MediatedOutcome {
   /** True when a floor head (hip for MOF) raises the own head's hazard for some member, time and T node. */
   floorBinds(): boolean {
     if (this.#heads.length < 2) return false;
-    const own = this.#heads[0]!;
     const M = this.#tscore.length;
-    for (const t of own.grid) for (let m = 0; m < M; m++) {
-      const tn = this.#tscore[m]!;
-      for (const x of this.#rule.nodes) {
-        const T = tn.mean + tn.sd * x;
-        if (this.#hazard(m, t, T) > baselineAt(own.grid, own.h0, t) * Math.exp(own.base[m]! + own.gamma[m]! * T)) return true;
+    for (const t of this.#heads[0]!.grid) {
+      const h0 = this.#baselines(t);
+      for (let m = 0; m < M; m++) {
+        const tn = this.#tscore[m]!;
+        for (const x of this.#rule.nodes) {
+          const T = tn.mean + tn.sd * x;
+          const own = h0[0]! * Math.exp(this.#heads[0]!.base[m]! + this.#heads[0]!.gamma[m]! * T);
+          for (let k = 1; k < h0.length; k++) if (h0[k]! * Math.exp(this.#heads[k]!.base[m]! + this.#heads[k]!.gamma[m]! * T) > own) return true;
+        }
       }
     }
     return false;
