@@ -8,10 +8,11 @@ describe('risk engine settings', () => {
   test('defaults', () => {
     const c = loadConfig({});
     assert.equal(c.inference.modelsDir, join(REPO_ROOT, 'models'));
-    assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2 });
+    assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2, tscoreCalibration: undefined, defaultModel: undefined });
     assert.deepEqual(c.risk, {
       lookbackDays: 730,
       tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 },
+      dxaMaxAgeYears: undefined,
       lowConfidence: { maxLogHazardSd: 0.9, nearOodFraction: 0.95 },
       decisionProbability: 0.8,
       guideline: { name: "Bone Health & Osteoporosis Foundation Clinician's Guide (2022)", url: 'https://doi.org/10.1007/s00198-021-05900-y' },
@@ -28,6 +29,11 @@ describe('risk engine settings', () => {
     assert.equal(c.inference.maxBatch, 4);
     assert.equal(c.risk.tiers.hipHigh, 2.5);
     assert.deepEqual(loadConfig({ IMAGE_PATIENT_ID_SYSTEMS: 'urn:oid:1.2.3 urn:pacs:ids' }).risk.imagePatientIdSystems, ['urn:oid:1.2.3', 'urn:pacs:ids']);
+    const v2 = loadConfig({ MODEL_DEFAULT: 'hip-xray-v2', RISK_DXA_MAX_AGE_YEARS: '1.5' });
+    assert.equal(v2.inference.defaultModel, 'hip-xray-v2');
+    assert.equal(v2.risk.dxaMaxAgeYears, 1.5);
+    assert.throws(() => loadConfig({ MODEL_DEFAULT: 'Hip X-ray' }), (e: unknown) => e instanceof ConfigError && /MODEL_DEFAULT/.test(e.message));
+    assert.throws(() => loadConfig({ RISK_DXA_MAX_AGE_YEARS: '0' }), (e: unknown) => e instanceof ConfigError && /RISK_DXA_MAX_AGE_YEARS/.test(e.message));
     assert.equal(c.risk.writeBack, true);
     assert.equal(c.risk.lookbackDays, 365);
     const d = loadConfig({ RISK_DECISION_PROBABILITY: '0.9', RISK_GUIDELINE_NAME: 'NOGG 2022', RISK_GUIDELINE_URL: 'https://www.nogg.org.uk/full-guideline', RISK_MAX_LOG_HAZARD_SD: '1.2', RISK_NEAR_OOD_FRACTION: '0.9' }).risk;
