@@ -19,7 +19,10 @@ import type { FhirDataSource } from '../fhir/client.ts';
 import { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import { assess, type AssessDeps, type Assessment } from './assess.ts';
+import { readFileSync } from 'node:fs';
+import type { StructureDefinition } from '@medplum/fhirtypes';
 import { buildCard } from '../cds/cards.ts';
+import { FhirValidator } from '../sandbox/fhir/validate.ts';
 import { EXT, toFhir } from './fhir-output.ts';
 
 const AT = new Date('2026-11-27T12:00:00Z');
@@ -141,6 +144,16 @@ describe('T-score-mediated model end to end', () => {
     checkMofAtLeastHip(a);
     const ra = toFhir({ assessment: a, pngs: null }, { binaries: false }).riskAssessment;
     assert.ok(ra.basis!.some((b) => b.reference === 'Observation/demo-a-008-dxa-t-score'));
+    // Valid R4, and the extension has every slice its StructureDefinition requires, each with the declared type.
+    assert.doesNotThrow(() => new FhirValidator().validate(ra));
+    const def = JSON.parse(readFileSync(join(REPO_ROOT, 'fhir-profiles/structuredefinitions/tscore-estimate.json'), 'utf8')) as StructureDefinition;
+    const ext = ra.extension!.find((e) => e.url === def.url)!;
+    for (const el of def.differential!.element!.filter((e) => e.sliceName)) {
+      const found = ext.extension!.filter((e) => e.url === el.sliceName);
+      assert.ok(found.length >= (el.min ?? 0) && found.length <= 1, `slice ${el.sliceName}`);
+      const type = def.differential!.element!.find((e) => e.id === `Extension.extension:${el.sliceName}.value[x]`)!.type![0]!.code;
+      for (const f of found) assert.ok(`value${type[0]!.toUpperCase()}${type.slice(1)}` in f, `${el.sliceName} is ${type}`);
+    }
     assert.match(ra.text!.div, /DXA 2026-05-20 −2\.0 \(used\)/);
     // The card's reasons line shows both, the DXA marked as the one used.
     const card = buildCard({ assessment: a, kind: 'assessment', context: { userId: 'Practitioner/x', patientId: 'demo-a-008' }, publicBaseUrl: 'https://c', retrievable: false, care: { known: true, status: { flsReferral: null, dxaOrder: null, dxaResult: null, treatment: null } } }).card;
