@@ -35,9 +35,9 @@ export interface RoundRobinProxy {
   inFlight(upstream: string): number;
   /**
    * Calls `listener` each time a request has been handed to an upstream in full (its last byte written), with the
-   * upstream, method and path — e.g. to kill that upstream at a moment it certainly holds a request.
+   * upstream, method, path and request headers — e.g. to kill that upstream at a moment it certainly holds a request.
    */
-  onForwarded(listener: ((upstream: string, method: string, path: string) => void) | undefined): void;
+  onForwarded(listener: ((upstream: string, method: string, path: string, headers: IncomingHttpHeaders) => void) | undefined): void;
   close(): Promise<void>;
 }
 
@@ -80,7 +80,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
   const stats: ProxyStats = { requests: 0, retriedInFlight: 0, retriedRefused: 0, failed: 0, retriedInFlightRequests: [], upstreams: {} };
   for (const u of opts.upstreams) stats.upstreams[u] = { answered: 0, errors: 0, inFlight: 0 };
   let next = 0;
-  let forwarded: ((upstream: string, method: string, path: string) => void) | undefined;
+  let forwarded: ((upstream: string, method: string, path: string, headers: IncomingHttpHeaders) => void) | undefined;
 
   /** The upstreams in the order this request tries them: live ones from the round-robin position, then down ones. */
   const order = (): string[] => {
@@ -128,7 +128,7 @@ export async function startRoundRobinProxy(opts: ProxyOptions): Promise<RoundRob
         // hang up): the upstream may have started on the request and died.
         done(new AttemptError(err.code === 'ECONNREFUSED', `${err.code ?? 'error'}: ${err.message}`));
       });
-      up.on('finish', () => forwarded?.(upstream, req.method ?? 'GET', target.pathname));
+      up.on('finish', () => forwarded?.(upstream, req.method ?? 'GET', target.pathname, req.headers));
       up.end(body);
     });
 

@@ -5,9 +5,11 @@
  * - a CDS Hooks JWT used on one replica is refused as a replay on the other;
  * - an assessment computed on one replica is served from the cache by the other, and its id resolves there;
  * - under a bounded EHR-like load through the proxy (CDS hooks, feedback, report events, the FLS worklist, the
- *   assessment API; `HA_LOAD_SECONDS`, default 60), one replica is killed (SIGKILL) the moment the proxy has handed
- *   it a hook call: no request fails (the proxy retries the ones in flight on the other replica), and no report-event
- *   job (Redis), card feedback or FLS audit event (PostgreSQL) acknowledged to its sender is missing afterwards.
+ *   assessment API; `HA_LOAD_SECONDS`, default 60), one replica is killed (SIGKILL) while it holds a hook call whose
+ *   `jti` it has already claimed in the shared cache and not yet answered: no request fails (the proxy retries the
+ *   ones in flight on the other replica, which accepts the byte-identical resend of the unanswered call), and no
+ *   report-event job (Redis), card feedback or FLS audit event (PostgreSQL) acknowledged to its sender is missing
+ *   afterwards.
  * The figures (requests, failures, retried, lost records) are printed at the end.
  *
  * Needs Debian's postgresql and redis-server: skipped with a warning when either is missing outside CI, an error
@@ -17,6 +19,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Resource } from '@medplum/fhirtypes';
 import { Redis } from 'ioredis';
+import { decodeJwt } from 'jose';
 import pg from 'pg';
 import { buildNotification } from '../../server/events/notification.ts';
 import { TOPIC_URL } from '../../server/events/topic.ts';
@@ -27,7 +30,7 @@ import { postgresInstalled } from '../support/postgres.ts';
 import { redisServerInstalled } from '../support/redis.ts';
 import { waitFor } from '../support/service-process.ts';
 import { runLoad, type LoadOp, type LoadReport, type OpResult } from './load.ts';
-import { startHaStack, type HaStack } from './stack.ts';
+import { EHR_ISS, startHaStack, type HaStack } from './stack.ts';
 
 const LOAD_SECONDS = Number(process.env['HA_LOAD_SECONDS'] ?? 60);
 const RATE_PER_SEC = 8;
@@ -206,16 +209,34 @@ describe('two replicas behind a round-robin proxy', { skip, timeout: 900_000 }, 
       return r.status === 200 ? { ok: true, status: 200 } : { ok: false, status: r.status, detail: `${kind} answered ${r.status}` };
     }
 
-    // The kill: a third into the load, SIGKILL to replica B the moment the proxy has handed it a hook call in full, so
-    // at least one request is certainly in flight there and must be retried on replica A.
+    // The kill: a third into the load, once the proxy has handed replica B a hook call in full, SIGKILL to B the
+    // moment B has claimed that call's jti in Redis (value `f|…`: in flight, see server/state/replay.ts) — B holds a
+    // claimed, unanswered call, which the proxy must retry on replica A and A must accept. When B answers before
+    // the claim is seen in flight, the next hook call handed to B is tried.
     const killAtMs = (LOAD_SECONDS * 1000) / 3;
     let armed = false;
-    let killed: { request: string; atMs: number } | undefined;
+    let watching = false;
+    let killed: { request: string; atMs: number; jtiKey: string } | undefined;
     const t0 = performance.now();
-    stack.proxy.onForwarded((upstream, method, path) => {
-      if (!armed || killed || upstream !== b!.url || method !== 'POST' || !path.startsWith('/cds-services/')) return;
-      b!.handle.child.kill('SIGKILL');
-      killed = { request: `${method} ${path}`, atMs: Math.round(performance.now() - t0) };
+    const watcher = new Redis(stack.redis.url, { maxRetriesPerRequest: 2 });
+    stack.proxy.onForwarded((upstream, method, path, headers) => {
+      if (!armed || killed || watching || upstream !== b!.url || method !== 'POST' || !path.startsWith('/cds-services/') || path.endsWith('/feedback')) return;
+      const jti = decodeJwt(String(headers.authorization ?? '').replace(/^Bearer\s+/i, '')).jti;
+      if (!jti) return;
+      const jtiKey = `frcds:jti:${EHR_ISS}|${jti}`;
+      watching = true;
+      void (async () => {
+        const until = performance.now() + 1000;
+        while (performance.now() < until) {
+          const v = await watcher.get(jtiKey);
+          if (v?.startsWith('f|')) {
+            b!.handle.child.kill('SIGKILL');
+            killed = { request: `${method} ${path}`, atMs: Math.round(performance.now() - t0), jtiKey };
+            return;
+          }
+          if (v !== null) return; // answered already: wait for the next call
+        }
+      })().catch(() => undefined).finally(() => (watching = false));
     });
     const report: LoadReport = await runLoad({
       durationMs: LOAD_SECONDS * 1000,
@@ -225,9 +246,12 @@ describe('two replicas behind a round-robin proxy', { skip, timeout: 900_000 }, 
       onTick: (ms) => void (armed = ms >= killAtMs),
     });
     stack.proxy.onForwarded(undefined);
-    assert.ok(killed, 'replica B was killed during the load');
+    assert.ok(killed, 'replica B was killed during the load, holding a claimed hook call');
     await b!.handle.exited;
     const proxyStats = stack.proxy.stats();
+    // The call B had claimed was answered by A through the proxy's resend: its claim is now marked answered.
+    const killedClaim = await watcher.get(killed.jtiKey);
+    watcher.disconnect();
 
     // Every acknowledged report event is a job in Redis, and every one ends (replica A re-runs the ones B held).
     const redis = new Redis(stack.redis.url, { maxRetriesPerRequest: 2 });
@@ -252,17 +276,18 @@ describe('two replicas behind a round-robin proxy', { skip, timeout: 900_000 }, 
     const figures = {
       seconds: LOAD_SECONDS, requests: report.sent, failures: report.failed, viaProxy: proxyStats.requests,
       retried: proxyStats.retriedInFlight + proxyStats.retriedRefused, retriedInFlight: proxyStats.retriedInFlight, retriedRefused: proxyStats.retriedRefused,
-      killedWith: killed.request, killedAtMs: killed.atMs, retriedInFlightRequests: proxyStats.retriedInFlightRequests,
+      killedWith: killed.request, killedAtMs: killed.atMs, killedClaimFinally: killedClaim === 'a' ? 'answered' : killedClaim, retriedInFlightRequests: proxyStats.retriedInFlightRequests,
       records: { jobs: jobKeys.length, feedback: feedbackSent.length, audit: flsViews },
       lost: { jobs: unfinished.length, feedback: lostFeedback, audit: lostAudit },
       byKind: report.byKind,
     };
     console.log(`HA figures: ${report.sent} requests in ${LOAD_SECONDS} s, ${report.failed} failed, ${figures.retried} retried by the proxy `
       + `(${proxyStats.retriedInFlight} in flight on the killed replica, ${proxyStats.retriedRefused} refused connections), `
-      + `killed at ${(killed.atMs / 1000).toFixed(1)} s with ${killed.request} in flight; lost records: jobs ${unfinished.length}/${jobKeys.length}, feedback ${lostFeedback}/${feedbackSent.length}, audit ${lostAudit}/${flsViews}`);
+      + `killed at ${(killed.atMs / 1000).toFixed(1)} s with ${killed.request} claimed and in flight (claim finally ${figures.killedClaimFinally}); lost records: jobs ${unfinished.length}/${jobKeys.length}, feedback ${lostFeedback}/${feedbackSent.length}, audit ${lostAudit}/${flsViews}`);
     console.log(`HA figures (JSON): ${JSON.stringify(figures)}`);
 
     assert.ok(proxyStats.retriedInFlight > 0, 'the proxy retried requests that were in flight on the killed replica');
+    assert.equal(killedClaim, 'a', 'the hook call replica B had claimed was resent to replica A, accepted and answered');
     assert.deepEqual(report.failures, [], 'no request failed');
     assert.equal(a!.handle.child.exitCode, null, 'replica A still runs');
     assert.ok(jobKeys.length > 0 && feedbackSent.length > 0 && flsViews > 0, 'every kind of record was sent');
