@@ -55,6 +55,8 @@ export interface ServiceMounts {
   events?: RequestHandler;
   /** Job statistics and dead letters `/api/jobs` (issue 8, server/jobs/routes.ts). */
   jobs?: RequestHandler;
+  /** T-score agreement with DXA per site `/api/monitoring` (server/monitoring/routes.ts). */
+  monitoring?: RequestHandler;
 }
 
 export interface AppDeps {
@@ -185,6 +187,7 @@ export function createApp(deps: AppDeps): Express {
   app.use('/api/patients', lateMount(true, () => services.patients, 'risk engine (models loading)'));
   // --- FLS worklist (issue 8, server/fls/) ---
   app.use('/api/fls', lateMount(true, () => services.fls, 'FLS worklist'));
+  app.use('/api/monitoring', lateMount(true, () => services.monitoring, 'model monitoring'));
   // --- Report events and durable jobs (issue 8, server/events/, server/jobs/) ---
   app.use('/api/events/subscriptions', operator);
   app.use('/api/events', lateMount(true, () => services.events, 'report-event receiver'));

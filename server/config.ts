@@ -315,6 +315,21 @@ export interface AppConfig {
     /** How long an assessment result is kept, ms (`RESULTS_TTL_HOURS`). */
     readonly resultTtlMs: number;
   };
+  // --- Production monitoring of the T-score estimate against DXA (server/monitoring/) ---
+  readonly monitoring: {
+    /** Seconds between polls for new DXA results; 0 = off (`MONITORING_POLL_S`). */
+    readonly pollSeconds: number;
+    /** Largest radiograph–DXA gap of a monitored pair, days (`MONITORING_PAIR_WINDOW_DAYS`). */
+    readonly pairWindowDays: number;
+    /** Pairs in the rolling window of a series (`MONITORING_WINDOW_PAIRS`). */
+    readonly windowPairs: number;
+    /** Fewest pairs before a drift alarm can be raised (`MONITORING_ALARM_MIN_PAIRS`). */
+    readonly minPairs: number;
+    /** Coverage of the 95 % interval below this raises the alarm (`MONITORING_ALARM_COVERAGE`). */
+    readonly minCoverage: number;
+    /** |bias| in T units above this raises the alarm (`MONITORING_ALARM_BIAS`). */
+    readonly maxAbsBias: number;
+  };
 }
 
 /** One environment variable: its schema (after string→type coercion), default and documentation. */
@@ -493,6 +508,13 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'DATABASE_URL', description: 'PostgreSQL (`postgres://user:password@host:port/db`) for state that replicas share: assessment results (an assessment id stays valid after a restart and on every replica), the CDS card log and feedback, FLS audit events the FHIR server refused, and without `REDIS_URL` also the CDS `jti` replay cache and single-flight. Schema migrations run at start. While it is unreachable, `/readyz` is false and calls that need it fail; nothing falls back to per-process state. See server/state/README.md. Never logged.', defaultText: 'unset (embedded SQLite, `STATE_DB`)', schema: { type: 'string', pattern: '^postgres(ql)?://[^\\s]+$' }, secret: true, hint: 'must be a postgres:// or postgresql:// URL' },
   { env: 'STATE_DB', description: 'SQLite file of the embedded shared state (replay cache, assessment results, single-flight) used for every store that neither `REDIS_URL` nor `DATABASE_URL` holds; processes of one host may share it. Relative paths are resolved against the repository root.', defaultText: '`data/state.sqlite`', schema: { type: 'string', minLength: 1 } },
   { env: 'RESULTS_TTL_HOURS', description: 'How long a computed assessment stays retrievable by id and reusable by cache key in the shared result store, in hours.', defaultText: '`720` (30 days)', schema: { type: 'integer', minimum: 1, maximum: 87600 } },
+  // --- Production monitoring of the T-score estimate (server/monitoring/) ---
+  { env: 'MONITORING_POLL_S', description: 'Production monitoring of a T-score-mediated model: every this many seconds the service searches the FHIR server for new DXA femoral-neck T-score Observations (the sandbox sends Subscription notifications for imaging reports only, so this is a periodic search), pairs each with the patient\'s latest image-based RiskAssessment (its `tscore-estimate` extension) and updates the per-site agreement figures (`/metrics`, `/api/monitoring/tscore`, the app\'s "Model monitoring" view). `0` turns it off. See server/monitoring/.', defaultText: '`300`', schema: { type: 'integer', minimum: 0, maximum: 86400 } },
+  { env: 'MONITORING_PAIR_WINDOW_DAYS', description: 'Monitoring: a DXA result is paired with an image-based estimate only when the radiograph was taken at most this many days before or after the scan (bone density changes slowly, but not over many years). The first poll also looks back this far.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 3650 } },
+  { env: 'MONITORING_WINDOW_PAIRS', description: 'Monitoring: the figures of a series (site × model version × calibration version) are computed over its latest this many pairs by DXA date.', defaultText: '`200`', schema: { type: 'integer', minimum: 10, maximum: 100000 } },
+  { env: 'MONITORING_ALARM_MIN_PAIRS', description: 'Monitoring: a drift alarm is raised only from this many pairs in the window on.', defaultText: '`30`', schema: { type: 'integer', minimum: 1, maximum: 100000 } },
+  { env: 'MONITORING_ALARM_COVERAGE', description: 'Monitoring: drift alarm when the share of measured DXA T-scores inside the estimate\'s 95 % interval falls below this (a calibrated interval covers about 0.95). The alarm is logged once, shown in the "Model monitoring" view, on `/metrics` (`frcds_tscore_monitor_alarm`) and in `/readyz` (component `tscore-monitoring`, detail starting with WARNING).', defaultText: '`0.9`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 1 } },
+  { env: 'MONITORING_ALARM_BIAS', description: 'Monitoring: drift alarm when the mean difference between estimate and measured DXA T-score exceeds this in either direction (T units).', defaultText: '`0.5`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 5 } },
 ];
 
 const SECRET_ENVS = new Set(SETTINGS.filter((s) => s.secret).map((s) => s.env));
@@ -873,6 +895,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       redisUrl: str('REDIS_URL'),
       dbPath: (() => { const p = str('STATE_DB') ?? 'data/state.sqlite'; return isAbsolute(p) ? p : resolve(REPO_ROOT, p); })(),
       resultTtlMs: num('RESULTS_TTL_HOURS', 720) * 3_600_000,
+    },
+    monitoring: {
+      pollSeconds: num('MONITORING_POLL_S', 300),
+      pairWindowDays: num('MONITORING_PAIR_WINDOW_DAYS', 730),
+      windowPairs: num('MONITORING_WINDOW_PAIRS', 200),
+      minPairs: num('MONITORING_ALARM_MIN_PAIRS', 30),
+      minCoverage: num('MONITORING_ALARM_COVERAGE', 0.9),
+      maxAbsBias: num('MONITORING_ALARM_BIAS', 0.5),
     },
   };
 }

@@ -42,6 +42,8 @@ import { handlePrimarySignals, listenWhenReady, startPrimary, workerSlot } from 
 import { drainable } from './drain.ts';
 // FLS worklist: /api/fls, audit log.
 import { createFlsMount, type FlsMount } from './fls/mount.ts';
+// Production monitoring of the T-score estimate against DXA: /api/monitoring, /metrics gauges, /readyz detail.
+import { createMonitoringMount, type MonitoringMount } from './monitoring/mount.ts';
 // Report events and durable jobs: /api/events, /api/jobs, sandbox Subscription notifications.
 import { startReportEvents } from './events/start.ts';
 import { deferredReplayCache, openStateInBackground, type StateStores } from './state/stores.ts';
@@ -275,6 +277,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
   let registry: ModelRegistry | undefined;
   let risk: RiskService | undefined;
   let fls: FlsMount | undefined; // FLS worklist
+  let monitoring: MonitoringMount | undefined; // T-score monitoring
   // Shared state (server/state/, REDIS_URL / DATABASE_URL, else the embedded STATE_DB file): opened in the background
   // and retried while a backend is down; `/readyz` component `state` is false until then and whenever one stops
   // answering. What needs it waits for it rather than run on per-process state.
@@ -302,6 +305,15 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
         services.fls = fls.handler;
       } catch (err) {
         logger.error({ err }, 'FLS worklist failed to start');
+      }
+      // T-score monitoring keeps its pairs and alarms in the shared state; it polls the FHIR server for DXA results.
+      try {
+        const m = createMonitoringMount(config, logger, { stores, registry: metrics.registry, readiness });
+        monitoring = m;
+        services.monitoring = m.handler;
+        m.monitoring.start();
+      } catch (err) {
+        logger.error({ err }, 'T-score monitoring failed to start');
       }
     });
     const appBundle = buildAppBundle(logger, readiness);
@@ -342,6 +354,7 @@ export async function startService(config: AppConfig, logger: Logger): Promise<R
     await registry?.close();
     await imaging.close();
     await fls?.close();
+    await monitoring?.close();
     await reportEvents.close();
     // The PNGs of the last results go to the store before its connections close.
     await risk?.flush();
