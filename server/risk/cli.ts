@@ -21,7 +21,7 @@ import { createLogger } from '../logging.ts';
 import { assess, type Assessment } from './assess.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from './embedded.ts';
 import { ACTION_TEXT, toFhir } from './fhir-output.ts';
-import { formatProbability, formatRisk, formatRiskWithInterval, formatThreshold } from './numbers.ts';
+import { formatProbability, formatRisk, formatRiskWithInterval, formatThreshold, tscoreText } from './numbers.ts';
 
 const pct = (x: number | null | undefined): string => formatRisk(x);
 
@@ -32,6 +32,7 @@ export function summary(a: Assessment): string {
   lines.push(a.mode === 'image-and-clinical'
     ? `Basis: radiograph ImagingStudy/${a.study!.id} (${a.study!.laterality ?? '?'} hip) + clinical factors (QFracture-2012)`
     : 'Basis: clinical factors only (QFracture-2012) — see warnings');
+  if (a.tscore) lines.push(`Femoral-neck T-score: ${tscoreText(a.tscore, (d) => d) || 'none'} (calibration ${a.tscore.calibrationVersion})`);
   for (const o of ['hip', 'mof'] as const) {
     const r = a.outcomes[o];
     lines.push('');
@@ -63,13 +64,13 @@ export function summary(a: Assessment): string {
 async function main(): Promise<number> {
   let args;
   try {
-    args = parseArgs({ options: { patient: { type: 'string' }, study: { type: 'string' }, json: { type: 'boolean' }, fhir: { type: 'string' }, png: { type: 'string' } } }).values;
+    args = parseArgs({ options: { patient: { type: 'string' }, study: { type: 'string' }, model: { type: 'string' }, json: { type: 'boolean' }, fhir: { type: 'string' }, png: { type: 'string' } } }).values;
   } catch (e) {
     process.stderr.write(`${(e as Error).message}\n`);
     return 2;
   }
   if (!args.patient) {
-    process.stderr.write('usage: npm run assess -- --patient <Patient id> [--study <ImagingStudy id>] [--json] [--fhir <file>] [--png <dir>]\n');
+    process.stderr.write('usage: npm run assess -- --patient <Patient id> [--study <ImagingStudy id>] [--model <model id>] [--json] [--fhir <file>] [--png <dir>]\n');
     return 2;
   }
   const config = loadConfigForCli();
@@ -101,7 +102,7 @@ async function main(): Promise<number> {
         settings: config.risk,
         logger,
       },
-      { patientId: args.patient, ...(args.study ? { studyId: args.study } : {}) },
+      { patientId: args.patient, ...(args.study ? { studyId: args.study } : {}), ...(args.model ? { modelId: args.model } : {}) },
     );
     process.stdout.write(args.json ? `${JSON.stringify(result.assessment, null, 1)}\n` : `${summary(result.assessment)}\n`);
     if (args.fhir) {

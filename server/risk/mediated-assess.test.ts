@@ -21,9 +21,13 @@ import { ModelRegistry } from '../inference/registry.ts';
 import { assess, type AssessDeps, type Assessment } from './assess.ts';
 import { readFileSync } from 'node:fs';
 import type { StructureDefinition } from '@medplum/fhirtypes';
+import express from 'express';
+import request from 'supertest';
 import { buildCard } from '../cds/cards.ts';
 import { FhirValidator } from '../sandbox/fhir/validate.ts';
 import { EXT, toFhir } from './fhir-output.ts';
+import { createRiskRouter } from './routes.ts';
+import { RiskService } from './service.ts';
 
 const AT = new Date('2026-11-27T12:00:00Z');
 const SETTINGS = { lookbackDays: 730, tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 } };
@@ -197,6 +201,24 @@ describe('T-score-mediated model end to end', () => {
     searches.length = 0;
     await assess({ ...deps, fhir: spy }, { patientId: 'demo-a-008', at: AT, modelId: V2 });
     assert.ok(searches.some((q) => q.includes('80948-3')), 'a v2 assessment reads them with the care-status codes');
+  });
+});
+
+describe('POST /api/assessments with a model id', () => {
+  test('"model" picks the model; without it the default (v1); an unknown or malformed model id is 404 / 400', async () => {
+    const service = new RiskService({ deps, cacheSize: 20, writeBack: false, logger: stack.logger });
+    const app = express().use('/api/assessments', createRiskRouter(service, stack.logger));
+    const v2 = await request(app).post('/api/assessments').send({ patient: 'demo-a-008', model: V2 }).expect(201);
+    const a2 = (v2.body as { assessment: Assessment }).assessment;
+    assert.equal(a2.model.id, V2);
+    assert.equal(a2.tscore!.used, 'dxa');
+    const v1 = await request(app).post('/api/assessments').send({ patient: 'demo-a-008' }).expect(201);
+    assert.equal((v1.body as { assessment: Assessment }).assessment.model.id, 'hip-xray-smoke');
+    assert.equal((v1.body as { assessment: Assessment }).assessment.tscore, null);
+    await request(app).post('/api/assessments').send({ patient: 'demo-a-008', model: V2 }).expect(200);
+    const unknown = await request(app).post('/api/assessments').send({ patient: 'demo-a-008', model: 'hip-xray-v9' }).expect(404);
+    assert.match((unknown.body as { error: string }).error, /hip-xray-v9/);
+    await request(app).post('/api/assessments').send({ patient: 'demo-a-008', model: '../etc' }).expect(400);
   });
 });
 

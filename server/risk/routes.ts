@@ -1,7 +1,8 @@
 /**
  * HTTP API of the risk engine (issue 5, item 6):
- * - `POST /api/assessments` `{ "patient": "<Patient id>", "study"?: "<ImagingStudy id>" }` → the assessment for the
- *   app plus its FHIR resources (201 when computed, 200 when served from the cache);
+ * - `POST /api/assessments` `{ "patient": "<Patient id>", "study"?: "<ImagingStudy id>", "model"?: "<model id>" }` →
+ *   the assessment for the app plus its FHIR resources (201 when computed, 200 when served from the cache); without
+ *   `model` the default model answers (`MODEL_DEFAULT`), a model that is not loaded is 404;
  * - `GET /api/assessments/{id}` → the same; `GET /api/assessments/{id}/heatmap.png` and `/display.png` → PNGs.
  * - {@link createPatientRouter} (mounted at `/api/patients`): `GET /api/patients/{id}/assessments` → the patient's
  *   past assessments read back from the FHIR server (RiskAssessments with an `urn:frcds:assessment` identifier, newest
@@ -26,6 +27,8 @@ import { FactorError } from './factors.ts';
 import type { RiskService, StoredAssessment } from './service.ts';
 
 const ID = /^[A-Za-z0-9\-.]{1,64}$/;
+/** A model id as manifests write it (models/manifest.schema.json `id`). */
+const MODEL_ID = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
 /**
  * An access token for this API must hold one of these (or a wider scope covering it, e.g. `patient/*.rs` or v1
@@ -57,13 +60,14 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
   r.use(express.json({ limit: '16kb' }));
 
   r.post('/', async (req: Request, res: Response) => {
-    const b = req.body as { patient?: unknown; study?: unknown } | undefined;
-    if (!b || typeof b.patient !== 'string' || !ID.test(b.patient)) return fail(res, 400, 'BAD_REQUEST', 'body must be {"patient": "<Patient id>", "study"?: "<ImagingStudy id>"}');
+    const b = req.body as { patient?: unknown; study?: unknown; model?: unknown } | undefined;
+    if (!b || typeof b.patient !== 'string' || !ID.test(b.patient)) return fail(res, 400, 'BAD_REQUEST', 'body must be {"patient": "<Patient id>", "study"?: "<ImagingStudy id>", "model"?: "<model id>"}');
     if (b.study !== undefined && (typeof b.study !== 'string' || !ID.test(b.study))) return fail(res, 400, 'BAD_REQUEST', '"study" must be an ImagingStudy id');
+    if (b.model !== undefined && (typeof b.model !== 'string' || !MODEL_ID.test(b.model))) return fail(res, 400, 'BAD_REQUEST', '"model" must be a model id');
     // SMART (issue 7): a token launched for one patient may only assess that patient.
     if (!patientAllowed(res, b.patient)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
     try {
-      const out = await service.assess({ patientId: b.patient, ...(typeof b.study === 'string' ? { studyId: b.study } : {}) });
+      const out = await service.assess({ patientId: b.patient, ...(typeof b.study === 'string' ? { studyId: b.study } : {}), ...(typeof b.model === 'string' ? { modelId: b.model } : {}) });
       res.status(out.source === 'new' ? 201 : 200).set('X-Assessment-Source', out.source).json({ ...body(out.stored, req.baseUrl), source: out.source });
     } catch (err) {
       if (err instanceof FhirNotFoundError) return fail(res, 404, err.code, `Patient/${b.patient} was not found on the FHIR server`);
@@ -71,7 +75,8 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
       if (err instanceof FactorError) return fail(res, 422, err.code, err.message);
       if (err instanceof FhirTimeoutError) return fail(res, 504, err.code, 'The FHIR server did not answer in time');
       if (err instanceof FhirAccessError) return fail(res, 502, err.code, `The FHIR server failed: ${err.message}`);
-      if (err instanceof ModelNotFoundError) return fail(res, 503, err.code, err.message);
+      // A model asked for by name that is not loaded is the request's fault; no model at all is the service's.
+      if (err instanceof ModelNotFoundError) return fail(res, b.model !== undefined ? 404 : 503, err.code, err.message);
       logger.error({ err }, 'assessment failed');
       return fail(res, 500, 'INTERNAL', 'Internal error');
     }
