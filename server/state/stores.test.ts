@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { postgresInstalled, startPostgres, type PostgresHandle } from '../../test/support/postgres.ts';
 import { redisServerInstalled, startRedis, type RedisHandle } from '../../test/support/redis.ts';
+import { MemoryReplayCache, SqliteReplayCache } from './replay.ts';
 import { openStateStores, type StateSettings, type StateStores } from './stores.ts';
 import { StateUnavailableError, type ResultRecord } from './types.ts';
 
@@ -184,4 +185,29 @@ describe('state stores: a backend that is down', () => {
       await s.close();
     }
   });
+});
+
+describe('replay cache: the resend window', () => {
+  for (const [name, make] of [
+    ['memory', (now: () => number) => new MemoryReplayCache({ now, resendWindowMs: 1000 })],
+    ['SQLite', (now: () => number) => new SqliteReplayCache(':memory:', { now, resendWindowMs: 1000 })],
+  ] as const) {
+    it(`${name}: a same-body resend of an unanswered claim is accepted only within the window after the claim`, async () => {
+      let t = 1_000_000;
+      const cache = make(() => t);
+      try {
+        assert.equal(await cache.claim('k', t + 60_000, 'h'), true);
+        t += 900;
+        assert.equal(await cache.claim('k', t + 60_000, 'h'), true, 'within the window');
+        t += 200;
+        assert.equal(await cache.claim('k', t + 60_000, 'h'), false, 'the window counts from the first claim, not from the resend');
+        // An expired claim is a new one, with a window of its own.
+        t += 60_000;
+        assert.equal(await cache.claim('k', t + 60_000, 'h2'), true);
+        assert.equal(await cache.claim('k', t + 60_000, 'h2'), true);
+      } finally {
+        await cache.close();
+      }
+    });
+  }
 });
