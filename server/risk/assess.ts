@@ -403,6 +403,12 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     }
   }
 
+  // A T-score-mediated model's outputs must be finite, with a T-score sd > 0 (contract); else no risk can rest on them.
+  if (image && isTscoreMediated(man) && !(image.out.tscore?.every((x) => Number.isFinite(x.mean) && x.sd > 0 && Number.isFinite(x.sd)) && image.out.baseLogHazard?.every((r) => r.every(Number.isFinite)))) {
+    imageProblem = 'The model could not estimate a T-score from this radiograph: clinical-only (QFracture-2012) risk.';
+    log.warn({ model: model.id, version: model.version }, 'T-score-mediated model output not usable; clinical-only assessment');
+    image = null;
+  }
   const ood = image ? { distance: image.out.oodDistance, threshold: man.ood.threshold, outside: !(image.out.oodDistance <= man.ood.threshold) } : null;
   const useImage = !!image && !ood!.outside;
   if (ood?.outside) warnings.push(OOD_WARNING);

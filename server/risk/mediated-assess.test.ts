@@ -204,6 +204,25 @@ describe('T-score-mediated model end to end', () => {
   });
 });
 
+describe('a T-score-mediated model output that breaks the contract', () => {
+  test('a T-score sd that is not positive, or a non-finite base log-hazard: clinical-only with the reason, no T-score estimate', async () => {
+    const model = registry.get(V2);
+    for (const [what, patch] of [
+      ['sd 0', (o: Awaited<ReturnType<typeof model.infer>>) => ({ ...o, tscore: o.tscore!.map((x) => ({ ...x, sd: 0 })) })],
+      ['NaN base', (o: Awaited<ReturnType<typeof model.infer>>) => ({ ...o, baseLogHazard: o.baseLogHazard!.map((r) => [Number.NaN, r[1]!]) })],
+    ] as const) {
+      const broken = { ...model, infer: async (x: Parameters<typeof model.infer>[0]) => patch(await model.infer(x)) };
+      const fake = { get: () => broken, list: () => [broken] } as unknown as ModelRegistry;
+      const { assessment: a } = await assess({ ...deps, registry: fake }, { patientId: 'demo-a-008', at: AT, modelId: V2 });
+      assert.equal(a.mode, 'clinical-only', what);
+      assert.ok(a.warnings.includes('The model could not estimate a T-score from this radiograph: clinical-only (QFracture-2012) risk.'), what);
+      assert.equal(a.tscore!.estimate, null);
+      assert.equal(a.tscore!.used, 'none');
+      assert.equal(a.caveat, 'The radiograph could not be used: this risk rests on clinical factors only.');
+    }
+  });
+});
+
 describe('POST /api/assessments with a model id', () => {
   test('"model" picks the model; without it the default (v1); an unknown or malformed model id is 404 / 400', async () => {
     const service = new RiskService({ deps, cacheSize: 20, writeBack: false, logger: stack.logger });
