@@ -80,6 +80,13 @@ def test_onnx_runtime_matches_pytorch(artefact):
         assert d["maxAbs"] / scale <= 1e-4, (name, d)
     sd = np.fromfile(os.path.join(artefact, "parity", meta["file"].replace("ood_distance", "tscore")), dtype="<f4")
     assert (sd.reshape(-1, 2)[:, 1] > 0).all()                     # raw sd is positive
+    with open(os.path.join(artefact, "parity", "fixtures.json")) as f:
+        risk = json.load(f)["risk"]
+    n_rows = len(sd) // 4
+    assert len(risk["image"]) == len(risk["dxa"]) == n_rows
+    for row in risk["image"] + risk["dxa"]:
+        assert row["hip"]["lo"] <= row["hip"]["pred"] <= row["hip"]["hi"]
+        assert row["mof"]["pred"] >= row["hip"]["pred"] and 0 <= row["hip"]["pthr"] <= 1
 
 
 def test_predictions_have_the_contract_columns(artefact):

@@ -29,12 +29,10 @@ def predict(t: Trained2, g, obs: ObservableCohort) -> dict:
     base, ts = base.astype(np.float64), ts.astype(np.float64)
     tm, tsd = mixture.calibrate(ts[..., 0], ts[..., 1], t.calibration)
     h0 = {o: t.h0[o][-1] for o in OUTCOMES}
-    eta, w = mixture.member_atoms(base, t.gamma, tm, tsd, t.nodes)
-    image = mixture.summarise(eta, w, h0)
+    image = mixture.risk_summary(base, t.gamma, tm, tsd, t.nodes, h0)
     sm, ss, used = served_tscore(tm, tsd, np.asarray(obs.tab["dxa_t"], float),
                                  np.asarray(obs.tab["dxa_years"], float), t.dxa_sd, t.dxa_max_age)
-    eta_s, w = mixture.member_atoms(base, t.gamma, sm, ss, t.nodes)
-    served = mixture.summarise(eta_s, w, h0)
+    served = mixture.risk_summary(base, t.gamma, sm, ss, t.nodes, h0)
     out = {"image": image, "served": served, "dxa_used": used, "ood_distance": dist.astype(np.float64),
            "ood_flag": dist > t.ood_threshold, "cam": cam}
     mix_mean = tm.mean(1)

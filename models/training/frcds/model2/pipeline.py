@@ -104,6 +104,7 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
     report.write_predictions(os.path.join(pdir, "site_b_test.csv.gz"), b, truth_b, pb, "external")
     os.replace(os.path.join(out_dir, "split.json"), os.path.join(pdir, "split.json"))
     fixtures = report.write_parity(cfg, graph, a, split, nonhip, out_dir, work)
+    report.add_risk_fixtures(trained, graph, out_dir)
     timings["total_s"] = time.time() - t_start
     ev["timings_s"] = {k: round(v, 1) for k, v in timings.items()}
     ev["training"] = {"calibration": trained.calibration, "gamma": trained.gamma.tolist(),

@@ -255,3 +255,36 @@ def write_parity(cfg: dict, graph, a: ObservableCohort, split: dict, nonhip: np.
     return parity.write_fixtures(cfg, graph, a, split, nonhip, out_dir, work, outputs=OUTPUTS,
                                  tolerance_rule="base_log_hazard and tscore: |diff| <= 1e-4; cam and ood_distance: "
                                                 "|diff| <= 1e-4 * max(1, max |expected| of that output)")
+
+
+def add_risk_fixtures(t, graph, out_dir: str, dxa_example: float = -2.5) -> None:
+    """Adds to parity/fixtures.json the risks the Python reference (mixture.py, exact CDF) computes from the expected
+    outputs of every model row, with the manifest's calibration: image estimate, and the same rows with a measured DXA
+    T-score of ``dxa_example`` replacing it. For the service's risk parity."""
+    from . import mixture
+    pdir = os.path.join(out_dir, "parity")
+    with open(os.path.join(pdir, "fixtures.json"), encoding="utf-8") as f:
+        fx = json.load(f)
+    exp = fx["model"]["expected"]
+    read = lambda meta: np.fromfile(os.path.join(pdir, meta["file"]), dtype="<f4").reshape(meta["shape"])
+    base, ts = read(exp["base_log_hazard"]).astype(np.float64), read(exp["tscore"]).astype(np.float64)
+    tm, tsd = mixture.calibrate(ts[..., 0], ts[..., 1], t.calibration)
+    h0 = {o: float(t.h0[o][-1]) for o in OUTCOMES}
+    rows = {}
+    for name, (mu, sd) in (("image", (tm, tsd)),
+                           ("dxa", (np.full_like(tm, dxa_example), np.full_like(tsd, t.dxa_sd)))):
+        s = mixture.risk_summary(base, t.gamma, mu, sd, t.nodes, h0)
+        rows[name] = [{o: {k: float(s[o][k][i]) for k in ("pred", "lo", "hi", "pthr")} for o in OUTCOMES}
+                      for i in range(len(base))]
+    fx["risk"] = {"horizon_years": 10, "h0_10": h0, "image": rows["image"], "dxa": rows["dxa"],
+                  "dxa_value": dxa_example, "dxa_sd": t.dxa_sd,
+                  "tscore_image": [{"mean": float(tm[i].mean()),
+                                    "lo": float(mixture.normal_mixture_quantile(tm[i:i + 1], tsd[i:i + 1], 0.025)[0]),
+                                    "hi": float(mixture.normal_mixture_quantile(tm[i:i + 1], tsd[i:i + 1], 0.975)[0])}
+                                   for i in range(len(base))],
+                  "rule": "pred = Gauss-Hermite mixture mean; lo/hi = 2.5/97.5 percentiles and pthr = P(risk10 >= "
+                          "0.03 hip / 0.20 MOF) from the exact mixture CDF; MOF with the hip floor; computed from the "
+                          "float32 expected outputs with the manifest's calibration",
+                  "tolerance_abs": 1e-6}
+    with open(os.path.join(pdir, "fixtures.json"), "w", encoding="utf-8") as f:
+        json.dump(fx, f, indent=1)
