@@ -172,8 +172,8 @@ def build_manifest(cfg: dict, t, ev: dict, onnx_path: str, fixtures: dict | None
         "uncertainty": {
             "method": "quadrature", "gauss_hermite_nodes": t.nodes,
             "interval": "2.5 and 97.5 percentiles of the risk over the equal-weight mixture of members x T-score "
-                        "nodes (atom weight = Gauss-Hermite weight / M; smallest atom value whose cumulative weight "
-                        "reaches the level)",
+                        "distribution, from the exact mixture CDF (within a member the risk is monotone in T: a "
+                        "normal tail per member; bisection); point estimate = Gauss-Hermite mixture mean",
             "ensemble_sd_note": "member spread (epistemic) and the T-score predictive (aleatoric, calibrated against "
                                 "measured DXA) are both in the mixture; nothing is tuned on the true risk",
             "low_confidence": {"max_log_hazard_sd": t.low_conf["max_log_hazard_sd"],
