@@ -4,6 +4,8 @@
  * - **EHR launch** (`?iss=…&launch=…`): patient-level scopes; fhirclient adds `launch` itself.
  * - **Standalone launch** (`?iss=…`, no `launch`): the same plus `launch/patient` (the server shows a patient picker).
  * - **FLS worklist** (`?mode=worklist&iss=…`): user-level scopes, no patient context (issue 8, item 3).
+ * - **Model monitoring** (`?mode=monitoring&iss=…`): the clinical lead's view of the T-score estimate against DXA
+ *   per site (views/monitoring.tsx); user-level read of RiskAssessments, no patient context.
  * Pure, so the unit tests can check every case.
  */
 
@@ -24,7 +26,10 @@ export const PATIENT_SCOPES = [
  */
 export const WORKLIST_SCOPES = ['openid', 'fhirUser', 'user/Patient.rs', 'user/Task.rs', 'user/Task.u', 'user/ServiceRequest.c', 'user/RiskAssessment.rs'] as const;
 
-export type LaunchMode = 'ehr' | 'standalone' | 'worklist';
+/** User-level scopes of the "Model monitoring" view: `/api/monitoring/tscore` needs `user/RiskAssessment.rs`. */
+export const MONITORING_SCOPES = ['openid', 'fhirUser', 'user/RiskAssessment.rs'] as const;
+
+export type LaunchMode = 'ehr' | 'standalone' | 'worklist' | 'monitoring';
 
 export interface LaunchPlan {
   mode: LaunchMode;
@@ -48,9 +53,11 @@ export function planLaunch(query: URLSearchParams, defaultIss: string | null): L
   if (!/^https?:\/\//.test(iss)) throw new LaunchError(`The iss parameter must be an http(s) URL of a FHIR server, got "${iss}".`);
   const launch = query.get('launch');
   const worklist = query.get('mode') === 'worklist';
+  const monitoring = query.get('mode') === 'monitoring';
   if (worklist && launch) throw new LaunchError('The FLS worklist is a standalone launch (user-level access): open it without an EHR launch context.');
-  const mode: LaunchMode = worklist ? 'worklist' : launch ? 'ehr' : 'standalone';
-  const scopes: string[] = mode === 'worklist' ? [...WORKLIST_SCOPES] : [...PATIENT_SCOPES];
+  if (monitoring && launch) throw new LaunchError('Model monitoring is a standalone launch (user-level access): open it without an EHR launch context.');
+  const mode: LaunchMode = worklist ? 'worklist' : monitoring ? 'monitoring' : launch ? 'ehr' : 'standalone';
+  const scopes: string[] = mode === 'worklist' ? [...WORKLIST_SCOPES] : mode === 'monitoring' ? [...MONITORING_SCOPES] : [...PATIENT_SCOPES];
   if (mode === 'standalone') scopes.push('launch/patient');
   if (mode === 'standalone') scopes.splice(scopes.indexOf('launch'), 1);
   return {
