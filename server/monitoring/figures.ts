@@ -10,7 +10,8 @@
  */
 import type { Logger } from '../logging.ts';
 import { agreement, type Agreement } from './agreement.ts';
-import { seriesId, type AlarmRecord, type MonitoringStore, type SeriesKey } from './store.ts';
+import { seriesId, type AlarmRecord, type MonitoringStore } from './store.ts';
+import type { MonitoringSeries } from './types.ts';
 
 export interface AlarmSettings {
   /** Pairs in the rolling window (`MONITORING_WINDOW_PAIRS`). */
@@ -25,13 +26,8 @@ export interface AlarmSettings {
 
 export const ALARM_DEFAULTS: AlarmSettings = { windowPairs: 200, minPairs: 30, minCoverage: 0.9, maxAbsBias: 0.5 };
 
-export interface SeriesFigures extends SeriesKey {
-  readonly agreement: Agreement;
-  /** DXA dates of the oldest and newest pair in the window. */
-  readonly from: string | null;
-  readonly to: string | null;
-  readonly alarm: { readonly state: 'ok' | 'alarm' | 'too-few-pairs'; readonly reason: string | null; readonly since: string | null };
-}
+/** A series with its figures over the window and its alarm state (the API's wire type). */
+export type SeriesFigures = MonitoringSeries;
 
 /** Why the figures breach the rule, or null when they do not (or there are too few pairs to tell). */
 export function alarmReason(a: Agreement, s: AlarmSettings): string | null {

@@ -2,16 +2,10 @@
  * Wire types of `GET /api/monitoring/tscore` (server/monitoring/routes.ts), shared with the app's "Model monitoring"
  * view (client/src/views/monitoring.tsx). No Node imports: the client bundle includes this file.
  */
+import type { Agreement } from './agreement.ts';
 
-export interface MonitoringAgreement {
-  readonly n: number;
-  readonly r: number | null;
-  readonly bias: number | null;
-  readonly coverage: number | null;
-  readonly sdDiff: number | null;
-  readonly limits: { readonly lower: number; readonly upper: number } | null;
-  readonly mae: number | null;
-}
+/** The figures of a series (agreement.ts, which has no Node imports either). */
+export type MonitoringAgreement = Agreement;
 
 export interface MonitoringSeries {
   readonly site: string;
