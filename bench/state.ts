@@ -1,5 +1,6 @@
 /**
- * Per-operation cost of the shared-state stores (server/state/), one client at a time and 20 at once: a `jti` claim,
+ * Per-operation cost of the shared-state stores (server/state/), one client at a time and 20 at once: a `jti` claim
+ * (alone, and with a body hash followed by the answered mark, as a CDS call makes them),
  * storing a result (a 20 KB body, as an assessment without PNGs), reading it by cache key, and an uncontended
  * single-flight run. Starts its own redis-server and PostgreSQL (test/support), so needs both installed.
  *
@@ -16,6 +17,7 @@ import { startRedis } from '../test/support/redis.ts';
 const { values: args } = parseArgs({ options: { n: { type: 'string', default: '2000' } } });
 const N = Number(args.n);
 const BODY = JSON.stringify({ pad: 'x'.repeat(20_000) });
+const HASH = 'a'.repeat(64); // a sha256 in hex
 
 const pct = (xs: number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))]!;
 
@@ -39,6 +41,11 @@ async function run(name: string, stores: StateStores): Promise<void> {
   const tag = Math.random().toString(36).slice(2);
   for (const c of [1, 20]) {
     console.log(await measure('jti claim', (i) => stores.replay.claim(`${tag}|${c}|${i}`, Date.now() + 3_600_000), c));
+    // What a CDS call costs the cache: the claim with the body's hash, and the mark once it is answered.
+    console.log(await measure('jti claim with body hash + answered', async (i) => {
+      await stores.replay.claim(`${tag}|h|${c}|${i}`, Date.now() + 3_600_000, HASH);
+      await stores.replay.answered(`${tag}|h|${c}|${i}`);
+    }, c));
     console.log(await measure('result put (20 KB)', (i) => stores.results.put({ id: `${tag}-${c}-${i}`, cacheKey: `k-${tag}-${c}-${i}`, body: BODY, images: null }, 3_600_000), c));
     console.log(await measure('result by cache key', (i) => stores.results.byKey(`k-${tag}-${c}-${i}`), c));
     console.log(await measure('single-flight run (uncontended)', (i) => stores.flight.run(`f-${tag}-${c}-${i}`, async () => 1, async () => undefined), c));
