@@ -416,6 +416,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
   for (const q of image?.quality ?? []) if (!q.passed) warnings.push(`Image quality: ${q.message}`);
 
   const grid = man.risk_model.baseline_cumulative_hazard.grid_years;
+  const tRisk = performance.now();
   const lowConf = deps.settings.lowConfidence ?? LOW_CONFIDENCE_DEFAULTS;
   // The two kinds of model (manifest.ts): a log-hazard ensemble (v1) or a T-score-mediated model (v2, mediated.ts).
   const ensembleMan = isTscoreMediated(man) ? null : man;
@@ -627,6 +628,8 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     if (t !== null && t !== decided.tier) bmiOutOfRange = `BMI ${bmiText(raw)} ${bmiRec.status === 'derived' ? 'from weight and height' : 'as recorded'} is outside the 20–40 range QFracture-2012 accepts; ${edge} was used, and the actual value could change the recommendation.`;
   }
   const caveat = caveatOf({ oodOutside: !!ood?.outside, imageProblem, quality: image?.quality ?? [], outcomes, nearOod, missingThatMatter: mattering, bmiOutOfRange });
+  // Risks, curves, intervals, the decision and the what-if tiers of missing or clamped factors.
+  timings['riskMs'] = performance.now() - tRisk;
 
   const sourcesUsed = new Set<string>([`Patient/${req.patientId}`]);
   for (const r of factors.records) for (const s of r.sources) sourcesUsed.add(s);
