@@ -3,6 +3,7 @@
  * resources it came from, and the factors that were missing (default used), told in plain words ("Age 84 — raises
  * the risk the most"): no log hazards, no hazard ratios, no QFracture group numbers. Pure, for the unit tests.
  */
+import { formatBmi } from '../../server/risk/numbers.ts';
 import type { Assessment, Outcome } from './types.ts';
 
 export type Strength = 'most' | 'a lot' | 'somewhat' | 'a little';
@@ -33,7 +34,8 @@ const ETHNICITY = ['', 'White or not stated', 'Indian', 'Pakistani', 'Bangladesh
 
 function valueText(factor: string, value: number, raw: number | string | undefined, status?: string): string {
   if (factor === 'age') return `${value}`;
-  if (factor === 'bmi') return `${typeof raw === 'number' ? Math.round(raw * 10) / 10 : value} kg/m²`;
+  // A BMI outside QFracture-2012's 20–40 was clamped: the charted value, and the one the equations used.
+  if (factor === 'bmi') return typeof raw === 'number' ? `${formatBmi(raw)} kg/m²${raw !== value ? ` (${value} used)` : ''}` : `${value} kg/m²`;
   if (factor === 'smoke_cat') return SMOKING[value] ?? String(value);
   if (factor === 'alcohol_cat6') return ALCOHOL[value] ?? String(value);
   if (factor === 'ethrisk') return status === 'default' ? 'Not recorded (counted as white or not stated)' : ETHNICITY[value] ?? 'Other ethnic group';

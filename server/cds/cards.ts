@@ -25,7 +25,7 @@ import type { CareStatus } from '../orders/care-status.ts';
 import { dxaOrder, flsReferral } from '../orders/service-requests.ts';
 import type { Assessment, OutcomeResult, Tier } from '../risk/assess.ts';
 import type { Decision } from '../risk/decision.ts';
-import { formatRiskWithInterval, tscoreText } from '../risk/numbers.ts';
+import { formatBmi, formatRiskWithInterval, tscoreText } from '../risk/numbers.ts';
 import type { Card, HookContext, Indicator, Link, Suggestion } from './types.ts';
 
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -179,10 +179,10 @@ export function summaryOf(input: CardInput): string {
   return s.length <= SUMMARY_MAX ? s : `${s.slice(0, SUMMARY_MAX - 1)}…`;
 }
 
-/** Plain words for a factor that raises the risk. */
-function factorWords(c: OutcomeResult['contributions'][number]): string {
+/** Plain words for a factor that raises the risk; `raw` the value as charted (a clamped BMI says both). */
+function factorWords(c: OutcomeResult['contributions'][number], raw?: number | string): string {
   if (c.factor === 'age') return `age ${c.value}`;
-  if (c.factor === 'bmi') return `BMI ${c.value.toFixed(1)}`;
+  if (c.factor === 'bmi') return typeof raw === 'number' && raw !== c.value ? `BMI ${formatBmi(raw)} (${c.value} used)` : `BMI ${c.value.toFixed(1)}`;
   if (c.factor === 'smoke_cat') return 'smoking';
   if (c.factor === 'alcohol_cat6') return 'alcohol intake';
   if (c.factor === 'ethrisk') return 'ethnic background';
@@ -192,7 +192,7 @@ function factorWords(c: OutcomeResult['contributions'][number]): string {
 
 /** The top two or three factors raising the hip risk, in plain words. */
 export function reasonsOf(a: Assessment): string[] {
-  return a.outcomes.hip.contributions.filter((c) => c.qfracture > 0).slice(0, 3).map(factorWords);
+  return a.outcomes.hip.contributions.filter((c) => c.qfracture > 0).slice(0, 3).map((c) => factorWords(c, a.factors?.records.find((r) => r.factor === c.factor)?.raw));
 }
 
 /** A T-score-mediated model's femoral-neck T-score for the reasons line (estimate and measured DXA), or ''. */

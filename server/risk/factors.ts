@@ -33,6 +33,7 @@ import type {
 import type { FhirDataSource } from '../fhir/client.ts';
 import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
 import { dxaResultTokens } from '../orders/care-status.ts';
+import { formatBmi } from './numbers.ts';
 import { clampBmi, QF_BOOLEANS, RANGES, type QfBoolean, type QFractureInputs, type Sex } from './qfracture.ts';
 
 export const DEFAULTS = { bmi: 27.0, ethrisk: 1, smoke_cat: 0, alcohol_cat6: 0 } as const;
@@ -210,17 +211,8 @@ function quantity(o: Observation | undefined, units: readonly string[]): number 
   return q.value;
 }
 
-/**
- * A BMI outside QFracture-2012's range written so it never reads as inside it: one decimal, more when one decimal
- * would round onto the range ("40.03", not "40.0").
- */
-export function bmiText(bmi: number): string {
-  for (let d = 1; d <= 4; d++) {
-    const s = bmi.toFixed(d);
-    if (Number(s) < RANGES.bmi[0] || Number(s) > RANGES.bmi[1]) return s.replace(/\.0+$/, '').replace(/(\.\d*?)0+$/, '$1');
-  }
-  return bmi.toFixed(4);
-}
+/** A BMI as written in a warning: outside QFracture-2012's range it never reads as inside it (numbers.ts `formatBmi`). */
+export const bmiText = (bmi: number): string => formatBmi(bmi, RANGES.bmi);
 
 /** The warning of a BMI clamped to QFracture-2012's range: "BMI 43 from weight and height is outside …; 40 was used." */
 export function bmiClampWarning(raw: number, used: number, derived: boolean): string {

@@ -23,6 +23,7 @@ import { readFileSync } from 'node:fs';
 import type { StructureDefinition } from '@medplum/fhirtypes';
 import express from 'express';
 import request from 'supertest';
+import { factorRows } from '../../client/src/factor-rows.ts';
 import { buildCard } from '../cds/cards.ts';
 import { FhirValidator } from '../sandbox/fhir/validate.ts';
 import { EXT, toFhir } from './fhir-output.ts';
@@ -262,6 +263,10 @@ describe('BMI outside QFracture-2012\'s range', () => {
     const low = (await assess({ ...deps, fhir: withObservations(deps.fhir, 'demo-a-003', [obs('b', '39156-5', 17.2, 'kg/m2')]) }, { patientId: 'demo-a-003', at: AT, modelId: V2 })).assessment;
     assert.equal(low.factors.inputs.bmi, 20);
     assert.ok(low.warnings.includes('BMI 17.2 as recorded is outside the 20–40 range QFracture-2012 accepts; 20 was used.'), low.warnings.join(' | '));
+    // Where the reasons name the BMI, they name the charted value and the one used.
+    const card = buildCard({ assessment: low, kind: 'assessment', context: { userId: 'Practitioner/x', patientId: 'demo-a-003' }, publicBaseUrl: 'https://c', retrievable: false, care: { known: true, status: { flsReferral: null, dxaOrder: null, dxaResult: null, treatment: null } } }).card;
+    if (/BMI/.test(card.detail!)) assert.match(card.detail!, /BMI 17\.2 \(20 used\)/);
+    assert.equal(factorRows(low, 'hip').find((r) => r.factor === 'bmi')?.value, '17.2 kg/m² (20 used)');
     // Over the demo cohort, a BMI far out of range changes the tier of some patient when its term is continued
     // past the edge: that patient's caveat names it, and a patient whose tier would not change has no such caveat.
     let named = 0;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { formatInterval, formatPercent, formatProbability, formatRisk, formatRiskWithInterval, formatTscore, inHundred, shownPercent, tscoreText } from './numbers.ts';
+import { formatBmi, formatInterval, formatPercent, formatProbability, formatRisk, formatRiskWithInterval, formatTscore, inHundred, shownPercent, tscoreText } from './numbers.ts';
 
 describe('risk numbers: one rounding rule for every screen', () => {
   it('one decimal below 10 %, none from 10 %', () => {
@@ -39,6 +39,15 @@ describe('risk numbers: one rounding rule for every screen', () => {
     assert.equal(tscoreText({ estimate: est, dxa: { value: -2.6, date: '2026-05-12' }, used: 'dxa' }, day), 'radiograph estimate −2.4 (−3.1 to −1.7); DXA [2026-05-12] −2.6 (used)');
     assert.equal(tscoreText({ estimate: null, dxa: { value: -2.6, date: '2026-05-12' }, used: 'none' }, day), 'DXA [2026-05-12] −2.6 (not used: clinical factors only)');
     assert.equal(tscoreText({ estimate: null, dxa: null, used: 'none' }, day), '');
+  });
+
+  it('a BMI outside 20–40 never reads as inside it', () => {
+    assert.equal(formatBmi(27.25), '27.3');
+    assert.equal(formatBmi(43), '43');
+    assert.equal(formatBmi(43.24), '43.2');
+    assert.equal(formatBmi(40.04), '40.04', 'not "40.0"');
+    assert.equal(formatBmi(19.996), '19.996', 'not "20.0"');
+    assert.equal(formatBmi(17.96), '18');
   });
 
   it('natural frequencies for the patient summary', () => {

@@ -94,3 +94,17 @@ export function tscoreText(t: TscoreWords, date: (isoDay: string) => string): st
   if (t.dxa) parts.push(`DXA ${date(t.dxa.date)} ${formatTscore(t.dxa.value)}${t.estimate && t.used === 'dxa' ? ' (used)' : t.used === 'none' ? ' (not used: clinical factors only)' : ''}`);
   return parts.join('; ');
 }
+
+/**
+ * A BMI in kg/m²: one decimal ("27.3", "43"); outside `range` (QFracture-2012's 20–40) with as many more decimals as
+ * it takes never to read as inside it ("40.03", not "40.0").
+ */
+export function formatBmi(bmi: number, range: readonly [number, number] = [20, 40]): string {
+  const trim = (s: string): string => (s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s);
+  if (bmi >= range[0] && bmi <= range[1]) return trim(bmi.toFixed(1));
+  for (let d = 1; d <= 4; d++) {
+    const s = bmi.toFixed(d);
+    if (Number(s) < range[0] || Number(s) > range[1]) return trim(s);
+  }
+  return bmi.toFixed(4);
+}
