@@ -5,8 +5,9 @@
  *
  * Checks a T-score-mediated model (hip-xray-v2) on a hospital's own radiographs and DXA results before use
  * (site-check.ts: pairs, model runs; report.ts: figures, recalibration) and writes into `--out`:
- * `site-check.json`, `site-check.md` and, when enough pairs are in distribution, the local recalibration
- * `tscore-recalibration-<version>.json` (for `MODEL_TSCORE_CALIBRATION`). Nothing is written to the FHIR server.
+ * `site-check.json`, `site-check.md`, `site-check.svg` (estimate vs DXA and Bland–Altman, before and after) and,
+ * when enough pairs are in distribution, the local recalibration `tscore-recalibration-<version>.json` (for
+ * `MODEL_TSCORE_CALIBRATION`). Nothing is written to the FHIR server.
  * Without `--fhir` (and `FHIR_BASE_URL`) the embedded sandboxes serve `--sandbox <folder>` (a cohort folder with
  * `fhir/` and `dicom/`, e.g. from bench/vendor-c-site.py; default `SANDBOX_DATA_DIR`) over loopback HTTP.
  * Credentials, time-outs and the models folder come from the service's settings (`FHIR_AUTH`, `DICOMWEB_AUTH`,
@@ -22,7 +23,7 @@ import { ModelRegistry } from '../inference/registry.ts';
 import { createLogger } from '../logging.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from '../risk/embedded.ts';
 import { configuredDicomWebClient, configuredFhirClient } from '../risk/wiring.ts';
-import { buildReport, reportMarkdown, type SiteCheckReport } from './report.ts';
+import { buildReport, reportMarkdown, reportSvg, type SiteCheckReport } from './report.ts';
 import { runSiteCheck } from './site-check.ts';
 
 const USAGE = 'usage: npm run site-check -- [--fhir <url> --dicomweb <url> | --sandbox <folder>] [--model <id>] [--site <name>] [--out <folder>] [--max <n>] [--window-days <n>] [--concurrency <n>] [--timeout-ms <n>] [--folds <k>] [--seed <n>] [--min-pairs <n>]\n';
@@ -154,7 +155,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     const report: SiteCheckReport = buildReport(run, { site, folds: nums.folds, seed: nums.seed, minPairs: nums.minPairs, now: new Date() }, existing);
     writeFileSync(join(out, 'site-check.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(join(out, 'site-check.md'), reportMarkdown(report));
-    const files = ['site-check.json', 'site-check.md'];
+    writeFileSync(join(out, 'site-check.svg'), reportSvg(run, report));
+    const files = ['site-check.json', 'site-check.md', 'site-check.svg'];
     // An interrupted run's recalibration rests on a part of the pairs: it is reported, not written for use.
     if (report.recalibration.status === 'fitted' && !run.interrupted) {
       const name = `tscore-recalibration-${report.recalibration.file.version}.json`;

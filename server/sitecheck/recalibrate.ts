@@ -181,6 +181,8 @@ export interface RecalibrationResult {
   readonly folds: number;
   /** Parameters of each fold's fit, to show how stable the fit is. */
   readonly foldParams: CalibrationParams[];
+  /** The pairs behind `before` and `after` (same order as the input), for plots. */
+  readonly pairs: { readonly before: AgreementPair[]; readonly after: AgreementPair[] };
 }
 
 /** Fits the recalibration and measures it by K-fold cross-validation (see the module comment). */
@@ -188,22 +190,24 @@ export function recalibrate(pairs: readonly RawPair[], current: CalibrationParam
   const k = Math.min(opts.folds, pairs.length);
   if (k < 2) throw new RecalibrationError(`cross-validation needs at least 2 folds and as many pairs (have ${pairs.length} pairs)`);
   const fold = foldsOf(pairs.length, k, opts.seed);
-  const heldOut: AgreementPair[] = [];
+  const heldOut: AgreementPair[] = new Array<AgreementPair>(pairs.length);
   const foldParams: CalibrationParams[] = [];
   for (let f = 0; f < k; f++) {
     const fit = fitRecalibration(pairs.filter((_, i) => fold[i] !== f));
     foldParams.push(fit);
     pairs.forEach((p, i) => {
-      if (fold[i] === f) heldOut.push(toAgreementPair(p.raw, p.measured, fit));
+      if (fold[i] === f) heldOut[i] = toAgreementPair(p.raw, p.measured, fit);
     });
   }
   const params = fitRecalibration(pairs);
+  const before = pairs.map((p) => toAgreementPair(p.raw, p.measured, current));
   return {
     params,
-    before: agreement(pairs.map((p) => toAgreementPair(p.raw, p.measured, current))),
+    before: agreement(before),
     after: agreement(heldOut),
     afterInSample: agreement(pairs.map((p) => toAgreementPair(p.raw, p.measured, params))),
     folds: k,
     foldParams,
+    pairs: { before, after: heldOut },
   };
 }

@@ -5,6 +5,7 @@
  */
 import { agreement, type Agreement, type AgreementPair } from '../monitoring/agreement.ts';
 import { RECALIBRATION_KIND, type AgreementSummary, type RecalibrationFile } from '../inference/calibration.ts';
+import { siteCheckSvg } from './plot.ts';
 import { estimateOf, recalibrate, RecalibrationError, type CalibrationParams, type RecalibrationResult } from './recalibrate.ts';
 import type { SiteCheckRun } from './site-check.ts';
 
@@ -137,6 +138,23 @@ export function buildReport(run: SiteCheckRun, o: ReportOptions, existingVersion
   };
 }
 
+/**
+ * The report's figure (plot.ts): estimate vs DXA and Bland–Altman, before and (when the report fitted one) after the
+ * local recalibration, held out — recomputed from the run with the report's own fold seed, so it shows the same pairs.
+ */
+export function reportSvg(run: SiteCheckRun, report: SiteCheckReport): string {
+  const cal = run.model.calibration;
+  const current: CalibrationParams = { intercept: cal.intercept, slope: cal.slope, sdScale: cal.sdScale };
+  const inDist = run.pairs.filter((p): p is Extract<typeof p, { status: 'ok' }> => p.status === 'ok' && !p.ood);
+  const before = inDist.map((p) => ({ ...estimateOf(p.raw, current), measured: p.measured }));
+  const series: Parameters<typeof siteCheckSvg>[0][number][] = [{ name: 'before', pairs: before, agreement: report.before }];
+  if (report.recalibration.status === 'fitted') {
+    const r = recalibrate(inDist.map((p) => ({ raw: p.raw, measured: p.measured })), current, { folds: report.recalibration.folds, seed: report.recalibration.seed });
+    series.push({ name: 'after', pairs: r.pairs.after, agreement: r.after });
+  }
+  return siteCheckSvg(series, `Site check of ${run.model.id} ${run.model.version} at ${report.site}: T-score estimate against measured DXA`);
+}
+
 const f = (x: number | null | undefined, d = 2): string => (x === null || x === undefined ? '–' : x.toFixed(d));
 const pct = (x: number | null | undefined): string => (x === null || x === undefined ? '–' : `${(100 * x).toFixed(1)} %`);
 const row = (label: string, a: Agreement): string =>
@@ -165,6 +183,8 @@ export function reportMarkdown(r: SiteCheckReport): string {
     `| with a failed image-quality check (warning) | ${c.qualityFlagged} (${pct(r.qualityFlagRate)})${c.qualityFlagged ? `: ${Object.entries(c.qualityFlags).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''} |`,
     '',
     '## T-score agreement with measured DXA',
+    '',
+    '![Estimate against DXA and Bland–Altman plot, before and after](site-check.svg)',
     '',
     `Calibration in force ("before"): ${cal.source === 'local' ? 'local file' : 'manifest'} version ${cal.version} (intercept ${f(cal.intercept, 3)}, slope ${f(cal.slope, 3)}, sd scale ${f(cal.sdScale, 3)}). Estimate = mixture mean over ensemble members; interval = the mixture's 95 % predictive interval; bias = estimate − DXA; limits = Bland–Altman 95 % limits of agreement.`,
     '',

@@ -150,8 +150,14 @@ test('site check on a tiny site: pairs, failures, figures, recalibration file', 
   assert.deepEqual(cal, { intercept: file.intercept, slope: file.slope, sdScale: file.sd_scale, version, source: 'local' });
   assert.throws(() => loadTscoreCalibration({ ...manifest, version: '9.9.9' }, filePath), /not hip-xray-v2-tiny@9\.9\.9/);
 
+  // The figure: one point per pair, before and after, in each of its two panels.
+  const svg = readFileSync(join(out, 'site-check.svg'), 'utf8');
+  assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+  assert.equal(svg.match(/fill-opacity="0\.6"/g)?.length, 2 * 2 * 7);
+  assert.match(md, /!\[[^\]]+\]\(site-check\.svg\)/);
+
   // Aggregates only: no patient id anywhere in what is written.
-  for (const text of [JSON.stringify(report), md, readFileSync(filePath, 'utf8')]) assert.doesNotMatch(text, /demo-[ab]-\d{3}/);
+  for (const text of [JSON.stringify(report), md, svg, readFileSync(filePath, 'utf8')]) assert.doesNotMatch(text, /demo-[ab]-\d{3}/);
   assert.match(md, /\| pairs \| 8 \|/);
   assert.match(md, /held out \(3-fold cross-validation\)/);
 
