@@ -24,7 +24,7 @@ import { createLogger } from '../logging.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from '../risk/embedded.ts';
 import { configuredDicomWebClient, configuredFhirClient } from '../risk/wiring.ts';
 import { buildReport, reportMarkdown, reportSvg, type SiteCheckReport } from './report.ts';
-import { runSiteCheck } from './site-check.ts';
+import { runSiteCheck, SiteCheckError } from './site-check.ts';
 
 const USAGE = 'usage: npm run site-check -- [--fhir <url> --dicomweb <url> | --sandbox <folder>] [--model <id>] [--site <name>] [--out <folder>] [--max <n>] [--window-days <n>] [--concurrency <n>] [--timeout-ms <n>] [--folds <k>] [--seed <n>] [--min-pairs <n>]\n';
 
@@ -127,24 +127,32 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       return 2;
     }
     let last = 0;
-    const run = await runSiteCheck({
-      fhir: configuredFhirClient(config, { timeoutMs: Math.max(config.fhir.timeoutMs, 60_000), maxResources: 10_000_000 }),
-      dicomweb: configuredDicomWebClient(config),
-      model,
-      imagePatientIdSystems: config.risk.imagePatientIdSystems,
-      windowDays: nums.windowDays,
-      ...(nums.max !== undefined ? { max: nums.max } : {}),
-      concurrency: nums.concurrency,
-      timeoutMs: nums.timeoutMs,
-      signal: controller.signal,
-      logger,
-      onPair: (done, total) => {
-        if (done === total || performance.now() - last > 10_000) {
-          last = performance.now();
-          process.stderr.write(`site-check: ${done}/${total} pairs\n`);
-        }
-      },
-    });
+    let run;
+    try {
+      run = await runSiteCheck({
+        fhir: configuredFhirClient(config, { timeoutMs: Math.max(config.fhir.timeoutMs, 60_000), maxResources: 10_000_000 }),
+        dicomweb: configuredDicomWebClient(config),
+        model,
+        imagePatientIdSystems: config.risk.imagePatientIdSystems,
+        windowDays: nums.windowDays,
+        ...(nums.max !== undefined ? { max: nums.max } : {}),
+        concurrency: nums.concurrency,
+        timeoutMs: nums.timeoutMs,
+        signal: controller.signal,
+        logger,
+        onPair: (done, total) => {
+          if (done === total || performance.now() - last > 10_000) {
+            last = performance.now();
+            process.stderr.write(`site-check: ${done}/${total} pairs\n`);
+          }
+        },
+      });
+    } catch (err) {
+      // A model without a T-score head: the operator's mistake, said plainly.
+      if (!(err instanceof SiteCheckError)) throw err;
+      process.stderr.write(`site-check: ${err.message}\n`);
+      return 2;
+    }
     if (run.pairs.length === 0 && !run.interrupted) {
       process.stderr.write(`site-check: no radiograph–DXA pair: ${run.dxaPatients} patients with a measured femoral-neck T-score, none with an eligible radiograph within ${nums.windowDays} days\n`);
       return 3;

@@ -73,6 +73,8 @@ before(async () => {
   symlinkSync(join(DEMO, 'dicom'), join(site, 'dicom'));
   mkdirSync(models);
   cpSync(FIXTURE, join(models, 'hip-xray-v2-tiny'), { recursive: true });
+  // A log-hazard (v1-shaped) model beside it: it has no T-score head to check.
+  cpSync(join(REPO_ROOT, 'test/fixtures/models/hip-xray-smoke'), join(models, 'hip-xray-smoke'), { recursive: true });
   const registry = await ModelRegistry.load({ modelsDir: models, device: 'cpu', threads: 1, maxBatch: 1, maxWaitMs: 0 }, silentLogger());
   try {
     for (const id of [...PAIRED, TOO_OLD, BROKEN, NO_DXA]) {
@@ -167,7 +169,7 @@ test('site check on a tiny site: pairs, failures, figures, recalibration file', 
   assert.equal(again.recalibration.status === 'fitted' && again.recalibration.file.version, version.replace(/-1$/, '-2'));
 });
 
-test('--max limits the pairs; a window too short for any pair exits 3; bad options exit 2', async () => {
+test('--max limits the pairs; a window too short for any pair exits 3; bad options, an unknown model or one without a T-score head exit 2', async () => {
   const out = join(work, 'out-max');
   assert.equal(await run(out, ['--max', '2', '--min-pairs', '30']), 0);
   const report = JSON.parse(readFileSync(join(out, 'site-check.json'), 'utf8')) as SiteCheckReport;
@@ -176,4 +178,6 @@ test('--max limits the pairs; a window too short for any pair exits 3; bad optio
   assert.equal(await run(join(work, 'out-none'), ['--window-days', '10']), 3);
   assert.equal(await run(join(work, 'out-bad'), ['--folds', '1']), 2);
   assert.equal(await run(join(work, 'out-bad'), ['--site', 'a b']), 2);
+  assert.equal(await run(join(work, 'out-bad'), ['--model', 'no-such-model']), 2);
+  assert.equal(await run(join(work, 'out-bad'), ['--model', 'hip-xray-smoke']), 2);
 });
