@@ -9,9 +9,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import type { Bundle, ImagingStudy, Observation, RiskAssessment } from '@medplum/fhirtypes';
+import type { Bundle, ImagingStudy, Observation, Resource, RiskAssessment } from '@medplum/fhirtypes';
 import { loadConfig, REPO_ROOT } from '../config.ts';
-import { HttpFhirClient } from '../fhir/client.ts';
+import { FhirNotFoundError, FhirTimeoutError, HttpFhirClient, type FhirDataSource } from '../fhir/client.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from '../risk/embedded.ts';
 import { openSqlite } from '../state/sqlite.ts';
 import { silentLogger } from '../../test/support/demo-stack.ts';
@@ -116,4 +116,31 @@ test('estimateOf reads the extension and refuses an incomplete one', () => {
   assert.deepEqual(estimateOf(ra), { mean: -1, low: -2.25, high: 0.25, calibration: 'hip-xray-v2@2.0.0' });
   ra.extension![0]!.extension = ra.extension![0]!.extension!.filter((e) => e.url !== 'low');
   assert.equal(estimateOf(ra), null);
+});
+
+test('a DXA result whose assessment points at a deleted study is skipped (the cursor moves on); a time-out holds the cursor back for a retry', async () => {
+  const obs: Observation = {
+    resourceType: 'Observation', id: 'o1', status: 'final', subject: { reference: 'Patient/p1' }, meta: { lastUpdated: '2026-12-01T10:00:00.000Z' },
+    code: { coding: [{ system: 'http://loinc.org', code: '80948-3' }] }, effectiveDateTime: '2026-11-01', valueQuantity: { value: -2.1, unit: 'T-score', code: '{T-score}' },
+  };
+  const ra = assessment('p1', { resourceType: 'ImagingStudy', id: 'gone', status: 'available', subject: { reference: 'Patient/p1' } }, -2, '2026-11-02T00:00:00Z');
+  ra.id = 'ra1';
+  const source = (readError: Error): FhirDataSource => ({
+    baseUrl: 'http://fhir.invalid',
+    search: async <T extends Resource>(type: T['resourceType']) => (type === 'Observation' ? [obs] : type === 'RiskAssessment' ? [ra] : []) as unknown as T[],
+    read: async () => {
+      throw readError;
+    },
+    write: async (r) => r,
+  });
+  const gone = new SqliteMonitoringStore(openSqlite(':memory:'), { ownsDb: true });
+  const r1 = await new TscorePoller({ fhir: source(new FhirNotFoundError('ImagingStudy not found')), store: gone, pairWindowDays: 730, logger: silentLogger() }).poll();
+  assert.deepEqual(r1, { seen: 1, paired: 0, known: 0, unpaired: 1, failed: 0 });
+  assert.equal(await gone.cursor(CURSOR), '2026-12-01T10:00:00.000Z');
+  const slow = new SqliteMonitoringStore(openSqlite(':memory:'), { ownsDb: true });
+  const r2 = await new TscorePoller({ fhir: source(new FhirTimeoutError('no answer')), store: slow, pairWindowDays: 730, logger: silentLogger() }).poll();
+  assert.deepEqual(r2, { seen: 1, paired: 0, known: 0, unpaired: 0, failed: 1 });
+  assert.equal(await slow.cursor(CURSOR), null);
+  await gone.close();
+  await slow.close();
 });

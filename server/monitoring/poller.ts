@@ -19,7 +19,7 @@
  * back to an older DXA result.
  */
 import type { ImagingStudy, Observation, Patient, RiskAssessment } from '@medplum/fhirtypes';
-import type { FhirDataSource } from '../fhir/client.ts';
+import { FhirAccessError, type FhirDataSource } from '../fhir/client.ts';
 import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
 import { hashPatientId, type Logger } from '../logging.ts';
 import { femurTscoreTokens, measuredTscore, type MeasuredTscore } from './dxa.ts';
@@ -115,13 +115,15 @@ export class TscorePoller {
           else if (await o.store.add(pair)) counts.paired++;
           else counts.known++;
         } catch (err) {
-          counts.failed++;
-          o.logger.warn({ patient: hashPatientId(m.patientId), err: (err as Error).message.slice(0, 200) }, 'T-score monitoring: a DXA result could not be paired');
+          // A permanent refusal (a deleted study, a malformed answer) would hold the cursor back for ever: skip it.
+          if (err instanceof FhirAccessError && !err.retryable) counts.unpaired++;
+          else counts.failed++;
+          o.logger.warn({ patient: hashPatientId(m.patientId), code: (err as { code?: string }).code, retried: !(err instanceof FhirAccessError && !err.retryable) }, 'T-score monitoring: a DXA result could not be paired');
         }
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, o.concurrency ?? 4) }, worker));
-    // A failed DXA result is tried again next time: the cursor stays before it.
+    // A DXA result that failed for a passing reason (time-out, 5xx) is tried again next time: the cursor stays before it.
     if (counts.failed === 0 && newest !== cursor) await o.store.setCursor(CURSOR, newest);
     return counts;
   }
