@@ -116,3 +116,24 @@ def test_vendor_augment_is_deterministic_and_normalised():
     r = renormalise(x * 3.0 + 1.0)
     q = np.quantile(r.numpy().reshape(6, -1), [0.01, 0.99], axis=1)
     assert np.abs(q[0]).max() < 0.02 and np.abs(q[1] - 1).max() < 0.02
+
+
+def test_residual_image_term_does_not_take_the_tscore_effect():
+    """gamma is the [clinical, T] fit's whether or not a residual image term is added, even when the features measure
+    the T-score better than the T covariate does (a free gamma would hand its effect to the residual, and a measured
+    DXA replacing T could then not change the risk as it should)."""
+    from frcds.model2.fit import fit_survival
+    rng = np.random.default_rng(0)
+    n = 3000
+    t = rng.normal(-1.5, 1, n)
+    t_cov = t + rng.normal(0, 0.8, n)                                   # a noisy T covariate
+    clin = rng.normal(0, 1, n)
+    z = np.column_stack([t + rng.normal(0, 0.1, n), rng.normal(0, 1, (n, 5))])   # feature 0 measures T well
+    tt = rng.exponential(1 / (0.01 * np.exp(clin - 1.0 * t + 0.3 * z[:, 1])))
+    time, event = np.minimum(tt, 10), tt <= 10
+    va = {"clin": clin, "t_cov": t_cov, "t_sd": np.zeros(n), "z": z, "time": time, "event": event}
+    plain = fit_survival(clin, t_cov, np.zeros(n), None, time, event, va, [])
+    f = fit_survival(clin, t_cov, np.zeros(n), z, time, event, va, [0.01, 0.1])
+    assert f["choice"] != "none"
+    assert f["gamma"] == plain["gamma"] and plain["gamma"] < -0.3
+    assert f["w"][1] == pytest.approx(0.3, abs=0.1)

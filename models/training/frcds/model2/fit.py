@@ -129,39 +129,35 @@ def best_tscore(t_img_mean: np.ndarray, t_img_sd: np.ndarray, dxa: np.ndarray, d
 def fit_survival(clin: np.ndarray, t_cov: np.ndarray, t_sd: np.ndarray, z: np.ndarray | None, time, event,
                  va: dict, l2_grid: list[float], iterations: int = 3) -> dict:
     """Cox on [clinical, T] with offset gamma^2 sd^2 / 2 (the log of E[exp(gamma T)] under the T predictive, so the
-    fit matches the served quadrature), optionally + ridge residual image features (standardised pooled features z).
+    fit matches the served quadrature), optionally + a ridge residual image term on the standardised pooled
+    features z, fitted with gamma FIXED (T enters as an offset): the features also carry the T-score, and a free
+    gamma would hand part of its effect to the residual, which a measured DXA could then not replace.
 
     The residual term is chosen on validation partial likelihood among 'none' and the ridge strengths in
     ``l2_grid``. ``va`` holds the same arrays for validation. Returns beta, gamma, w (on the raw feature scale),
     the choice and the validation partial likelihoods."""
-    def fit(x, xv, pen):
-        gamma, b = -1.0, None
-        for _ in range(iterations):
-            off = 0.5 * gamma ** 2 * t_sd ** 2
-            b = fit_cox(x, time, event, pen, offset=off, weights_init=b)
-            gamma = float(b[1])
-        offv = 0.5 * gamma ** 2 * va["t_sd"] ** 2
-        return b, partial_loglik(xv @ b + offv, va["time"], va["event"])
-
+    gamma, b = -1.0, None
     x0 = np.column_stack([clin, t_cov])
-    xv0 = np.column_stack([va["clin"], va["t_cov"]])
-    b, pl = fit(x0, xv0, np.zeros(2))
-    best = {"choice": "none", "b": b, "pl": pl}
+    for _ in range(iterations):
+        b = fit_cox(x0, time, event, np.zeros(2), offset=0.5 * gamma ** 2 * t_sd ** 2, weights_init=b)
+        gamma = float(b[1])
+    beta = float(b[0])
+    off_tr = gamma * t_cov + 0.5 * gamma ** 2 * t_sd ** 2
+    off_va = gamma * va["t_cov"] + 0.5 * gamma ** 2 * va["t_sd"] ** 2
+    pl = partial_loglik(beta * va["clin"] + off_va, va["time"], va["event"])
+    best = {"choice": "none", "beta": beta, "w": np.zeros(0 if z is None else z.shape[1]), "pl": pl}
     scores = {"none": pl}
     if z is not None and l2_grid:
         mu, sd = z.mean(0), z.std(0) + 1e-8
-        x1 = np.column_stack([x0, (z - mu) / sd])
-        xv1 = np.column_stack([xv0, (va["z"] - mu) / sd])
+        x1 = np.column_stack([clin, (z - mu) / sd])
+        xv1 = np.column_stack([va["clin"], (va["z"] - mu) / sd])
         for l2 in l2_grid:
             pen = np.full(x1.shape[1], float(l2))
-            pen[:2] = 0.0
-            b1, pl1 = fit(x1, xv1, pen)
+            pen[0] = 0.0
+            b1 = fit_cox(x1, time, event, pen, offset=off_tr)
+            pl1 = partial_loglik(xv1 @ b1 + off_va, va["time"], va["event"])
             scores[f"l2={l2}"] = pl1
             if pl1 > best["pl"]:
-                best = {"choice": f"l2={l2}", "b": b1, "pl": pl1, "mu": mu, "sd": sd}
-    b = best["b"]
-    w = np.zeros(z.shape[1]) if z is not None else np.zeros(0)
-    if best["choice"] != "none":
-        w = b[2:] / best["sd"]
-    return {"beta": float(b[0]), "gamma": float(b[1]), "w": w, "choice": best["choice"],
+                best = {"choice": f"l2={l2}", "beta": float(b1[0]), "w": b1[1:] / sd, "pl": pl1}
+    return {"beta": best["beta"], "gamma": gamma, "w": best["w"], "choice": best["choice"],
             "validation_partial_loglik": scores}
