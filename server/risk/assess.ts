@@ -538,7 +538,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       const expected = ref ? ref.intercept + ref.slope * sp.mean : 0;
       spreadHigh = sp.sd - expected > rule.max_log_hazard_sd;
       if (spreadHigh) warnings.push(`Low confidence: the model is more uncertain than usual about the 10-year ${outcomeWords} risk (spread ${sp.sd.toFixed(2)} on the log-hazard scale over its members and the T-score distribution, usual up to ${(expected + rule.max_log_hazard_sd).toFixed(2)}); weigh the 95% interval.`);
-      raised = med.fused.floorBinds();
+      raised = med.fused.floorRaised(fused.curve);
     } else {
       fused = fusedTerms && head
         ? { risks: compositeRisksAt(fusedTerms, HORIZONS), curve: compositeCurve(fusedTerms), logHazard: head.fused.etaMean, sd: head.fused.sd }

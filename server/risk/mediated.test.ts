@@ -91,8 +91,11 @@ describe('T-score mixture risk', () => {
 
   test('MOF is at least hip at every horizon, bound, curve point and threshold; the hip floor binds for this pair', () => {
     const mofAlone = new MediatedOutcome([mof], image, 16);
-    assert.ok(mofOut.floorBinds(), 'the constructed MOF head is below hip somewhere');
-    assert.equal(mofAlone.floorBinds(), false);
+    assert.ok(mofOut.floorRaised(mofOut.curve()), 'the constructed MOF head is below hip somewhere');
+    assert.equal(mofAlone.floorRaised(mofAlone.curve()), false);
+    // A floor far below the MOF head raises nothing.
+    const lowHip: MediatedHead = { ...hip, base: hip.base.map((b) => b - 5) };
+    assert.equal(new MediatedOutcome([mof, lowHip], image, 16).floorRaised(new MediatedOutcome([mof, lowHip], image, 16).curve()), false);
     assert.ok(grid.some((t) => mofAlone.quantile(t, 0.975) < hipOut.quantile(t, 0.975) || mofAlone.meanRisk(t) < hipOut.meanRisk(t)), 'the MOF head alone breaks MOF ≥ hip');
     const mc = mofOut.curve();
     const hc = hipOut.curve();

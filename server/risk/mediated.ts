@@ -250,22 +250,18 @@ export class MediatedOutcome {
     return { mean: s, sd: Math.sqrt(Math.max(0, ss - s * s)) };
   }
 
-  /** True when a floor head (hip for MOF) raises the own head's hazard for some member, time and T node. */
-  floorBinds(): boolean {
+  /**
+   * True when the floor (hip for MOF) raised some number of `composite` — this outcome's curve as {@link curve} gave
+   * it: a point estimate or bound above the own head's alone by more than 1e-7 in risk. A floor that binds only at
+   * T-score nodes of negligible weight changes no number and does not count.
+   */
+  floorRaised(composite: readonly CurvePoint[]): boolean {
     if (this.#heads.length < 2) return false;
-    const M = this.#tscore.length;
-    for (const t of this.#heads[0]!.grid) {
-      const h0 = this.#baselines(t);
-      for (let m = 0; m < M; m++) {
-        const tn = this.#tscore[m]!;
-        for (const x of this.#rule.nodes) {
-          const T = tn.mean + tn.sd * x;
-          const own = h0[0]! * Math.exp(this.#heads[0]!.base[m]! + this.#heads[0]!.gamma[m]! * T);
-          for (let k = 1; k < h0.length; k++) if (h0[k]! * Math.exp(this.#heads[k]!.base[m]! + this.#heads[k]!.gamma[m]! * T) > own) return true;
-        }
-      }
-    }
-    return false;
+    const alone = new MediatedOutcome([this.#heads[0]!], this.#tscore, this.#rule.nodes.length);
+    return alone.curve().some((p, i) => {
+      const c = composite[i]!;
+      return p.survival - c.survival > 1e-7 || p.lower - c.lower > 1e-7 || p.upper - c.upper > 1e-7;
+    });
   }
 }
 
