@@ -167,8 +167,11 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     # OOD: training statistics over clean AND vendor-augmented training images; threshold on validation likewise
     t0 = time.time()
     oc = cfg["ood"]
-    aug_tr = pool[0] if pool is not None else augmented_copy(tr.images, int(oc["seed"]), strength)
-    aug_va = augmented_copy(va.images, int(oc["seed"]) + 1, strength)
+    # the OOD statistics may use milder acquisition changes than training (ood.aug_strength): the features must
+    # accept other vendors, but the gate should still see strong blur or noise as unusual
+    s_ood = float(oc.get("aug_strength", strength))
+    aug_tr = pool[0] if pool is not None and s_ood == strength else augmented_copy(tr.images, int(oc["seed"]), s_ood)
+    aug_va = augmented_copy(va.images, int(oc["seed"]) + 1, s_ood)
     z_atr = outputs(t.members, aug_tr)[0]
     z_ava = outputs(t.members, aug_va)[0]
     art = a.subset(split["train"][excl[split["train"]]])       # quality-review rejects of the training split
