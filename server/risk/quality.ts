@@ -1,11 +1,20 @@
 /**
- * Image-quality checks (issue 5, item 4) on the radiograph the model reads. Each failed check is a WARNING shown
- * with the result; the decision to withhold the image-derived risk belongs to the model's OOD distance.
+ * Image-quality checks on the radiograph the model reads. Each failed check is a WARNING shown with the result; the
+ * decision to withhold the image-derived risk belongs to the model's OOD distance.
  *
  * Thresholds (research prototype; not validated on real images):
  * - resolution: pixel spacing > 0.4 mm — twice the coarsest detector of the training site (0.14–0.2 mm), where
  *   the femoral neck's trabecular pattern (trabeculae ≈ 0.1–0.3 mm) is no longer resolved.
- * - saturation: > 1 % of pixels at the image's minimum or maximum stored value (clipped detector or clipped export).
+ * - saturation: > 1 % of the exposed area at the image's minimum or maximum stored value (clipped detector or clipped
+ *   export). An electronic shutter is not clipping: DR systems burn the unexposed border to black at one constant
+ *   extreme value (the synthetic cohort's vendors B and C do, with an inset and rotated field), and counting it
+ *   flagged every such image. The shutter is taken to be the 4-connected region at the presentation-black extreme
+ *   (the minimum stored value, the maximum for MONOCHROME1) that touches the image border; it is left out of both
+ *   the count and the area. Trade-off: a clipped export whose black background touches the border is no longer
+ *   caught; clipped anatomy inside the field, and anything clipped to white (even at the border), still is. The
+ *   DICOM Display Shutter module is not read by the pixel module, so the shutter is found from the pixels alone.
+ *   The flood fill is written here because none of the libraries the project uses offers a connected-region fill
+ *   over a typed array; it is iterative (a queue, no recursion) and O(shutter area + border).
  * - contrast: the 1st–99th percentile range of stored values spans < 20 % of the BitsStored range.
  * - noise / blur: the mean squared 4-neighbour Laplacian of the preprocessed (128 px, percentile-normalised) image
  *   above 0.03 (noisy: under-exposure) or below 0.0075 (blurred: motion) — about 2× and ½× the median of the
@@ -70,8 +79,24 @@ export function checkImageQuality(stored: StoredArray, pm: PixelModule, working:
   };
   const mn = q(0);
   const mx = q(1);
-  const sat = (hist[mn + offset]! + (mx !== mn ? hist[mx + offset]! : 0)) / n;
-  out.push({ check: 'saturation', passed: sat <= T.maxSaturated, value: sat, threshold: T.maxSaturated, message: `${(100 * sat).toFixed(1)}% of pixels are at the darkest or brightest value (clipped or saturated).` });
+  // Presentation order: MONOCHROME1 stores bright as low values.
+  const inv = pm.photometricInterpretation === 'MONOCHROME1';
+  // Histogram bin of pixel i, exactly as binned above (so the shutter's pixels are a subset of the extreme's bin).
+  const bin: (i: number) => number =
+    offset === 0 && pm.bitsStored <= 16
+      ? needsMask ? (i) => stored[i]! & mask : (i) => stored[i]!
+      : (i) => {
+          const raw = stored[i]!;
+          const v = !needsMask ? raw : pm.pixelRepresentation === 1 ? (raw << shift) >> shift : raw & mask;
+          return Math.min(mask, Math.max(0, v + offset));
+        };
+  const black = (inv ? mx : mn) + offset;
+  const shutter = borderRegionArea(bin, black, hist[black]!, pm.rows, pm.columns);
+  const exposed = n - shutter;
+  const clipped = hist[mn + offset]! + (mx !== mn ? hist[mx + offset]! : 0) - shutter;
+  // Nothing exposed (one constant value throughout): no image at all, reported as fully saturated.
+  const sat = exposed > 0 ? clipped / exposed : 1;
+  out.push({ check: 'saturation', passed: sat <= T.maxSaturated, value: sat, threshold: T.maxSaturated, message: `${(100 * sat).toFixed(1)}% of the exposed image is at the darkest or brightest value (clipped or saturated).` });
   const range = (q(0.99) - q(0.01)) / (2 ** pm.bitsStored - 1);
   out.push({ check: 'contrast', passed: range >= T.minRange, value: range, threshold: T.minRange, message: `Low contrast: the image uses ${(100 * range).toFixed(0)}% of its grey-level range.` });
 
@@ -85,11 +110,54 @@ export function checkImageQuality(stored: StoredArray, pm: PixelModule, working:
   out.push({ check: 'noise', passed: lap <= T.maxLaplacian, value: lap, threshold: T.maxLaplacian, message: 'Noisy image (possible under-exposure).' });
   out.push({ check: 'blur', passed: lap >= T.minLaplacian, value: lap, threshold: T.minLaplacian, message: 'Blurred image (possible patient motion).' });
 
-  // Presentation order: MONOCHROME1 stores bright as low values.
-  const inv = pm.photometricInterpretation === 'MONOCHROME1';
   const bright = inv ? q(0.01) - mn : mx - q(0.99);
   const ratio = bright / Math.max(1e-9, q(0.99) - q(0.01));
   out.push({ check: 'hardware', passed: ratio <= T.hardwareRatio, value: ratio, threshold: T.hardwareRatio, message: 'Very bright structure far above bone intensity (possible metal implant).' });
   out.push({ check: 'laterality', passed: laterality === 'L' || laterality === 'R', value: null, threshold: null, message: 'Image laterality is not recorded: read as a right hip (not mirrored).' });
   return out;
+}
+
+/**
+ * Number of pixels in the 4-connected region(s) whose bin is `value` and that touch the image border (an electronic
+ * shutter), by a breadth-first fill seeded from the border pixels. `count` (the histogram count of `value`) bounds
+ * the region, so the queue holds at most that many pixels; nothing is allocated when no border pixel has the value.
+ */
+export function borderRegionArea(bin: (i: number) => number, value: number, count: number, rows: number, columns: number): number {
+  if (count === 0) return 0;
+  let seen: Uint8Array | null = null;
+  let queue: Int32Array | null = null;
+  let tail = 0;
+  const seed = (i: number): void => {
+    if (bin(i) !== value) return;
+    seen ??= new Uint8Array(rows * columns);
+    queue ??= new Int32Array(count);
+    if (seen[i]) return;
+    seen[i] = 1;
+    queue[tail++] = i;
+  };
+  for (let c = 0; c < columns; c++) {
+    seed(c);
+    seed((rows - 1) * columns + c);
+  }
+  for (let r = 1; r < rows - 1; r++) {
+    seed(r * columns);
+    seed(r * columns + columns - 1);
+  }
+  if (queue === null || seen === null) return 0;
+  const q: Int32Array = queue;
+  const s: Uint8Array = seen;
+  const visit = (j: number): void => {
+    if (s[j] || bin(j) !== value) return;
+    s[j] = 1;
+    q[tail++] = j;
+  };
+  for (let head = 0; head < tail; head++) {
+    const i = q[head]!;
+    const c = i % columns;
+    if (c > 0) visit(i - 1);
+    if (c < columns - 1) visit(i + 1);
+    if (i >= columns) visit(i - columns);
+    if (i + columns < rows * columns) visit(i + columns);
+  }
+  return tail;
 }
