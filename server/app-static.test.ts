@@ -4,13 +4,13 @@
  * the same list in both places.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import express from 'express';
 import request from 'supertest';
-import { appConnectSources, appContentSecurityPolicy, createAppStaticRouter } from './app-static.ts';
+import { appConnectSources, appContentSecurityPolicy, createAppStaticRouter, readModelFacts } from './app-static.ts';
 import { loadConfig, REPO_ROOT } from './config.ts';
 
 describe('/app CSP connect-src and config.json connectSrc', () => {
@@ -44,5 +44,34 @@ describe('/app CSP connect-src and config.json connectSrc', () => {
     const res = await request(app).get('/app/config.json').expect(200);
     assert.deepEqual(res.body.connectSrc, expected);
     assert.ok((res.headers['content-security-policy'] ?? '').includes(`connect-src ${expected.join(' ')};`));
+  });
+});
+
+describe('model facts for "About this result", read from the shipped manifests (1.x and 2.x layouts)', () => {
+  const MODELS = join(REPO_ROOT, 'models');
+  const manifest = (id: string): { metrics: Record<string, Record<string, unknown>> } => JSON.parse(readFileSync(join(MODELS, id, 'manifest.json'), 'utf8')) as never;
+
+  test('hip-xray-v1 (schema 1.x): hip and MOF C-index with CI, slope and coverage from the fused blocks', () => {
+    const facts = readModelFacts(MODELS, 'hip-xray-v1')!;
+    assert.deepEqual(Object.keys(facts.metrics).sort(), ['hip', 'mof']);
+    const fused = manifest('hip-xray-v1').metrics['hip']!['fused'] as Record<string, { value: number; ci95: [number, number] }>;
+    assert.equal(facts.metrics['hip']!.cIndex, fused['harrell_c10']!.value);
+    assert.deepEqual(facts.metrics['hip']!.cIndexCi, fused['harrell_c10']!.ci95);
+    assert.equal(facts.metrics['hip']!.calibrationSlope, fused['calibration_slope']!.value);
+  });
+
+  test('hip-xray-v2 (schema 2.x): the served figures per outcome, KM-decile slope and coverage of the true risk', () => {
+    const facts = readModelFacts(MODELS, 'hip-xray-v2')!;
+    assert.deepEqual(Object.keys(facts.metrics).sort(), ['hip', 'mof']);
+    const served = manifest('hip-xray-v2').metrics['hip_served']!;
+    assert.equal(facts.metrics['hip']!.cIndex, served['harrell_c10']);
+    assert.equal(facts.metrics['hip']!.cIndexCi, null);
+    assert.equal(facts.metrics['hip']!.calibrationSlope, served['km_decile_slope']);
+    assert.equal(facts.metrics['hip']!.coverage95, served['coverage_true_risk10']);
+  });
+
+  test('an unknown or malformed model id gives null', () => {
+    assert.equal(readModelFacts(MODELS, 'no-such-model'), null);
+    assert.equal(readModelFacts(MODELS, '../etc'), null);
   });
 });

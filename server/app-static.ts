@@ -82,20 +82,32 @@ export function readModelFacts(modelsDir: string, id: string): ModelFacts | null
   const m = JSON.parse(readFileSync(path, 'utf8')) as {
     id: string; version: string; name?: string; date?: string; use_statement: string; synthetic_training_data?: boolean;
     intended_use?: { purpose?: string; population?: { description?: string }; users?: string; out_of_scope?: string[] };
-    metrics?: Record<string, { fused?: Record<string, Metric> }>;
+    metrics?: Record<string, { fused?: Record<string, Metric> } & Record<string, unknown>>;
     limitations?: string[];
   };
   const metrics: ModelFacts['metrics'] = {};
-  for (const [outcome, byModel] of Object.entries(m.metrics ?? {})) {
-    // Outcomes are the entries with a fused-model block (others are OOD and heatmap figures).
-    if (!byModel || typeof byModel !== 'object' || !byModel.fused) continue;
-    const f = byModel.fused;
-    metrics[outcome] = {
-      cIndex: f['harrell_c10']?.value ?? null,
-      cIndexCi: f['harrell_c10']?.ci95 ?? null,
-      calibrationSlope: f['calibration_slope']?.value ?? null,
-      coverage95: f['coverage_95']?.value ?? null,
-    };
+  const num = (x: unknown): number | null => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  for (const [key, byModel] of Object.entries(m.metrics ?? {})) {
+    if (!byModel || typeof byModel !== 'object') continue;
+    if (byModel.fused) {
+      // Schema 1.x: outcomes are the entries with a fused-model block (others are OOD and heatmap figures).
+      const f = byModel.fused;
+      metrics[key] = {
+        cIndex: f['harrell_c10']?.value ?? null,
+        cIndexCi: f['harrell_c10']?.ci95 ?? null,
+        calibrationSlope: f['calibration_slope']?.value ?? null,
+        coverage95: f['coverage_95']?.value ?? null,
+      };
+    } else if (key.endsWith('_served') && num(byModel['harrell_c10']) !== null) {
+      // Schema 2.x: `<outcome>_served` holds the figures as served (measured DXA replacing the estimate): the
+      // calibration slope is the KM-decile one, the coverage that of the true simulated 10-year risk.
+      metrics[key.slice(0, -'_served'.length)] = {
+        cIndex: num(byModel['harrell_c10']),
+        cIndexCi: null,
+        calibrationSlope: num(byModel['km_decile_slope']),
+        coverage95: num(byModel['coverage_true_risk10']),
+      };
+    }
   }
   return {
     id: m.id,

@@ -43,8 +43,8 @@ export function ModelFacts({ assessment: a }: { assessment: Assessment }) {
             <dd>{facts.intendedUse.purpose}</dd>
             <dt>Population</dt>
             <dd>{facts.intendedUse.population}</dd>
-            <dt>Test metrics</dt>
-            <dd>
+            {Object.keys(facts.metrics).length > 0 && <dt>Test metrics</dt>}
+            {Object.keys(facts.metrics).length > 0 && <dd>
               {Object.entries(facts.metrics).map(([o, m]) => (
                 <span class="metric" key={o}>
                   {o === 'hip' ? 'Hip' : o === 'mof' ? 'MOF' : o}: C-index {f2(m.cIndex)}
@@ -52,7 +52,7 @@ export function ModelFacts({ assessment: a }: { assessment: Assessment }) {
                 </span>
               ))}
               <span class="muted"> — on the synthetic test set</span>
-            </dd>
+            </dd>}
           </>
         )}
       </dl>
