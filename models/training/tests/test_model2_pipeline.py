@@ -35,7 +35,8 @@ def artefact(tmp_path_factory):
     cfg = dict(TINY, pipeline="v2", cohort={"site_a": {"patients": 140, "seed": 1}, "site_b": {"patients": 50,
                                                                                           "seed": 2}},
                split={"train": 70, "val": 35, "seed": 3}, ensemble={"members": 2, "seed": 10, "bootstrap": True},
-               evaluation={"bootstrap": 3, "seed": 7}, parity={"dicom_files": 2}, limitations=["test"])
+               evaluation={"bootstrap": 3, "seed": 7}, parity={"dicom_files": 2}, limitations=["test"],
+               risk=dict(TINY["risk"], recalibration="validation-cox-slope-intercept"))
     with open(root / "cfg.json", "w") as f:
         json.dump(cfg, f)
     out = root / "out"
@@ -63,6 +64,12 @@ def test_artefact_files_and_manifest(artefact):
     assert man["uncertainty"]["low_confidence"]["max_log_hazard_sd"] > 0
     assert set(man["uncertainty"]["low_confidence"]["sd_reference"]) == {"hip", "mof"}
     assert man["training_data"]["observables_only"] is True
+    # the validation recalibration is recorded with its fitted numbers, and the card states it
+    rc = man["risk_model"]["recalibration"]
+    assert rc["rule"].startswith("eta' = a_k + b_k * eta")
+    assert all(0.2 <= rc[o]["slope"] <= 2.0 and np.isfinite(rc[o]["intercept"]) for o in ("hip", "mof"))
+    with open(os.path.join(artefact, "MODEL_CARD.md"), encoding="utf-8") as f:
+        assert "Risk recalibration on the site-A validation outcomes" in f.read()
     g = onnx.load(os.path.join(artefact, "model.onnx"))
     assert [o.name for o in g.graph.output] == ["base_log_hazard", "tscore", "cam", "ood_distance"]
     assert [i.name for i in g.graph.input] == ["image", "clinical"]

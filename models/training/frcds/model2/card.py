@@ -60,6 +60,17 @@ def _risk_table(ev: dict, site: str) -> list[str]:
     return rows
 
 
+def _recalibration(man: dict) -> list[str]:
+    """The risk recalibration line, when the manifest records one (eta' = a + b * eta per outcome)."""
+    rc = man["risk_model"].get("recalibration")
+    if not rc:
+        return []
+    per = "; ".join(f"{o}: b {rc[o]['slope']:.3f}, a {rc[o]['intercept']:+.3f} ({rc[o]['observed']} events, "
+                    f"{rc[o]['expected']:.1f} expected before the shift)" for o in ("hip", "mof"))
+    return [f"- Risk recalibration on the site-A validation outcomes (rule fixed before any test figure was seen): "
+            f"{rc['rule']} Fitted: {per}."]
+
+
 def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
     fig = plot(ev, out_dir)
     ts, oo, cal = ev["tscore"], ev["ood"], man["tscore_head"]["calibration"]
@@ -91,7 +102,7 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
         "microarchitecture, true risks and truth masks were read by the evaluation only (a test proves the training "
         "stage gives identical output when they are poisoned).",
         f"- T-score calibration: intercept {cal['intercept']:.3f}, slope {cal['slope']:.3f}, sd_scale "
-        f"{cal['sd_scale']:.3f}, fitted on {cal['fitted_on']}.", "",
+        f"{cal['sd_scale']:.3f}, fitted on {cal['fitted_on']}.", *_recalibration(man), "",
         "## Performance — site-A test (TRIPOD+AI 23)",
         "'served' = measured DXA (<= max age) replaces the image T-score; 'image' = image T-score for everyone. "
         "Coverage and interval score use the TRUE simulated 10-year risk (available only because the data are "

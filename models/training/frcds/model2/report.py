@@ -144,7 +144,17 @@ def build_manifest(cfg: dict, t, ev: dict, onnx_path: str, fixtures: dict | None
                    "calibrated image estimate (regression calibration), offset gamma^2 sd^2 / 2 = log E[exp(gamma T)] "
                    "under the T predictive; residual image term (ridge Cox on pooled features) kept only where it "
                    "improved the validation partial likelihood",
-            "residual_image_term": t.residual_choice},
+            "residual_image_term": t.residual_choice,
+            **({"recalibration": {
+                "rule": "eta' = a_k + b_k * eta per outcome, fitted on the clean site-A VALIDATION patients' censored "
+                        "outcomes with T as served (observables only; frcds/model2/recal.py): b_k maximises the "
+                        "Breslow partial likelihood of log(sum_atoms w * exp(b_k * eta)); b_k is folded into every "
+                        "member's base_log_hazard (ONNX) and tscore_coefficient_per_member; the baseline is then "
+                        "re-estimated on training and multiplied by exp(a_k), a_k = log(observed / expected events "
+                        "to 10 y) on validation. Chosen before any test figure was seen.",
+                "name": t.info["risk_recalibration"]["rule"],
+                **{k: v for k, v in t.info["risk_recalibration"].items() if k != "rule"}}}
+               if t.info.get("risk_recalibration") else {})},
         "tscore_head": {
             "calibration": cal_obj,
             "predictive": "mixture over members (equal weights) of Normal(mean_m, sd_m), mean_m = intercept + slope * "

@@ -19,7 +19,7 @@ from frcds.model import ood
 from frcds.model.pipeline import ood_vectors
 from frcds.model.survival import breslow
 
-from . import mixture
+from . import mixture, recal
 from .augment import vendor_augment
 from .fit import best_tscore, fit_calibration, fit_survival, train_member
 from .net import Graph2, Member2, member_outputs
@@ -142,6 +142,19 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     log.info("gamma per member: %s; beta: %s; residual: %s", t.gamma.round(3).tolist(), t.beta.round(3).tolist(),
              [r["choice"] for r in t.residual_choice])
 
+    # optional recalibration slope on validation outcomes (recal.py), folded into every member's terms
+    recal_rule = rc.get("recalibration")
+    vm, vs, _ = served_tscore(tm_va, ts_va, dxa_va, np.asarray(va.tab["dxa_years"], float), t.dxa_sd, t.dxa_max_age)
+    if recal_rule == "validation-cox-slope-intercept":
+        eta_v, wv = mixture.member_atoms(base_eta(t, z_va, clin_va), t.gamma, vm, vs, t.nodes)
+        fits = {o: recal.fit_slope(eta_v[:, k], wv, va.time(o), va.event(o)) for k, o in enumerate(OUTCOMES)}
+        slope = np.array([fits[o]["slope"] for o in OUTCOMES])
+        t.beta, t.gamma, t.w, t.bias = recal.scale_member_terms(slope, t.beta, t.gamma, t.w, t.bias)
+        t.info["risk_recalibration"] = {"rule": recal_rule, **{o: dict(fits[o]) for o in OUTCOMES}}
+        log.info("risk recalibration slope on validation: %s", fits)
+    elif recal_rule:
+        raise ValueError(f"unknown risk.recalibration {recal_rule!r}")
+
     # Breslow baselines on the log of the mixture-mean hazard multiplier, with T as the service would use it
     base_tr = base_eta(t, z_tr, clin_tr)
     sm, ss, _ = served_tscore(tm_tr, ts_tr, dxa_tr, np.asarray(tr.tab["dxa_years"], float), t.dxa_sd, t.dxa_max_age)
@@ -149,6 +162,14 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     for k, o in enumerate(OUTCOMES):
         eff = np.log((np.exp(eta[:, k]) * wts).sum(1))
         t.h0[o] = breslow(eff, tr.time(o), tr.event(o))
+    if recal_rule:
+        # calibration in the large on validation with the re-estimated baseline shape: H0 <- exp(a) * H0
+        eta_v, wv = mixture.member_atoms(base_eta(t, z_va, clin_va), t.gamma, vm, vs, t.nodes)
+        for k, o in enumerate(OUTCOMES):
+            fi = recal.fit_intercept(recal.served_log_multiplier(eta_v[:, k], wv), t.h0[o], va.time(o), va.event(o))
+            t.h0[o] = t.h0[o] * np.exp(fi["intercept"])
+            t.info["risk_recalibration"][o].update(fi)
+        log.info("risk recalibration on validation: %s", t.info["risk_recalibration"])
 
     # low confidence: log-hazard sd over the mixture that is unusual for its risk level (validation, image-only)
     base_va = base_eta(t, z_va, clin_va)
