@@ -137,7 +137,8 @@ def sample_anatomy(rng: np.random.Generator, *, t_score: float, age: float, sex:
         n = 2 if rng.random() < 0.3 else 1
         for lab in rng.choice(labels, size=n, replace=False, p=pl / pl.sum()):
             severe = _sig(-1.0 - 0.6 * (t_score + 2.5))
-            g = 1 + int(rng.random() < 0.5 + 0.3 * severe) + int(rng.random() < severe * 0.6)
+            # mild (grade 1) fractures are the commonest; moderate/severe ones more so at low T
+            g = 1 + int(rng.random() < 0.3 + 0.3 * severe) + int(rng.random() < severe * 0.4)
             frac[str(lab)] = (min(g, 3), str(rng.choice(["wedge", "biconcave", "crush"], p=[0.55, 0.3, 0.15])))
     verts: list[Vertebra] = []
     y_c = 0.0
