@@ -11,6 +11,7 @@ from scipy.ndimage import gaussian_filter
 
 from frcds.ct.acquisition import KERNEL, acquire, sample_acquisition
 from frcds.ct.dicom import study_truth
+from frcds.ct.drr import line_integral
 from frcds.ct.phantom import sample_anatomy
 
 
@@ -77,3 +78,35 @@ def test_kernel_noise_sd():
         noise = (vol.hu - ref)[vol.clean > -500]
         want = KERNEL[kernel]["noise_hu"] * math.sqrt(2.5 / 1.25)
         assert abs(float(noise.std()) / want - 1.0) < 0.1, (kernel, float(noise.std()), want)
+
+
+def test_lateral_drr_shows_vertebrae_and_fracture():
+    """The lateral projection (future lateral spine radiograph) of the same volume: a row through a vertebral body
+    attenuates more than a row through the disc below it, and a wedge fracture leaves its anterior column shorter."""
+    for s in range(300):
+        rng = np.random.default_rng(s)
+        # normal-ish BMD (an osteoporotic body can be no denser than a disc) and a lumbar level (no ribs in the beam)
+        an = sample_anatomy(rng, t_score=-0.5, age=85, sex="female", hardware_p=0.0, scoliosis_p=0.0)
+        wedge = [v for v in an.vertebrae if v.morphology == "wedge" and v.grade >= 2 and v.label[0] == "L"]
+        if wedge:
+            break
+    v = wedge[0]
+    acq = dataclasses.replace(sample_acquisition(rng, an, size="test"), slice_thickness=1.0, pixel_spacing=1.0,
+                              matrix=300, z_top=an.z_top, z_bottom=an.z_bottom, rotation_deg=0.0)
+    vol = acquire(an, acq, np.random.default_rng(0))
+    img, (dz, dcol) = line_integral(vol.clean, vol.grid, "lateral")
+    assert img.shape == (len(vol.grid.z), vol.grid.ny) and dz == 1.0 and dcol == 1.0
+    _, ys = vol.grid.xy()
+    z = vol.grid.z
+    mid = int(np.argmin(np.abs(ys - v.y_c)))
+    row_body = int(np.argmin(np.abs(z - v.z_mid)))
+    row_disc = int(np.argmin(np.abs(z - (v.z_mid - v.h_normal / 2 - 3.0))))
+    assert img[row_body, mid] > img[row_disc, mid]
+    # bone extent along z in the anterior and posterior columns of the fractured body (projected)
+    ant = int(np.argmin(np.abs(ys - (v.y_c - 0.8 * v.ay))))
+    post = int(np.argmin(np.abs(ys - (v.y_c + 0.8 * v.ay))))
+    zwin = np.abs(z - v.z_mid) < v.h_normal / 2 + 1
+
+    def extent(col):
+        return int((img[zwin, col] > img[row_disc, col] + 0.2 * (img[row_body, col] - img[row_disc, col])).sum())
+    assert extent(ant) < extent(post) - 2, (extent(ant), extent(post))

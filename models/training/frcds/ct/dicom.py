@@ -23,6 +23,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID, RLELossless
 
 from .acquisition import VENDORS, CTVolume
+from .drr import line_integral
 from .phantom import Anatomy
 
 CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
@@ -70,6 +71,7 @@ def _base(key: str, an: Anatomy, vol: CTVolume, patient_id: str, study_date: str
     ds.Modality = "CT"
     ds.PatientID = patient_id
     ds.PatientName = ""
+    ds.PatientBirthDate = ""
     ds.PatientSex = "F" if an.sex == "female" else "M"
     ds.PatientAge = f"{int(an.age):03d}Y"
     ds.StudyDate = ds.SeriesDate = ds.ContentDate = study_date
@@ -156,9 +158,8 @@ def write_study(out_dir: str | os.PathLike[str], key: str, an: Anatomy, vol: CTV
         _save(ds, name, syntax)
         files.append(str(name.relative_to(out)))
     # localizer: AP projection (mean attenuation along y) of the noise-free volume, rows running inferior
-    src = vol.clean if vol.clean is not None else vol.hu
-    proj = np.clip(src + 1000.0, 0, None).mean(axis=1)          # (nz, nx), superior row first
-    loc = np.rint(proj / max(float(proj.max()), 1.0) * 4000.0).astype(np.uint16)
+    proj, _ = line_integral(vol.clean if vol.clean is not None else vol.hu, g, "ap")   # (nz, nx), superior first
+    loc = np.rint(proj / max(float(proj.max()), 1e-6) * 4000.0).astype(np.uint16)
     ds = _base(key, an, vol, patient_id, study_date, uid(key, "series-localizer"), 1, "Topogram AP")
     ds.SOPInstanceUID = uid(key, "localizer-0")
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
