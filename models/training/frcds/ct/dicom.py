@@ -88,6 +88,7 @@ def _base(key: str, an: Anatomy, vol: CTVolume, patient_id: str, study_date: str
     ds.ManufacturerModelName = ven["model"]
     ds.KVP = _ds(acq.kvp)
     ds.PositionReferenceIndicator = ""
+    ds.AcquisitionNumber = 1
     if acq.phase == "portal-venous" and acq.phase_recorded:
         ds.ContrastBolusAgent = "IODINATED CONTRAST"
         ds.ContrastBolusRoute = "IV"
