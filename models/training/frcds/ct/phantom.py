@@ -19,13 +19,14 @@ where T is the simulated DXA T-score (``BoneState.bmd_t``). The intercept and sc
 the site-A population (``tests/test_ct_phantom.py`` re-checks it) so that, as in Pickhardt et al. (Ann Intern Med
 2013), "L1 ≤ 160 HU" is ≈ 90 % sensitive and "L1 ≤ 110 HU" ≈ 90 % specific for T ≤ −2.5; the large scatter is real:
 femoral-neck T and spinal trabecular attenuation correlate only moderately. Other levels follow a smooth trend
-around L1 (``LEVEL_TREND``: thoracic bodies denser, lower lumbar slightly less dense, per Pickhardt's and others'
-level-wise reference data) with ±4 HU per-level jitter.
+around L1 (``LEVEL_TREND``, an assumed trend: thoracic bodies denser, lower lumbar slightly less dense; not fitted
+to level-wise reference data) with ±4 HU per-level jitter.
 
 Prevalent compression fractures: per patient ``P(any) = logistic(−2.2 + 0.06·(age−70) − 0.55·(T+1.5))``, at the
 thoracolumbar junction most often (``FRACTURE_LEVEL_P``), a second one with probability 0.3. Morphology wedge
 (anterior height lost), biconcave (middle) or crush (all three); Genant grade 1 (20–25 % loss), 2 (25–40 %),
-3 (40–55 %) of the smallest height against the unfractured height, grade mix shifting to severe at low T. The TRUE anterior / middle / posterior heights are stored.
+3 (40–55 %) of the smallest height against the unfractured height; mild ones commonest, the mix shifting to
+severe at low T. The TRUE anterior / middle / posterior heights are stored.
 """
 from __future__ import annotations
 
