@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isRefusal } from '../types.ts';
+import { buildSpinePhantom, defaultLevels, DEFAULT_PHANTOM } from './phantom.ts';
+import { localiseVertebrae } from './vertebrae.ts';
+
+describe('vertebral body localisation and labelling', () => {
+  for (const sliceMm of [1, 5]) {
+    it(`labels T11–L4 from the ribs at ${sliceMm} mm slices, with z extents within a slice of the truth`, () => {
+      const { volume, truth } = buildSpinePhantom({ ...DEFAULT_PHANTOM, sliceMm, levels: defaultLevels(110) });
+      const loc = localiseVertebrae(volume);
+      assert.ok(!isRefusal(loc), JSON.stringify(loc));
+      assert.deepEqual(loc.vertebrae.map((v) => v.label), truth.map((t) => t.label));
+      assert.deepEqual(loc.vertebrae.map((v) => v.ribs), [false, false, false, false, true, true]);
+      loc.vertebrae.forEach((v, i) => {
+        assert.ok(Math.abs(v.zBottom - truth[i]!.zBottom) <= sliceMm, `${v.label} bottom ${v.zBottom} vs ${truth[i]!.zBottom}`);
+        assert.ok(Math.abs(v.zTop - truth[i]!.zTop) <= sliceMm, `${v.label} top ${v.zTop} vs ${truth[i]!.zTop}`);
+      });
+      assert.equal(loc.midlineColumn, Math.round((volume.columns - 1) / 2));
+    });
+  }
+
+  it('refuses a field without rib-bearing levels, and one without L1 and L2', () => {
+    const lumbar = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels: defaultLevels().slice(0, 3) });
+    const a = localiseVertebrae(lumbar.volume);
+    assert.ok(isRefusal(a));
+    assert.equal(a.code, 'no-labelling-cue');
+    const thoracic = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels: defaultLevels().slice(4) });
+    const b = localiseVertebrae(thoracic.volume);
+    assert.ok(isRefusal(b));
+    assert.equal(b.code, 'l1-l2-not-in-field');
+  });
+
+  it('refuses a volume with no spine', () => {
+    const { volume } = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels: defaultLevels().slice(0, 2) });
+    volume.hu.fill(40);
+    const r = localiseVertebrae(volume);
+    assert.ok(isRefusal(r));
+    assert.equal(r.code, 'no-spine');
+  });
+});
