@@ -16,7 +16,8 @@ describe('vertebral morphometry and Genant grade', () => {
   // Anterior fractions whose measured ratio (at 15 %/85 % of depth) lies well inside a grade band: 0.54 → 3, 0.70 → 2.
   for (const [fraction, grade] of [[0.4, 3], [0.6, 2]] as const) {
     it(`finds a wedge L1 (anterior ${Math.round(fraction * 100)} % of posterior) as grade ${grade}, other levels grade 0`, () => {
-      const levels = defaultLevels(110).map((l) => (l.label === 'L1' ? { ...l, anteriorFraction: fraction } : l));
+      // L2–T11: L1 with both neighbours, T12 for the rib cue; fewer levels keep the 1 mm phantom small.
+      const levels = defaultLevels(110).slice(2).map((l) => (l.label === 'L1' ? { ...l, anteriorFraction: fraction } : l));
       const { volume } = buildSpinePhantom({ ...DEFAULT_PHANTOM, sliceMm: 1, levels });
       const loc = localiseVertebrae(volume);
       assert.ok(!isRefusal(loc));

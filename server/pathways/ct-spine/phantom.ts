@@ -114,7 +114,21 @@ export function buildSpinePhantom(spec: PhantomSpec): { volume: CtVolume; truth:
   const hu = new Float32Array(rows * columns * slices);
   const sub = Math.max(1, Math.round(spec.sliceMm));
   const rnd = mulberry32(spec.seed);
-  const gauss = (): number => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+  // Box–Muller, both values of each pair used.
+  let spare = NaN;
+  const gauss = (): number => {
+    if (!Number.isNaN(spare)) {
+      const v = spare;
+      spare = NaN;
+      return v;
+    }
+    const m = Math.sqrt(-2 * Math.log(1 - rnd()));
+    const a = 2 * Math.PI * rnd();
+    spare = m * Math.sin(a);
+    return m * Math.cos(a);
+  };
+  // Columns farther out than every structure except ribs are plain tissue unless a ribbed level is near the slice.
+  const reach = (ribsNear: boolean): number => (ribsNear ? 85 : 45);
   const z = Float64Array.from({ length: slices }, (_, k) => k * spec.sliceMm);
   let o = 0;
   for (let k = 0; k < slices; k++) {
@@ -123,10 +137,15 @@ export function buildSpinePhantom(spec: PhantomSpec): { volume: CtVolume; truth:
     const near = truth.map((t, i) => i).filter((i) => zc >= truth[i]!.zBottom - spec.discMm - spec.sliceMm && zc <= truth[i]!.zTop + spec.discMm + spec.sliceMm);
     const lv = near.map((i) => spec.levels[i]!);
     const tr = near.map((i) => truth[i]!);
+    const xMax = reach(lv.some((l) => l.ribs));
     for (let r = 0; r < rows; r++) {
       const y = (r - rows / 2) * pixelMm;
       for (let c = 0; c < columns; c++) {
         const x = (c - (columns - 1) / 2) * pixelMm;
+        if (near.length === 0 || Math.abs(x) >= xMax) {
+          hu[o++] = TISSUE_HU + (spec.noiseSd ? spec.noiseSd * gauss() : 0);
+          continue;
+        }
         let v = 0;
         for (let s = 0; s < sub; s++) v += valueAt(x, y, zc + ((s + 0.5) / sub - 0.5) * spec.sliceMm, lv, tr, spec.discMm);
         hu[o++] = v / sub + (spec.noiseSd ? spec.noiseSd * gauss() : 0);
