@@ -5,6 +5,7 @@
  * seeded Gaussian noise. Each voxel averages sub-samples along z, so thick slices carry partial volume.
  * Geometry: x = patient left (columns), y = posterior (rows), z = superior (slices), all mm.
  */
+import { seededRandom } from '../../sitecheck/recalibrate.ts';
 import type { CtVolume } from './volume.ts';
 
 export interface PhantomLevel {
@@ -50,17 +51,6 @@ const CORTEX_MM = 1.5;
 const CORTEX_HU = 450;
 const DISC_HU = 80;
 const TISSUE_HU = 40;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The stack of levels with their z extents, bottom to top. */
 export function phantomTruth(spec: Pick<PhantomSpec, 'levels' | 'discMm' | 'marginMm'>): PhantomTruth[] {
@@ -113,7 +103,7 @@ export function buildSpinePhantom(spec: PhantomSpec): { volume: CtVolume; truth:
   const { rows, columns, pixelMm } = spec;
   const hu = new Float32Array(rows * columns * slices);
   const sub = Math.max(1, Math.round(spec.sliceMm));
-  const rnd = mulberry32(spec.seed);
+  const rnd = seededRandom(spec.seed);
   // Box–Muller, both values of each pair used.
   let spare = NaN;
   const gauss = (): number => {
