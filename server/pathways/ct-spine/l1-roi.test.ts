@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isRefusal } from '../types.ts';
-import { measureTrabecularHu } from './l1-roi.ts';
+import { contrastPhaseOf, contrastRecorded, measureTrabecularHu } from './l1-roi.ts';
 import { buildSpinePhantom, defaultLevels, DEFAULT_PHANTOM } from './phantom.ts';
 import { localiseVertebrae, type SpineLocalisation } from './vertebrae.ts';
 
@@ -43,5 +43,18 @@ describe('L1 trabecular attenuation', () => {
     const none = measureTrabecularHu(volume, loc, { order: ['L1', 'T12'], exclude: ['T12'] });
     assert.ok(isRefusal(none));
     assert.equal(none.code, 'no-usable-level');
+  });
+
+  it('reads the contrast phase from the series description, else unknown', () => {
+    const ds = (desc: string, agent?: string) => ({
+      '0008103E': { vr: 'LO', Value: [desc] },
+      ...(agent ? { '00180010': { vr: 'LO', Value: [agent] } } : {}),
+    });
+    assert.deepEqual(
+      ['ABD/PELVIS PORTAL VENOUS 1.0 B30f', 'Abdomen NC 2mm', 'CTA arterial', 'Delayed 5 min', 'Abdomen 1.0', 'non-contrast'].map((d) => contrastPhaseOf(ds(d))),
+      ['portal-venous', 'non-contrast', 'arterial', 'delayed', 'unknown', 'non-contrast'],
+    );
+    assert.equal(contrastRecorded(ds('Abdomen', 'Omnipaque 350')), true);
+    assert.equal(contrastRecorded(ds('Abdomen')), false);
   });
 });

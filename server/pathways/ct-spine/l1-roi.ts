@@ -11,7 +11,9 @@
  * Contrast: portal-venous and delayed phases raise trabecular HU by about 10 HU on average; the measured value is
  * reported unadjusted with a warning, and an unknown phase also warns (the thresholds were derived on mixed phases).
  */
+import { jsonString, TAG, type DicomJsonDataset } from '../../imaging/dicom-json.ts';
 import type { PathwayRefusal } from '../types.ts';
+import { CT_TAG } from './dicom-tags.ts';
 import { CT_SPINE_PATHWAY } from './select.ts';
 import type { SpineLocalisation, Vertebra } from './vertebrae.ts';
 import type { CtVolume } from './volume.ts';
@@ -42,6 +44,25 @@ export interface RoiOptions {
 }
 
 export const DEFAULT_ROI: RoiOptions = { order: ['L1', 'T12', 'L2'], metalHu: 2500, exclude: [], phase: 'unknown' };
+
+/**
+ * The contrast phase as far as the metadata tells: Series Description words first (portal/venous, arterial,
+ * delayed, non-contrast), then Contrast/Bolus Agent (present → contrast given, phase unknown). An empty agent does
+ * not prove a non-contrast scan (many sites never fill it), so everything else is `unknown`.
+ */
+export function contrastPhaseOf(ds: DicomJsonDataset): ContrastPhase {
+  const d = ` ${(jsonString(ds, TAG.SeriesDescription) ?? '').toUpperCase().replace(/[^A-Z0-9]+/g, ' ')} `;
+  if (/ (NON ?CON(TRAST)?|NC|PRE ?CON(TRAST)?|NATIVE|W ?O ?CONTRAST|WITHOUT) /.test(d)) return 'non-contrast';
+  if (/ (PORTAL|VENOUS|PV|PVP) /.test(d)) return 'portal-venous';
+  if (/ (ARTERIAL|ART|CTA) /.test(d)) return 'arterial';
+  if (/ (DELAYED|DELAY|EQUILIBRIUM|EXCRETORY) /.test(d)) return 'delayed';
+  return 'unknown';
+}
+
+/** Whether the metadata records a contrast agent (the phase may still be unknown). */
+export function contrastRecorded(ds: DicomJsonDataset): boolean {
+  return (jsonString(ds, CT_TAG.ContrastBolusAgent) ?? '').trim() !== '';
+}
 
 function quantile(sorted: Float32Array, q: number): number {
   const pos = q * (sorted.length - 1);
