@@ -194,7 +194,7 @@ def test_simple_image_statistic_correlates_with_bmd_as_designed():
 def test_bad_arguments_raise():
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError):
-        sample_acquisition("C", rng)
+        sample_acquisition("Z", rng)          # no such vendor (A, B and the site-check vendor C exist)
     with pytest.raises(ValueError):
         sample_acquisition("A", rng, size="huge")
     with pytest.raises(ValueError):
