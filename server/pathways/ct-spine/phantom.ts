@@ -1,7 +1,7 @@
 /**
  * A synthetic thoracolumbar spine CT for tests and benchmarks (not a model of any patient): vertebral bodies as
  * elliptic cylinders with a cortical shell and end plates around a trabecular core, discs, a canal and posterior
- * arch, transverse processes on lumbar levels, ribs on thoracic levels, optional wedge deformity and metal, and
+ * arch, a basivertebral vein, transverse processes on lumbar levels, ribs on thoracic levels, optional wedge deformity and metal, and
  * seeded Gaussian noise. Each voxel averages sub-samples along z, so thick slices carry partial volume.
  * Geometry: x = patient left (columns), y = posterior (rows), z = superior (slices), all mm.
  */
@@ -51,6 +51,7 @@ const CORTEX_MM = 1.5;
 const CORTEX_HU = 450;
 const DISC_HU = 80;
 const TISSUE_HU = 40;
+const VEIN_HU = 20;
 
 /** The stack of levels with their z extents, bottom to top. */
 export function phantomTruth(spec: Pick<PhantomSpec, 'levels' | 'discMm' | 'marginMm'>): PhantomTruth[] {
@@ -79,7 +80,10 @@ function valueAt(x: number, y: number, z: number, levels: readonly PhantomLevel[
     if (r <= 1 && z >= t.zBottom && z <= top) {
       if (l.metal && Math.abs(x - 8) < 2 && Math.abs(y - BODY.y) < 10) return 3000; // a pedicle-screw tip
       const inset = (1 - r) * Math.min(BODY.a, BODY.b);
-      return inset < CORTEX_MM || z - t.zBottom < CORTEX_MM || top - z < CORTEX_MM ? CORTEX_HU : t.trabecularHu;
+      if (inset < CORTEX_MM || z - t.zBottom < CORTEX_MM || top - z < CORTEX_MM) return CORTEX_HU;
+      // Basivertebral vein: a low-HU channel entering the back of the body at mid-height.
+      if (Math.abs(x) < 2.5 && y > BODY.y + 0.45 * BODY.b && Math.abs(z - (t.zBottom + t.zTop) / 2) < 2) return VEIN_HU;
+      return t.trabecularHu;
     }
     if (r <= 1 && z < t.zBottom && i > 0) return DISC_HU;
     if (z < t.zBottom + 3 || z > t.zTop - 3) continue;
