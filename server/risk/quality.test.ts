@@ -174,3 +174,27 @@ describe('border region fill', () => {
     assert.equal(borderRegionArea((i) => (i === 7 ? 0 : 1), 0, 1, 3, 5), 0);
   });
 });
+
+describe('contrast and hardware percentiles are those of the exposed image', () => {
+  /** A flat field: values 1900..2100 (5 % of the 12-bit range) inside the field, a black shutter outside. */
+  const flat = (shutter: boolean): Uint16Array => {
+    const px = new Uint16Array(ROWS * COLS);
+    for (let r = 0; r < ROWS; r++) for (let c = 0; c < COLS; c++) px[r * COLS + c] = shutter && !inField(r, c) ? 0 : 1900 + ((r * 7 + c * 13) % 201);
+    return px;
+  };
+  const check = (px: Uint16Array, name: string): { passed: boolean; value: number } => {
+    const q = checkImageQuality(px, pixelModule(), new Float32Array(64), 8, 'R').find((x) => x.check === name)!;
+    return { passed: q.passed, value: q.value! };
+  };
+  test('a low-contrast image behind a black shutter fails the contrast check, as it does without the shutter', () => {
+    const without = check(flat(false), 'contrast');
+    const behind = check(flat(true), 'contrast');
+    assert.equal(without.passed, false);
+    assert.equal(behind.passed, false, `range ${behind.value}`);
+    assert.ok(Math.abs(behind.value - without.value) < 0.005, `${behind.value} vs ${without.value}`);
+  });
+  test('a normal image behind a black shutter passes contrast and hardware', () => {
+    assert.equal(check(frame(true), 'contrast').passed, true);
+    assert.equal(check(frame(true), 'hardware').passed, true);
+  });
+});

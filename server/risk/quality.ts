@@ -17,7 +17,8 @@
  *   over a typed array; it is an iterative scanline fill (a stack of run starts, no recursion), O(shutter area +
  *   border): about 2–15 ms per full-size (≈ 2,200 × 2,200) synthetic vendor-B/C frame with a 4–26 % shutter, and
  *   only the border scan when the border holds no black pixel.
- * - contrast: the 1st–99th percentile range of stored values spans < 20 % of the BitsStored range.
+ * - contrast: the 1st–99th percentile range of the exposed image's stored values (outside an electronic shutter, as
+ *   for saturation) spans < 20 % of the BitsStored range; the hardware check uses the same percentiles.
  * - noise / blur: the mean squared 4-neighbour Laplacian of the preprocessed (128 px, percentile-normalised) image
  *   above 0.03 (noisy: under-exposure) or below 0.0075 (blurred: motion) — about 2× and ½× the median of the
  *   clean site-A demo images (0.015), set by looking at those images.
@@ -99,7 +100,18 @@ export function checkImageQuality(stored: StoredArray, pm: PixelModule, working:
   // Nothing exposed (one constant value throughout): no image at all, reported as fully saturated.
   const sat = exposed > 0 ? clipped / exposed : 1;
   out.push({ check: 'saturation', passed: sat <= T.maxSaturated, value: sat, threshold: T.maxSaturated, message: `${(100 * sat).toFixed(1)}% of the exposed image is at the darkest or brightest value (clipped or saturated).` });
-  const range = (q(0.99) - q(0.01)) / (2 ** pm.bitsStored - 1);
+  // Percentiles of the exposed image (the shutter's pixels taken out of the black bin): a shutter at one extreme
+  // would otherwise become the 1st (or 99th) percentile and make a flat image read as high-contrast.
+  const qx = (f: number): number => {
+    const target = Math.floor(f * (Math.max(1, exposed) - 1));
+    let acc = 0;
+    for (let v = 0; v < hist.length; v++) {
+      acc += hist[v]! - (v === black ? shutter : 0);
+      if (acc > target) return v - offset;
+    }
+    return hist.length - 1 - offset;
+  };
+  const range = (qx(0.99) - qx(0.01)) / (2 ** pm.bitsStored - 1);
   out.push({ check: 'contrast', passed: range >= T.minRange, value: range, threshold: T.minRange, message: `Low contrast: the image uses ${(100 * range).toFixed(0)}% of its grey-level range.` });
 
   let lap = 0;
@@ -112,8 +124,8 @@ export function checkImageQuality(stored: StoredArray, pm: PixelModule, working:
   out.push({ check: 'noise', passed: lap <= T.maxLaplacian, value: lap, threshold: T.maxLaplacian, message: 'Noisy image (possible under-exposure).' });
   out.push({ check: 'blur', passed: lap >= T.minLaplacian, value: lap, threshold: T.minLaplacian, message: 'Blurred image (possible patient motion).' });
 
-  const bright = inv ? q(0.01) - mn : mx - q(0.99);
-  const ratio = bright / Math.max(1e-9, q(0.99) - q(0.01));
+  const bright = inv ? qx(0.01) - mn : mx - qx(0.99);
+  const ratio = bright / Math.max(1e-9, qx(0.99) - qx(0.01));
   out.push({ check: 'hardware', passed: ratio <= T.hardwareRatio, value: ratio, threshold: T.hardwareRatio, message: 'Very bright structure far above bone intensity (possible metal implant).' });
   out.push({ check: 'laterality', passed: laterality === 'L' || laterality === 'R', value: null, threshold: null, message: 'Image laterality is not recorded: read as a right hip (not mirrored).' });
   return out;
