@@ -16,7 +16,6 @@ import type { Observation, Resource } from '@medplum/fhirtypes';
 import { startDemoStack, type DemoStack } from '../../test/support/demo-stack.ts';
 import { REPO_ROOT } from '../config.ts';
 import type { FhirDataSource } from '../fhir/client.ts';
-import { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { ModelRegistry } from '../inference/registry.ts';
 import { assess, type AssessDeps, type Assessment } from './assess.ts';
 import { readFileSync } from 'node:fs';
@@ -45,13 +44,7 @@ before(async () => {
   cpSync(join(REPO_ROOT, 'test/fixtures/hip-xray-v2-tiny'), join(dir, 'hip-xray-v2-tiny'), { recursive: true });
   registry = await ModelRegistry.load({ modelsDir: dir, device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
   assert.equal(registry.status().ready, true, registry.status().detail);
-  deps = {
-    fhir: stack.fhirClient({ timeoutMs: 10_000 }),
-    dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }),
-    registry,
-    settings: SETTINGS,
-    logger: stack.logger,
-  };
+  deps = stack.assessDeps(registry, SETTINGS);
 });
 
 after(async () => {

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../server/config.ts';
-import { DicomWebClient } from '../../server/imaging/dicomweb-client.ts';
 import { ImagingPool } from '../../server/imaging/worker-pool.ts';
 import { ModelRegistry } from '../../server/inference/registry.ts';
 import { assess, type AssessDeps, type Assessment } from '../../server/risk/assess.ts';
@@ -35,13 +34,7 @@ before(async () => {
   stack = await startDemoStack();
   registry = await ModelRegistry.load({ modelsDir: join(REPO_ROOT, 'models'), device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
   pool = new ImagingPool({ size: 2, logger: stack.logger });
-  inline = {
-    fhir: stack.fhirClient({ timeoutMs: 10_000 }),
-    dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 10_000 }),
-    registry,
-    settings: SETTINGS,
-    logger: stack.logger,
-  };
+  inline = stack.assessDeps(registry, SETTINGS);
 });
 
 after(async () => {

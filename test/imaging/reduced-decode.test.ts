@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REPO_ROOT } from '../../server/config.ts';
 import { resolutionNeedOf, type DecodedFrame } from '../../server/imaging/decode/index.ts';
-import { DicomWebClient } from '../../server/imaging/dicomweb-client.ts';
 import { inlineImaging, withResolution, type ImagingExecutor } from '../../server/imaging/worker-pool.ts';
 import { ModelRegistry } from '../../server/inference/registry.ts';
 import { assess, type AssessDeps } from '../../server/risk/assess.ts';
@@ -28,13 +27,7 @@ let deps: AssessDeps;
 before(async () => {
   stack = await startDemoStack();
   registry = await ModelRegistry.load({ modelsDir: join(REPO_ROOT, 'models'), device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
-  deps = {
-    fhir: stack.fhirClient({ timeoutMs: 20_000 }),
-    dicomweb: new DicomWebClient({ baseUrl: stack.dicomWebBaseUrl, timeoutMs: 20_000 }),
-    registry,
-    settings: SETTINGS,
-    logger: stack.logger,
-  };
+  deps = stack.assessDeps(registry, SETTINGS, 20_000);
 });
 
 after(async () => {

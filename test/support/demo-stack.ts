@@ -18,6 +18,9 @@ import { createFhirSandbox, type FhirSandbox } from '../../server/sandbox/fhir/r
 import { seedFhirSandbox } from '../../server/sandbox/seed.ts';
 // SMART (issue 7)
 import { HttpFhirClient } from '../../server/fhir/client.ts';
+import { DicomWebClient } from '../../server/imaging/dicomweb-client.ts';
+import type { ModelRegistry } from '../../server/inference/registry.ts';
+import type { AssessDeps } from '../../server/risk/assess.ts';
 import type { BearerTokenProvider } from '../../server/auth/token-provider.ts';
 import { createSmartSandbox, type SmartSandbox } from '../../server/sandbox/smart/server.ts';
 import type { GrantContext } from '../../server/sandbox/smart/tokens.ts';
@@ -48,6 +51,8 @@ export interface DemoStack {
   tokenProvider(grant?: Partial<GrantContext>): BearerTokenProvider;
   /** An HttpFhirClient on the sandbox FHIR base with a system-level token provider. */
   fhirClient(options?: { timeoutMs?: number; grant?: Partial<GrantContext> }): HttpFhirClient;
+  /** What an assessment needs against this stack: its FHIR (system token) and DICOMweb clients, `registry`, `settings`. */
+  assessDeps(registry: ModelRegistry, settings: AssessDeps['settings'], timeoutMs?: number): AssessDeps;
   close(): Promise<void>;
 }
 
@@ -109,6 +114,8 @@ export async function startDemoStack(dataDir: string = DEMO_DIR, options: DemoSt
       },
     };
   };
+  const fhirClient = (o: { timeoutMs?: number; grant?: Partial<GrantContext> } = {}): HttpFhirClient =>
+    new HttpFhirClient({ baseUrl: fhirBaseUrl, timeoutMs: o.timeoutMs ?? 10_000, ...(smart ? { tokenProvider: tokenProvider(o.grant) } : {}) });
   return {
     base,
     fhirBaseUrl,
@@ -121,7 +128,9 @@ export async function startDemoStack(dataDir: string = DEMO_DIR, options: DemoSt
     token,
     authHeaders: async (grant): Promise<Record<string, string>> => (smart ? { Authorization: `Bearer ${await token(grant)}` } : {}),
     tokenProvider,
-    fhirClient: (o = {}) => new HttpFhirClient({ baseUrl: fhirBaseUrl, timeoutMs: o.timeoutMs ?? 10_000, ...(smart ? { tokenProvider: tokenProvider(o.grant) } : {}) }),
+    fhirClient,
+    assessDeps: (registry, settings, timeoutMs = 10_000) =>
+      ({ fhir: fhirClient({ timeoutMs }), dicomweb: new DicomWebClient({ baseUrl: dicomWebBaseUrl, timeoutMs }), registry, settings, logger }),
     close: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());
