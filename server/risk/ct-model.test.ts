@@ -1,0 +1,114 @@
+/** The CT spine risk model: manifest checks and the risk it gives (ct-model.ts), on the tiny fixture manifest. */
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { REPO_ROOT } from '../config.ts';
+import { CtModelError, ctRisk, loadCtModel, tscoreFromHu, validateCtManifest, type CtRiskRequest } from './ct-model.ts';
+
+const DIR = join(REPO_ROOT, 'test/fixtures/ct-spine-v1-tiny');
+const model = loadCtModel(DIR);
+const cloglog = (r: number) => Math.log(-Math.log1p(-r));
+const REQ: CtRiskRequest = { clinical: { hip: cloglog(0.04), mof: cloglog(0.14) }, ct: { worstGrade: 0, adjustedHu: 140, phase: 'non-contrast' }, dxa: null };
+const with_ = (over: Partial<CtRiskRequest['ct']>, dxa: CtRiskRequest['dxa'] = null): CtRiskRequest => ({ ...REQ, ct: { ...REQ.ct, ...over }, dxa });
+
+describe('CT model manifest', () => {
+  test('the fixture loads with its id and version', () => {
+    assert.equal(model.id, 'ct-spine-v1-tiny');
+    assert.equal(model.version, '0.0.1');
+    assert.equal(model.manifest.risk_model.members.length, 3);
+  });
+
+  test('a broken manifest is refused with the field named', () => {
+    const raw = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as Record<string, any>;
+    const bad = (mut: (m: Record<string, any>) => void): string => {
+      const m = structuredClone(raw);
+      mut(m);
+      try {
+        validateCtManifest(m);
+        return 'accepted';
+      } catch (e) {
+        assert.ok(e instanceof CtModelError);
+        return (e as Error).message;
+      }
+    };
+    assert.match(bad((m) => { m['kind'] = 'hip-xray'; }), /kind must be "ct-spine"/);
+    assert.match(bad((m) => { delete m['tscore_from_hu'].phase_offset_hu['portal-venous']; }), /phase_offset_hu\.portal-venous/);
+    assert.match(bad((m) => { m['risk_model'].members[1].fracture.mof = [0, 0.5, 0.8]; }), /members\[1\]\.fracture\.mof/);
+    assert.match(bad((m) => { m['risk_model'].baseline_cumulative_hazard.hip[3] = 0; }), /baseline_cumulative_hazard\.hip/);
+    assert.match(bad((m) => { m['tscore_from_hu'].slope = -0.03; }), /slope/);
+    assert.match(bad((m) => { m['not_for_clinical_use'] = false; }), /not_for_clinical_use/);
+  });
+
+  test('a missing or unreadable manifest names the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'frcds-ct-model-'));
+    try {
+      assert.throws(() => loadCtModel(dir), (e: Error) => e instanceof CtModelError && e.message.includes('manifest.json'));
+      cpSync(DIR, dir, { recursive: true });
+      writeFileSync(join(dir, 'manifest.json'), '{ not json');
+      assert.throws(() => loadCtModel(dir), CtModelError);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('CT risk', () => {
+  const r10 = (req: CtRiskRequest, o: 'hip' | 'mof' = 'mof') => ctRisk(model, req).outcomes[o].riskAt(10);
+
+  test('the T-score estimate is linear in HU; an unknown phase widens it', () => {
+    const man = model.manifest;
+    const t = tscoreFromHu(man, 110, 'non-contrast');
+    assert.ok(Math.abs(t.mean - (man.tscore_from_hu.intercept + man.tscore_from_hu.slope * 110)) < 1e-12);
+    assert.equal(t.sd, man.tscore_from_hu.sd);
+    assert.ok(tscoreFromHu(man, 110, 'unknown').sd > t.sd);
+    const a = ctRisk(model, with_({ phase: 'unknown' })).outcomes.mof.riskAt(10);
+    const b = r10(REQ);
+    assert.ok(a.upper - a.lower > b.upper - b.lower, 'wider interval with the phase unknown');
+  });
+
+  test('lower attenuation gives a higher risk; the estimate is the source', () => {
+    assert.ok(r10(with_({ adjustedHu: 90 })).risk > r10(with_({ adjustedHu: 180 })).risk);
+    assert.equal(ctRisk(model, REQ).tscore.source, 'ct');
+  });
+
+  test('a prevalent fracture multiplies the hazard by the manifest grade terms', () => {
+    const man = model.manifest;
+    // At the mean T-score, member-averaged: log H(grade 2) − log H(grade 0) = mean fracture term.
+    const r0 = ctRisk(model, REQ).outcomes.mof.logHazardSpread().mean;
+    const r2 = ctRisk(model, with_({ worstGrade: 2 })).outcomes.mof.logHazardSpread().mean;
+    const expected = man.risk_model.members.reduce((a, m) => a + m.fracture.mof[2], 0) / man.risk_model.members.length;
+    assert.ok(Math.abs(r2 - r0 - expected) < 1e-9, `${r2 - r0} vs ${expected}`);
+    assert.ok(r10(with_({ worstGrade: 3 })).risk > r10(with_({ worstGrade: 2 })).risk);
+    assert.ok(r10(with_({ worstGrade: 2 })).risk > r10(with_({ worstGrade: 1 })).risk);
+  });
+
+  test('a recent measured DXA replaces the estimate; without attenuation the prior is used', () => {
+    const dxa = { value: -3.1, date: '2026-05-01', observationId: 'dxa-1' };
+    const d = ctRisk(model, with_({}, dxa));
+    assert.equal(d.tscore.source, 'dxa');
+    assert.deepEqual(d.tscore.normal, { mean: -3.1, sd: model.manifest.risk_model.dxa_precision_sd });
+    assert.ok(d.estimate !== null, 'the attenuation estimate is still reported');
+    const p = ctRisk(model, with_({ adjustedHu: null }));
+    assert.equal(p.tscore.source, 'prior');
+    assert.deepEqual(p.tscore.normal, model.manifest.tscore_prior);
+    assert.equal(p.estimate, null);
+  });
+
+  test('MOF is never below hip; intervals contain the mean; risks are plausible', () => {
+    for (const grade of [0, 1, 2, 3] as const) {
+      for (const hu of [60, 120, 200, null]) {
+        const r = ctRisk(model, with_({ worstGrade: grade, adjustedHu: hu }));
+        for (const t of [1, 2, 5, 10]) {
+          const h = r.outcomes.hip.riskAt(t);
+          const m = r.outcomes.mof.riskAt(t);
+          assert.ok(m.risk >= h.risk - 1e-12 && m.lower >= h.lower - 1e-9 && m.upper >= h.upper - 1e-9, `grade ${grade} HU ${hu} t ${t}`);
+          assert.ok(h.lower <= h.risk && h.risk <= h.upper);
+        }
+      }
+    }
+    const base = r10(REQ);
+    assert.ok(base.risk > 0.05 && base.risk < 0.4, `MOF 10 y ${base.risk}`);
+  });
+});
