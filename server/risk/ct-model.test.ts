@@ -21,8 +21,10 @@ describe('CT model manifest', () => {
   });
 
   test('a broken manifest is refused with the field named', () => {
-    const raw = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as Record<string, any>;
-    const bad = (mut: (m: Record<string, any>) => void): string => {
+    // Loosely typed on purpose: each case writes a value the contract forbids.
+    type Loose = { [k: string]: Loose } & Loose[];
+    const raw = JSON.parse(readFileSync(join(DIR, 'manifest.json'), 'utf8')) as Loose;
+    const bad = (mut: (m: Loose) => void): string => {
       const m = structuredClone(raw);
       mut(m);
       try {
@@ -33,12 +35,12 @@ describe('CT model manifest', () => {
         return (e as Error).message;
       }
     };
-    assert.match(bad((m) => { m['kind'] = 'hip-xray'; }), /kind must be "ct-spine"/);
-    assert.match(bad((m) => { delete m['tscore_from_hu'].phase_offset_hu['portal-venous']; }), /phase_offset_hu\.portal-venous/);
-    assert.match(bad((m) => { m['risk_model'].members[1].fracture.mof = [0, 0.5, 0.8]; }), /members\[1\]\.fracture\.mof/);
-    assert.match(bad((m) => { m['risk_model'].baseline_cumulative_hazard.hip[3] = 0; }), /baseline_cumulative_hazard\.hip/);
-    assert.match(bad((m) => { m['tscore_from_hu'].slope = -0.03; }), /slope/);
-    assert.match(bad((m) => { m['not_for_clinical_use'] = false; }), /not_for_clinical_use/);
+    assert.match(bad((m) => { m['kind'] = 'hip-xray' as unknown as Loose; }), /kind must be "ct-spine"/);
+    assert.match(bad((m) => { delete m['tscore_from_hu']!['phase_offset_hu']!['portal-venous']; }), /phase_offset_hu\.portal-venous/);
+    assert.match(bad((m) => { m['risk_model']!['members']![1]!['fracture']!['mof'] = [0, 0.5, 0.8] as unknown as Loose; }), /members\[1\]\.fracture\.mof/);
+    assert.match(bad((m) => { m['risk_model']!['baseline_cumulative_hazard']!['hip']![3] = 0 as unknown as Loose; }), /baseline_cumulative_hazard\.hip/);
+    assert.match(bad((m) => { m['tscore_from_hu']!['slope'] = -0.03 as unknown as Loose; }), /slope/);
+    assert.match(bad((m) => { m['not_for_clinical_use'] = false as unknown as Loose; }), /not_for_clinical_use/);
   });
 
   test('a missing or unreadable manifest names the file', () => {
