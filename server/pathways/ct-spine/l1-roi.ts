@@ -71,7 +71,8 @@ function quantile(sorted: Float32Array, q: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (pos - lo);
 }
 
-function hasMetal(vol: CtVolume, loc: SpineLocalisation, v: Vertebra, metalHu: number): boolean {
+/** Whether any voxel of the level's body box is above `metalHu` (screws and cement make its HU and heights meaningless). */
+export function hasMetal(vol: CtVolume, loc: SpineLocalisation, v: Vertebra, metalHu: number): boolean {
   const plane = vol.rows * vol.columns;
   const { r0, r1, c0, c1 } = loc.box;
   for (let k = v.sliceFrom; k <= v.sliceTo; k++) {

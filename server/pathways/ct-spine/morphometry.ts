@@ -32,6 +32,8 @@ export type MorphometryRefusal = PathwayRefusal<'slices-too-thick'>;
 export interface MorphometryOptions {
   edgeHu: number;
   maxSliceMm: number;
+  /** Levels neither measured nor used as a crush reference (e.g. metal in the body). */
+  exclude?: readonly string[];
 }
 
 export const DEFAULT_MORPHOMETRY: MorphometryOptions = { edgeHu: 200, maxSliceMm: 2.5 };
@@ -75,7 +77,8 @@ export function measureMorphometry(vol: CtVolume, loc: SpineLocalisation, opts: 
   }
   const { r0, r1 } = loc.box;
   const at = (f: number): number => Math.round(vol.rowsGoPosterior ? r0 + f * (r1 - r0) : r1 - f * (r1 - r0));
-  const complete = loc.vertebrae.filter((v) => !v.truncated);
+  const exclude = opts.exclude ?? [];
+  const complete = loc.vertebrae.filter((v) => !v.truncated && !exclude.includes(v.label));
   const heights = complete.map((v) => ({
     v,
     ha: heightAt(vol, loc, v, at(0.15), opts.edgeHu),
