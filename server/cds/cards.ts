@@ -17,6 +17,12 @@
  * Suggestions follow the decision's action: "Refer to fracture liaison service" for `refer-fls`, "Order DXA" for
  * `order-dxa`, none for a low risk — and none that would duplicate existing care, or when existing care could not
  * be checked in time (the card says so instead).
+ *
+ * A CT assessment (`Assessment.ct`) adds one sentence of what the CT showed (ct-words.ts). A moderate or severe
+ * prevalent vertebral fracture (`ct.imminentRisk`) warrants an FLS referral whatever the tier — it is itself an
+ * indication for assessment and treatment — and, when the problem list does not record it, a suggestion to add a
+ * provisional problem-list entry that the clinician confirms by accepting it (never written by the service).
+ * An order for a CT the CT pathway reads says the CT will be assessed when reported.
  * @see https://cds-hooks.hl7.org/2.0/#card-attributes
  */
 import { randomUUID } from 'node:crypto';
@@ -26,6 +32,7 @@ import { dxaOrder, flsReferral } from '../orders/service-requests.ts';
 import type { Assessment, OutcomeResult, Tier } from '../risk/assess.ts';
 import type { Decision } from '../risk/decision.ts';
 import { formatBmi, formatRiskWithInterval, tscoreText } from '../risk/numbers.ts';
+import { ctFindingsSentence, ctOf, imminentReasonOf, problemListCondition, suggestsProblemListEntry } from './ct-words.ts';
 import type { Card, HookContext, Indicator, Link, Suggestion } from './types.ts';
 
 export const RESEARCH_NOTICE = 'Research use — trained on synthetic data';
@@ -75,6 +82,8 @@ export interface CardInput {
   riskAssessmentRef?: string;
   /** The draft orders include a hip/pelvis radiograph (order hooks). */
   orderedHipXray?: boolean;
+  /** The draft orders include a chest/abdomen/spine CT the CT spine pathway reads (order hooks). */
+  orderedCt?: boolean;
   draftHasDxa?: boolean;
   draftHasFls?: boolean;
   /** Data the EHR did not let the service see (optional prefetch keys). */
@@ -87,7 +96,7 @@ export interface CardInput {
 
 export interface BuiltCard {
   card: Card;
-  suggestionIds: { fls?: string; dxa?: string };
+  suggestionIds: { fls?: string; dxa?: string; problemList?: string };
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -129,7 +138,7 @@ const REFERRAL_STATE: Record<string, string> = { active: 'active', 'on-hold': 'o
 
 /** The action line and suggestions, from the decision's action and the care already in place. */
 export function carePlan(input: CardInput): CarePlan {
-  const action = input.assessment.decision.action;
+  const action = ctOf(input.assessment)?.imminentRisk ? 'refer-fls' : input.assessment.decision.action;
   const now = input.now ?? new Date();
   if (input.draftHasFls) return { line: 'An FLS referral is among the orders being placed.', fls: false, dxa: false, handled: true };
   if (!input.care.known) {
@@ -166,8 +175,8 @@ export function carePlan(input: CardInput): CarePlan {
 }
 
 /** `warning` only when action is warranted and not already under way; never `critical`. */
-export function indicatorFor(decision: Pick<Decision, 'actionWarranted'>, handled: boolean): Indicator {
-  return decision.actionWarranted && !handled ? 'warning' : 'info';
+export function indicatorFor(decision: Pick<Decision, 'actionWarranted'>, handled: boolean, imminentRisk = false): Indicator {
+  return (decision.actionWarranted || imminentRisk) && !handled ? 'warning' : 'info';
 }
 
 /** The card summary (always under 140 characters). */
@@ -214,15 +223,19 @@ export function detailOf(input: CardInput, plan: CarePlan = carePlan(input)): st
   const a = input.assessment;
   const mof = r10(a, 'mof');
   // The summary already says "clinical factors only" when no X-ray was used; the X-ray's date is said here.
-  const basis = a.mode === 'image-and-clinical' && a.study?.started
-    ? ` Uses the hip X-ray of ${shortDate(a.study.started)}.`
-    : input.orderedHipXray && !a.study && input.kind === 'assessment'
-      ? ' The X-ray being ordered will be assessed when reported.'
-      : '';
+  const ct = ctOf(a);
+  const basis = ct
+    ? ''
+    : a.mode === 'image-and-clinical' && a.study?.started
+      ? ` Uses the hip X-ray of ${shortDate(a.study.started)}.`
+      : input.orderedHipXray && !a.study && input.kind === 'assessment'
+        ? ' The X-ray being ordered will be assessed when reported.'
+        : '';
+  const ctOrder = input.orderedCt && input.kind === 'assessment' ? ' This CT will be assessed for bone density and vertebral fractures when reported.' : '';
   const reasons = reasonsOf(a);
   const lines = [
     `${a.decision.meaning} Major osteoporotic fracture: ${riskText(mof)}.`,
-    `${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${tscoreReason(a)}${basis}`,
+    `${ct ? `${ctFindingsSentence(ct, a.study?.started ? shortDate(a.study.started) : undefined)} ` : ''}${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${tscoreReason(a)}${basis}${ctOrder}`,
     plan.line,
   ];
   const caveat = caveatOf(input);
@@ -243,9 +256,10 @@ export function buildCard(input: CardInput): BuiltCard {
   const summary = summaryOf(input);
   const requesterRef = /^(Practitioner|PractitionerRole)\/[A-Za-z0-9\-.]{1,64}$/.test(ctx.userId) ? ctx.userId : undefined;
   const hip = r10(a, 'hip');
+  const ctReason = imminentReasonOf(ctOf(a));
   const common = {
     patientId: ctx.patientId,
-    reason: `10-year hip fracture risk ${riskText(hip)}; ${a.decision.meaning}`,
+    reason: `${ctReason ? `${ctReason.charAt(0).toUpperCase()}${ctReason.slice(1)}; 10` : '10'}-year hip fracture risk ${riskText(hip)}; ${a.decision.meaning}`,
     note: `${RESEARCH_NOTICE}.`,
     ...(requesterRef ? { requesterRef } : {}),
     ...(ctx.encounterId ? { encounterRef: `Encounter/${ctx.encounterId}` } : {}),
@@ -271,6 +285,26 @@ export function buildCard(input: CardInput): BuiltCard {
       actions: [{ type: 'create', description: 'Order a DXA bone density scan', resource: dxaOrder(common) }],
     });
   }
+  const ct = ctOf(a);
+  if (ct && suggestsProblemListEntry(ct)) {
+    ids.problemList = randomUUID();
+    suggestions.push({
+      label: `Add ${ct.worstLevel} vertebral fracture to the problem list (provisional, check the images)`,
+      uuid: ids.problemList,
+      isRecommended: false,
+      actions: [{
+        type: 'create',
+        description: 'Create a provisional problem-list entry for the vertebral fracture seen on CT; you confirm it by accepting',
+        resource: problemListCondition({
+          patientId: ctx.patientId,
+          ct,
+          ...(ctx.encounterId ? { encounterRef: `Encounter/${ctx.encounterId}` } : {}),
+          ...(input.riskAssessmentRef ? { riskAssessmentRef: input.riskAssessmentRef } : {}),
+          note: `Measured by software on CT (${RESEARCH_NOTICE}); confirm on the images.`,
+        }),
+      }],
+    });
+  }
   const cardUrl = modelCardUrl(input.publicBaseUrl, a.model.id);
   const appContext = JSON.stringify(input.retrievable ? { assessmentId: a.id, patientId: ctx.patientId } : { patientId: ctx.patientId });
   const links: Link[] = [
@@ -282,7 +316,7 @@ export function buildCard(input: CardInput): BuiltCard {
     uuid: randomUUID(),
     summary,
     detail: detailOf(input, plan),
-    indicator: indicatorFor(a.decision, plan.handled),
+    indicator: indicatorFor(a.decision, plan.handled, ct?.imminentRisk ?? false),
     source: {
       label: 'Fracture Risk CDS (research use)',
       url: cardUrl,

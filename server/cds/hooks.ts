@@ -20,6 +20,7 @@ import { IMAGING_CATEGORY, isDxaOrder, isFlsReferral } from '../orders/service-r
 import type { Assessment, Tier } from '../risk/assess.ts';
 import type { RiskService } from '../risk/service.ts';
 import type { CareStatus } from '../orders/care-status.ts';
+import { ctOf } from './ct-words.ts';
 import { buildCard, type CardKind, type CareKnowledge, type DecidedAssessment } from './cards.ts';
 import type { CardLogStore } from '../state/types.ts';
 import type { Card, HookRequest, ServiceDefinition } from './types.ts';
@@ -29,6 +30,12 @@ import type { Card, HookRequest, ServiceDefinition } from './types.ts';
  * pelvis radiographs. An order in one of them is "an ordered hip X-ray" on the card.
  */
 export const HIP_RADIOGRAPH_CATEGORIES: ReadonlySet<OrderCategory> = new Set(['hip-xray', 'pelvis-xray']);
+
+/**
+ * Order categories of the CTs the CT spine pathway reads (L1 in the usual field): chest, abdomen, abdomen-pelvis and
+ * thoracic or lumbar spine CT. A pelvis or hip CT rarely reaches L1, so it is not one of them.
+ */
+export const CT_SPINE_CATEGORIES: ReadonlySet<OrderCategory> = new Set(['ct-chest', 'ct-abdomen', 'ct-abdomen-pelvis', 'thoracic-spine-ct', 'lumbar-spine-ct']);
 
 /** Order categories that make a draft count as "already has a DXA" (VFA is done on the DXA scanner, in the same visit). */
 export const DXA_CATEGORIES: ReadonlySet<OrderCategory> = new Set(['dxa', 'vfa']);
@@ -52,6 +59,8 @@ export interface OrderFacts {
   categories: OrderCategory[];
   /** One of them is a study the hip radiograph model reads ({@link HIP_RADIOGRAPH_CATEGORIES}). */
   hipXray: boolean;
+  /** One of them is a CT the CT spine pathway reads ({@link CT_SPINE_CATEGORIES}). */
+  ctSpine: boolean;
   /** Some draft (selected or not) is already a DXA or VFA. */
   dxa: boolean;
   /** Some draft is already an FLS referral. */
@@ -82,6 +91,7 @@ export function orderFacts(req: HookRequest, orderCodes: OrderCodeIndex): OrderF
     imaging,
     categories,
     hipXray: categories.some((c) => HIP_RADIOGRAPH_CATEGORIES.has(c)),
+    ctSpine: categories.some((c) => CT_SPINE_CATEGORIES.has(c)),
     dxa: all.some((r) => isDxaOrder(r) || [...categoriesOf(r)].some((c) => DXA_CATEGORIES.has(c))),
     fls: all.some((r) => isFlsReferral(r)),
     uncoded: selected.filter(uncodedImaging).length,
@@ -157,13 +167,15 @@ const riskKeyOf = (o: SpeakInput['outcome']): string => `${o.kind}|${o.assessmen
  * When to speak: order hooks at or above `orderMinTier` — except order-sign right after an order-select card with
  * the same risk for the same user and patient (one card per order screen); patient-view at or above
  * `patientViewMinTier`, or with news since it last spoke for this patient (tier changed, or the radiograph-based
- * result arrived after a clinical-only one). Records what patient-view and order-select said.
+ * result arrived after a clinical-only one). A moderate or severe vertebral fracture on CT (`ct.imminentRisk`)
+ * warrants action whatever the tier, so it passes both tier gates. Records what patient-view and order-select said.
  */
 export async function shouldSpeak(x: SpeakInput): Promise<boolean> {
   const a = x.outcome.assessment;
   const tier = a.tier.tier;
+  const imminent = ctOf(a)?.imminentRisk ?? false;
   if (x.service.hook !== 'patient-view') {
-    if (TIER_RANK[tier] < TIER_RANK[x.settings.orderMinTier]) return false;
+    if (TIER_RANK[tier] < TIER_RANK[x.settings.orderMinTier] && !imminent) return false;
     const now = x.now ?? new Date();
     const user = x.userId ?? '';
     if (x.service.hook === 'order-sign' && await x.store.orderCardShownSince(x.sourceId, x.patientId, user, riskKeyOf(x.outcome), new Date(now.getTime() - ORDER_SESSION_MS))) return false;
@@ -173,7 +185,7 @@ export async function shouldSpeak(x: SpeakInput): Promise<boolean> {
   const key = x.outcome.kind === 'clinical-in-progress' ? `in-progress|${tier}` : a.cacheKey;
   const last = await x.store.lastSpoken(x.service.id, x.sourceId, x.patientId);
   const news = !!last && last.assessmentKey !== key && (last.tier !== tier || (last.mode !== a.mode && a.mode === 'image-and-clinical'));
-  const speak = TIER_RANK[tier] >= TIER_RANK[x.settings.patientViewMinTier] || news;
+  const speak = TIER_RANK[tier] >= TIER_RANK[x.settings.patientViewMinTier] || imminent || news;
   if (speak) await x.store.recordSpoken(x.service.id, x.sourceId, x.patientId, { assessmentKey: key, tier, mode: a.mode });
   return speak;
 }
@@ -191,6 +203,7 @@ export async function cardsFor(x: SpeakInput & { req: HookRequest; facts?: Order
     retrievable: o.kind === 'assessment' && o.retrievable,
     ...(o.kind === 'assessment' && o.riskAssessmentRef ? { riskAssessmentRef: o.riskAssessmentRef } : {}),
     orderedHipXray: x.facts?.hipXray ?? false,
+    orderedCt: x.facts?.ctSpine ?? false,
     draftHasDxa: x.facts?.dxa ?? false,
     draftHasFls: x.facts?.fls ?? false,
     unavailable: x.unavailable,
