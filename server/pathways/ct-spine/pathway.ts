@@ -1,0 +1,309 @@
+/**
+ * The CT spine pathway in the service: an ImagingStudy → DICOMweb → `CtFindings` and the two overlay pictures.
+ *
+ * Eligible studies ({@link ctEligible}): not cancelled or entered in error, with a DICOM Study Instance UID, with a
+ * CT series (ImagingStudy.series.modality CT, or the study's `modality` listing CT), and a body site that can hold
+ * T11–L4 (chest, abdomen, spine, trunk and their combinations by SNOMED CT code or by words) or none recorded.
+ *
+ * Reading one study ({@link readCtStudy}), in order; anything unsuitable is a typed refusal, never an exception:
+ * 1. QIDO-RS: the study's series; only CT series are read further.
+ * 2. WADO-RS series metadata (one dataset per instance). The Patient ID of EVERY instance of every series read is
+ *    checked against the chart (server/imaging/identity.ts) before any pixel is fetched: one instance of another
+ *    patient refuses the whole study (`patient-mismatch`, which the caller reports as a security event).
+ * 3. `selectCtSeries` (select.ts): CT, not a localizer, axial, ≤ 5 mm, enough coverage; its refusal passes through.
+ * 4. The fetch plan (volume.ts `planSlices`): which instances (frames for an Enhanced CT) are fetched, checked for
+ *    duplicates and gaps before anything is fetched. Today that is every slice of the series: labelling needs the
+ *    ribs, and neither the positions nor the localizer say where T10–L5 lie before the volume is analysed.
+ * 5. Frames fetched with BOUNDED parallelism (`concurrency`, default 6) through the DicomWebClient (its allow-list,
+ *    size caps and time-outs stay in force) and decoded by the imaging executor (worker pool). Each encoded frame is
+ *    dropped once decoded; the decoded slices are dropped once the HU volume is assembled, and the volume once the
+ *    analysis and the overlays are done, so at most slices + volume are held at once.
+ * 6. `analyseCtVolume` (analyse.ts) with the model's phase offsets; the overlays by the caller's renderer
+ *    (`renderCtOverlays`, overlay.ts, in the service) while the volume is still held.
+ * @see https://dicom.nema.org/medical/dicom/current/output/chtml/part18/sect_10.4.html (WADO-RS)
+ */
+import type { ImagingStudy, Patient } from '@medplum/fhirtypes';
+import { jsonNumber, jsonNumbers, jsonString, TAG, type DicomJsonDataset } from '../../imaging/dicom-json.ts';
+import type { DicomWebClient } from '../../imaging/dicomweb-client.ts';
+import { ImagingError } from '../../imaging/errors.ts';
+import { checkImageIdentity } from '../../imaging/identity.ts';
+import { fetchFrame } from '../../imaging/retrieve.ts';
+import { studyUidOf, type ImagingStudyLike } from '../../imaging/select.ts';
+import type { ImagingExecutor } from '../../imaging/worker-pool.ts';
+import type { Logger } from '../../logging.ts';
+import { isRefusal, type ImagingPathway, type PathwayRefusal } from '../types.ts';
+import { analyseCtVolume } from './analyse.ts';
+import { CT_TAG, ENHANCED_CT_IMAGE_STORAGE } from './dicom-tags.ts';
+import { contrastPhaseOf, contrastRecorded, type ContrastPhase } from './l1-roi.ts';
+import { CT_SPINE_PATHWAY, selectCtSeries, type CtSeriesMetadata } from './select.ts';
+import type { CtFindings } from './types.ts';
+import { assembleVolume, planSlices, VolumeError, type CtSlice, type CtVolume } from './volume.ts';
+
+/** Default number of frames fetched at once. */
+export const CT_FETCH_CONCURRENCY = 6;
+
+/** SNOMED CT body structures whose field can hold T11–L4 (chest, abdomen, spine, trunk and combinations). */
+export const CT_SPINE_BODY_SITES: readonly string[] = [
+  '51185008', // Thoracic structure (chest)
+  '43799004', // Thorax
+  '113345001', // Abdominal structure
+  '818981001', // Abdomen
+  '818982008', // Thorax and abdomen
+  '416550000', // Chest and abdomen
+  '416775004', // Chest, abdomen and pelvis
+  '421060004', // Spine
+  '280717001', // Vertebral column
+  '122496007', // Lumbar spine
+  '122495006', // Thoracic spine
+  '297171002', // Thoracolumbar spine
+  '22943007', // Trunk
+  '38266002', // Entire body
+];
+const SITE_WORDS = /chest|thora|abdom|spine|spinal|lumbar|vertebr|trunk|torso|whole ?body/i;
+const SNOMED = 'http://snomed.info/sct';
+
+/** Whether the ImagingStudy can be read by this pathway (header). */
+export function ctEligible(study: ImagingStudy): boolean {
+  if (study.status === 'cancelled' || study.status === 'entered-in-error') return false;
+  if (!studyUidOf(study as ImagingStudyLike)) return false;
+  const ct = (c: { code?: string } | undefined) => (c?.code ?? '').toUpperCase() === 'CT';
+  const series = study.series ?? [];
+  const ctSeries = series.filter((s) => ct(s.modality));
+  if (ctSeries.length === 0 && !(series.length === 0 && (study.modality ?? []).some(ct))) return false;
+  const siteOk = (site: { system?: string; code?: string; display?: string } | undefined): boolean => {
+    if (!site || (!site.code && !site.display)) return true;
+    if (site.system === SNOMED && site.code && CT_SPINE_BODY_SITES.includes(site.code)) return true;
+    return !!site.display && SITE_WORDS.test(site.display);
+  };
+  return ctSeries.length === 0 || ctSeries.some((s) => siteOk(s.bodySite));
+}
+
+export type CtReadRefusalCode =
+  | 'no-study-uid'
+  | 'patient-mismatch'
+  | 'fetch-failed'
+  | 'volume'
+  | (string & {});
+
+/** A refusal of the pathway; `mismatch` says why an identity check failed (for the security event). */
+export interface CtReadRefusal extends PathwayRefusal<CtReadRefusalCode> {
+  mismatch?: 'no-patient-id' | 'mismatch' | 'issuer-mismatch';
+}
+
+export interface CtOverlayPng {
+  png: Buffer;
+  width: number;
+  height: number;
+}
+
+export interface CtStudyRead {
+  studyUid: string;
+  series: { uid: string; description: string | null; thicknessMm: number; slices: number; phase: ContrastPhase };
+  findings: CtFindings;
+  overlays: { sagittal: CtOverlayPng; axial: CtOverlayPng } | null;
+  /** Series-selection warnings (e.g. body part not recorded), in plain words. */
+  warnings: string[];
+  timings: { metadataMs: number; fetchMs: number; assembleMs: number; analyseMs: number; overlayMs: number; frames: number };
+}
+
+export interface CtReadDeps {
+  dicomweb: DicomWebClient;
+  imaging: ImagingExecutor;
+  /** The chart's Patient: every instance's Patient ID is checked against its identifiers. */
+  patient: Pick<Patient, 'identifier'>;
+  identitySystems?: readonly string[];
+  /** HU each contrast phase adds at the trabecular ROI (the CT model manifest's `phase_offset_hu`). */
+  phaseOffsetHu?: Partial<Record<ContrastPhase, number>>;
+  /** Draws the sagittal and axial overlays (overlay.ts `renderCtOverlays` in the service); null: none drawn. */
+  renderOverlays: ((vol: CtVolume, findings: CtFindings) => { sagittal: CtOverlayPng; axial: CtOverlayPng }) | null;
+  /** Frames fetched at once (default {@link CT_FETCH_CONCURRENCY}). */
+  concurrency?: number;
+  signal?: AbortSignal;
+  logger?: Logger;
+}
+
+const refuse = (code: CtReadRefusalCode, reason: string, extra: Partial<CtReadRefusal> = {}): CtReadRefusal => ({ refused: true, pathway: CT_SPINE_PATHWAY, code, reason, ...extra });
+
+/** One frame to fetch: the instance, the 1-based frame number and its geometry. */
+interface FramePlan {
+  sopUid: string;
+  frame: number;
+  metadata: DicomJsonDataset;
+  position: number[];
+  orientation: number[];
+}
+
+function sequenceItems(ds: DicomJsonDataset | undefined, tag: string): DicomJsonDataset[] {
+  return (ds?.[tag]?.Value ?? []).filter((v): v is DicomJsonDataset => typeof v === 'object' && v !== null && !('Alphabetic' in v));
+}
+
+/** Attribute of a functional group: per frame first, then shared (Enhanced CT, PS3.3 C.7.6.16). */
+function groupValue(ds: DicomJsonDataset, frameIndex: number, group: string, tag: string): number[] | undefined {
+  const perFrame = sequenceItems(ds, CT_TAG.PerFrameFunctionalGroupsSequence)[frameIndex];
+  const shared = sequenceItems(ds, CT_TAG.SharedFunctionalGroupsSequence)[0];
+  for (const g of [perFrame, shared]) {
+    const v = sequenceItems(g, group)[0];
+    const n = v && jsonNumbers(v, tag);
+    if (n) return n;
+  }
+  return undefined;
+}
+
+/** Every frame of the series with its position and orientation; frames without geometry are left out. */
+function framesOf(series: CtSeriesMetadata): FramePlan[] {
+  const out: FramePlan[] = [];
+  for (const ds of series.instances) {
+    const sopUid = jsonString(ds, TAG.SOPInstanceUID);
+    if (!sopUid) continue;
+    if (jsonString(ds, TAG.SOPClassUID) === ENHANCED_CT_IMAGE_STORAGE) {
+      const n = jsonNumber(ds, TAG.NumberOfFrames) ?? 1;
+      for (let f = 0; f < n; f++) {
+        const position = groupValue(ds, f, CT_TAG.PlanePositionSequence, CT_TAG.ImagePositionPatient);
+        const orientation = groupValue(ds, f, CT_TAG.PlaneOrientationSequence, CT_TAG.ImageOrientationPatient);
+        if (position && orientation) out.push({ sopUid, frame: f + 1, metadata: ds, position, orientation });
+      }
+    } else {
+      const position = jsonNumbers(ds, CT_TAG.ImagePositionPatient);
+      const orientation = jsonNumbers(ds, CT_TAG.ImageOrientationPatient);
+      if (position && orientation) out.push({ sopUid, frame: 1, metadata: ds, position, orientation });
+    }
+  }
+  return out;
+}
+
+/** Runs `fn` over `items` with at most `limit` calls in flight; the first failure stops new calls and rejects. */
+async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>, signal?: AbortSignal): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async (): Promise<void> => {
+    while (!failed && next < items.length) {
+      signal?.throwIfAborted();
+      const i = next++;
+      try {
+        out[i] = await fn(items[i]!, i);
+      } catch (e) {
+        failed = true;
+        throw e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}
+
+/** A pixel spacing stated in the Enhanced CT functional groups, for frames whose metadata has none at the top level. */
+function withSpacing(ds: DicomJsonDataset, frameIndex: number): DicomJsonDataset {
+  if (jsonNumbers(ds, TAG.PixelSpacing)) return ds;
+  const ps = groupValue(ds, frameIndex, CT_TAG.PixelMeasuresSequence, TAG.PixelSpacing);
+  return ps ? { ...ds, [TAG.PixelSpacing]: { vr: 'DS', Value: ps } } : ds;
+}
+
+/**
+ * Reads one CT study (header). Throws only when `signal` aborts; every problem with the study or the PACS is a
+ * {@link CtReadRefusal} with a plain reason (no UIDs, no PHI).
+ */
+export async function readCtStudy(deps: CtReadDeps, study: ImagingStudy): Promise<CtStudyRead | CtReadRefusal> {
+  const studyUid = studyUidOf(study as ImagingStudyLike);
+  if (!studyUid) return refuse('no-study-uid', 'the imaging study has no DICOM Study Instance UID');
+  const call = deps.signal ? { signal: deps.signal } : {};
+  const log = deps.logger?.child({ pathway: CT_SPINE_PATHWAY });
+  const t0 = performance.now();
+  let seriesMeta: CtSeriesMetadata[];
+  try {
+    const listed = await deps.dicomweb.searchSeries(studyUid, {}, call);
+    const uids = listed
+      .filter((s) => (jsonString(s, TAG.Modality) ?? 'CT').toUpperCase() === 'CT')
+      .map((s) => jsonString(s, TAG.SeriesInstanceUID))
+      .filter((u): u is string => !!u);
+    if (uids.length === 0) {
+      const other = listed.map((s) => jsonString(s, TAG.Modality)).filter((m): m is string => !!m);
+      return refuse('not-ct', other.length ? `the study holds no CT series (${[...new Set(other)].join(', ')})` : 'the PACS lists no series for the study');
+    }
+    seriesMeta = [];
+    for (const uid of uids) seriesMeta.push({ seriesInstanceUid: uid, instances: await deps.dicomweb.retrieveMetadata(studyUid, uid, undefined, call) });
+  } catch (e) {
+    if (!(e instanceof ImagingError)) throw e;
+    log?.warn({ code: e.code, detail: e.message }, 'CT study metadata could not be read');
+    return refuse('fetch-failed', `the CT study could not be read from the PACS (${e.userMessage})`);
+  }
+  // Before any pixel: every instance must be this patient's.
+  for (const s of seriesMeta) {
+    for (const ds of s.instances) {
+      const v = checkImageIdentity(ds, deps.patient, { systems: deps.identitySystems ?? [] });
+      if (!v.match) {
+        log?.warn({ reason: v.reason, instances: s.instances.length }, 'CT instance identity check failed; study not used');
+        return refuse(
+          'patient-mismatch',
+          v.reason === 'no-patient-id' ? 'an image of the CT study carries no DICOM Patient ID, so the study cannot be matched to the patient' : 'an image of the CT study belongs to another patient (its DICOM Patient ID does not match the chart)',
+          { mismatch: v.reason },
+        );
+      }
+    }
+  }
+  const metadataMs = performance.now() - t0;
+  const sel = selectCtSeries(seriesMeta);
+  if (isRefusal(sel)) return refuse(sel.code, sel.reason);
+  const series = seriesMeta.find((s) => s.seriesInstanceUid === sel.seriesInstanceUid)!;
+  const first = series.instances[0]!;
+  const phase = contrastPhaseOf(first);
+
+  const frames = framesOf(series);
+  let plan: number[];
+  try {
+    plan = planSlices(frames, { from: -Infinity, to: Infinity }, 0);
+  } catch (e) {
+    if (!(e instanceof VolumeError)) throw e;
+    return refuse('volume', `the CT slices do not form one regular stack (${e.message})`);
+  }
+  const t1 = performance.now();
+  let slices: CtSlice[] | null;
+  try {
+    slices = await mapBounded(plan, deps.concurrency ?? CT_FETCH_CONCURRENCY, async (k) => {
+      const f = frames[k]!;
+      const metadata = withSpacing(f.metadata, f.frame - 1);
+      const got = await fetchFrame(deps.dicomweb, { studyUid, seriesUid: series.seriesInstanceUid, sopUid: f.sopUid }, { metadata, frame: f.frame, imaging: deps.imaging, ...call });
+      return { pm: got.pixelModule, stored: got.stored, position: f.position, orientation: f.orientation };
+    }, deps.signal);
+  } catch (e) {
+    if (!(e instanceof ImagingError)) throw e;
+    log?.warn({ code: e.code, detail: e.message }, 'CT frames could not be fetched or decoded');
+    return refuse('fetch-failed', `the CT images could not be used (${e.userMessage})`);
+  }
+  const t2 = performance.now();
+  let volume: CtVolume | null;
+  try {
+    volume = assembleVolume(slices);
+  } catch (e) {
+    if (!(e instanceof VolumeError)) throw e;
+    return refuse('volume', `the CT slices do not form one regular stack (${e.message})`);
+  }
+  slices = null; // the stored slices are no longer needed once the HU volume exists
+  const t3 = performance.now();
+  const findings = analyseCtVolume(volume, { phase, phaseRecorded: contrastRecorded(first), ...(deps.phaseOffsetHu ? { phaseOffsetHu: deps.phaseOffsetHu } : {}) });
+  const t4 = performance.now();
+  if (isRefusal(findings)) {
+    log?.info({ code: findings.code }, 'CT analysis refused the study');
+    return refuse(findings.code, findings.reason);
+  }
+  const overlays = deps.renderOverlays ? deps.renderOverlays(volume, findings) : null;
+  volume = null;
+  const t5 = performance.now();
+  const description = jsonString(first, TAG.SeriesDescription) ?? null;
+  log?.info({ slices: plan.length, thicknessMm: sel.thicknessMm, worstGrade: findings.worstGrade, ms: Math.round(t5 - t0) }, 'CT study analysed');
+  return {
+    studyUid,
+    series: { uid: sel.seriesInstanceUid, description, thicknessMm: sel.thicknessMm, slices: plan.length, phase },
+    findings,
+    overlays,
+    warnings: sel.warnings,
+    timings: { metadataMs, fetchMs: t2 - t1, assembleMs: t3 - t2, analyseMs: t4 - t3, overlayMs: t5 - t4, frames: plan.length },
+  };
+}
+
+/** The CT spine pathway as the risk engine sees it. */
+export const ctSpinePathway: ImagingPathway<CtReadDeps, CtStudyRead, CtReadRefusal> = {
+  id: CT_SPINE_PATHWAY,
+  eligible: ctEligible,
+  read: readCtStudy,
+};
