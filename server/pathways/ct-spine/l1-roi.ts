@@ -15,7 +15,7 @@ import { jsonString, TAG, type DicomJsonDataset } from '../../imaging/dicom-json
 import type { PathwayRefusal } from '../types.ts';
 import { CT_TAG } from './dicom-tags.ts';
 import { CT_SPINE_PATHWAY } from './select.ts';
-import type { SpineLocalisation, Vertebra } from './vertebrae.ts';
+import type { BodyBox, SpineLocalisation, Vertebra } from './vertebrae.ts';
 import type { CtVolume } from './volume.ts';
 
 export type ContrastPhase = 'non-contrast' | 'arterial' | 'portal-venous' | 'delayed' | 'unknown';
@@ -84,22 +84,42 @@ export function hasMetal(vol: CtVolume, loc: SpineLocalisation, v: Vertebra, met
   return false;
 }
 
-/** HU values inside the trabecular ROI of one level. */
-export function roiValues(vol: CtVolume, loc: SpineLocalisation, v: Vertebra): Float32Array {
-  const { r0, r1, c0, c1 } = loc.box;
+/** The ROI of one level: an ellipse (centre and semi-axes in rows/columns) on the slices of its central half. */
+export interface RoiGeometry {
+  rowCentre: number;
+  columnCentre: number;
+  rowSemiAxis: number;
+  columnSemiAxis: number;
+  /** Head–foot range (mm) of the slices used. */
+  zFrom: number;
+  zTo: number;
+}
+
+/** Where the ROI of a level lies (the rule in the header); shared by the measurement and the overlays. */
+export function roiGeometry(vol: Pick<CtVolume, 'rowsGoPosterior'>, box: BodyBox, midlineColumn: number, v: Pick<Vertebra, 'zBottom' | 'zTop'>): RoiGeometry {
+  const { r0, r1, c0, c1 } = box;
   const halfDepth = (r1 - r0) / 2;
   const halfWidth = (c1 - c0) / 2;
   const anterior = vol.rowsGoPosterior ? -1 : 1;
-  const rc = (r0 + r1) / 2 + anterior * 0.1 * 2 * halfDepth;
-  const cc = loc.midlineColumn;
-  const ar = 0.5 * halfDepth;
-  const ac = 0.6 * halfWidth;
   const height = v.zTop - v.zBottom;
+  return {
+    rowCentre: (r0 + r1) / 2 + anterior * 0.1 * 2 * halfDepth,
+    columnCentre: midlineColumn,
+    rowSemiAxis: 0.5 * halfDepth,
+    columnSemiAxis: 0.6 * halfWidth,
+    zFrom: v.zBottom + height / 4,
+    zTo: v.zTop - height / 4,
+  };
+}
+
+/** HU values inside the trabecular ROI of one level. */
+export function roiValues(vol: CtVolume, loc: SpineLocalisation, v: Vertebra): Float32Array {
+  const { rowCentre: rc, columnCentre: cc, rowSemiAxis: ar, columnSemiAxis: ac, zFrom, zTo } = roiGeometry(vol, loc.box, loc.midlineColumn, v);
   const out: number[] = [];
   const plane = vol.rows * vol.columns;
   for (let k = v.sliceFrom; k <= v.sliceTo; k++) {
     const z = vol.z[k]!;
-    if (z < v.zBottom + height / 4 || z > v.zTop - height / 4) continue;
+    if (z < zFrom || z > zTo) continue;
     for (let r = Math.ceil(rc - ar); r <= Math.floor(rc + ar); r++) {
       for (let c = Math.ceil(cc - ac); c <= Math.floor(cc + ac); c++) {
         if (((r - rc) / ar) ** 2 + ((c - cc) / ac) ** 2 <= 1) out.push(vol.hu[k * plane + r * vol.columns + c]!);

@@ -45,45 +45,61 @@ export function genantGrade(heightLoss: number): 0 | 1 | 2 | 3 {
   return 3;
 }
 
-/** Height (mm) along z at one row of the mid-sagittal plane, or NaN when no end plates are found. */
-function heightAt(vol: CtVolume, loc: SpineLocalisation, v: Vertebra, row: number, edgeHu: number): number {
+/**
+ * The end-plate crossings (patient z, mm) at one row of the mid-sagittal plane, or undefined when no end plate is
+ * found. Exported so the overlay draws the heights exactly where they were measured.
+ */
+export function endPlateEdges(vol: CtVolume, midlineColumn: number, v: Pick<Vertebra, 'sliceFrom' | 'sliceTo'>, row: number, edgeHu: number): { bottom: number; top: number } | undefined {
   const plane = vol.rows * vol.columns;
   const margin = Math.max(1, Math.round(3 / vol.spacing.slice));
   const a = Math.max(0, v.sliceFrom - margin);
   const b = Math.min(vol.slices - 1, v.sliceTo + margin);
   const sample = (k: number): number => {
     let s = 0;
-    for (let c = loc.midlineColumn - 1; c <= loc.midlineColumn + 1; c++) s += vol.hu[k * plane + row * vol.columns + c]!;
+    for (let c = midlineColumn - 1; c <= midlineColumn + 1; c++) s += vol.hu[k * plane + row * vol.columns + c]!;
     return s / 3;
   };
   const p = Array.from({ length: b - a + 1 }, (_, i) => sample(a + i));
   const first = p.findIndex((x) => x > edgeHu);
   let last = -1;
   for (let i = p.length - 1; i >= 0; i--) if (p[i]! > edgeHu) { last = i; break; }
-  if (first < 0) return NaN;
+  if (first < 0) return undefined;
   const cross = (inside: number, outside: number): number => {
     if (outside < 0 || outside >= p.length) return inside;
     const f = (p[inside]! - edgeHu) / (p[inside]! - p[outside]!);
     return inside + (outside - inside) * f;
   };
   // The crossings are the end-plate surfaces themselves (200 HU: a 1.5 mm end plate split over two 2 mm slices still
-  // reads above it; trabecular bone above it only fills the span between the outermost crossings).
-  return (cross(last, last + 1) - cross(first, first - 1)) * vol.spacing.slice;
+  // reads above it; trabecular bone above it only fills the span between the outermost crossings). Slice index →
+  // z by the (regular) slice step from slice a.
+  const z0 = vol.z[a]!;
+  return { bottom: z0 + cross(first, first - 1) * vol.spacing.slice, top: z0 + cross(last, last + 1) * vol.spacing.slice };
+}
+
+/** Height (mm) along z at one row of the mid-sagittal plane, or NaN when no end plates are found. */
+function heightAt(vol: CtVolume, loc: SpineLocalisation, v: Vertebra, row: number, edgeHu: number): number {
+  const e = endPlateEdges(vol, loc.midlineColumn, v, row, edgeHu);
+  return e ? e.top - e.bottom : NaN;
+}
+
+/** The rows of the anterior, middle and posterior heights (15 %, 50 %, 85 % of the body's depth from the front). */
+export function heightRows(box: { r0: number; r1: number }, rowsGoPosterior: boolean): [number, number, number] {
+  const at = (f: number): number => Math.round(rowsGoPosterior ? box.r0 + f * (box.r1 - box.r0) : box.r1 - f * (box.r1 - box.r0));
+  return [at(0.15), at(0.5), at(0.85)];
 }
 
 export function measureMorphometry(vol: CtVolume, loc: SpineLocalisation, opts: MorphometryOptions = DEFAULT_MORPHOMETRY): LevelMorphometry[] | MorphometryRefusal {
   if (vol.spacing.slice > opts.maxSliceMm) {
     return { refused: true, pathway: CT_SPINE_PATHWAY, code: 'slices-too-thick', reason: `slices ${vol.spacing.slice} mm apart are too coarse for vertebral heights (at most ${opts.maxSliceMm} mm)` };
   }
-  const { r0, r1 } = loc.box;
-  const at = (f: number): number => Math.round(vol.rowsGoPosterior ? r0 + f * (r1 - r0) : r1 - f * (r1 - r0));
+  const [rowA, rowM, rowP] = heightRows(loc.box, vol.rowsGoPosterior);
   const exclude = opts.exclude ?? [];
   const complete = loc.vertebrae.filter((v) => !v.truncated && !exclude.includes(v.label));
   const heights = complete.map((v) => ({
     v,
-    ha: heightAt(vol, loc, v, at(0.15), opts.edgeHu),
-    hm: heightAt(vol, loc, v, at(0.5), opts.edgeHu),
-    hp: heightAt(vol, loc, v, at(0.85), opts.edgeHu),
+    ha: heightAt(vol, loc, v, rowA, opts.edgeHu),
+    hm: heightAt(vol, loc, v, rowM, opts.edgeHu),
+    hp: heightAt(vol, loc, v, rowP, opts.edgeHu),
   }));
   return heights.map(({ v, ha, hm, hp }, i) => {
     const neighbours = [heights[i - 1], heights[i + 1]].filter((h) => h && Number.isFinite(h.hp) && Math.abs(loc.vertebrae.indexOf(h.v) - loc.vertebrae.indexOf(v)) === 1);
