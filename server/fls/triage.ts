@@ -4,7 +4,9 @@
  * written.
  *
  * Rules, in order (the first that applies is the `reason`):
- * 1. `tier-not-eligible` — the assessment's tier is not one of `tiers` (setting `FLS_TRIAGE_TIERS`, default high);
+ * 1. `tier-not-eligible` — the assessment's tier is not one of `tiers` (setting `FLS_TRIAGE_TIERS`, default high)
+ *    and its CT shows no moderate or severe prevalent vertebral fracture (`ct.imminentRisk`: such a fracture is an
+ *    indication for FLS review whatever the tier);
  * 2. `already-exists` — a Task with identifier `urn:frcds:fls-triage|<RiskAssessment id>` exists (a retried job);
  * 3. `open-fls-referral` — the patient has an FLS referral ServiceRequest (A's `isFlsReferral`) that is draft,
  *    active or on-hold;
@@ -12,7 +14,9 @@
  * 5. `current-treatment` — an active MedicationRequest / MedicationStatement codes a bone-protective medicine
  *    (ValueSet `osteoporosis-treatment`, or an ingredient name in {@link TREATMENT_NAMES});
  * otherwise `created`: a Task conforming to `frcds-fls-triage-task` is written with a client-assigned id derived from
- * the RiskAssessment id (PUT), so two concurrent retries converge on one Task.
+ * the RiskAssessment id (PUT), so two concurrent retries converge on one Task. A Task for a moderate or severe
+ * vertebral fracture on CT has priority `urgent` and that fracture as `reasonCode` ("vertebral fracture on CT,
+ * grade 2 at L1"): the worklist ranks it first and flags the imminent risk with that reason.
  * A dismissed (rejected/cancelled) Task does not block a new one: a new report is a new episode to triage.
  * @see https://hl7.org/fhir/R4/task.html
  */
@@ -22,6 +26,7 @@ import { loadValueSets, type ValueSetIndex } from '../fhir/valuesets.ts';
 import type { Logger } from '../logging.ts';
 import { hashPatientId } from '../logging.ts';
 import { isFlsReferral } from '../orders/service-requests.ts';
+import { imminentReasonOf, ctOf, VERTEBRAL_FRACTURE_CODE } from '../cds/ct-words.ts';
 import type { Assessment } from '../risk/assess.ts';
 import {
   describeRisk, idOf, OPEN_TASK_STATUSES, summarise, TRIAGE_CODING, TRIAGE_IDENTIFIER_SYSTEM, TRIAGE_TASK_PROFILE, TRIAGE_TOKEN, triageTaskId,
@@ -48,7 +53,10 @@ export interface TriageInput {
   patientId: string;
   /** The RiskAssessment as written to the FHIR server (its id is the idempotency key). */
   riskAssessment: RiskAssessment;
-  /** The risk service's assessment, when at hand (its tier wins over the RiskAssessment's qualitativeRisk). */
+  /**
+   * The risk service's assessment, when at hand (its tier wins over the RiskAssessment's qualitativeRisk; its CT
+   * part, when there is one, may make an urgent Task).
+   */
   assessment?: Pick<Assessment, 'tier'>;
 }
 
@@ -101,7 +109,7 @@ function describe(ra: RiskAssessment): string {
  * Builds the triage Task for a RiskAssessment (profile `frcds-fls-triage-task`): pathway step `identified`, contact
  * due `contactDays` after creation.
  */
-export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: string }, authoredOn: Date, contactDays: number = DEFAULT_DUE_DAYS.contact): Task {
+export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: string }, authoredOn: Date, contactDays: number = DEFAULT_DUE_DAYS.contact, imminentReason: string | null = null): Task {
   const task: Task = {
     resourceType: 'Task',
     id: triageTaskId(ra.id),
@@ -109,9 +117,10 @@ export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: st
     identifier: [{ system: TRIAGE_IDENTIFIER_SYSTEM, value: ra.id }],
     status: 'requested',
     intent: 'order',
-    priority: 'routine',
+    priority: imminentReason ? 'urgent' : 'routine',
     code: { coding: [{ ...TRIAGE_CODING }], text: TRIAGE_CODING.display },
-    description: describe(ra),
+    ...(imminentReason ? { reasonCode: { coding: [{ ...VERTEBRAL_FRACTURE_CODE }], text: imminentReason } } : {}),
+    description: imminentReason ? `${imminentReason.charAt(0).toUpperCase()}${imminentReason.slice(1)}. ${describe(ra)}` : describe(ra),
     focus: { reference: `RiskAssessment/${ra.id}` },
     for: { reference: `Patient/${patientId}` },
     authoredOn: authoredOn.toISOString(),
@@ -122,6 +131,13 @@ export function buildTriageTask(patientId: string, ra: RiskAssessment & { id: st
   };
   if (ra.performer?.reference) task.requester = { reference: ra.performer.reference };
   return task;
+}
+
+/** The imminent-risk reason of an urgent triage Task made for a vertebral fracture on CT, else undefined. */
+export function imminentReasonOfTask(t: Pick<Task, 'priority' | 'reasonCode'>): string | undefined {
+  if (t.priority !== 'urgent') return undefined;
+  const rc = t.reasonCode;
+  return rc?.text && rc.coding?.some((c) => c.system === VERTEBRAL_FRACTURE_CODE.system && c.code === VERTEBRAL_FRACTURE_CODE.code) ? rc.text : undefined;
 }
 
 /**
@@ -137,12 +153,13 @@ export async function maybeCreateTriageTask(fhir: FhirDataSource, input: TriageI
   if (subjectId !== patientId) throw new TriageInputError('the RiskAssessment is about another patient');
   const tiers = options.tiers ?? ['high'];
   const tier = input.assessment?.tier.tier ?? summarise(ra).tier;
+  const ctReason = input.assessment ? imminentReasonOf(ctOf(input.assessment)) : null;
   const log = options.logger?.child({ component: 'fls-triage', patientIdHash: hashPatientId(patientId) });
   const done = (r: TriageResult): TriageResult => {
-    log?.info({ created: r.created, reason: r.reason, tier }, 'fls triage decision');
+    log?.info({ created: r.created, reason: r.reason, tier, urgent: ctReason !== null }, 'fls triage decision');
     return r;
   };
-  if (!tier || !tiers.includes(tier)) return done({ created: false, reason: 'tier-not-eligible' });
+  if ((!tier || !tiers.includes(tier)) && !ctReason) return done({ created: false, reason: 'tier-not-eligible' });
 
   const ref = `Patient/${patientId}`;
   const [existing, referrals, tasks, medRequests, medStatements] = await Promise.all([
@@ -164,7 +181,7 @@ export async function maybeCreateTriageTask(fhir: FhirDataSource, input: TriageI
     return done({ created: false, reason: 'current-treatment' });
   }
 
-  const task = buildTriageTask(patientId, ra as RiskAssessment & { id: string }, (options.now ?? (() => new Date()))(), options.contactDays);
+  const task = buildTriageTask(patientId, ra as RiskAssessment & { id: string }, (options.now ?? (() => new Date()))(), options.contactDays, ctReason);
   const stored = await fhir.write(task, signal);
   return done({ created: true, reason: 'created', taskId: stored.id ?? task.id! });
 }

@@ -49,8 +49,13 @@ export interface WorklistItem {
   mode: WorklistMode;
   hip10: RiskWithInterval;
   mof10: RiskWithInterval;
-  /** Imminent risk: a fragility fracture recorded in the 2 years before the assessment. */
+  /** Imminent risk: a fragility fracture recorded in the 2 years before the assessment, or a vertebral fracture of grade ≥ 2 on CT. */
   imminent: boolean;
+  /**
+   * Set when the triage Task is urgent for a moderate or severe vertebral fracture on CT: the flag's reason ("vertebral
+   * fracture on CT, grade 2 at L1"). Such items come first in the risk order.
+   */
+  imminentReason?: string;
   status: WorklistStatus;
   /** Task.authoredOn (ISO date-time). */
   authoredOn: string;

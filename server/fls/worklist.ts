@@ -18,6 +18,7 @@ import type { FhirDataSource } from '../fhir/client.ts';
 import { flsReferral } from '../orders/service-requests.ts';
 import { formatPercent, shownPercent } from '../risk/numbers.ts';
 import { detectedEvents, loadCareMany, type PatientCare } from './care.ts';
+import { imminentReasonOfTask } from './triage.ts';
 import {
   describeRisk, dismissalCoding, idOf, isTriageTask, readMany, recentFracture, REFERRAL_IDENTIFIER_SYSTEM, referralId, searchBySubject, summarise,
   TASK_STATUSES, TRIAGE_TOKEN, worklistStatusOf,
@@ -195,14 +196,15 @@ export function parseQuery(q: Record<string, unknown>): WorklistQuery {
 }
 
 /**
- * Sorts items in place by `sort` / `dir` (default: 10-year hip risk, highest first; then MOF). Items with nothing
+ * Sorts items in place by `sort` / `dir` (default: risk, highest first — an urgent Task for a vertebral fracture on
+ * CT before the others, then 10-year hip risk, then MOF). Items with nothing
  * due go last whatever the direction of a due-date sort. Ties: oldest Task first, then Task id.
  */
 export function sortItems(items: WorklistItem[], sort: WorklistSort = 'risk', dir: 'asc' | 'desc' = DEFAULT_SORT_DIR[sort]): WorklistItem[] {
   const sign = dir === 'asc' ? 1 : -1;
   const primary = (a: WorklistItem, b: WorklistItem): number => {
     switch (sort) {
-      case 'risk': return sign * (a.hip10.estimate - b.hip10.estimate || a.mof10.estimate - b.mof10.estimate);
+      case 'risk': return sign * (Number(a.imminentReason !== undefined) - Number(b.imminentReason !== undefined) || a.hip10.estimate - b.hip10.estimate || a.mof10.estimate - b.mof10.estimate);
       case 'name': return sign * a.patientName.localeCompare(b.patientName, 'en', { sensitivity: 'base' });
       case 'step': return sign * (stepIndex(a.pathway.step) - stepIndex(b.pathway.step));
       case 'authored': return sign * a.authoredOn.localeCompare(b.authoredOn);
@@ -347,6 +349,7 @@ export class Worklist {
       const reason = t.statusReason?.coding?.find((c) => c.system === FLS_TRIAGE_SYSTEM && c.code && Object.hasOwn(DISMISSAL_REASONS, c.code))?.code as DismissalReasonCode | undefined;
       const fracture = recentFracture(conditions.get(pid) ?? [], at, this.#imminentDays);
       const fractureName = fracture ? (fracture.condition.code?.text ?? fracture.condition.code?.coding?.find((c) => c.display)?.display ?? 'fracture').toLowerCase() : undefined;
+      const ctReason = imminentReasonOfTask(t);
       const nan = { estimate: 0, lower: null, upper: null };
       const history = this.#history(t, care);
       const step = currentStep(history);
@@ -366,8 +369,9 @@ export class Worklist {
         mode: s?.mode ?? 'clinical-only',
         hip10: s?.hip10 ?? nan,
         mof10: s?.mof10 ?? nan,
-        imminent: fracture !== undefined,
-        flagReason: flagReasonOf({ tier: s?.tier ?? 'unknown', hip10: s?.hip10, mof10: s?.mof10 }, this.#thresholds, fracture && fractureName ? { name: fractureName, date: fracture.date } : undefined),
+        imminent: fracture !== undefined || ctReason !== undefined,
+        ...(ctReason ? { imminentReason: ctReason } : {}),
+        flagReason: [flagReasonOf({ tier: s?.tier ?? 'unknown', hip10: s?.hip10, mof10: s?.mof10 }, this.#thresholds, fracture && fractureName ? { name: fractureName, date: fracture.date } : undefined), ctReason].filter((x) => !!x).join('; '),
         status,
         authoredOn: t.authoredOn ?? '',
         ...(study?.started ? { studyDate: study.started } : {}),

@@ -202,7 +202,7 @@ export function CoordinatorView(props: { session: Session; taskId: string; onBac
               <p class="co-flag" data-testid="co-flag-reason">
                 {item.flagReason}
               </p>
-              {item.imminent && <p class="imminent">Imminent risk: a fragility fracture in the last 2 years.</p>}
+              {item.imminent && <p class="imminent">Imminent risk: {item.imminentReason ?? 'a fragility fracture in the last 2 years'}.</p>}
               <p class="co-risk">
                 <span class={`tier tier-${item.tier}`}>{tierLabel(item.tier)} risk</span>
               </p>

@@ -271,7 +271,7 @@ function WorklistPanel(props: { session: Session; onOpen: (item: WorklistItem) =
         {it.sex === 'female' || it.sex === 'male' ? `, ${it.sex}` : ''}
       </span>
       <span class="wl-ids">{identifiersLine(it)}</span>
-      {it.imminent && <span class="imminent">Imminent risk</span>}
+      {it.imminent && <span class="imminent">Imminent risk{it.imminentReason ? `: ${it.imminentReason}` : ''}</span>}
     </>
   );
 
@@ -462,7 +462,7 @@ function WorklistPanel(props: { session: Session; onOpen: (item: WorklistItem) =
                 <div class="wl-card-body">
                   <span class="wl-ids">{identifiersLine(it)}</span>
                   <span class="wl-sub">Born {formatDate(it.birthDate)}</span>
-                  {it.imminent && <span class="imminent">Imminent risk</span>}
+                  {it.imminent && <span class="imminent">Imminent risk{it.imminentReason ? `: ${it.imminentReason}` : ''}</span>}
                   <span class="wl-risks">
                     <RiskFigure label="Hip" r={it.hip10} />
                     <RiskFigure label="MOF" r={it.mof10} />
