@@ -146,9 +146,14 @@ def _cumhaz_at(grid: np.ndarray, t: float) -> float:
 
 
 def simulate(p: Person, b: BoneState, rng: np.random.Generator, calib: dict | None = None,
-             admin_years: float = float(HORIZON_YEARS), age_years: int | None = None) -> Outcome:
+             admin_years: float = float(HORIZON_YEARS), age_years: int | None = None,
+             extra_lp: tuple[float, float] = (0.0, 0.0)) -> Outcome:
+    """``extra_lp`` (hip, MOF) adds fixed log hazard ratios to the true linear predictors (the CT cohort's prevalent
+    vertebral fracture, :mod:`frcds.ct.outcomes`); (0, 0) leaves the hip cohort's outcomes unchanged."""
     calib = calib or calibration()
     pr = predictors(p, b, age_years=age_years)
+    if extra_lp != (0.0, 0.0):
+        pr = Predictors(pr.qf_lp_hip, pr.qf_lp_mof, pr.true_lp_hip + extra_lp[0], pr.true_lp_mof + extra_lp[1])
     g_hip, g_oth, floor_years = cumhaz_grids(pr.true_lp_hip, pr.true_lp_mof, p.sex, calib)
     g_mof = g_hip + g_oth
     e_hip, e_oth, e_death, e_ltfu = (float(x) for x in rng.exponential(size=4))
