@@ -30,10 +30,22 @@ export type NotificationType = 'handshake' | 'heartbeat' | 'event-notification' 
 /** Report statuses that count as "final" for the topic (an amended or corrected report is re-assessed). */
 export const FINAL_STATUSES: ReadonlySet<string> = new Set(['final', 'amended', 'corrected']);
 
-/** An imaging report: radiology category (HL7 v2-0074 RAD) or a link to an ImagingStudy. */
+const V2_0074 = 'http://terminology.hl7.org/CodeSystem/v2-0074';
+/**
+ * HL7 v2-0074 diagnostic service sections that are imaging. Sites code a CT report `CT` (CAT scan) and a
+ * radiograph `RX` as often as the generic `RAD`, and such a report may name its study only through its order or
+ * accession number, so `RAD` alone would miss it.
+ */
+const IMAGING_SECTIONS: ReadonlySet<string> = new Set(['RAD', 'RX', 'CT', 'XRC', 'NMR', 'NMS', 'CUS', 'OUS', 'VUS']);
+/** LOINC part "Radiology", the imaging report category of US Core DiagnosticReport for report and note exchange. */
+const LOINC_RADIOLOGY = 'LP29684-5';
+
+/** An imaging report: an imaging category (HL7 v2-0074 RAD, CT, RX …; LOINC Radiology) or a link to an ImagingStudy. */
 export function isImagingReport(r: DiagnosticReport): boolean {
   if ((r.imagingStudy?.length ?? 0) > 0) return true;
-  return (r.category ?? []).some((c) => (c.coding ?? []).some((k) => k.code === 'RAD'));
+  return (r.category ?? []).some((c) =>
+    (c.coding ?? []).some((k) => (k.code === 'RAD' || ((k.system === undefined || k.system === V2_0074) && IMAGING_SECTIONS.has(k.code ?? ''))) || (k.system === 'http://loinc.org' && k.code === LOINC_RADIOLOGY)),
+  );
 }
 
 /**

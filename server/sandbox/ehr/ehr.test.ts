@@ -150,7 +150,7 @@ describe('card rendering', () => {
 describe('pages over the sandbox FHIR server', () => {
   test('the patient list shows demo patients and searches by name and by MRN', async () => {
     const all = await (await fetch(`${base}/sandbox/ehr/`)).text();
-    assert.match(all, /50 patients/);
+    assert.match(all, /55 patients/); // 50 hip-radiograph and 5 CT demo patients
     assert.match(all, /href="\/sandbox\/ehr\/patients\/demo-a-001"/);
     assert.match(all, /rel="next"/);
     const byMrn = await (await fetch(`${base}/sandbox/ehr/?q=DEMOA0022`)).text();
