@@ -235,7 +235,7 @@ export function detailOf(input: CardInput, plan: CarePlan = carePlan(input)): st
   const reasons = reasonsOf(a);
   const lines = [
     `${a.decision.meaning} Major osteoporotic fracture: ${riskText(mof)}.`,
-    `${ct ? `${ctFindingsSentence(ct, a.study?.started ? shortDate(a.study.started) : undefined)} ` : ''}${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${tscoreReason(a)}${basis}${ctOrder}`,
+    `${ct ? `${ctFindingsSentence(ct, a.study?.started ? shortDate(a.study.started) : undefined)} ` : ''}${reasons.length > 0 ? `Main reasons: ${reasons.join(', ')}.` : 'No single factor stands out.'}${ct ? '' : tscoreReason(a)}${basis}${ctOrder}`,
     plan.line,
   ];
   const caveat = caveatOf(input);

@@ -14,6 +14,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { dxaOrder, flsReferral, type ServiceRequest } from '../../../server/orders/service-requests.ts';
 import { RESEARCH_NOTICE } from '../../../server/fls/types.ts';
 import { getCareStatus } from '../api.ts';
+import { leadingAction } from '../ct-findings.ts';
 import { duplicateQuestion, existingOrder, orderFor, type OrderKind } from '../decision-text.ts';
 import { formatDate, formatRiskWithInterval } from '../format.ts';
 import type { Session } from '../session.ts';
@@ -71,7 +72,7 @@ export interface OrderActionsProps {
 export function OrderActions(props: OrderActionsProps) {
   const { session, response } = props;
   const a = response.assessment;
-  const primary = orderFor(a.decision.action);
+  const primary = orderFor(leadingAction(a));
   const others = (['fls', 'dxa'] as ActionKind[]).filter((k) => k !== primary);
   const [pending, setPending] = useState<Pending | null>(null);
   const [checking, setChecking] = useState<ActionKind | null>(null);

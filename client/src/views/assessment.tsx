@@ -7,10 +7,12 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, getCareStatus, getHistory, loadAssessment } from '../api.ts';
+import { ctOf } from '../ct-findings.ts';
 import type { Session } from '../session.ts';
 import type { AssessmentResponse, CareStatus, Outcome } from '../types.ts';
 import { OrderActions } from './actions.tsx';
 import { patientName, PatientBanner, type PatientInfo } from './banner.tsx';
+import { CtFindings } from './ct-findings.tsx';
 import { ErrorScreen, errorKind } from './error-screen.tsx';
 import { Factors } from './factors.tsx';
 import { Header } from './header.tsx';
@@ -111,6 +113,7 @@ export function AssessmentView(props: AssessmentViewProps) {
   const info: PatientInfo = { patient: patient.resource, failed: patient.failed, ...(props.patientName ? { knownName: props.patientName } : {}) };
   const showBanner = session.needPatientBanner || !!props.patientName || patientView;
   const notes = noteItems(a);
+  const ct = ctOf(a);
   return (
     <div class="app">
       <Header onBack={props.onBack} printable patientView={patientView} onPatientView={setPatientView} />
@@ -127,6 +130,7 @@ export function AssessmentView(props: AssessmentViewProps) {
               <RiskSummary assessment={a} careStatus={care} notesCount={notes.length}>
                 <OrderActions session={session} response={state.data} patientName={patientName(info)} patient={patient.resource} careStatus={care} onCareStatus={setCare} />
               </RiskSummary>
+              {ct && <CtFindings session={session} assessment={a} ct={ct} />}
               <History assessment={a} state={history} />
               <Warnings assessment={a} />
               <SurvivalCurve assessment={a} outcome={outcome} onOutcome={setOutcome} />

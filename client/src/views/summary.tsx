@@ -5,6 +5,7 @@
  * the tier, the action for the tier (children) right under it, and why, with the guideline.
  */
 import type { ComponentChildren } from 'preact';
+import { ctOf, leadingAction } from '../ct-findings.ts';
 import { careLines, recommendation } from '../decision-text.ts';
 import { formatDate, formatInterval, formatRisk, outcomeLabel, tierLabel } from '../format.ts';
 import type { Assessment, CareStatus, Outcome } from '../types.ts';
@@ -13,11 +14,13 @@ import { warningLevel } from './warnings.tsx';
 export function RiskSummary(props: { assessment: Assessment; careStatus: CareStatus | null; notesCount: number; children?: ComponentChildren }) {
   const a = props.assessment;
   const d = a.decision;
-  const rec = recommendation(d.action);
+  // A moderate or severe vertebral fracture on CT leads to an FLS referral whatever the tier (as on the card).
+  const action = leadingAction(a);
+  const rec = recommendation(action);
   const care = props.careStatus ? careLines(props.careStatus) : [];
-  const basis = a.mode === 'image-and-clinical' ? 'Radiograph + clinical factors' : 'Clinical factors only (QFracture-2012)';
+  const basis = a.mode === 'image-and-clinical' ? (ctOf(a) ? 'CT + clinical factors' : 'Radiograph + clinical factors') : 'Clinical factors only (QFracture-2012)';
   return (
-    <section class="card summary" aria-labelledby="summary-title" data-action={d.action}>
+    <section class="card summary" aria-labelledby="summary-title" data-action={action}>
       <div class="card-head">
         <h2 id="summary-title">10-year fracture risk</h2>
         <span class={`tier tier-${a.tier.tier}`}>{tierLabel(a.tier.tier)} risk</span>
@@ -60,14 +63,16 @@ export function RiskSummary(props: { assessment: Assessment; careStatus: CareSta
           ))}
         </ul>
       )}
-      <div class={`recommendation recommendation-${d.action}`} data-testid="recommendation">
+      <div class={`recommendation recommendation-${action}`} data-testid="recommendation">
         <p class="recommendation-title">
           <span class="muted">Recommended: </span>
           <strong>{rec.title}</strong>
         </p>
         {props.children}
         <p class="recommendation-text">
-          {rec.text}{' '}
+          {action !== d.action
+            ? 'A moderate or severe vertebral fracture on CT calls for assessment and treatment whatever the 10-year risk: the FLS confirms it, arranges DXA and starts bone-protective treatment.'
+            : rec.text}{' '}
           <a href={d.guideline.url} target="_blank" rel="noopener">
             Thresholds: {d.guideline.name}
           </a>
