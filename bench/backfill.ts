@@ -48,13 +48,13 @@ async function addCopies(from: number, to: number): Promise<string[]> {
       const cloneId = `bk${String(k).padStart(4, '0')}-${demo.id}`;
       const bundle = JSON.parse(demo.text.split(demo.id).join(cloneId)) as Bundle;
       for (const e of bundle.entry ?? []) {
-        const r = e.resource as { resourceType: string; started?: string; effectiveDateTime?: string; issued?: string };
+        const r = e.resource as { resourceType: string; id: string; started?: string; effectiveDateTime?: string; issued?: string };
         const shift = (iso: string | undefined): string | undefined => (iso ? new Date(Date.parse(iso) - k * 86_400_000).toISOString() : iso);
         if (r.resourceType === 'ImagingStudy') r.started = shift(r.started);
         if (r.resourceType === 'DiagnosticReport') {
           r.effectiveDateTime = shift(r.effectiveDateTime);
           r.issued = shift(r.issued);
-          reports.push(`${cloneId}-xr-report`);
+          reports.push(r.id); // -xr-report (hip) or -ct-report (the demo CT patients)
         }
         if (r.resourceType === 'Endpoint') (r as { address?: string }).address = sandboxes.dicomWebBaseUrl;
       }

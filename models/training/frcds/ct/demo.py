@@ -34,7 +34,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +125,11 @@ ROLES = (
          series_description="Abd/Pelvis Portal venous 2.5mm"),
 )
 MATRIX, PIXEL_MM = 384, 0.9
+# The benchmark's full-size study (bench/ct.ts; written at bench time, never committed): a thin-slice abdomen CT.
+BENCH_ROLE = Role("bench", "ct-abdomen-wo", "Abdominal pain", "No acute abdominal abnormality.",
+                  age=(55.0, 75.0), l1_hu=(120.0, 220.0), vendor="A", thickness=1.0, syntax="explicit",
+                  series_description="Abdomen 1mm WO contrast")
+BENCH_MATRIX, BENCH_PIXEL_MM = 512, 0.75
 
 
 def pid_of(k: int) -> str:
@@ -171,7 +176,9 @@ def draw_patient(k: int, role: Role):
     raise RuntimeError(f"no patient fits the role {role.key!r} in {MAX_ATTEMPTS} attempts")
 
 
-def acquisition_for(role: Role, an: Anatomy, rng: np.random.Generator) -> CTAcquisition:
+def acquisition_for(role: Role, an: Anatomy, rng: np.random.Generator, *, matrix: int = MATRIX,
+                    pixel_mm: float = PIXEL_MM, slices: int | None = None) -> CTAcquisition:
+    """The role's acquisition; with ``slices``, exactly that many contiguous slices from the top of the field."""
     t12, l4, l5 = an.level("T12"), an.level("L4"), an.level("L5")
     l4_bottom = l4.z_mid - l4.h_normal / 2
     if role.field == "chest":
@@ -185,9 +192,13 @@ def acquisition_for(role: Role, an: Anatomy, rng: np.random.Generator) -> CTAcqu
         # at the iliac crests (the L4/L5 disc), or for abdomen-pelvis below L5 (the phantom has no pelvis)
         top = max(an.z_diaphragm + 25.0, t12.z_mid + t12.h_normal / 2 + 10.0)
         bottom = an.z_bottom if role.field == "pelvis" else l4_bottom - 0.5 * (l4_bottom - (l5.z_mid + l5.h_normal / 2))
+    if slices is not None:
+        # grid_for takes floor(length / thickness) slices: aim between two counts so rounding cannot drop one
+        top = an.z_top
+        bottom = top - role.thickness * (slices + 0.5)
     pv = role.phase == "portal-venous"
     return CTAcquisition(vendor=role.vendor, protocol="chest" if role.field == "chest" else "abdomen",
-                         slice_thickness=role.thickness, pixel_spacing=PIXEL_MM, matrix=MATRIX, kernel="soft",
+                         slice_thickness=role.thickness, pixel_spacing=pixel_mm, matrix=matrix, kernel="soft",
                          phase=role.phase, phase_recorded=pv, rotation_deg=float(rng.normal(0, 2.0)),
                          z_top=float(top), z_bottom=float(bottom),
                          vessel_enhance_hu=float(rng.uniform(140, 180)) if pv else 0.0,
@@ -195,15 +206,17 @@ def acquisition_for(role: Role, an: Anatomy, rng: np.random.Generator) -> CTAcqu
 
 
 def _compress(path: Path, syntax: str) -> None:
+    if syntax == "explicit":
+        return
     from ..imaging.dicom import compress
     compress(path, syntax, verify=True)
 
 
-def write_dicom(out: Path, k: int, role: Role, an: Anatomy, vol, *, mrn: str, started: dt.datetime,
+def write_dicom(out: Path, k: int | str, role: Role, an: Anatomy, vol, *, mrn: str, started: dt.datetime,
                 birth: dt.date, name: str) -> dict:
     """Writes the study under ``out/dicom/ct/<study>/<series>/<sop>.dcm``; returns the writer's truth plus the
-    files' layout."""
-    key = study_key(k)
+    files' layout. ``k``: the demo patient's index (its UIDs), or another patient id (the bench's own UIDs)."""
+    key = study_key(k) if isinstance(k, int) else f"frcds-ct-demo|{CT_DEMO_SEED}|{k}"
     order = ORDERS[role.order]
     with tempfile.TemporaryDirectory(prefix="frcds-ctdemo-") as td:
         truth = write_study(td, key, an, vol, patient_id=mrn, study_date=started.strftime("%Y%m%d"))
@@ -306,22 +319,24 @@ def ct_entries(pid: str, role: Role, truth: dict, started: dt.datetime) -> list[
     ]
 
 
-def simulate_demo_patient(out: Path, k: int, role: Role) -> dict:
+def simulate_demo_patient(out: Path, k: int, role: Role, *, pid: str | None = None, mrn: str | None = None,
+                          acquisition: dict | None = None) -> dict:
     t0 = time.perf_counter()
     person, bone, ehr, an, st, attempt = draw_patient(k, role)
     day = INDEX_START + dt.timedelta(days=int(st.chart.integers(0, INDEX_SPAN_DAYS + 1)))
     minute = int(st.chart.integers(8 * 60, 17 * 60))
     started = dt.datetime(day.year, day.month, day.day, minute // 60, minute % 60)
     birth = birth_date(day, person.age)
-    pid, mrn = pid_of(k), f"DEMO{SITE}{MRN_BASE + k + 1:04d}"
-    acq = acquisition_for(role, an, st.image)
+    pid, mrn = pid or pid_of(k), mrn or f"DEMO{SITE}{MRN_BASE + k + 1:04d}"
+    acq = acquisition_for(role, an, st.image, **(acquisition or {}))
     vol = acquire(an, acq, st.image)
     t1 = time.perf_counter()
     bundle = build_bundle(pid=pid, mrn=mrn, person=person, ehr=ehr, index=day, birth=birth, study=None,
                           rng=st.chart, site=SITE, dxa=None)
     patient = bundle["entry"][0]["resource"]
     name = f"{patient['name'][0]['family']}^{patient['name'][0]['given'][0]}"
-    truth = write_dicom(out, k, role, an, vol, mrn=mrn, started=started, birth=birth, name=name)
+    truth = write_dicom(out, k if pid == pid_of(k) else pid, role, an, vol, mrn=mrn, started=started, birth=birth,
+                        name=name)
     t2 = time.perf_counter()
     for res in ct_entries(pid, role, truth, started):
         bundle["entry"].append({"resource": res, "request": {"method": "PUT",
@@ -367,11 +382,30 @@ def clear(out: Path) -> None:
         shutil.rmtree(out / "ct")
 
 
+def write_bench(out: Path, slices: int, syntax: str) -> int:
+    """The benchmark study: ``slices`` × 512² at 1 mm (FHIR chart in ``out/fhir``, DICOM in ``out/dicom/ct``)."""
+    (out / "fhir").mkdir(parents=True, exist_ok=True)
+    role = replace(BENCH_ROLE, syntax=syntax)
+    r = simulate_demo_patient(out, len(ROLES), role, pid="bench-ct-001", mrn="BENCHCT0001",
+                              acquisition={"matrix": BENCH_MATRIX, "pixel_mm": BENCH_PIXEL_MM, "slices": slices})
+    if r["slices"] != slices:
+        raise RuntimeError(f"the bench study has {r['slices']} slices, not {slices}")
+    print(json.dumps({x: r[x] for x in ("patient_id", "study_instance_uid", "slices", "mb", "l1_hu_scan", "fractures",
+                                        "seconds")}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="frcds.ct.demo", description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=str(DEFAULT_OUT), help="the demo cohort folder (default: the sandbox's)")
     ap.add_argument("--only", type=int, default=None, help="write only the first N roles (quick checks)")
+    ap.add_argument("--bench", default=None, metavar="DIR",
+                    help="instead: write the benchmark's full-size study (patient bench-ct-001) under DIR")
+    ap.add_argument("--slices", type=int, default=250, help="--bench: number of axial slices")
+    ap.add_argument("--syntax", choices=("explicit", "jpeg-ls"), default="explicit", help="--bench: transfer syntax")
     a = ap.parse_args(argv)
+    if a.bench:
+        return write_bench(Path(a.bench), a.slices, a.syntax)
     out = Path(a.out)
     (out / "fhir").mkdir(parents=True, exist_ok=True)
     clear(out)
