@@ -37,9 +37,10 @@ export interface CtPanelModel {
 const mm = (v: number): string => v.toFixed(1);
 const SHAPES: Record<string, string> = { wedge: 'Wedge', biconcave: 'Biconcave', crush: 'Crush', none: '—' };
 
+/** One row per measured level, top of the spine first (as the sagittal image and a report read; the analysis lists them foot first). */
 export function levelRows(ct: Pick<CtAssessmentView, 'morphometry'>): CtLevelRow[] | null {
   if (!ct.morphometry) return null;
-  return ct.morphometry.map((m) => ({
+  return [...ct.morphometry].reverse().map((m) => ({
     level: m.level,
     heights: { a: mm(m.ha), m: mm(m.hm), p: mm(m.hp) },
     heightLoss: `${Math.round(m.heightLoss * 100)}%`,

@@ -23,6 +23,7 @@ describe('CT findings panel model', () => {
     assert.equal(m.dxa, null);
     assert.deepEqual(m.rows?.find((r) => r.level === 'L1'), { level: 'L1', heights: { a: '17.9', m: '22.4', p: '26.9' }, heightLoss: '33%', grade: 2, gradeText: 'Moderate (grade 2)', shape: 'Wedge' });
     assert.equal(m.rows?.find((r) => r.level === 'T12')?.shape, '—');
+    assert.deepEqual(m.rows?.map((r) => r.level), ['T12', 'L1', 'L2'], 'top of the spine first');
     assert.match(m.todo[0]!, /^Refer to the fracture liaison service: a moderate vertebral fracture/);
     assert.match(m.todo[1]!, /^DXA to record baseline/);
     assert.match(m.todo[2]!, /confirm it on the problem list .*nothing is recorded automatically/);

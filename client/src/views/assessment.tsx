@@ -137,7 +137,7 @@ export function AssessmentView(props: AssessmentViewProps) {
               <Factors assessment={a} outcome={outcome} hasHeatmap={links !== null} />
             </div>
             <div class="col-side">
-              <HeatmapViewer session={session} assessment={a} links={links} />
+              {!ct && <HeatmapViewer session={session} assessment={a} links={links} />}
               <ModelFacts assessment={a} />
             </div>
           </div>
