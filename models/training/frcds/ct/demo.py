@@ -21,7 +21,7 @@ Size: the phantom's quantum noise (≈11 HU SD at 2.5 mm) is what lossless codin
 takes ≈160 kB even in JPEG-LS. The demo studies are therefore 384² (0.9 mm pixels, a 346 mm display field) at
 2.5 mm, over the field the ordered CT covers: an abdomen CT from just above the diaphragm dome to the iliac crests
 (L4/L5 disc), abdomen-pelvis to below L5, a lumbar spine CT from T11 to below L5, a chest CT down to its lung
-bases (here T12) — ≈5–7 MB per readable study. The full-size 512² case is made at bench time
+bases (here the T12/L1 disc) — ≈5–7 MB per readable study. The full-size 512² case is made at bench time
 (``bench/ct.ts``), not committed.
 """
 from __future__ import annotations
@@ -117,7 +117,7 @@ ROLES = (
          sex="female", age=(70.0, 85.0), l1_hu=(40.0, 120.0), fracture_grade_min=2, vendor="A"),
     Role("chest-refused", "ct-chest-wo", "Persistent cough; follow-up of a pulmonary nodule",
          "Stable 5 mm right lower lobe nodule. No new pulmonary abnormality.",
-         age=(60.0, 80.0), vendor="B", field="chest",
+         sex="male", age=(60.0, 80.0), vendor="B", field="chest",
          series_description="Chest 2.5mm WO contrast", expect="refused"),
     Role("portal-venous", "ct-abdpelvis-w", "Abdominal pain and weight loss",
          "No intra-abdominal mass. Uncomplicated sigmoid diverticulosis.",
@@ -182,8 +182,9 @@ def acquisition_for(role: Role, an: Anatomy, rng: np.random.Generator, *, matrix
     t12, l4, l5 = an.level("T12"), an.level("L4"), an.level("L5")
     l4_bottom = l4.z_mid - l4.h_normal / 2
     if role.field == "chest":
-        # a chest CT ends at the lung bases: here through the T12 body, so L1 and L2 are outside the field
-        top, bottom = an.z_top + 10.0, t12.z_mid
+        # a chest CT ends at the lung bases: here in the T12/L1 disc, so L1 and L2 are wholly outside the field (the
+        # phantom starts at T10, so the field is ≈ 100 mm: enough for the series choice, which needs 90 mm)
+        top, bottom = an.z_top + 10.0, t12.z_mid - t12.h_normal / 2 - 3.0
     elif role.field == "lspine":
         t11 = an.level("T11")
         top, bottom = t11.z_mid, an.z_bottom
