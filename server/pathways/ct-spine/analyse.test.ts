@@ -18,7 +18,7 @@ function findings(r: ReturnType<typeof analyseCtVolume>): CtFindings {
 
 describe('CT volume analysis', () => {
   it('labels the levels, measures L1 and grades a wedge L1 as the worst level', () => {
-    const f = findings(analyseCtVolume(phantom(1, (l) => (l.label === 'L1' ? { ...l, anteriorFraction: 0.6 } : l)), NC));
+    const f = findings(analyseCtVolume(phantom(1, (l) => (l.label === 'L1' ? { ...l, anteriorFraction: 0.7 } : l)), NC));
     assert.deepEqual(f.levels.map((l) => l.label), ['L4', 'L3', 'L2', 'L1', 'T12', 'T11']);
     assert.ok(f.levels.every((l) => l.excluded === undefined || l.truncated));
     assert.equal(f.attenuation?.level, 'L1');

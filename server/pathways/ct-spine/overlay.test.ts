@@ -28,7 +28,7 @@ function decodeRgba(png: Buffer): { width: number; height: number; px: Uint8Arra
 const isCyan = (px: Uint8Array, i: number): boolean => px[i] === 0 && px[i + 1] === 220 && px[i + 2] === 255;
 
 function wedgePhantom() {
-  const levels = defaultLevels(100).map((l) => (l.label === 'L1' ? { ...l, anteriorFraction: 0.6 } : l));
+  const levels = defaultLevels(100).map((l) => (l.label === 'L1' ? { ...l, anteriorFraction: 0.7 } : l));
   const { volume } = buildSpinePhantom({ ...DEFAULT_PHANTOM, rows: 160, sliceMm: 1, levels });
   const f = analyseCtVolume(volume, { phase: 'non-contrast', phaseRecorded: false });
   assert.ok(!isRefusal(f));

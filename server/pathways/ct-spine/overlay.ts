@@ -14,7 +14,7 @@
  */
 import { encodePng } from '../../risk/png.ts';
 import { roiGeometry } from './l1-roi.ts';
-import { DEFAULT_MORPHOMETRY, endPlateEdges, heightRows } from './morphometry.ts';
+import { DEFAULT_MORPHOMETRY, sagittalHeights } from './morphometry.ts';
 import type { CtFindings, GenantGrade } from './types.ts';
 import { sliceAt, type CtVolume } from './volume.ts';
 
@@ -187,7 +187,6 @@ function sagittal(vol: CtVolume, f: CtFindings): OverlayImage {
     for (let x = imgW; x < W; x++) cv.grey(x, y, 0);
   }
   const morph = new Map((f.morphometry ?? []).map((m) => [m.level, m]));
-  const rows = heightRows(box, vol.rowsGoPosterior);
   for (const l of f.levels) {
     const yMid = yOf((l.zBottom + l.zTop) / 2);
     const m = morph.get(l.label);
@@ -195,10 +194,8 @@ function sagittal(vol: CtVolume, f: CtFindings): OverlayImage {
     cv.text(Math.max(2, xOf(front) - textWidth(l.label) - 8), yMid - 7, l.label, WHITE);
     if (m) {
       const v = { sliceFrom: sliceAt(vol, l.zBottom + vol.spacing.slice / 2), sliceTo: sliceAt(vol, l.zTop - vol.spacing.slice / 2) };
-      for (const row of rows) {
-        const e = endPlateEdges(vol, mc, v, row, DEFAULT_MORPHOMETRY.edgeHu);
-        if (!e) continue;
-        const x = xOf(row);
+      for (const e of sagittalHeights(vol, mc, box, v, DEFAULT_MORPHOMETRY.edgeHu) ?? []) {
+        const x = xOf(e.row);
         cv.line(x, yOf(e.top), x, yOf(e.bottom), colour, 2);
         cv.line(x - 3, yOf(e.top), x + 3, yOf(e.top), colour, 1);
         cv.line(x - 3, yOf(e.bottom), x + 3, yOf(e.bottom), colour, 1);
