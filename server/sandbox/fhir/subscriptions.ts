@@ -51,6 +51,8 @@ export const DEMO_PRELIMINARY_REPORTS: readonly string[] = [
   'demo-a-010-xr-report',
   'demo-a-031-xr-report',
   'demo-b-002-xr-report',
+  // a CT report too: finalising it has the CT study assessed in the background like a radiograph
+  'demo-ct-002-ct-report',
 ];
 
 /** Sets the given demo reports to `preliminary` (at start-up, before any Subscription exists). Returns how many. */
