@@ -126,13 +126,15 @@ def simulate_ct_patient(seed: int, site: str, i: int) -> CtPatient:
 
 # ------------------------------------------------------------------------------------------- rendering (subset)
 
-def render(patient: CtPatient, out: Path) -> Path:
-    """Writes the patient's study (axial series, localizer, truth.json) under ``out/<patient_id>``."""
+def render(patient: CtPatient, out: Path, syntax: str = "explicit") -> Path:
+    """Writes the patient's study (axial series, localizer, truth.json) under ``out/<patient_id>``; ``syntax``
+    'rle' keeps a measured subset on disk at about half the size, for re-measuring after an analyser change."""
     from .dicom import write_study
     vol = acquire(patient.anatomy, patient.acq, patient.ct_rng, keep_clean=False)
     d = out / patient.obs["patient_id"]
     write_study(d, f"frcds-ctc|{patient.obs['patient_id']}", patient.anatomy, vol,
-                patient_id=patient.obs["patient_id"].upper(), study_date=patient.study_date.strftime("%Y%m%d"))
+                patient_id=patient.obs["patient_id"].upper(), study_date=patient.study_date.strftime("%Y%m%d"),
+                syntax=syntax)
     return d
 
 
@@ -233,7 +235,7 @@ def apply_error_model(em: dict, pt: CtPatient, seed: int, site: str, i: int) -> 
                 "ct_morphometry": False, "ct_grade": 0}
     he = em["hu_error"][o["kernel"]]
     hu = t["true_roi_hu"] + he["mean"] + he["sd"] * z
-    if t["hardware_level"] == "L1" or u[1] < em.get("attenuation_missing", 0.0):
+    if u[1] < em.get("attenuation_missing", 0.0):
         hu = math.nan
     dist = em["phase_reported"].get(f"{t['true_phase']}|{bool(t['phase_recorded'])}", {"unknown": 1.0})
     names = sorted(dist)
@@ -311,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--cohorts", nargs="+", required=True, help="SEED:SITE:N of the rendered patients' cohorts")
     r.add_argument("--start", type=int, default=0)
     r.add_argument("--out", required=True)
+    r.add_argument("--syntax", choices=("explicit", "rle"), default="explicit")
     b.add_argument("--out", required=True)
     b.add_argument("--error-model", required=True)
     b.add_argument("--measured", nargs="*", default=[])
@@ -323,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         for i in range(a.start, a.start + a.patients):
             t0 = time.perf_counter()
-            d = render(simulate_ct_patient(a.seed, a.site, i), out)
+            d = render(simulate_ct_patient(a.seed, a.site, i), out, a.syntax)
             print(json.dumps({"study": d.name, "seconds": round(time.perf_counter() - t0, 2)}), flush=True)
     elif a.cmd == "fit-errors":
         meas = read_measured(a.measured)
