@@ -29,7 +29,7 @@ describe('CT volume analysis', () => {
     const graded = f.morphometry!.map((m) => m.level);
     assert.ok(graded.includes('L1') && graded.every((l) => ['T11', 'T12', 'L1', 'L2', 'L3', 'L4'].includes(l)), graded.join());
     assert.ok(f.morphometry!.filter((m) => m.level !== 'L1').every((m) => m.grade === 0));
-    assert.equal(f.geometry.midlineColumn, Math.round((f.geometry.box.c0 + f.geometry.box.c1) / 2));
+    assert.ok(Math.abs(f.geometry.midlineColumn - (f.geometry.box.c0 + f.geometry.box.c1) / 2) <= 1, JSON.stringify(f.geometry));
     assert.deepEqual(f.warnings, []);
   });
 

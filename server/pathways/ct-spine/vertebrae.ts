@@ -5,12 +5,15 @@
  * 1. Bone is HU > `boneHu` (250: cortex and end plates; trabecular bone, even healthy, mostly stays below it, and
  *    soft tissue and discs are far below it).
  * 2. Midline: the bone-weighted centroid of the columns in the central half of the field (spine is midline).
- * 3. Body in the axial plane: along the midline (± 5 mm), the row profile of counts > `bodyHu` (150) over all slices; the
- *    most anterior run of rows ≥ 15 mm deep is the vertebral body (the canal separates it from the arch); its
- *    lateral extent is the run of columns around the midline with bone in those rows.
+ * 3. Body in the axial plane: along the midline (± 3 mm), the row profile of counts > `bodyHu` (150) over all slices; the
+ *    most anterior run of rows ≥ 15 mm deep whose peak count is ≥ half the profile's peak is the vertebral body (the
+ *    canal separates it from the arch; the band is narrow and the peak rule strong so that the edge of a
+ *    contrast-filled aorta, 170–230 HU just left of the midline, is not taken for it); its lateral extent is the
+ *    run of columns around the midline with bone in those rows.
  * 4. Levels along z: per slice, the bone count inside that body box; slices with a count ≥ 30 % of the 70th
  *    percentile belong to a vertebra (cortical ring and end plates), discs have none. Runs ≥ 12 mm are vertebrae;
- *    a run touching the first or last slice is truncated (kept for counting, never measured).
+ *    a run longer than 1.6 × the median run is split at its emptiest slice (a disc lost to partial volume); a run
+ *    touching the first or last slice is truncated (kept for counting, never measured).
  * 5. Labels: a level is ribbed when bone lies ≥ `ribLateralMm` from the midline in a band behind the body at its
  *    height (rib necks and shafts; lumbar transverse processes end before that). The lowest ribbed level is T12,
  *    the others are counted from it.
@@ -107,7 +110,7 @@ export function findBody(vol: CtVolume, opts: LocaliseOptions = DEFAULT_LOCALISE
   }
   if (w === 0) return undefined;
   const cx = Math.round(m / w);
-  const band = Math.max(1, Math.round(5 / vol.spacing.column));
+  const band = Math.max(1, Math.round(3 / vol.spacing.column));
   const rowCount = new Float64Array(rows);
   for (let k = 0; k < slices; k++) {
     for (let r = 0; r < rows; r++) {
@@ -116,7 +119,11 @@ export function findBody(vol: CtVolume, opts: LocaliseOptions = DEFAULT_LOCALISE
     }
   }
   const rowMax = Math.max(...rowCount);
-  const rowRuns = runs(rows, (r) => rowCount[r]! > 0.05 * rowMax).filter(([a, b]) => (b - a + 1) * vol.spacing.row >= 15);
+  const rowRuns = runs(rows, (r) => rowCount[r]! > 0.05 * rowMax).filter(([a, b]) => {
+    let peak = 0;
+    for (let r = a; r <= b; r++) peak = Math.max(peak, rowCount[r]!);
+    return (b - a + 1) * vol.spacing.row >= 15 && peak >= 0.5 * rowMax;
+  });
   if (rowRuns.length === 0) return undefined;
   const body = vol.rowsGoPosterior ? rowRuns[0]! : rowRuns[rowRuns.length - 1]!;
   const latCount = new Float64Array(columns);
@@ -134,13 +141,81 @@ export function findBody(vol: CtVolume, opts: LocaliseOptions = DEFAULT_LOCALISE
   return { midlineColumn: cx, box: { r0: body[0], r1: body[1], c0: left, c1: right } };
 }
 
+/**
+ * Runs longer than 1.6 × the median run are two bodies whose disc was averaged away (thick slices, a narrow disc):
+ * each is split at its lowest-profile slice at least 8 mm from either end (the disc), and the halves are checked
+ * again.
+ */
+function splitMerged(zRuns: [number, number][], profile: Float64Array, step: number): [number, number][] {
+  if (zRuns.length < 3) return zRuns;
+  const lengths = zRuns.map(([a, b]) => b - a + 1).sort((x, y) => x - y);
+  const typical = lengths[lengths.length >> 1]!;
+  const edge = Math.max(1, Math.round(8 / step));
+  const out: [number, number][] = [];
+  const queue = [...zRuns];
+  while (queue.length) {
+    const [a, b] = queue.shift()!;
+    if (b - a + 1 <= 1.6 * typical || b - a + 1 < 2 * edge + 1) {
+      out.push([a, b]);
+      continue;
+    }
+    let cut = a + edge;
+    for (let k = a + edge; k <= b - edge; k++) if (profile[k]! < profile[cut]!) cut = k;
+    queue.unshift([a, cut - 1], [cut + 1, b]);
+  }
+  return out;
+}
+
 function percentile(xs: ArrayLike<number>, p: number): number {
   const s = Array.from(xs).sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.round(p * (s.length - 1))))] ?? 0;
 }
 
+/** Slices thinner than this are averaged in groups before localisation (see `averageSlices`). */
+const LOCALISE_MIN_SLICE_MM = 1.5;
+
+/**
+ * The volume with each run of `n` consecutive slices averaged into one (a trailing partial group is dropped). Thin
+ * slices carry noise up to 60–70 HU with a sharp kernel, enough to cross the 150 HU body threshold in soft tissue
+ * and widen the body box; localisation needs only ~2 mm in z, so it works on this thicker, quieter copy.
+ */
+export function averageSlices(vol: CtVolume, n: number): CtVolume {
+  const plane = vol.rows * vol.columns;
+  const slices = Math.floor(vol.slices / n);
+  const hu = new Float32Array(slices * plane);
+  const z = new Float64Array(slices);
+  for (let g = 0; g < slices; g++) {
+    const out = hu.subarray(g * plane, (g + 1) * plane);
+    for (let k = g * n; k < (g + 1) * n; k++) {
+      const src = vol.hu.subarray(k * plane, (k + 1) * plane);
+      for (let j = 0; j < plane; j++) out[j]! += src[j]!;
+      z[g]! += vol.z[k]! / n;
+    }
+    for (let j = 0; j < plane; j++) out[j]! /= n;
+  }
+  return { ...vol, slices, hu, z, spacing: { ...vol.spacing, slice: vol.spacing.slice * n } };
+}
+
 /** Localises and labels the vertebral bodies; refuses when the spine, a labelling cue, or L1–L2 are missing. */
 export function localiseVertebrae(vol: CtVolume, opts: LocaliseOptions = DEFAULT_LOCALISE): SpineLocalisation | LocalisationRefusal {
+  if (vol.spacing.slice > 0 && vol.spacing.slice < LOCALISE_MIN_SLICE_MM && vol.slices >= 4) {
+    // Localise on averaged groups of slices, then give the levels back in this volume's slice indices.
+    const n = Math.ceil(LOCALISE_MIN_SLICE_MM / vol.spacing.slice);
+    const found = localiseOnSlices(averageSlices(vol, n), opts);
+    if ('refused' in found) return found;
+    const groups = Math.floor(vol.slices / n);
+    for (const v of found.vertebrae) {
+      v.sliceFrom = v.sliceFrom * n;
+      v.sliceTo = v.sliceTo === groups - 1 ? vol.slices - 1 : v.sliceTo * n + n - 1;
+      v.zBottom = vol.z[v.sliceFrom]! - vol.spacing.slice / 2;
+      v.zTop = vol.z[v.sliceTo]! + vol.spacing.slice / 2;
+    }
+    return found;
+  }
+  return localiseOnSlices(vol, opts);
+}
+
+function localiseOnSlices(vol: CtVolume, opts: LocaliseOptions): SpineLocalisation | LocalisationRefusal {
   const found = findBody(vol, opts);
   if (!found) return refuse('no-spine', 'no vertebral column was found in the field of view');
   const { box, midlineColumn: cx } = found;
@@ -157,7 +232,11 @@ export function localiseVertebrae(vol: CtVolume, opts: LocaliseOptions = DEFAULT
   }
   const level = 0.3 * percentile(profile, 0.7);
   const step = spacing.slice;
-  const zRuns = runs(slices, (k) => profile[k]! > level && profile[k]! > 0).filter(([a, b]) => (b - a + 1) * step >= opts.minVertebraMm);
+  const zRuns = splitMerged(
+    runs(slices, (k) => profile[k]! > level && profile[k]! > 0).filter(([a, b]) => (b - a + 1) * step >= opts.minVertebraMm),
+    profile,
+    step,
+  );
   if (zRuns.length === 0) return refuse('no-spine', 'no vertebral bodies were found along the spine');
 
   // Rib band: from 10 mm in front of the body's posterior wall to 30 mm behind it, beyond ribLateralMm laterally.
