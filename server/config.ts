@@ -194,11 +194,16 @@ export interface AppConfig {
     readonly tscoreCalibration: string | undefined;
     /** The model a request without a model id gets (`MODEL_DEFAULT`); unset: the first id in sort order. */
     readonly defaultModel: string | undefined;
+    /** The CT spine model folder, absolute (`MODEL_CT_DIR`; server/risk/ct-model.ts); `ctModelDirSet`: named explicitly. */
+    readonly ctModelDir: string;
+    readonly ctModelDirSet: boolean;
   };
   // --- imaging worker threads (server/imaging/worker-pool.ts) ---
   readonly imaging: {
     /** Worker threads that decode and preprocess radiographs; 0 = inline on the main thread (`IMAGING_WORKERS`). */
     readonly workers: number;
+    /** CT frames fetched at once per study (`CT_FETCH_CONCURRENCY`; server/pathways/ct-spine/pathway.ts). */
+    readonly ctFetchConcurrency: number;
   };
   readonly risk: {
     /** Only radiographs taken at most this many days before the assessment date are used (`RISK_LOOKBACK_DAYS`). */
@@ -422,6 +427,8 @@ export const SETTINGS: readonly Setting[] = [
   { env: 'INFERENCE_BATCH_WAIT_MS', description: 'Micro-batching: longest wait, in ms, for a batch to fill after its first request (0 = run at once).', defaultText: '`2`', schema: { type: 'integer', minimum: 0, maximum: 1000 } },
   { env: 'MODEL_TSCORE_CALIBRATION', description: 'A site\'s local recalibration of the T-score head of a `tscore-mediated` model (hip-xray-v2): the JSON file `npm run site-check` writes from the site\'s own radiograph–DXA pairs. Its intercept, slope and sd scale replace the manifest\'s `tscore_head.calibration`; a file fitted for another model id or version stops start-up. Each assessment records the calibration version used. Relative paths are resolved against the repository root.', defaultText: 'unset (the manifest\'s calibration)', schema: { type: 'string', minLength: 1 } },
   { env: 'MODEL_DEFAULT', description: 'The model (its manifest `id`, e.g. `hip-xray-v2`) that assesses a request naming no model: the API, CDS hooks, jobs and the app. Unset: the first loaded id in sort order (`hip-xray-v1` before `hip-xray-v2`). A default that is not loaded makes every such request fail with a message naming it (see `/readyz`).', defaultText: 'unset (first id in sort order)', schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' }, hint: 'must be a model id (lower-case letters, digits, hyphens)' },
+  { env: 'MODEL_CT_DIR', description: 'The CT spine model folder (`manifest.json` in the `ct-spine` format: T-score from L1 attenuation, prevalent-fracture terms, T-score-mediated risk). With it, the newest eligible imaging study of a patient may be a chest/abdomen CT, read by the CT spine pathway. A default folder without a manifest leaves CT studies unassessed (logged at start-up); a folder named here that cannot be loaded stops start-up. Relative paths are resolved against the repository root.', defaultText: '`models/ct-spine-v1`', schema: { type: 'string', minLength: 1 } },
+  { env: 'CT_FETCH_CONCURRENCY', description: 'CT frames fetched from the PACS at once for one study (each through the DICOMweb client with its time-outs and size caps). Higher is faster against a PACS that serves requests in parallel, and loads it more.', defaultText: '`6`', schema: { type: 'integer', minimum: 1, maximum: 32 } },
   { env: 'IMAGING_WORKERS', description: 'Worker threads that decode radiograph frames and run the preprocessing recipe, so CDS hooks and API calls are not queued behind image decoding on the main event loop. `0` does the work inline on the main thread.', defaultText: '`1`', schema: { type: 'integer', minimum: 0, maximum: 32 } },
   { env: 'RISK_LOOKBACK_DAYS', description: 'An assessment uses the latest eligible hip radiograph taken at most this many days before the assessment date; older studies give a clinical-only result.', defaultText: '`730`', schema: { type: 'integer', minimum: 1, maximum: 36500 } },
   { env: 'RISK_TIER_MOF_MODERATE', description: 'Risk tier: 10-year major osteoporotic fracture risk (%) from which the tier is "moderate" (Osteoporosis Canada 2010 10-year MOF bands: < 10 % low, 10–20 % moderate).', defaultText: '`10`', schema: { type: 'number', exclusiveMinimum: 0, maximum: 100 } },
@@ -828,8 +835,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       maxWaitMs: num('INFERENCE_BATCH_WAIT_MS', 2),
       tscoreCalibration: str('MODEL_TSCORE_CALIBRATION') === undefined ? undefined : resolveDir('MODEL_TSCORE_CALIBRATION', ''),
       defaultModel: str('MODEL_DEFAULT'),
+      ctModelDir: resolveDir('MODEL_CT_DIR', 'models/ct-spine-v1'),
+      ctModelDirSet: str('MODEL_CT_DIR') !== undefined,
     },
-    imaging: { workers: num('IMAGING_WORKERS', 1) }, // server/imaging/worker-pool.ts
+    imaging: { workers: num('IMAGING_WORKERS', 1), ctFetchConcurrency: num('CT_FETCH_CONCURRENCY', 6) }, // server/imaging/worker-pool.ts
     risk: {
       lookbackDays: num('RISK_LOOKBACK_DAYS', 730),
       tiers: { mofModerate: num('RISK_TIER_MOF_MODERATE', 10), mofHigh: num('RISK_TIER_MOF_HIGH', 20), hipHigh: num('RISK_TIER_HIP_HIGH', 3) },

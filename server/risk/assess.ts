@@ -42,6 +42,7 @@ import type { ImagingStudy } from '@medplum/fhirtypes';
 import type { DicomWebClient } from '../imaging/dicomweb-client.ts';
 import { DecodeError, ImagingError, PacsHttpError } from '../imaging/errors.ts';
 import { checkRecipe } from '../imaging/preprocess.ts';
+import { jsonString, TAG } from '../imaging/dicom-json.ts';
 import { assertImageIdentity, PatientMismatchError } from '../imaging/identity.ts';
 import { fetchFrame } from '../imaging/retrieve.ts';
 import { inlineImaging, type ImagingExecutor } from '../imaging/worker-pool.ts';
@@ -59,6 +60,9 @@ import { checkImageQuality, type QualityCheck } from './quality.ts';
 import { linearPredictor, linearPredictorTerms, QFRACTURE_ATTRIBUTION, riskFromLp, type Outcome, type QFractureInputs, type Sex } from './qfracture.ts';
 import { baselineAt, compositeBinds, compositeCurve, compositeRisksAt, spread, type CurvePoint, type EnsembleSpread, type HazardTerm, type RiskWithInterval } from './survival.ts';
 import { decide, DECISION_DEFAULTS, type Decision, type DecisionSettings, type HazardComponent, type ThresholdProbability } from './decision.ts';
+import { ctEligible } from '../pathways/ct-spine/pathway.ts';
+import type { CtAssessmentView } from '../pathways/ct-spine/types.ts';
+import { assessCt, type CtAssessConfig } from './ct-assess.ts';
 
 export const OOD_WARNING = "Outside the model's training distribution — review by a clinician. The image-derived risk is withheld; the clinical-only (QFracture-2012) risk is shown.";
 export const HORIZONS = [1, 2, 5, 10] as const;
@@ -108,6 +112,8 @@ export interface AssessDeps {
   imaging?: ImagingExecutor;
   /** Told of safety events (an image of another patient); it records them (AuditEvent). Must not throw. */
   onSecurityEvent?: (event: SecurityEvent) => void;
+  /** CT studies (ct-assess.ts): the CT model and overlay renderer; absent, CT studies are not assessed. */
+  ct?: CtAssessConfig;
 }
 
 export interface AssessRequest {
@@ -171,7 +177,8 @@ export interface Assessment {
   patientId: string;
   indexDate: string;
   mode: 'image-and-clinical' | 'clinical-only';
-  study: { id: string; studyUid: string; seriesUid: string; sopUid: string; started: string | null; laterality: string | null } | null;
+  /** `modality`: the DICOM modality read (CR/DX for a radiograph, CT); `sopUid` is empty for a CT (a whole series). */
+  study: { id: string; studyUid: string; seriesUid: string; sopUid: string; started: string | null; laterality: string | null; modality: string } | null;
   model: { id: string; version: string; provider: Provider; providerNote?: string; useStatement: string; syntheticTrainingData: true; notForClinicalUse: true };
   factors: ClinicalFactors;
   /** T-score-mediated models only (null for a log-hazard ensemble): the estimate, the DXA and which was used. */
@@ -188,6 +195,8 @@ export interface Assessment {
   warnings: string[];
   missingFactors: string[];
   heatmap: { outcome: Outcome; width: number; height: number; peak: { x: number; y: number } | null } | null;
+  /** What the CT showed (ct-assess.ts); null for a radiograph or a clinical-only assessment. */
+  ct: CtAssessmentView | null;
   basis: string[];
   cacheKey: string;
   timings: Record<string, number>;
@@ -244,6 +253,18 @@ export function chooseStudy(studies: ImagingStudy[], rule: SelectionRule, at: Da
     const t = Date.parse(s.started ?? '');
     return s.status !== 'entered-in-error' && s.status !== 'cancelled' && t >= earliest && t <= latest &&
       !!studyUidOf(s as ImagingStudyLike) && candidateSeries(s as ImagingStudyLike, rule).length > 0;
+  });
+  ok.sort((a, b) => Date.parse(b.started!) - Date.parse(a.started!));
+  return ok[0] ?? null;
+}
+
+/** Newest ImagingStudy within the look-back that the CT spine pathway can read (pathway.ts `ctEligible`); null when none. */
+export function chooseCtStudy(studies: ImagingStudy[], at: Date, lookbackDays: number): ImagingStudy | null {
+  const latest = at.getTime() + 86_400_000;
+  const earliest = at.getTime() - lookbackDays * 86_400_000;
+  const ok = studies.filter((s) => {
+    const t = Date.parse(s.started ?? '');
+    return t >= earliest && t <= latest && ctEligible(s);
   });
   ok.sort((a, b) => Date.parse(b.started!) - Date.parse(a.started!));
   return ok[0] ?? null;
@@ -306,11 +327,13 @@ export type Prepared = Awaited<ReturnType<typeof prepare>>;
 /** The part of an assessment that does not need the image (reused when the image is withheld or missing). */
 export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
   model: LoadedModel; chart: Awaited<ReturnType<typeof loadChart>>; study: ImagingStudy | null; warnings: string[]; at: Date; fhirMs: number;
+  /** Which pathway reads `study`: the hip radiograph's, or the CT spine's (ct-assess.ts). */
+  pathway: 'hip-xray' | 'ct-spine';
 }> {
   const t0 = performance.now();
   const model = deps.registry.get(req.modelId);
   const at = req.at ?? new Date();
-  const chart = await loadChart(deps.fhir, req.patientId, req.signal, { dxa: isTscoreMediated(model.manifest) });
+  const chart = await loadChart(deps.fhir, req.patientId, req.signal, { dxa: isTscoreMediated(model.manifest) || !!deps.ct });
   const fhirMs = performance.now() - t0;
   const rule = ruleOf(model);
   const warnings: string[] = [];
@@ -322,8 +345,12 @@ export async function prepare(deps: AssessDeps, req: AssessRequest): Promise<{
     if (!(age <= deps.settings.lookbackDays)) warnings.push(`The requested study is older than the ${deps.settings.lookbackDays}-day look-back window.`);
   } else {
     study = chooseStudy(chart.imagingStudies, rule, at, deps.settings.lookbackDays);
+    // The newest eligible study across pathways: a CT taken after the newest hip radiograph is the one read.
+    const ct = deps.ct ? chooseCtStudy(chart.imagingStudies, at, deps.settings.lookbackDays) : null;
+    if (ct && (!study || Date.parse(ct.started!) > Date.parse(study.started!))) study = ct;
   }
-  return { model, chart, study, warnings, at, fhirMs };
+  const pathway = study && deps.ct && ctEligible(study) ? 'ct-spine' : 'hip-xray';
+  return { model, chart, study, warnings, at, fhirMs, pathway };
 }
 
 /**
@@ -347,7 +374,9 @@ export function caveatOf(x: { oodOutside: boolean; imageProblem: string | null; 
 
 export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Prepared): Promise<AssessmentResult> {
   const tStart = performance.now();
-  const { model, chart, study, warnings: studyWarnings, at, fhirMs } = prepared ?? (await prepare(deps, req));
+  const ready = prepared ?? (await prepare(deps, req));
+  if (ready.pathway === 'ct-spine' && ready.study && deps.ct) return assessCt(deps, req, ready, deps.ct);
+  const { model, chart, study, warnings: studyWarnings, at, fhirMs } = ready;
   const man = model.manifest;
   const timings: Record<string, number> = { fhirMs };
   const warnings: string[] = [];
@@ -645,7 +674,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     patientId: req.patientId,
     indexDate,
     mode: useImage ? 'image-and-clinical' : 'clinical-only',
-    study: image && study ? { id: study.id!, studyUid: image.sel.studyUid, seriesUid: image.sel.seriesUid, sopUid: image.sel.sopUid, started: study.started ?? null, laterality: image.sel.laterality ?? null } : null,
+    study: image && study ? { id: study.id!, studyUid: image.sel.studyUid, seriesUid: image.sel.seriesUid, sopUid: image.sel.sopUid, started: study.started ?? null, laterality: image.sel.laterality ?? null, modality: jsonString(image.sel.metadata, TAG.Modality) ?? 'DX' } : null,
     model: { id: model.id, version: model.version, provider: model.provider, ...(model.providerNote ? { providerNote: model.providerNote } : {}), useStatement: man.use_statement, syntheticTrainingData: true, notForClinicalUse: true },
     factors,
     tscore: tscoreIn,
@@ -658,6 +687,7 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
     warnings,
     missingFactors: factors.missing,
     heatmap: image && useImage ? { outcome: 'hip', width: image.pngs.width, height: image.pngs.height, peak: image.pngs.peak ?? null } : null,
+    ct: null,
     basis: [...sourcesUsed],
     cacheKey: cacheKeyOf(study, model, factors, dxa),
     timings: { ...timings, totalMs: performance.now() - tStart },

@@ -24,6 +24,7 @@ import type { Assessment, AssessmentResult } from './assess.ts';
 import type { Outcome } from './qfracture.ts';
 import type { Decision, RecommendedAction } from './decision.ts';
 import { formatRiskWithInterval, tscoreText } from './numbers.ts';
+import { ctFhir, type CtFhir } from './ct-fhir.ts';
 
 export const PROFILE_URL = 'https://fracture-risk-cds.invalid/fhir/StructureDefinition/frcds-risk-assessment';
 export const EXT = {
@@ -73,6 +74,8 @@ export interface AssessmentFhir {
   provenance: Provenance;
   binaries: Binary[];
   documentReference: DocumentReference | null;
+  /** A CT assessment's device-derived Observations with their Device and Provenance (ct-fhir.ts); else null. */
+  ct?: CtFhir | null;
 }
 
 function curveExtension(a: Assessment, o: Outcome): Extension | null {
@@ -188,12 +191,13 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
     });
   }
 
+  const imageWord = a.ct ? 'CT' : 'radiograph';
   const method: CodeableConcept = a.mode === 'image-and-clinical'
-    ? { coding: [{ system: 'urn:frcds:model', code: a.model.id, version: a.model.version, display: `${a.model.id} ${a.model.version} (radiograph + QFracture-2012 fusion)` }], text: `${a.model.id} ${a.model.version}` }
+    ? { coding: [{ system: 'urn:frcds:model', code: a.model.id, version: a.model.version, display: `${a.model.id} ${a.model.version} (${imageWord} + QFracture-2012 fusion)` }], text: `${a.model.id} ${a.model.version}` }
     : { coding: [{ system: 'urn:frcds:model', code: 'qfracture-2012', display: 'QFracture-2012 (clinical factors only)' }], text: 'QFracture-2012 equations (ClinRisk Ltd, LGPL-3.0), clinical factors only' };
   const r10 = (o: Outcome) => a.outcomes[o].risks.find((x) => x.years === 10)!;
   const summary = [
-    `10-year risk of hip fracture ${formatRiskWithInterval(r10('hip').risk, r10('hip').lower, r10('hip').upper)}; of a major osteoporotic fracture ${formatRiskWithInterval(r10('mof').risk, r10('mof').lower, r10('mof').upper)} (${a.mode === 'image-and-clinical' ? 'radiograph and clinical factors' : 'clinical factors only, QFracture-2012'}).`,
+    `10-year risk of hip fracture ${formatRiskWithInterval(r10('hip').risk, r10('hip').lower, r10('hip').upper)}; of a major osteoporotic fracture ${formatRiskWithInterval(r10('mof').risk, r10('mof').lower, r10('mof').upper)} (${a.mode === 'image-and-clinical' ? `${imageWord} and clinical factors` : 'clinical factors only, QFracture-2012'}).`,
     ...(a.tscore && (a.tscore.estimate || a.tscore.dxa) ? [`Femoral-neck T-score: ${tscoreText(a.tscore, (d) => d)}.`] : []),
     decisionNote(a.decision, a.tier.tier),
     ...(a.caveat ? [noteText(a.caveat)] : []),
@@ -230,5 +234,8 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
     entity: a.basis.map((ref) => ({ role: 'source', what: { reference: ref } })),
     reason: [{ text: `Fracture-risk assessment; inference on ${a.model.provider}${a.model.providerNote ? ` (${a.model.providerNote})` : ''}` }],
   };
-  return { riskAssessment, device, provenance, binaries, documentReference };
+  const ct = a.ct && a.study
+    ? ctFhir({ assessmentId: a.id, patientId: a.patientId, studyId: a.study.id, effective: a.study.started ?? a.createdAt, issued: a.createdAt, ct: a.ct, analysis: { id: a.model.id, version: a.model.version } })
+    : null;
+  return { riskAssessment, device, provenance, binaries, documentReference, ct };
 }

@@ -3,7 +3,8 @@
  * - `POST /api/assessments` `{ "patient": "<Patient id>", "study"?: "<ImagingStudy id>", "model"?: "<model id>" }` →
  *   the assessment for the app plus its FHIR resources (201 when computed, 200 when served from the cache); without
  *   `model` the default model answers (`MODEL_DEFAULT`), a model that is not loaded is 404;
- * - `GET /api/assessments/{id}` → the same; `GET /api/assessments/{id}/heatmap.png` and `/display.png` → PNGs.
+ * - `GET /api/assessments/{id}` → the same; `GET /api/assessments/{id}/heatmap.png` and `/display.png` → PNGs of a
+ *   radiograph; `/ct-sagittal.png` and `/ct-axial.png` → the overlays of a CT (ct-assess.ts), same guard and cache.
  * - {@link createPatientRouter} (mounted at `/api/patients`): `GET /api/patients/{id}/assessments` → the patient's
  *   past assessments read back from the FHIR server (RiskAssessments with an `urn:frcds:assessment` identifier, newest
  *   first, at most {@link HISTORY_LIMIT}), and `GET /api/patients/{id}/care-status` → the care the patient already has
@@ -41,8 +42,8 @@ function body(s: StoredAssessment, base: string): Record<string, unknown> {
   const a = s.assessment;
   return {
     assessment: a,
-    links: s.pngs ? { heatmap: `${base}/${a.id}/heatmap.png`, display: `${base}/${a.id}/display.png` } : null,
-    fhir: { riskAssessment: s.fhir.riskAssessment, device: s.fhir.device, provenance: s.fhir.provenance, documentReference: s.fhir.documentReference },
+    links: s.pngs ? (a.ct ? { ctSagittal: `${base}/${a.id}/ct-sagittal.png`, ctAxial: `${base}/${a.id}/ct-axial.png` } : { heatmap: `${base}/${a.id}/heatmap.png`, display: `${base}/${a.id}/display.png` }) : null,
+    fhir: { riskAssessment: s.fhir.riskAssessment, device: s.fhir.device, provenance: s.fhir.provenance, documentReference: s.fhir.documentReference, ct: s.fhir.ct ?? null },
     writeBack: s.writeBack,
   };
 }
@@ -107,8 +108,19 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
       if (s === 'failed') return;
       if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
       if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
-      if (!s.pngs) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');
+      if (!s.pngs || s.assessment.ct) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');
       res.type('image/png').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
+    });
+  }
+  // A CT assessment keeps its sagittal overlay in the display slot and its axial one in the overlay slot (ct-assess.ts).
+  for (const kind of ['ct-sagittal', 'ct-axial'] as const) {
+    r.get(`/:id/${kind}.png`, async (req: Request, res: Response) => {
+      const s = await stored(req, res);
+      if (s === 'failed') return;
+      if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
+      if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
+      if (!s.pngs || !s.assessment.ct?.overlays) return fail(res, 404, 'NO_IMAGE', 'This assessment has no CT overlay');
+      res.type('image/png').send(kind === 'ct-sagittal' ? s.pngs.display() : s.pngs.overlay());
     });
   }
   return r;

@@ -16,6 +16,7 @@ import type { FhirDataSource } from '../fhir/client.ts';
 import type { Logger } from '../logging.ts';
 import type { ResultRecord, ResultStore, SingleFlight } from '../state/types.ts';
 import { assess, cacheKeyOf, dxaFor, indexDateOf, prepare, type AssessDeps, type AssessmentResult, type AssessRequest } from './assess.ts';
+import { ctCacheKeyOf, ctDxaFor } from './ct-assess.ts';
 import { extractFactors } from './factors.ts';
 import { toFhir, type AssessmentFhir } from './fhir-output.ts';
 
@@ -104,7 +105,9 @@ export class RiskService {
     }
     const prepared = await prepare(deps, req);
     const factors = extractFactors(prepared.chart, indexDateOf(prepared.study, prepared.at));
-    const key = cacheKeyOf(prepared.study, prepared.model, factors, dxaFor(prepared.model, prepared.chart, prepared.at, deps.settings));
+    const key = prepared.pathway === 'ct-spine' && prepared.study && deps.ct
+      ? ctCacheKeyOf(prepared.study, deps.ct.model, factors, ctDxaFor(deps.ct.model, prepared, deps))
+      : cacheKeyOf(prepared.study, prepared.model, factors, dxaFor(prepared.model, prepared.chart, prepared.at, deps.settings));
     const cached = this.#byKey.get(key) ?? (await this.#sharedByKey(key));
     if (cached) {
       this.#memo.set(memoKey, { key, at: Date.now() });
@@ -152,7 +155,8 @@ export class RiskService {
   }
 
   #hasImage(record: ResultRecord): boolean {
-    return (JSON.parse(record.body) as StoredBody).assessment.heatmap !== null;
+    const a = (JSON.parse(record.body) as StoredBody).assessment;
+    return a.heatmap !== null || !!a.ct?.overlays;
   }
 
   /** A stored record as a StoredAssessment, kept in the near cache. */
@@ -161,7 +165,7 @@ export class RiskService {
     if (known && !(this.#imagesPending.has(record.id) && record.images)) return known;
     const body = JSON.parse(record.body) as StoredBody;
     const images = record.images;
-    if (!images && body.assessment.heatmap !== null) this.#imagesPending.add(record.id);
+    if (!images && (body.assessment.heatmap !== null || !!body.assessment.ct?.overlays)) this.#imagesPending.add(record.id);
     else this.#imagesPending.delete(record.id);
     const stored: StoredAssessment = { ...body, pngs: images ? { display: () => images.display, overlay: () => images.overlay } : null };
     this.#byKey.set(record.cacheKey, stored);
@@ -244,7 +248,9 @@ export class RiskService {
     let writeBack: StoredAssessment['writeBack'] = null;
     if (this.#opts.writeBack && deps.fhir.baseUrl === this.#deps.fhir.baseUrl) {
       try {
-        for (const r of [fhir.device, ...fhir.binaries, ...(fhir.documentReference ? [fhir.documentReference] : []), fhir.riskAssessment, fhir.provenance]) {
+        // CT measurements first: the RiskAssessment's basis references them.
+        const ct = fhir.ct ? [fhir.ct.device, ...fhir.ct.observations, fhir.ct.provenance] : [];
+        for (const r of [...ct, fhir.device, ...fhir.binaries, ...(fhir.documentReference ? [fhir.documentReference] : []), fhir.riskAssessment, fhir.provenance]) {
           await this.#deps.fhir.write(r);
         }
         writeBack = { written: true };

@@ -11,6 +11,11 @@ import { inlineImaging, withResolution, type ImagingExecutor } from '../imaging/
 import type { ModelRegistry } from '../inference/registry.ts';
 import type { Logger } from '../logging.ts';
 import type { ResultStore, SingleFlight } from '../state/types.ts';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { renderCtOverlays } from '../pathways/ct-spine/overlay.ts';
+import type { CtAssessConfig } from './ct-assess.ts';
+import { loadCtModel } from './ct-model.ts';
 import { auditSecurityEvents } from './security-audit.ts';
 import { RiskService } from './service.ts';
 
@@ -41,8 +46,24 @@ export interface RiskServiceOptions {
   state?: { results: ResultStore; flight: SingleFlight };
 }
 
+/**
+ * The CT pathway's configuration (`MODEL_CT_DIR`): the model, the overlay renderer and the fetch parallelism. The
+ * default folder without a manifest leaves CT studies unassessed (logged); a folder named explicitly must load.
+ */
+export function ctAssessConfig(config: AppConfig, logger: Logger): CtAssessConfig | undefined {
+  const dir = config.inference.ctModelDir;
+  if (!config.inference.ctModelDirSet && !existsSync(join(dir, 'manifest.json'))) {
+    logger.warn({ setting: 'MODEL_CT_DIR' }, 'no CT spine model in the default folder: CT studies are not assessed');
+    return undefined;
+  }
+  const model = loadCtModel(dir);
+  logger.info({ model: model.id, version: model.version }, 'CT spine model loaded');
+  return { model, renderOverlays: renderCtOverlays, concurrency: config.imaging.ctFetchConcurrency };
+}
+
 export function createRiskService(config: AppConfig, registry: ModelRegistry, logger: Logger, opts: RiskServiceOptions): RiskService {
   const fhir = configuredFhirClient(config);
+  const ct = ctAssessConfig(config, logger);
   return new RiskService({
     deps: {
       fhir,
@@ -53,6 +74,7 @@ export function createRiskService(config: AppConfig, registry: ModelRegistry, lo
       // Radiographs are decoded only at the resolution the loaded models read (JPEG 2000 resolution levels).
       imaging: withResolution(opts.imaging ?? inlineImaging, strictestNeed(registry.list().map((m) => resolutionNeedOf(m.manifest.preprocessing.constants)))),
       onSecurityEvent: auditSecurityEvents(fhir, logger),
+      ...(ct ? { ct } : {}),
     },
     cacheSize: config.risk.cacheSize,
     writeBack: opts.writeBack,
