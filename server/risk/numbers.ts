@@ -86,11 +86,12 @@ export interface TscoreWords {
 /**
  * The femoral-neck T-score wherever the risk's reasons are shown: "radiograph estimate −2.4 (−3.1 to −1.7); DXA
  * 12 May 2026 −2.6", the one the risk rests on marked "(used)" when both are there. `date` writes a YYYY-MM-DD date
- * as its caller writes dates. Empty when there is neither.
+ * as its caller writes dates; `source` names what the estimate comes from ("CT" for the CT spine pathway). Empty
+ * when there is neither.
  */
-export function tscoreText(t: TscoreWords, date: (isoDay: string) => string): string {
+export function tscoreText(t: TscoreWords, date: (isoDay: string) => string, source = 'radiograph'): string {
   const parts: string[] = [];
-  if (t.estimate) parts.push(`radiograph estimate ${formatTscore(t.estimate.mean)} (${formatTscore(t.estimate.low)} to ${formatTscore(t.estimate.high)})${t.dxa && t.used === 'image' ? ' (used)' : ''}`);
+  if (t.estimate) parts.push(`${source} estimate ${formatTscore(t.estimate.mean)} (${formatTscore(t.estimate.low)} to ${formatTscore(t.estimate.high)})${t.dxa && t.used === 'image' ? ' (used)' : ''}`);
   if (t.dxa) parts.push(`DXA ${date(t.dxa.date)} ${formatTscore(t.dxa.value)}${t.estimate && t.used === 'dxa' ? ' (used)' : t.used === 'none' ? ' (not used: clinical factors only)' : ''}`);
   return parts.join('; ');
 }

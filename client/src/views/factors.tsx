@@ -6,6 +6,7 @@
  */
 import { factorRows, missingRows } from '../factor-rows.ts';
 import { tscoreText } from '../../../server/risk/numbers.ts';
+import { ctOf } from '../ct-findings.ts';
 import { shortDate } from '../worklist-model.ts';
 import type { Assessment, Outcome } from '../types.ts';
 
@@ -19,7 +20,7 @@ export function Factors(props: { assessment: Assessment; outcome: Outcome; hasHe
   const fused = a.outcomes[props.outcome].shown === 'fused';
   const max = Math.max(1e-9, ...rows.map((r) => Math.abs(r.logHazard)));
   // A T-score-mediated model: the femoral-neck T-score the risk rests on (estimate and measured DXA).
-  const tscore = a.tscore ? tscoreText(a.tscore, shortDate) : '';
+  const tscore = a.tscore ? tscoreText(a.tscore, shortDate, ctOf(a) ? 'CT' : 'radiograph') : '';
   const list = (rs: typeof rows) => (
     <ul class="factor-list">
       {rs.map((r) => (
@@ -38,7 +39,9 @@ export function Factors(props: { assessment: Assessment; outcome: Outcome; hasHe
       <h2 id="factors-title">What drives the {props.outcome === 'hip' ? 'hip fracture' : 'major osteoporotic fracture'} risk</h2>
       <p class="hint">
         Clinical factors compared with a typical person of the same sex{fused ? '' : ' (QFracture-2012)'}; red raises the risk, blue lowers it.{' '}
-        {props.hasHeatmap ? 'The radiograph adds its own part, highlighted by the heatmap.' : 'The radiograph was not used for this result.'}
+        {ctOf(a)
+          ? 'The CT adds its own part: the T-score estimated from its attenuation and any vertebral fracture (see CT findings).'
+          : props.hasHeatmap ? 'The radiograph adds its own part, highlighted by the heatmap.' : 'The radiograph was not used for this result.'}
       </p>
       {tscore && (
         <p class="tscore">

@@ -5,6 +5,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import type { ModelFacts as Facts } from '../../../server/app-static.ts';
 import { tscoreText } from '../../../server/risk/numbers.ts';
+import { ctOf } from '../ct-findings.ts';
 import type { Assessment } from '../types.ts';
 import { shortDate } from '../worklist-model.ts';
 
@@ -32,7 +33,7 @@ export function ModelFacts({ assessment: a }: { assessment: Assessment }) {
           <>
             <dt>Femoral-neck T-score</dt>
             <dd>
-              {tscoreText(a.tscore, shortDate) || 'not estimated (clinical factors only)'}{' '}
+              {tscoreText(a.tscore, shortDate, ctOf(a) ? 'CT' : 'radiograph') || 'not estimated (clinical factors only)'}{' '}
               <span class="muted">(calibration {a.tscore.calibrationVersion})</span>
             </dd>
           </>

@@ -8,6 +8,7 @@
 import type { Patient } from '@medplum/fhirtypes';
 import { iconCounts, patientExplanation, patientNextSteps, recommendation } from '../decision-text.ts';
 import { factorRows } from '../factor-rows.ts';
+import { ctOf, leadingAction } from '../ct-findings.ts';
 import { formatDate, formatInterval, formatRisk, outcomeLabel, tierLabel } from '../format.ts';
 import type { Assessment, Outcome } from '../types.ts';
 import { displayName, mrnOf } from './banner.tsx';
@@ -47,7 +48,7 @@ export function PatientSummary(props: { assessment: Assessment; patient: Patient
       <IconArray counts={counts} idPrefix={v} />
       <h2>Next steps</h2>
       <ul>
-        {patientNextSteps(a.decision.action).map((t) => (
+        {patientNextSteps(leadingAction(a)).map((t) => (
           <li key={t}>{t}</li>
         ))}
       </ul>
@@ -84,12 +85,12 @@ export function PatientSummary(props: { assessment: Assessment; patient: Patient
           </tbody>
         </table>
         <p>
-          {tierLabel(a.tier.tier)} risk. {a.decision.meaning} Recommended: {recommendation(a.decision.action).title.toLowerCase()} (thresholds: {a.decision.guideline.name}).
+          {tierLabel(a.tier.tier)} risk. {a.decision.meaning} Recommended: {recommendation(leadingAction(a)).title.toLowerCase()} (thresholds: {a.decision.guideline.name}).
         </p>
         {factors.length > 0 && <p>Main factors: {factors.map((f) => `${f.name} (${f.effectText})`).join('; ')}.</p>}
         {props.curveImage && <img src={props.curveImage} alt="Fracture-free probability over 10 years" class="print-curve" />}
         <p class="small">
-          {a.mode === 'clinical-only' ? 'Clinical factors only (QFracture-2012)' : 'Radiograph + clinical factors'}; model {a.model.id} v{a.model.version}; assessment {a.id} of {formatDate(a.createdAt)}. {a.attribution}
+          {a.mode === 'clinical-only' ? 'Clinical factors only (QFracture-2012)' : ctOf(a) ? 'CT + clinical factors' : 'Radiograph + clinical factors'}; model {a.model.id} v{a.model.version}; assessment {a.id} of {formatDate(a.createdAt)}. {a.attribution}
         </p>
       </div>
     </section>

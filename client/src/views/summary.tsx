@@ -81,7 +81,7 @@ export function RiskSummary(props: { assessment: Assessment; careStatus: CareSta
       <p class="summary-basis">
         <span class="muted">Based on </span>
         {basis}
-        {a.study?.started ? ` · radiograph of ${formatDate(a.study.started)}${a.study.laterality ? ` (${a.study.laterality === 'L' ? 'left' : a.study.laterality === 'R' ? 'right' : a.study.laterality} hip)` : ''}${a.mode === 'clinical-only' ? ', not used' : ''}` : ''}
+        {a.study?.started && ctOf(a) ? ` · CT of ${formatDate(a.study.started)}` : a.study?.started ? ` · radiograph of ${formatDate(a.study.started)}${a.study.laterality ? ` (${a.study.laterality === 'L' ? 'left' : a.study.laterality === 'R' ? 'right' : a.study.laterality} hip)` : ''}${a.mode === 'clinical-only' ? ', not used' : ''}` : ''}
         <span class="muted"> · </span>
         {outcomeLabel('mof')} includes hip, wrist, spine and shoulder.
       </p>
