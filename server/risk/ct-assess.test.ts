@@ -193,6 +193,8 @@ describe('CT assessment', () => {
     assert.deepEqual(out.provenance.target.map((t) => t.reference), out.observations.map((o) => `Observation/${o.id}`));
     for (const o of out.observations) assert.ok(fhir.riskAssessment.basis!.some((b) => b.reference === `Observation/${o.id}`));
     assert.match(fhir.riskAssessment.method!.coding![0]!.display!, /CT \+ QFracture/);
+    assert.match(fhir.riskAssessment.text!.div, /T-score: CT estimate −?\d\.\d/);
+    assert.match(fhir.riskAssessment.text!.div, new RegExp(`Genant grade ${a.ct!.worstGrade} at ${a.ct!.worstLevel}, not in the problem list`));
   });
 
   test('API: the overlays on the CT routes (PNG), not on the radiograph routes; write-back lands in the FHIR server', async () => {

@@ -98,6 +98,13 @@ function curveExtension(a: Assessment, o: Outcome): Extension | null {
   };
 }
 
+/** What the CT showed, in one plain line of the RiskAssessment narrative (the Observations hold the numbers). */
+function ctNarrative(ct: NonNullable<Assessment['ct']>): string {
+  const att = ct.attenuation ? `${ct.attenuation.level} attenuation ${ct.attenuation.adjustedHu.toFixed(0)} HU (${ct.attenuation.band})` : 'vertebral attenuation not measurable';
+  const frac = ct.morphometry === null ? 'heights not measured' : ct.worstGrade > 0 ? `worst vertebral deformity Genant grade ${ct.worstGrade} at ${ct.worstLevel}${ct.inProblemList ? '' : ', not in the problem list'}` : 'no vertebral fracture on the measured levels';
+  return `CT: ${att}; ${frac} (device-derived, to confirm on the images).`;
+}
+
 /**
  * Builds the FHIR resources of one assessment. Ids are derived from the assessment id (stable per assessment).
  * `binaries: false` leaves the Binary resources out (their PNGs are then encoded only when someone asks for them;
@@ -198,7 +205,8 @@ export function toFhir(result: AssessmentResult, options: { binaries?: boolean }
   const r10 = (o: Outcome) => a.outcomes[o].risks.find((x) => x.years === 10)!;
   const summary = [
     `10-year risk of hip fracture ${formatRiskWithInterval(r10('hip').risk, r10('hip').lower, r10('hip').upper)}; of a major osteoporotic fracture ${formatRiskWithInterval(r10('mof').risk, r10('mof').lower, r10('mof').upper)} (${a.mode === 'image-and-clinical' ? `${imageWord} and clinical factors` : 'clinical factors only, QFracture-2012'}).`,
-    ...(a.tscore && (a.tscore.estimate || a.tscore.dxa) ? [`Femoral-neck T-score: ${tscoreText(a.tscore, (d) => d)}.`] : []),
+    ...(a.tscore && (a.tscore.estimate || a.tscore.dxa) ? [`${a.ct ? 'T-score' : 'Femoral-neck T-score'}: ${tscoreText(a.tscore, (d) => d, a.ct ? 'CT' : 'radiograph')}.`] : []),
+    ...(a.ct ? [ctNarrative(a.ct)] : []),
     decisionNote(a.decision, a.tier.tier),
     ...(a.caveat ? [noteText(a.caveat)] : []),
     'Research use — trained on synthetic data.',
