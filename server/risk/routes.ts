@@ -102,25 +102,22 @@ export function createRiskRouter(service: RiskService, logger: Logger): Router {
     res.json(body(s, req.baseUrl));
   });
 
-  for (const kind of ['heatmap', 'display'] as const) {
-    r.get(`/:id/${kind}.png`, async (req: Request, res: Response) => {
+  // A CT assessment keeps its sagittal overlay in the display slot and its axial one in the overlay slot (ct-assess.ts):
+  // served only on the CT names, and a radiograph's images only on theirs.
+  const PNG_ROUTES = [
+    { kind: 'heatmap', ct: false, slot: 'overlay', missing: 'This assessment has no image-derived heatmap (clinical-only)' },
+    { kind: 'display', ct: false, slot: 'display', missing: 'This assessment has no image-derived heatmap (clinical-only)' },
+    { kind: 'ct-sagittal', ct: true, slot: 'display', missing: 'This assessment has no CT overlay' },
+    { kind: 'ct-axial', ct: true, slot: 'overlay', missing: 'This assessment has no CT overlay' },
+  ] as const;
+  for (const png of PNG_ROUTES) {
+    r.get(`/:id/${png.kind}.png`, async (req: Request, res: Response) => {
       const s = await stored(req, res);
       if (s === 'failed') return;
       if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
       if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
-      if (!s.pngs || s.assessment.ct) return fail(res, 404, 'NO_IMAGE', 'This assessment has no image-derived heatmap (clinical-only)');
-      res.type('image/png').send(kind === 'heatmap' ? s.pngs.overlay() : s.pngs.display());
-    });
-  }
-  // A CT assessment keeps its sagittal overlay in the display slot and its axial one in the overlay slot (ct-assess.ts).
-  for (const kind of ['ct-sagittal', 'ct-axial'] as const) {
-    r.get(`/:id/${kind}.png`, async (req: Request, res: Response) => {
-      const s = await stored(req, res);
-      if (s === 'failed') return;
-      if (!s) return fail(res, 404, 'NOT_FOUND', 'No such assessment');
-      if (!patientAllowed(res, s.assessment.patientId)) return fail(res, 403, 'PATIENT_MISMATCH', 'The access token is for another patient');
-      if (!s.pngs || !s.assessment.ct?.overlays) return fail(res, 404, 'NO_IMAGE', 'This assessment has no CT overlay');
-      res.type('image/png').send(kind === 'ct-sagittal' ? s.pngs.display() : s.pngs.overlay());
+      if (!s.pngs || (png.ct ? !s.assessment.ct?.overlays : !!s.assessment.ct)) return fail(res, 404, 'NO_IMAGE', png.missing);
+      res.type('image/png').send(s.pngs[png.slot]());
     });
   }
   return r;
