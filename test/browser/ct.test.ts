@@ -7,13 +7,17 @@
  * (naturalWidth > 0) with alt text — at 1280 px and in a 420 px panel, no horizontal overflow, axe-core clean. Then
  * the patient is put on the FLS worklist as the background job does (assessment → RiskAssessment → the triage
  * rules) next to a higher-risk patient without a CT fracture; the coordinator's worklist ranks the CT patient first
- * with the imminent-risk flag and its reason. Screenshots: test/artifacts/ct-*.png.
+ * with the imminent-risk flag and its reason. An order for a CT shows the risk and says the CT will be assessed;
+ * accepting the card's problem-list suggestion creates a provisional Condition, the first one (the service writes
+ * none itself). Screenshots: test/artifacts/ct-*.png. `CT_TEST_MODEL_DIR` runs it with another CT model folder
+ * (e.g. the test fixture) than the default `models/ct-spine-v1`.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser, Frame, Page } from 'playwright-core';
-import type { RiskAssessment } from '@medplum/fhirtypes';
+import type { Bundle, Condition, RiskAssessment } from '@medplum/fhirtypes';
+import { VERTEBRAL_FRACTURE_CODE } from '../../server/cds/ct-words.ts';
 import { HttpFhirClient } from '../../server/fhir/client.ts';
 import { buildTriageTask, maybeCreateTriageTask } from '../../server/fls/triage.ts';
 import type { WorklistResponse } from '../../server/fls/types.ts';
@@ -132,6 +136,28 @@ describe(`CT demo patient ${CT_PATIENT}: card, app panel with overlays, FLS work
     });
   }
 
+  test('ordering a CT (order-select) shows the existing risk and says the CT will be assessed when reported', async () => {
+    const { context, page, problems } = await newPage(browser, { width: 1280, height: 900 });
+    try {
+      await page.goto(`${base}/sandbox/ehr/patients/${CT_PATIENT}`);
+      await page.waitForSelector('body[data-patient-view="done"]', { timeout: 120_000 });
+      await page.click('button[data-action="open-order"]');
+      await page.check('label.choice:has-text("CT Abdomen and Pelvis W contrast IV") input');
+      await page.waitForFunction(() => {
+        const c = document.querySelector('.order__cards');
+        return !!c && c.getAttribute('aria-busy') === 'false' && c.children.length > 0;
+      }, undefined, { timeout: 60_000 });
+      const text = (await page.textContent('.order__cards article.cds-card'))!;
+      assert.match(text, /10-year hip [\d.]+% \(95% interval [\d.]+–[\d.]+%\)/, text);
+      assert.match(text, /This CT will be assessed for bone density and vertebral fractures when reported\./, text);
+      await screenshot(page, 'ct-ehr-order-card', false);
+      await axeClean(page, 'CT order card');
+      assert.deepEqual(problems, [], problems.join('\n'));
+    } finally {
+      await context.close();
+    }
+  });
+
   test('the FLS worklist ranks the CT fracture patient first, with the imminent-risk flag and its reason', async () => {
     const token = await whole.token('system/*.cruds');
     const fhir = new HttpFhirClient({ baseUrl: `${base}/sandbox/fhir`, timeoutMs: 30_000, token });
@@ -173,6 +199,33 @@ describe(`CT demo patient ${CT_PATIENT}: card, app panel with overlays, FLS work
       } finally {
         await context.close();
       }
+    }
+  });
+
+  test('accepting the problem-list suggestion creates a provisional problem-list Condition (nothing before the click)', async () => {
+    const conditions = async (): Promise<Condition[]> => {
+      const res = await fetch(`${base}/sandbox/fhir/Condition?subject=Patient/${CT_PATIENT}&code=${encodeURIComponent(`${VERTEBRAL_FRACTURE_CODE.system}|${VERTEBRAL_FRACTURE_CODE.code}`)}`, { headers: { Authorization: `Bearer ${await whole.token()}` } });
+      assert.ok(res.ok, `Condition search: ${res.status}`);
+      return ((await res.json()) as Bundle<Condition>).entry?.map((e) => e.resource!).filter((c) => c.subject?.reference === `Patient/${CT_PATIENT}`) ?? [];
+    };
+    assert.deepEqual(await conditions(), [], 'the service wrote no problem-list entry by itself');
+    const { context, page, problems } = await newPage(browser, { width: 1280, height: 900 });
+    try {
+      await page.goto(`${base}/sandbox/ehr/patients/${CT_PATIENT}`);
+      await page.waitForSelector('body[data-patient-view="done"]', { timeout: 120_000 });
+      const card = '.cds__cards[data-hook="patient-view"] article.cds-card';
+      await page.click(`${card} button[data-action="accept"]:has-text("problem list")`);
+      const status = await page.waitForSelector(`${card} .cds-card__status[data-created*="Condition/"]`, { timeout: 30_000 });
+      assert.match((await status.textContent())!, /Problem-list entry added: (Moderate|Severe) \(grade [23]\) (T1[12]|L[1-4]) compression fracture \(seen on CT, to confirm\) \(provisional until you confirm it\)/);
+      await page.waitForFunction(() => /\(provisional\)/.test(document.getElementById('problems')?.textContent ?? ''), undefined, { timeout: 30_000 });
+      await screenshot(page, 'ct-ehr-problem-list', false);
+      const [c] = await conditions();
+      assert.equal(c?.verificationStatus?.coding?.[0]?.code, 'provisional');
+      assert.equal(c?.category?.[0]?.coding?.[0]?.code, 'problem-list-item');
+      assert.equal(c?.bodySite?.[0]?.text, `${ct.worstLevel} vertebra`);
+      assert.deepEqual(problems, [], problems.join('\n'));
+    } finally {
+      await context.close();
     }
   });
 });

@@ -16,6 +16,7 @@ import { CPT, LOINC, loadOrderCodeMaps } from '../../server/fhir/conceptmaps.ts'
 import type { CtAssessmentView } from '../../server/pathways/ct-spine/types.ts';
 import { ctView } from '../support/ct-view.ts';
 import type { RecommendedAction } from '../../server/risk/decision.ts';
+import { createdWords } from '../../server/sandbox/ehr/router.ts';
 
 const NOW = new Date('2026-12-03T10:00:00Z');
 const NO_CARE: CareKnowledge = { known: true, status: { flsReferral: null, dxaOrder: null, dxaResult: null, treatment: null } };
@@ -86,6 +87,8 @@ describe('CT card', () => {
     assert.equal(cond.subject?.reference, 'Patient/demo-ct-003');
     assert.equal(cond.encounter?.reference, 'Encounter/enc-1');
     assert.ok(built.suggestionIds.problemList && built.suggestionIds.fls);
+    // What the demo EHR says once the clinician accepts it.
+    assert.equal(createdWords(cond), 'Problem-list entry added: Moderate (grade 2) L1 compression fracture (seen on CT, to confirm) (provisional until you confirm it)');
   });
 
   test('already in the problem list: said, no problem-list suggestion; an open referral: no referral either (info)', () => {

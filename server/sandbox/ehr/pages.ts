@@ -216,7 +216,8 @@ export function chartPage(ctx: PageContext, chart: Chart, studies: readonly Orde
     </div>
   </section>
   ${sectionBlock('problems', 'Problems', chart.problems, 'No problems recorded.', ['Problem', 'Status', 'Onset'], (c: Condition) =>
-    html`<tr><td>${text(c.code)}</td><td>${text(c.clinicalStatus)}</td><td>${date(c.onsetDateTime ?? c.recordedDate)}</td></tr>`,
+    // A provisional or unconfirmed entry (e.g. a fracture a card proposed from a CT) says so next to its status.
+    html`<tr><td>${text(c.code)}</td><td>${text(c.clinicalStatus)}${c.verificationStatus?.coding?.some((x) => x.code === 'provisional' || x.code === 'unconfirmed') ? ' (provisional)' : ''}</td><td>${date(c.onsetDateTime ?? c.recordedDate)}</td></tr>`,
   )}
   ${sectionBlock('medicines', 'Medicines', chart.medicines, 'No medicines recorded.', ['Medicine', 'Status', 'Since'], (m: MedicationRequest) =>
     html`<tr><td>${text(m.medicationCodeableConcept)}</td><td>${m.status ?? '—'}</td><td>${date(m.authoredOn)}</td></tr>`,

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import express, { Router, type Request, type Response } from 'express';
-import type { Bundle, Patient, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import type { Bundle, Condition, Patient, Resource, ServiceRequest } from '@medplum/fhirtypes';
 import { REPO_ROOT } from '../../config.ts';
 import { hashPatientId, type Logger } from '../../logging.ts';
 import { browserBundle, ehrCss } from './assets.ts';
@@ -77,6 +77,12 @@ export function createdWords(r: Resource): string {
     const sr = r as ServiceRequest;
     const what = sr.code?.text ?? sr.code?.coding?.find((c) => c.display)?.display ?? 'Order';
     return `${what} created${sr.status === 'draft' ? ' (draft, to sign)' : ''}`;
+  }
+  if (r.resourceType === 'Condition') {
+    // A problem-list entry a card proposed: say that it is provisional until the clinician confirms it.
+    const c = r as Condition;
+    const provisional = c.verificationStatus?.coding?.some((x) => x.code === 'provisional' || x.code === 'unconfirmed');
+    return `Problem-list entry added: ${c.code?.text ?? c.code?.coding?.find((x) => x.display)?.display ?? 'condition'}${provisional ? ' (provisional until you confirm it)' : ''}`;
   }
   return `${r.resourceType} created`;
 }

@@ -282,7 +282,7 @@ function init(data: PageData): void {
         if (card.dataset['selection'] === 'at-most-one') card.querySelectorAll<HTMLButtonElement>('button[data-action="accept"]').forEach((b) => (b.disabled = true));
         if (status) (status as HTMLElement).dataset['created'] = r.done.join(' ');
         setStatus(status, `${r.message ?? 'Done.'}${r.feedbackError ? ` (${r.feedbackError})` : ''}`);
-        await refreshSection('orders');
+        await refreshSection(r.done.some((d) => d.startsWith('Condition/')) ? 'problems' : 'orders');
       } catch (err) {
         (btn as HTMLButtonElement).disabled = false;
         setStatus(status, `Failed: ${(err as Error).message}`);
