@@ -30,6 +30,8 @@ export interface CtPanelModel {
   /** "DXA 2 May 2026: −2.9 (used for the risk)" when the chart's DXA replaced the CT estimate. */
   dxa: string | null;
   rows: CtLevelRow[] | null;
+  /** Levels found in the volume but not in the table, with why: "T12 (heights not measurable)". */
+  notMeasured: string[];
   warnings: string[];
   todo: string[];
 }
@@ -48,6 +50,16 @@ export function levelRows(ct: Pick<CtAssessmentView, 'morphometry'>): CtLevelRow
     gradeText: m.grade === 0 ? 'None' : `${GRADE_WORDS[m.grade].charAt(0).toUpperCase()}${GRADE_WORDS[m.grade].slice(1)} (grade ${m.grade})`,
     shape: m.grade === 0 ? '—' : (SHAPES[m.shape] ?? m.shape),
   }));
+}
+
+/**
+ * Levels labelled in the volume (and on the sagittal image) that have no row, top first, with why — so a level
+ * missing from the table is not read as normal.
+ */
+export function unmeasuredLevels(ct: Pick<CtAssessmentView, 'levels' | 'morphometry'>): string[] {
+  if (!ct.morphometry) return [];
+  const measured = new Set(ct.morphometry.map((m) => m.level));
+  return [...ct.levels].reverse().filter((l) => !measured.has(l.label)).map((l) => `${l.label} (${l.excluded ?? (l.truncated ? 'cut by the edge of the scan' : 'heights not measurable')})`);
 }
 
 /** Warnings that change how far the CT numbers can be trusted: phase, fallback level, excluded levels, no heights. */
@@ -97,6 +109,7 @@ export function ctPanelModel(a: Assessment, ct: CtAssessmentView, date: (iso: st
     tScore: att ? `${formatTscore(att.tScore.estimate)} (${formatTscore(att.tScore.low)} to ${formatTscore(att.tScore.high)})` : null,
     dxa: dxaUsed ? `DXA ${date(dxaUsed.date)}: ${formatTscore(dxaUsed.value)} (used for the risk instead of the CT estimate)` : null,
     rows: levelRows(ct),
+    notMeasured: unmeasuredLevels(ct),
     warnings: ctWarnings(ct),
     todo,
   };

@@ -28,6 +28,7 @@ describe('CT findings panel model', () => {
     assert.match(m.todo[1]!, /^DXA to record baseline/);
     assert.match(m.todo[2]!, /confirm it on the problem list .*nothing is recorded automatically/);
     assert.deepEqual(m.warnings, []);
+    assert.deepEqual(m.notMeasured, ['T11 (heights not measurable)'], 'labelled but not in the table');
     assert.equal(leadingAction(assessment(ct)), 'refer-fls');
     assert.equal(leadingAction(assessment(ctView({ worstGrade: 1, imminentRisk: false }))), 'none');
   });
@@ -54,6 +55,8 @@ describe('CT findings panel model', () => {
       'Vertebral heights not measured: the slices are too thick for morphometry; fractures cannot be excluded.',
     ]);
     assert.equal(levelRows(ct), null);
+    const truncated = ctView({ levels: [...base.levels.slice(0, 3), { ...base.levels[3]!, truncated: true }] });
+    assert.deepEqual(ctPanelModel(assessment(truncated), truncated, date).notMeasured, ['T11 (cut by the edge of the scan)']);
     const pv = ctView({ attenuation: { ...base.attenuation!, phase: 'portal-venous', medianHu: 121, adjustedHu: 96 } });
     const m = ctPanelModel(assessment(pv), pv, date);
     assert.equal(m.attenuation?.rawHu, 121);

@@ -136,6 +136,11 @@ export function CtFindings(props: { session: Session; assessment: Assessment; ct
           </tbody>
         </table>
       ) : null}
+      {m.notMeasured.length > 0 && (
+        <p class="muted ct-not-measured" data-testid="ct-not-measured">
+          Not graded: {m.notMeasured.join(', ')}.
+        </p>
+      )}
 
       <div class="ct-figures">
         <OverlayFigure
