@@ -1,7 +1,7 @@
 /**
  * Vertebral heights on the mid-sagittal plane and the Genant semi-quantitative grade by explicit ratios.
  *
- * Heights: on the midline column (averaged over ± 1 column), the body's upper and lower surfaces along z at 15 %,
+ * Heights: on the level's own midline column and body box (`levelBody`; the midline averaged over ± 1 column), the body's upper and lower surfaces along z at 15 %,
  * 50 % and 85 % of the body's depth, each at the half-maximum of its own edge (`endPlateEdges`); anterior and
  * posterior heights at the walls by the parabola through the three (`sagittalHeights`). Slices thicker than
  * `maxSliceMm` are refused: the end plates are then too blurred for a 20 % height difference to be measured.
@@ -12,7 +12,7 @@
  */
 import type { PathwayRefusal } from '../types.ts';
 import { CT_SPINE_PATHWAY } from './select.ts';
-import type { SpineLocalisation, Vertebra } from './vertebrae.ts';
+import { findBody, type BodyBox, type SpineLocalisation, type Vertebra } from './vertebrae.ts';
 import type { CtVolume } from './volume.ts';
 
 export interface LevelMorphometry {
@@ -134,6 +134,26 @@ export function sagittalHeights(vol: CtVolume, midlineColumn: number, box: { r0:
   return [wall(-1), { row: Math.round(rowAt(0.5)), ...fm }, wall(1)];
 }
 
+/**
+ * One level's own midline column and body box: `findBody` on the central half of the level's slices, else the
+ * study's. With a scoliosis the bodies sit off the study's midline by 10–25 mm, and the study's box is the union of
+ * all levels; a plane off a body's centre skims its side and the box's walls lie behind a smaller thoracic body,
+ * so heights there came out 9–12 mm short and read as fractures.
+ */
+export function levelBody(vol: CtVolume, loc: Pick<SpineLocalisation, 'midlineColumn' | 'box'>, v: Pick<Vertebra, 'sliceFrom' | 'sliceTo'>): { midlineColumn: number; box: BodyBox } {
+  const plane = vol.rows * vol.columns;
+  const q = Math.floor((v.sliceTo - v.sliceFrom) / 4);
+  const from = v.sliceFrom + q;
+  const to = v.sliceTo - q;
+  const view: CtVolume = { ...vol, slices: to - from + 1, z: vol.z.subarray(from, to + 1), hu: vol.hu.subarray(from * plane, (to + 1) * plane) };
+  const found = findBody(view);
+  // A level's own box must overlap the study's (else it found something else, e.g. a vessel): keep the study's.
+  if (!found || found.box.r1 < loc.box.r0 || found.box.r0 > loc.box.r1 || Math.abs(found.midlineColumn - loc.midlineColumn) * vol.spacing.column > 30) {
+    return { midlineColumn: loc.midlineColumn, box: loc.box };
+  }
+  return found;
+}
+
 export function measureMorphometry(vol: CtVolume, loc: SpineLocalisation, opts: MorphometryOptions = DEFAULT_MORPHOMETRY): LevelMorphometry[] | MorphometryRefusal {
   if (vol.spacing.slice > opts.maxSliceMm) {
     return { refused: true, pathway: CT_SPINE_PATHWAY, code: 'slices-too-thick', reason: `slices ${vol.spacing.slice} mm apart are too coarse for vertebral heights (at most ${opts.maxSliceMm} mm)` };
@@ -141,7 +161,8 @@ export function measureMorphometry(vol: CtVolume, loc: SpineLocalisation, opts: 
   const exclude = opts.exclude ?? [];
   const complete = loc.vertebrae.filter((v) => !v.truncated && !exclude.includes(v.label));
   const heights = complete.map((v) => {
-    const lines = sagittalHeights(vol, loc.midlineColumn, loc.box, v, opts.edgeHu);
+    const own = levelBody(vol, loc, v);
+    const lines = sagittalHeights(vol, own.midlineColumn, own.box, v, opts.edgeHu);
     const [ha, hm, hp] = lines ? lines.map((l) => l.top - l.bottom) : [NaN, NaN, NaN];
     return { v, ha: ha!, hm: hm!, hp: hp! };
   });

@@ -14,7 +14,7 @@
  */
 import { encodePng } from '../../risk/png.ts';
 import { roiGeometry } from './l1-roi.ts';
-import { DEFAULT_MORPHOMETRY, sagittalHeights } from './morphometry.ts';
+import { DEFAULT_MORPHOMETRY, levelBody, sagittalHeights } from './morphometry.ts';
 import type { CtFindings, GenantGrade } from './types.ts';
 import { sliceAt, type CtVolume } from './volume.ts';
 
@@ -194,7 +194,9 @@ function sagittal(vol: CtVolume, f: CtFindings): OverlayImage {
     cv.text(Math.max(2, xOf(front) - textWidth(l.label) - 8), yMid - 7, l.label, WHITE);
     if (m) {
       const v = { sliceFrom: sliceAt(vol, l.zBottom + vol.spacing.slice / 2), sliceTo: sliceAt(vol, l.zTop - vol.spacing.slice / 2) };
-      for (const e of sagittalHeights(vol, mc, box, v, DEFAULT_MORPHOMETRY.edgeHu) ?? []) {
+      // Measured on the level's own midline (scoliosis); drawn on this plane at the measured rows and heights.
+      const own = levelBody(vol, f.geometry, v);
+      for (const e of sagittalHeights(vol, own.midlineColumn, own.box, v, DEFAULT_MORPHOMETRY.edgeHu) ?? []) {
         const x = xOf(e.row);
         cv.line(x, yOf(e.top), x, yOf(e.bottom), colour, 2);
         cv.line(x - 3, yOf(e.top), x + 3, yOf(e.top), colour, 1);
