@@ -19,7 +19,7 @@ import { inlineImaging } from '../../imaging/worker-pool.ts';
 import { createDicomWebRouter } from '../../sandbox/dicomweb/router.ts';
 import { fileMeta } from '../../sandbox/dicomweb/transcode.ts';
 import { isRefusal } from '../types.ts';
-import { CT_IMAGE_STORAGE } from './dicom-tags.ts';
+import { CT_IMAGE_STORAGE, ENHANCED_CT_IMAGE_STORAGE } from './dicom-tags.ts';
 import { ctEligible, readCtStudy, type CtReadDeps, type CtReadRefusal, type CtStudyRead } from './pathway.ts';
 import { buildSpinePhantom, DEFAULT_PHANTOM, defaultLevels } from './phantom.ts';
 import type { CtVolume } from './volume.ts';
@@ -99,6 +99,62 @@ function writeSeries(root: string, vol: CtVolume, spec: SeriesSpec): void {
   }
 }
 
+const item = (elements: Buffer[]): Buffer => {
+  const body = Buffer.concat(elements);
+  const head = Buffer.alloc(8);
+  head.writeUInt16LE(0xfffe, 0);
+  head.writeUInt16LE(0xe000, 2);
+  head.writeUInt32LE(body.length, 4);
+  return Buffer.concat([head, body]);
+};
+const sq = (tag: number, items: Buffer[]): Buffer => el(tag, 'SQ', Buffer.concat(items));
+
+/**
+ * The volume as ONE Enhanced CT Image Storage instance: geometry per frame (Plane Position) and shared (Pixel Measures,
+ * Plane Orientation, Pixel Value Transformation), nothing of it at the top level.
+ */
+function writeEnhanced(root: string, vol: CtVolume, spec: Pick<SeriesSpec, 'studyUid' | 'seriesUid' | 'description'>): void {
+  const dir = join(root, spec.studyUid, spec.seriesUid);
+  mkdirSync(dir, { recursive: true });
+  const plane = vol.rows * vol.columns;
+  const x0 = (-(vol.columns - 1) / 2) * vol.spacing.column;
+  const y0 = (-vol.rows / 2) * vol.spacing.row;
+  const px = Buffer.alloc(plane * vol.slices * 2);
+  for (let j = 0; j < plane * vol.slices; j++) px.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(vol.hu[j]! + 1024))), j * 2);
+  const sop = `${spec.seriesUid}.1`;
+  const shared = item([
+    sq(0x00209116, [item([el(0x00200037, 'DS', str('1\\0\\0\\0\\1\\0'))])]),
+    sq(0x00289110, [item([el(0x00180050, 'DS', str(String(vol.spacing.slice))), el(0x00280030, 'DS', str(`${vol.spacing.row}\\${vol.spacing.column}`))])]),
+    sq(0x00289145, [item([el(0x00281052, 'DS', str('-1024')), el(0x00281053, 'DS', str('1'))])]),
+  ]);
+  const perFrame = Array.from({ length: vol.slices }, (_, k) => item([sq(0x00209113, [item([el(0x00200032, 'DS', str(`${x0.toFixed(3)}\\${y0.toFixed(3)}\\${vol.z[k]!.toFixed(3)}`))])])]));
+  const ds = Buffer.concat([
+    el(0x00080008, 'CS', str('ORIGINAL\\PRIMARY\\AXIAL\\NONE')),
+    el(0x00080016, 'UI', str(ENHANCED_CT_IMAGE_STORAGE, '\0')),
+    el(0x00080018, 'UI', str(sop, '\0')),
+    el(0x00080060, 'CS', str('CT')),
+    el(0x0008103e, 'LO', str(spec.description)),
+    el(0x00100010, 'PN', str('Test^Phantom')),
+    el(0x00100020, 'LO', str('P-CT-1')),
+    el(0x0020000d, 'UI', str(spec.studyUid, '\0')),
+    el(0x0020000e, 'UI', str(spec.seriesUid, '\0')),
+    el(0x00200013, 'IS', str('1')),
+    el(0x00280002, 'US', us(1)),
+    el(0x00280004, 'CS', str('MONOCHROME2')),
+    el(0x00280008, 'IS', str(String(vol.slices))),
+    el(0x00280010, 'US', us(vol.rows)),
+    el(0x00280011, 'US', us(vol.columns)),
+    el(0x00280100, 'US', us(16)),
+    el(0x00280101, 'US', us(16)),
+    el(0x00280102, 'US', us(15)),
+    el(0x00280103, 'US', us(1)),
+    sq(0x52009229, [shared]),
+    sq(0x52009230, perFrame),
+    el(0x7fe00010, 'OW', px),
+  ]);
+  writeFileSync(join(dir, '1.dcm'), Buffer.concat([fileMeta(ENHANCED_CT_IMAGE_STORAGE, sop, EXPLICIT_LE), ds]));
+}
+
 const imagingStudy = (studyUid: string, over: Partial<ImagingStudy> = {}): ImagingStudy => ({
   resourceType: 'ImagingStudy',
   id: `is-${studyUid.split('.').pop()}`,
@@ -134,6 +190,7 @@ const UID = {
   thick6: '2.25.7004',
   localizer: '2.25.7005',
   mr: '2.25.7006',
+  enhanced: '2.25.7007',
 };
 
 let root = '';
@@ -153,6 +210,7 @@ before(async () => {
   writeSeries(root, two.volume, { studyUid: UID.wrongPatient, seriesUid: `${UID.wrongPatient}.1`, patientId: (k) => (k === 37 ? 'P-OTHER' : 'P-CT-1'), thicknessMm: 2, description: 'ABD 2mm' });
   writeSeries(root, two.volume, { studyUid: UID.thick6, seriesUid: `${UID.thick6}.1`, patientId: same, thicknessMm: 6, description: 'ABD 6mm' });
   writeSeries(root, two.volume, { studyUid: UID.localizer, seriesUid: `${UID.localizer}.1`, patientId: same, thicknessMm: 2, description: 'TOPOGRAM', imageType: 'ORIGINAL\\PRIMARY\\LOCALIZER' });
+  writeEnhanced(root, two.volume, { studyUid: UID.enhanced, seriesUid: `${UID.enhanced}.1`, description: 'ABD PORTAL VENOUS 2mm ENHANCED' });
   writeSeries(root, two.volume, { studyUid: UID.mr, seriesUid: `${UID.mr}.1`, patientId: same, thicknessMm: 2, description: 'T1 SAG', modality: 'MR' });
   const three = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels: defaultLevels(120), sliceMm: 3, seed: 12 });
   writeSeries(root, three.volume, { studyUid: UID.thick3, seriesUid: `${UID.thick3}.1`, patientId: same, thicknessMm: 3, description: 'ABD NON CONTRAST 3mm' });
@@ -229,6 +287,18 @@ describe('reading a CT study over DICOMweb', () => {
     assert.equal(s.overlays?.axial.width, 30);
     assert.equal(client.frameRequests, s.timings.frames);
     assert.ok(client.maxInFlight <= 3 && client.maxInFlight >= 2, `max in flight ${client.maxInFlight}`);
+  });
+
+  test('the same volume as one Enhanced CT multi-frame instance: per-frame geometry and the functional-group rescale give the same findings', async () => {
+    const single = (await read(UID.good)).r as CtStudyRead;
+    const { r, client } = await read(UID.enhanced);
+    assert.ok(!isRefusal(r), isRefusal(r) ? `${r.code}: ${r.reason}` : '');
+    const s = r as CtStudyRead;
+    assert.equal(s.timings.frames, single.timings.frames);
+    assert.equal(client.frameRequests, single.timings.frames);
+    assert.deepEqual(s.findings.levels.map((l) => l.label), single.findings.levels.map((l) => l.label));
+    assert.equal(s.findings.attenuation!.medianHu, single.findings.attenuation!.medianHu);
+    assert.equal(s.findings.worstGrade, single.findings.worstGrade);
   });
 
   test('one instance of another patient inside the CT series refuses the whole study before any frame is fetched', async () => {

@@ -39,6 +39,9 @@ import { CT_SPINE_PATHWAY, selectCtSeries, type CtSeriesMetadata } from './selec
 import type { CtFindings } from './types.ts';
 import { assembleVolume, planSlices, VolumeError, type CtSlice, type CtVolume } from './volume.ts';
 
+/** Pixel Value Transformation Sequence (0028,9145): an Enhanced CT frame's rescale. */
+const PIXEL_VALUE_TRANSFORMATION_SEQUENCE = '00289145';
+
 /** Default number of frames fetched at once. */
 export const CT_FETCH_CONCURRENCY = 6;
 
@@ -192,11 +195,21 @@ async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T
   return out;
 }
 
-/** A pixel spacing stated in the Enhanced CT functional groups, for frames whose metadata has none at the top level. */
-function withSpacing(ds: DicomJsonDataset, frameIndex: number): DicomJsonDataset {
-  if (jsonNumbers(ds, TAG.PixelSpacing)) return ds;
+/**
+ * The pixel module of one frame of an Enhanced CT: Pixel Spacing (Pixel Measures) and Rescale Slope / Intercept (Pixel
+ * Value Transformation) live in the functional groups there, not at the top level where the imaging layer reads
+ * them. Single-frame CT metadata is returned as it is.
+ */
+function withFrameGroups(ds: DicomJsonDataset, frameIndex: number): DicomJsonDataset {
+  if (jsonString(ds, TAG.SOPClassUID) !== ENHANCED_CT_IMAGE_STORAGE) return ds;
+  const out: DicomJsonDataset = { ...ds };
   const ps = groupValue(ds, frameIndex, CT_TAG.PixelMeasuresSequence, TAG.PixelSpacing);
-  return ps ? { ...ds, [TAG.PixelSpacing]: { vr: 'DS', Value: ps } } : ds;
+  if (ps && !jsonNumbers(ds, TAG.PixelSpacing)) out[TAG.PixelSpacing] = { vr: 'DS', Value: ps };
+  for (const tag of [TAG.RescaleIntercept, TAG.RescaleSlope]) {
+    const v = groupValue(ds, frameIndex, PIXEL_VALUE_TRANSFORMATION_SEQUENCE, tag);
+    if (v && jsonNumber(ds, tag) === undefined) out[tag] = { vr: 'DS', Value: v };
+  }
+  return out;
 }
 
 /**
@@ -261,7 +274,7 @@ export async function readCtStudy(deps: CtReadDeps, study: ImagingStudy): Promis
   try {
     slices = await mapBounded(plan, deps.concurrency ?? CT_FETCH_CONCURRENCY, async (k) => {
       const f = frames[k]!;
-      const metadata = withSpacing(f.metadata, f.frame - 1);
+      const metadata = withFrameGroups(f.metadata, f.frame - 1);
       const got = await fetchFrame(deps.dicomweb, { studyUid, seriesUid: series.seriesInstanceUid, sopUid: f.sopUid }, { metadata, frame: f.frame, imaging: deps.imaging, ...call });
       return { pm: got.pixelModule, stored: got.stored, position: f.position, orientation: f.orientation };
     }, deps.signal);
