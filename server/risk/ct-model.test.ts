@@ -20,6 +20,13 @@ describe('CT model manifest', () => {
     assert.equal(model.manifest.risk_model.members.length, 3);
   });
 
+  test('the committed CT model (models/ct-spine-v1) passes the same checks', () => {
+    const real = loadCtModel(join(REPO_ROOT, 'models/ct-spine-v1'));
+    assert.equal(real.manifest.kind, 'ct-spine');
+    const r = ctRisk(real, REQ).outcomes.mof.riskAt(10);
+    assert.ok(r.lower <= r.risk && r.risk <= r.upper && r.upper < 1);
+  });
+
   test('a broken manifest is refused with the field named', () => {
     // Loosely typed on purpose: each case writes a value the contract forbids.
     type Loose = { [k: string]: Loose } & Loose[];
