@@ -231,7 +231,7 @@ export function detailOf(input: CardInput, plan: CarePlan = carePlan(input)): st
       : input.orderedHipXray && !a.study && input.kind === 'assessment'
         ? ' The X-ray being ordered will be assessed when reported.'
         : '';
-  const ctOrder = input.orderedCt && input.kind === 'assessment' ? ' This CT will be assessed for bone density and vertebral fractures when reported.' : '';
+  const ctOrder = input.orderedCt && input.kind === 'assessment' ? ' The CT being ordered will be assessed for bone density and vertebral fractures when reported.' : '';
   const reasons = reasonsOf(a);
   const lines = [
     `${a.decision.meaning} Major osteoporotic fracture: ${riskText(mof)}.`,

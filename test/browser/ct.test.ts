@@ -149,7 +149,7 @@ describe(`CT demo patient ${CT_PATIENT}: card, app panel with overlays, FLS work
       }, undefined, { timeout: 60_000 });
       const text = (await page.textContent('.order__cards article.cds-card'))!;
       assert.match(text, /10-year hip [\d.]+% \(95% interval [\d.]+–[\d.]+%\)/, text);
-      assert.match(text, /This CT will be assessed for bone density and vertebral fractures when reported\./, text);
+      assert.match(text, /The CT being ordered will be assessed for bone density and vertebral fractures when reported\./, text);
       await screenshot(page, 'ct-ehr-order-card', false);
       await axeClean(page, 'CT order card');
       assert.deepEqual(problems, [], problems.join('\n'));

@@ -123,9 +123,9 @@ describe('CT card', () => {
 
   test('an ordered CT is said to be assessed when reported; a radiograph assessment keeps its X-ray line', () => {
     const { card: c } = card('refer-fls', null, { orderedCt: true });
-    assert.match(c.detail!, /This CT will be assessed for bone density and vertebral fractures when reported\./);
+    assert.match(c.detail!, /The CT being ordered will be assessed for bone density and vertebral fractures when reported\./);
     assert.match(c.detail!, /Uses the hip X-ray of 3 Nov 2026\./);
-    assert.doesNotMatch(card('refer-fls', null).card.detail!, /This CT will be assessed/);
+    assert.doesNotMatch(card('refer-fls', null).card.detail!, /CT being ordered/);
   });
 });
 
