@@ -128,6 +128,8 @@ describe(`CT demo patient ${CT_PATIENT}: card, app panel with overlays, FLS work
         await screenshot(page, `ct-app-${width}`, false);
         // The panel itself, whole (the app scrolls inside the chart's frame).
         await (await frame.$('[data-testid="ct-findings"]'))!.screenshot({ path: join(ARTIFACTS_DIR, `ct-app-panel-${width}.png`) });
+        await frame.$eval('.ct-todo', (el) => el.scrollIntoView({ block: 'end' }));
+        await screenshot(page, `ct-app-todo-${width}`, false);
         await axeClean(frame, `app ${width}`);
         assert.deepEqual(problems, [], problems.join('\n'));
       } finally {
