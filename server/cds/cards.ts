@@ -184,7 +184,7 @@ export function summaryOf(input: CardInput): string {
   const a = input.assessment;
   const hip = r10(a, 'hip');
   let s = `${TIER_WORD[a.tier.tier]} fracture risk — 10-year hip ${riskText(hip)}`;
-  if (a.mode !== 'image-and-clinical') s += input.kind === 'clinical-in-progress' ? ', clinical factors only (X-ray analysis in progress)' : ', clinical factors only';
+  if (a.mode !== 'image-and-clinical') s += input.kind === 'clinical-in-progress' ? ', clinical factors only (image analysis in progress)' : ', clinical factors only';
   return s.length <= SUMMARY_MAX ? s : `${s.slice(0, SUMMARY_MAX - 1)}…`;
 }
 
@@ -212,7 +212,8 @@ export function tscoreReason(a: Assessment): string {
 
 /** The single caveat line: the in-progress note, else the engine's caveat, else data the EHR did not share. */
 function caveatOf(input: CardInput): string | null {
-  if (input.kind === 'clinical-in-progress') return 'X-ray analysis in progress: open the chart again shortly for the X-ray-based estimate.';
+  // "Image", not "X-ray": the study being analysed may be a hip radiograph or a CT, and the card does not know which yet.
+  if (input.kind === 'clinical-in-progress') return 'Image analysis in progress: open the chart again shortly for the image-based estimate.';
   if (input.assessment.caveat) return input.assessment.caveat;
   if (input.unavailable && input.unavailable.length > 0) return `Made without the ${input.unavailable.join(' or ')} the EHR did not share.`;
   return null;

@@ -567,8 +567,8 @@ describe('deadline: a slow or failing FHIR server or PACS never makes the EHR wa
       assert.equal(res.status, 200);
       assert.ok(ms <= WITHIN_BUDGET_MS, `answered in ${ms.toFixed(0)} ms`);
       const [card] = checkResponse(res.body as HookResponse, BASE) as [Card];
-      assert.match(card.summary, /clinical factors only \(X-ray analysis in progress\)$/);
-      assert.match(card.detail!, /X-ray analysis in progress/);
+      assert.match(card.summary, /clinical factors only \(image analysis in progress\)$/);
+      assert.match(card.detail!, /Image analysis in progress/);
       // The background assessment finishes (several 1.5 s PACS round trips) and is served from memory afterwards.
       let later: Card | undefined;
       for (let i = 0; i < 60 && !later; i++) {
