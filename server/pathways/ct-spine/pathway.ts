@@ -15,9 +15,9 @@
  *    duplicates and gaps before anything is fetched. Today that is every slice of the series: labelling needs the
  *    ribs, and neither the positions nor the localizer say where T10–L5 lie before the volume is analysed.
  * 5. Frames fetched with BOUNDED parallelism (`concurrency`, default 6) through the DicomWebClient (its allow-list,
- *    size caps and time-outs stay in force) and decoded by the imaging executor (worker pool). Each encoded frame is
- *    dropped once decoded; the decoded slices are dropped once the HU volume is assembled, and the volume once the
- *    analysis and the overlays are done, so at most slices + volume are held at once.
+ *    size caps and time-outs stay in force) and decoded by the imaging executor (worker pool). The HU volume is
+ *    allocated first; each frame, once decoded, is written into it and dropped (encoded and decoded parts of at most
+ *    `concurrency` frames exist beside the volume), and the volume is dropped once analysis and overlays are done.
  * 6. `analyseCtVolume` (analyse.ts) with the model's phase offsets; the overlays by the caller's renderer
  *    (`renderCtOverlays`, overlay.ts, in the service) while the volume is still held.
  * @see https://dicom.nema.org/medical/dicom/current/output/chtml/part18/sect_10.4.html (WADO-RS)
@@ -28,6 +28,8 @@ import type { DicomWebClient } from '../../imaging/dicomweb-client.ts';
 import { ImagingError } from '../../imaging/errors.ts';
 import { checkImageIdentity } from '../../imaging/identity.ts';
 import { fetchFrame } from '../../imaging/retrieve.ts';
+import { pixelModuleFromJson, type PixelModule } from '../../imaging/pixel-module.ts';
+import { maskStored } from '../../imaging/pixels.ts';
 import { studyUidOf, type ImagingStudyLike } from '../../imaging/select.ts';
 import type { ImagingExecutor } from '../../imaging/worker-pool.ts';
 import type { Logger } from '../../logging.ts';
@@ -35,9 +37,9 @@ import { isRefusal, type ImagingPathway, type PathwayRefusal } from '../types.ts
 import { analyseCtVolume } from './analyse.ts';
 import { CT_TAG, ENHANCED_CT_IMAGE_STORAGE } from './dicom-tags.ts';
 import { contrastPhaseOf, contrastRecorded, type ContrastPhase } from './l1-roi.ts';
-import { CT_SPINE_PATHWAY, selectCtSeries, type CtSeriesMetadata } from './select.ts';
+import { CT_SPINE_PATHWAY, selectCtSeries, sliceNormal, type CtSeriesMetadata } from './select.ts';
 import type { CtFindings } from './types.ts';
-import { assembleVolume, planSlices, VolumeError, type CtSlice, type CtVolume } from './volume.ts';
+import { DEFAULT_VOLUME, planSlices, VolumeError, type CtSlice, type CtVolume } from './volume.ts';
 
 /** Pixel Value Transformation Sequence (0028,9145): an Enhanced CT frame's rescale. */
 const PIXEL_VALUE_TRANSFORMATION_SEQUENCE = '00289145';
@@ -106,7 +108,8 @@ export interface CtStudyRead {
   overlays: { sagittal: CtOverlayPng; axial: CtOverlayPng } | null;
   /** Series-selection warnings (e.g. body part not recorded), in plain words. */
   warnings: string[];
-  timings: { metadataMs: number; fetchMs: number; assembleMs: number; analyseMs: number; overlayMs: number; frames: number };
+  /** `fetchMs`: frames fetched, decoded and written into the HU volume. */
+  timings: { metadataMs: number; fetchMs: number; analyseMs: number; overlayMs: number; frames: number };
 }
 
 export interface CtReadDeps {
@@ -172,6 +175,56 @@ function framesOf(series: CtSeriesMetadata): FramePlan[] {
     }
   }
   return out;
+}
+
+/**
+ * The HU volume of the planned frames (in plan order: inferior → superior), allocated once before any pixel arrives,
+ * so each decoded slice is written into it and dropped at once: slices and volume are never held together (for a
+ * 512² × 250 series that is 125 MB of stored values less at the peak). The geometry checks are `assembleVolume`'s
+ * (volume.ts): one orientation, matrix size and pixel spacing; duplicates and gaps were refused by `planSlices`.
+ */
+function emptyVolume(frames: readonly FramePlan[], plan: readonly number[], firstMetadata: DicomJsonDataset): CtVolume {
+  const pm = pixelModuleFromJson(firstMetadata);
+  const ps = pm.pixelSpacingMm;
+  if (!ps) throw new VolumeError('inconsistent-spacing', 'the pixel spacing is not recorded');
+  const orientation = frames[plan[0]!]!.orientation;
+  const normal = sliceNormal(orientation)!;
+  const sign = Math.sign(normal[2]) || 1;
+  const z = Float64Array.from(plan, (k) => {
+    const p = frames[k]!.position;
+    return sign * (p[0]! * normal[0] + p[1]! * normal[1] + p[2]! * normal[2]) + 0;
+  });
+  const steps = Array.from(z.subarray(1), (v, i) => v - z[i]!).sort((a, b) => a - b);
+  const step = steps.length ? steps[steps.length >> 1]! : 0;
+  return {
+    rows: pm.rows,
+    columns: pm.columns,
+    slices: plan.length,
+    spacing: { row: ps[0], column: ps[1], slice: step },
+    orientation,
+    z,
+    rowsGoPosterior: orientation[4]! >= 0,
+    hu: new Float32Array(pm.rows * pm.columns * plan.length),
+  };
+}
+
+/** Writes decoded slice `index` into the volume as HU (masking + modality LUT), after the geometry checks. */
+function putSlice(vol: CtVolume, index: number, s: CtSlice): void {
+  const tol = DEFAULT_VOLUME;
+  if (s.orientation.length < 6 || s.orientation.some((v, i) => Math.abs(v - vol.orientation[i]!) > tol.orientationTolerance)) {
+    throw new VolumeError('inconsistent-orientation', 'the slices do not share one orientation');
+  }
+  if (s.pm.rows !== vol.rows || s.pm.columns !== vol.columns) throw new VolumeError('inconsistent-size', `slices of ${vol.rows}×${vol.columns} and ${s.pm.rows}×${s.pm.columns}`);
+  const p = s.pm.pixelSpacingMm;
+  if (!p || Math.abs(p[0] - vol.spacing.row) > tol.spacingTolerance * vol.spacing.row || Math.abs(p[1] - vol.spacing.column) > tol.spacingTolerance * vol.spacing.column) {
+    throw new VolumeError('inconsistent-spacing', 'the slices do not share one pixel spacing');
+  }
+  const n = vol.rows * vol.columns;
+  if (s.stored.length < n) throw new VolumeError('inconsistent-size', 'a slice has fewer pixels than its header says');
+  const v = maskStored(s.stored, s.pm as PixelModule);
+  const { rescaleSlope: m, rescaleIntercept: b } = s.pm;
+  const off = index * n;
+  for (let j = 0; j < n; j++) vol.hu[off + j] = v[j]! * m + b;
 }
 
 /** Runs `fn` over `items` with at most `limit` calls in flight; the first failure stops new calls and rejects. */
@@ -270,28 +323,22 @@ export async function readCtStudy(deps: CtReadDeps, study: ImagingStudy): Promis
     return refuse('volume', `the CT slices do not form one regular stack (${e.message})`);
   }
   const t1 = performance.now();
-  let slices: CtSlice[] | null;
+  let volume: CtVolume | null;
   try {
-    slices = await mapBounded(plan, deps.concurrency ?? CT_FETCH_CONCURRENCY, async (k) => {
+    const vol = emptyVolume(frames, plan, withFrameGroups(frames[plan[0]!]!.metadata, frames[plan[0]!]!.frame - 1));
+    await mapBounded(plan, deps.concurrency ?? CT_FETCH_CONCURRENCY, async (k, i) => {
       const f = frames[k]!;
       const metadata = withFrameGroups(f.metadata, f.frame - 1);
       const got = await fetchFrame(deps.dicomweb, { studyUid, seriesUid: series.seriesInstanceUid, sopUid: f.sopUid }, { metadata, frame: f.frame, imaging: deps.imaging, ...call });
-      return { pm: got.pixelModule, stored: got.stored, position: f.position, orientation: f.orientation };
+      putSlice(vol, i, { pm: got.pixelModule, stored: got.stored, position: f.position, orientation: f.orientation });
     }, deps.signal);
+    volume = vol;
   } catch (e) {
+    if (e instanceof VolumeError) return refuse('volume', `the CT slices do not form one regular stack (${e.message})`);
     if (!(e instanceof ImagingError)) throw e;
     log?.warn({ code: e.code, detail: e.message }, 'CT frames could not be fetched or decoded');
     return refuse('fetch-failed', `the CT images could not be used (${e.userMessage})`);
   }
-  const t2 = performance.now();
-  let volume: CtVolume | null;
-  try {
-    volume = assembleVolume(slices);
-  } catch (e) {
-    if (!(e instanceof VolumeError)) throw e;
-    return refuse('volume', `the CT slices do not form one regular stack (${e.message})`);
-  }
-  slices = null; // the stored slices are no longer needed once the HU volume exists
   const t3 = performance.now();
   const findings = analyseCtVolume(volume, { phase, phaseRecorded: contrastRecorded(first), ...(deps.phaseOffsetHu ? { phaseOffsetHu: deps.phaseOffsetHu } : {}) });
   const t4 = performance.now();
@@ -310,7 +357,7 @@ export async function readCtStudy(deps: CtReadDeps, study: ImagingStudy): Promis
     findings,
     overlays,
     warnings: sel.warnings,
-    timings: { metadataMs, fetchMs: t2 - t1, assembleMs: t3 - t2, analyseMs: t4 - t3, overlayMs: t5 - t4, frames: plan.length },
+    timings: { metadataMs, fetchMs: t3 - t1, analyseMs: t4 - t3, overlayMs: t5 - t4, frames: plan.length },
   };
 }
 
