@@ -24,7 +24,7 @@ import { FhirAccessError, type FhirDataSource } from '../fhir/client.ts';
 import { createLogger, type Logger } from '../logging.ts';
 import { AssessmentError } from '../risk/assess.ts';
 import { startEmbeddedSandboxes, type EmbeddedSandboxes } from '../risk/embedded.ts';
-import { derivedId, parseReference, resultResources } from './process.ts';
+import { derivedId, measurementResources, parseReference, resultResources } from './process.ts';
 import { configuredTriage, createStandaloneRisk, type Assessor } from './runtime.ts';
 import type { TriageFn } from './triage-link.ts';
 
@@ -156,6 +156,8 @@ export async function runBackfill(o: BackfillOptions): Promise<BackfillSummary> 
             await o.fhir.write(device);
             devices.add(device.id!);
           }
+          // A CT result's measurements first: the RiskAssessment's basis references them.
+          for (const r of measurementResources(result.stored)) await o.fhir.write(r);
           const written = await o.fhir.write(riskAssessment);
           await o.fhir.write(provenance);
           if (o.triage) {

@@ -18,7 +18,7 @@
  * @see https://hl7.org/fhir/uv/subscriptions-backport/STU1.1/ ("notifications can repeat and arrive out of order")
  */
 import { createHash } from 'node:crypto';
-import type { DiagnosticReport, ImagingStudy, Provenance, Reference, RiskAssessment } from '@medplum/fhirtypes';
+import type { DiagnosticReport, ImagingStudy, Provenance, Reference, Resource, RiskAssessment } from '@medplum/fhirtypes';
 import { FhirAccessError, FhirNotFoundError, type FhirDataSource } from '../fhir/client.ts';
 import { hashPatientId, redactIds, type Logger } from '../logging.ts';
 import { AssessmentError, type AssessRequest } from '../risk/assess.ts';
@@ -151,6 +151,16 @@ export function resultResources(stored: ServiceResult['stored'], from: ResultSou
   return { riskAssessment, provenance };
 }
 
+/**
+ * The device-derived measurements a result's RiskAssessment rests on — a CT assessment's Observations (L1
+ * attenuation, per-level morphometry) with their Device and Provenance — in write order; none for a radiograph.
+ * The RiskAssessment's basis references them, so a job writes them first: otherwise the basis would dangle.
+ */
+export function measurementResources(stored: ServiceResult['stored']): Resource[] {
+  const ct = stored.fhir.ct;
+  return ct ? [ct.device, ...ct.observations, ct.provenance] : [];
+}
+
 /** Runs one event. Throws {@link RetryableJobError} (or an unexpected error) to ask for a retry. */
 export async function processReportEvent(deps: JobDeps, event: ReportEvent): Promise<JobOutcome> {
   const log = deps.logger.child({ component: 'jobs', reportHash: hashPatientId(event.reportId), source: event.source });
@@ -194,6 +204,7 @@ export async function processReportEvent(deps: JobDeps, event: ReportEvent): Pro
     if (latest !== null && latest > order) return null;
     try {
       await deps.fhir.write(result.stored.fhir.device);
+      for (const r of measurementResources(result.stored)) await deps.fhir.write(r);
       const ra = await deps.fhir.write(riskAssessment);
       await deps.fhir.write(provenance);
       await deps.coordination.setLatestVersion(report.id!, order);
