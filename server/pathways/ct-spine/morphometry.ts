@@ -135,16 +135,15 @@ export function sagittalHeights(vol: CtVolume, midlineColumn: number, box: { r0:
 }
 
 /**
- * One level's own midline column and body box: `findBody` on the central half of the level's slices, else the
- * study's. With a scoliosis the bodies sit off the study's midline by 10–25 mm, and the study's box is the union of
+ * One level's own midline column and body box: `findBody` on the level's slices (end plates included: they give
+ * every row of the body bone above 150 HU even when the trabecular bone is below it), else the study's. With a scoliosis the bodies sit off the study's midline by 10–25 mm, and the study's box is the union of
  * all levels; a plane off a body's centre skims its side and the box's walls lie behind a smaller thoracic body,
  * so heights there came out 9–12 mm short and read as fractures.
  */
 export function levelBody(vol: CtVolume, loc: Pick<SpineLocalisation, 'midlineColumn' | 'box'>, v: Pick<Vertebra, 'sliceFrom' | 'sliceTo'>): { midlineColumn: number; box: BodyBox } {
   const plane = vol.rows * vol.columns;
-  const q = Math.floor((v.sliceTo - v.sliceFrom) / 4);
-  const from = v.sliceFrom + q;
-  const to = v.sliceTo - q;
+  const from = v.sliceFrom;
+  const to = v.sliceTo;
   const view: CtVolume = { ...vol, slices: to - from + 1, z: vol.z.subarray(from, to + 1), hu: vol.hu.subarray(from * plane, (to + 1) * plane) };
   const found = findBody(view);
   // A level's own box must overlap the study's (else it found something else, e.g. a vessel): keep the study's.
