@@ -196,6 +196,7 @@ describe(`CT demo patient ${CT_PATIENT}: card, app panel with overlays, FLS work
         const hipRow = rows.findIndex((r) => r.text.includes('DEMOA0022'));
         assert.ok(ctRow >= 0 && (hipRow < 0 || ctRow < hipRow), `CT row ${ctRow}, hip row ${hipRow}`);
         assert.match(rows[ctRow]!.text, new RegExp(`Imminent risk: ${reason}`));
+        if (width === 1280) assert.match((await page.textContent('.wl-table caption'))!, /sorted by risk \(descending\), vertebral fractures on CT listed first\./);
         await screenshot(page, `ct-worklist-${width}`, false);
         await axeClean(page, `worklist ${width}`);
       } finally {

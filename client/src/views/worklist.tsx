@@ -479,7 +479,8 @@ function WorklistPanel(props: { session: Session; onOpen: (item: WorklistItem) =
       ) : (
         <table class="wl-table">
           <caption>
-            {items.length === 1 ? '1 patient' : `${items.length} patients`}, sorted by {SORT_LABELS[sort.sort].toLowerCase()} ({sort.dir === 'asc' ? 'ascending' : 'descending'}). 10-year risks: {RESEARCH_NOTICE}.
+            {items.length === 1 ? '1 patient' : `${items.length} patients`}, sorted by {SORT_LABELS[sort.sort].toLowerCase()} ({sort.dir === 'asc' ? 'ascending' : 'descending'})
+            {sort.sort === 'risk' && items.some((it) => it.imminentReason) ? ', vertebral fractures on CT listed first' : ''}. 10-year risks: {RESEARCH_NOTICE}.
           </caption>
           <thead>
             <tr>
