@@ -105,3 +105,53 @@ describe('media-type helpers', () => {
     assert.deepEqual(negotiateFhirJson(undefined, 'application/fhir json'), { ok: true, type: 'application/fhir+json' });
   });
 });
+
+describe('HttpFhirClient: a connection closed under a request', () => {
+  /** A server that resets the connection of the first `resets` requests it receives, then answers. */
+  async function resettingServer(resets: number): Promise<{ url: string; count: () => number; close: () => Promise<void> }> {
+    let n = 0;
+    const s = createServer((req, res) => {
+      n += 1;
+      if (n <= resets) {
+        req.socket.destroy();
+        return;
+      }
+      res.setHeader('Content-Type', 'application/fhir+json');
+      res.end(JSON.stringify(patient));
+    });
+    const port = await freePort();
+    await new Promise<void>((r) => s.listen(port, '127.0.0.1', () => r()));
+    return { url: `http://127.0.0.1:${port}/fhir`, count: () => n, close: () => new Promise<void>((r) => s.close(() => r())) };
+  }
+
+  test('a read is sent once more on a new connection', async () => {
+    const s = await resettingServer(1);
+    try {
+      const p = await new HttpFhirClient({ baseUrl: s.url, timeoutMs: 2000 }).read<Patient>('Patient', 'p1');
+      assert.equal(p.id, 'p1');
+      assert.equal(s.count(), 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('only once: a second reset is a clear unavailable error', async () => {
+    const s = await resettingServer(5);
+    try {
+      await assert.rejects(new HttpFhirClient({ baseUrl: s.url, timeoutMs: 2000 }).read<Patient>('Patient', 'p1'), { name: 'FhirUnavailableError' });
+      assert.equal(s.count(), 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a write is not resent (the server may have applied it)', async () => {
+    const s = await resettingServer(1);
+    try {
+      await assert.rejects(new HttpFhirClient({ baseUrl: s.url, timeoutMs: 2000 }).write<Patient>({ resourceType: 'Patient', gender: 'female' }), { name: 'FhirUnavailableError' });
+      assert.equal(s.count(), 1);
+    } finally {
+      await s.close();
+    }
+  });
+});

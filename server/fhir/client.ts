@@ -105,6 +105,14 @@ function sameOrigin(base: string, url: string): boolean {
   }
 }
 
+const CONNECTION_RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+
+/** Whether a fetch failed because the connection was closed under it (not refused, not timed out). */
+function isConnectionReset(err: unknown): boolean {
+  const cause = (err as { cause?: { code?: unknown } }).cause;
+  return typeof cause?.code === 'string' && CONNECTION_RESET_CODES.has(cause.code);
+}
+
 export class HttpFhirClient implements FhirDataSource {
   readonly baseUrl: string;
   readonly #timeoutMs: number;
@@ -135,7 +143,7 @@ export class HttpFhirClient implements FhirDataSource {
     }
   }
 
-  async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal, retried = false): Promise<unknown> {
+  async #request(method: 'GET' | 'POST' | 'PUT', url: string, body?: unknown, signal?: AbortSignal, retried = false, resent = false): Promise<unknown> {
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const headers: Record<string, string> = { Accept: FHIR_JSON_ACCEPT };
@@ -161,12 +169,16 @@ export class HttpFhirClient implements FhirDataSource {
       if (err instanceof FhirAccessError) throw err;
       if (timeout.aborted) throw new FhirTimeoutError(`${where}: no complete answer within ${this.#timeoutMs} ms`);
       if (signal?.aborted) throw err;
+      // A kept-alive connection the server closed as the request went out (its idle timer and our send crossing, most
+      // often after a long pause of this process): a read is idempotent (RFC 9110 §9.2.2), so it is sent once more on a
+      // new connection. Writes are not resent: the server may have applied them.
+      if (method === 'GET' && !resent && isConnectionReset(err)) return this.#request(method, url, body, signal, retried, true);
       throw new FhirUnavailableError(`${where}: ${(err as Error).message}`);
     }
     if (res.status === 401 && this.#tokenProvider?.invalidate && !retried) {
       // The token may have been revoked or the server restarted with new keys: one retry with a fresh token.
       this.#tokenProvider.invalidate();
-      return this.#request(method, url, body, signal, true);
+      return this.#request(method, url, body, signal, true, resent);
     }
     if (res.status === 404 || res.status === 410) throw new FhirNotFoundError(`${where}: ${res.status}`);
     if (!res.ok) throw new FhirHttpError(res.status, `${where}: HTTP ${res.status}`);
