@@ -22,7 +22,8 @@ import { createFhirSandbox, type FhirSandbox } from '../sandbox/fhir/router.ts';
 import { seedFhirSandbox } from '../sandbox/seed.ts';
 import { runBackfill } from './backfill.ts';
 import { processReportEvent } from './process.ts';
-import type { JobCoordination, JobOutcome } from './types.ts';
+import { SqliteJobQueue } from './sqlite-queue.ts';
+import type { JobCoordination } from './types.ts';
 
 const DEMO_FHIR = join(REPO_ROOT, 'server/sandbox/demo-cohort/fhir');
 const config = loadConfig({});
@@ -54,16 +55,13 @@ function recordingAssess(calls: AssessRequest[]): (req: AssessRequest) => Promis
   };
 }
 
-function memoryCoordination(): JobCoordination {
-  const done = new Map<string, JobOutcome>();
-  const latest = new Map<string, string>();
-  return {
-    isDone: (k) => Promise.resolve(done.has(k)),
-    markDone: (k, o) => Promise.resolve(void done.set(k, o)),
-    latestVersion: (id) => Promise.resolve(latest.get(id) ?? null),
-    setLatestVersion: (id, o) => Promise.resolve(void latest.set(id, o)),
-    withReportLock: (_id, fn) => fn(),
-  };
+const queues: SqliteJobQueue[] = [];
+
+/** The SQLite queue's own coordination (in memory): idempotency keys, report versions, report locks. */
+function coordination(): JobCoordination {
+  const queue = new SqliteJobQueue({ path: ':memory:', maxAttempts: 1, backoffMs: 10, leaseMs: 60_000, logger });
+  queues.push(queue);
+  return queue.coordination;
 }
 
 before(async () => {
@@ -77,7 +75,10 @@ before(async () => {
   const seeded = await seedFhirSandbox(fhir.repo, { fhirDir: join(dir, 'fhir'), dicomWebBaseUrl: config.dicomweb.publicBaseUrl, logger });
   assert.equal(seeded.failedBundles, 0);
 });
-after(() => rmSync(dir, { recursive: true, force: true }));
+after(async () => {
+  for (const q of queues) await q.close();
+  rmSync(dir, { recursive: true, force: true });
+});
 
 describe('CT studies in the report-final and backfill workflow', () => {
   test('a final CT report is assessed against its CT ImagingStudy', async () => {
@@ -86,7 +87,7 @@ describe('CT studies in the report-final and backfill workflow', () => {
     assert.equal(becameFinal(undefined, report), true);
     const calls: AssessRequest[] = [];
     const outcome = await processReportEvent(
-      { fhir: source(), assess: recordingAssess(calls), triage: null, coordination: memoryCoordination(), logger },
+      { fhir: source(), assess: recordingAssess(calls), triage: null, coordination: coordination(), logger },
       { reportId: report.id!, versionId: report.meta!.versionId!, source: 'backport-id-only', receivedAt: new Date().toISOString() },
     );
     assert.equal(calls.length, 1);
@@ -115,7 +116,7 @@ describe('CT studies in the report-final and backfill workflow', () => {
     const stored = await fhir.repo.updateResource(report as DiagnosticReport & { id: string });
     const calls: AssessRequest[] = [];
     await processReportEvent(
-      { fhir: source(), assess: recordingAssess(calls), triage: null, coordination: memoryCoordination(), logger },
+      { fhir: source(), assess: recordingAssess(calls), triage: null, coordination: coordination(), logger },
       { reportId: stored.id!, versionId: stored.meta!.versionId!, source: 'backport-id-only', receivedAt: new Date().toISOString() },
     );
     assert.deepEqual(calls.map((c) => [c.patientId, c.studyId]), [[pid, `${pid}-ct`]]);

@@ -12,23 +12,21 @@ import { FhirNotFoundError, type HttpFhirClient } from '../../server/fhir/client
 import { runBackfill } from '../../server/jobs/backfill.ts';
 import { processReportEvent } from '../../server/jobs/process.ts';
 import { createStandaloneRisk } from '../../server/jobs/runtime.ts';
-import type { JobCoordination, JobOutcome } from '../../server/jobs/types.ts';
+import { SqliteJobQueue } from '../../server/jobs/sqlite-queue.ts';
+import type { JobCoordination } from '../../server/jobs/types.ts';
 import type { ModelRegistry } from '../../server/inference/registry.ts';
 import type { RiskService } from '../../server/risk/service.ts';
 import { startDemoStack, silentLogger, type DemoStack } from '../support/demo-stack.ts';
 
 const PATIENT = 'demo-ct-003';
 
-function memoryCoordination(): JobCoordination {
-  const done = new Map<string, JobOutcome>();
-  const latest = new Map<string, string>();
-  return {
-    isDone: (k) => Promise.resolve(done.has(k)),
-    markDone: (k, o) => Promise.resolve(void done.set(k, o)),
-    latestVersion: (id) => Promise.resolve(latest.get(id) ?? null),
-    setLatestVersion: (id, o) => Promise.resolve(void latest.set(id, o)),
-    withReportLock: (_id, fn) => fn(),
-  };
+const queues: SqliteJobQueue[] = [];
+
+/** The SQLite queue's own coordination (in memory): idempotency keys, report versions, report locks. */
+function coordination(): JobCoordination {
+  const queue = new SqliteJobQueue({ path: ':memory:', maxAttempts: 1, backoffMs: 10, leaseMs: 60_000, logger: silentLogger() });
+  queues.push(queue);
+  return queue.coordination;
 }
 
 /** Every `Type/id` in the basis is on the server; returns the CT Observations among them. */
@@ -60,6 +58,7 @@ describe('CT results written by jobs and the backfill', () => {
     ({ risk, registry } = await createStandaloneRisk(config, silentLogger()));
   });
   after(async () => {
+    for (const q of queues) await q.close();
     await registry?.close();
     await stack?.close();
   });
@@ -68,7 +67,7 @@ describe('CT results written by jobs and the backfill', () => {
     const fhir = stack.fhirClient();
     const report = await fhir.read<DiagnosticReport>('DiagnosticReport', `${PATIENT}-ct-report`);
     const outcome = await processReportEvent(
-      { fhir, assess: (req) => risk.assess(req), triage: null, coordination: memoryCoordination(), logger: silentLogger() },
+      { fhir, assess: (req) => risk.assess(req), triage: null, coordination: coordination(), logger: silentLogger() },
       { reportId: report.id!, versionId: report.meta!.versionId!, source: 'backport-id-only', receivedAt: new Date().toISOString() },
     );
     assert.equal(outcome.status, 'done', outcome.reason);
