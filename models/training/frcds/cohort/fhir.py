@@ -87,9 +87,19 @@ def _cc(c: vsets.Code, text: str | None = None) -> dict:
     return out
 
 
-def _pick(rng: np.random.Generator, vs_id: str) -> vsets.Code:
+# Codes of a condition only one sex has (prostate), or that one sex has so rarely that a synthetic chart showing it
+# would read as an error (breast cancer in men, about 1 % of cases): drawn only for that sex.
+SEX_SPECIFIC_CODES = {"399068003": "male", "254837009": "female"}
+
+
+def _pick(rng: np.random.Generator, vs_id: str, sex: str | None = None) -> vsets.Code:
     cs = vsets.codes(vs_id)
-    return cs[int(rng.integers(len(cs)))]
+    c = cs[int(rng.integers(len(cs)))]
+    if sex is None or SEX_SPECIFIC_CODES.get(c.code, sex) == sex:
+        return c
+    # A second draw only when the first does not fit the patient's sex, so every other chart is unchanged.
+    fits = [x for x in cs if SEX_SPECIFIC_CODES.get(x.code, sex) == sex]
+    return fits[int(rng.integers(len(fits)))]
 
 
 def birth_date(index: dt.date, age: float) -> dt.date:
@@ -178,7 +188,7 @@ def build_bundle(*, pid: str, mrn: str, person: Person, ehr: EhrView, index: dt.
              "clinicalStatus": {"coding": [{"system": COND_CLINICAL, "code": "active"}]},
              "verificationStatus": {"coding": [{"system": COND_VER, "code": "confirmed"}]},
              "category": [{"coding": [{"system": COND_CAT, "code": cat}]}],
-             "code": _cc(_pick(rng, vsets.qf_valueset_id(b))), "subject": pref,
+             "code": _cc(_pick(rng, vsets.qf_valueset_id(b), person.sex)), "subject": pref,
              "onsetDateTime": _date(onset), "recordedDate": _date(onset)})
     for k, (site, yrs) in enumerate(ehr.fractures):
         onset = years_before(index, yrs)
