@@ -1,9 +1,10 @@
 /**
  * Vertebral heights on the mid-sagittal plane and the Genant semi-quantitative grade by explicit ratios.
  *
- * Heights: on the level's own midline column and body box (`levelBody`; the midline averaged over ± 1 column), the body's upper and lower surfaces along z at 15 %,
- * 50 % and 85 % of the body's depth, each at the half-maximum of its own edge (`endPlateEdges`); anterior and
- * posterior heights at the walls by the parabola through the three (`sagittalHeights`). Slices thicker than
+ * Heights: on the level's own midline column and body box (`levelBody`; the midline averaged over ± 1 column), the
+ * body's upper and lower surfaces along z at seven depths from 15 % to 85 %, each at the half-maximum of its own
+ * edge (`endPlateEdges`); anterior, middle and posterior heights from a parabola fitted to each surface, at the
+ * walls and the middle (`sagittalHeights`). Slices thicker than
  * `maxSliceMm` are refused: the end plates are then too blurred for a 20 % height difference to be measured.
  * Ratios: wedge Ha/Hp, biconcave Hm/Hp, crush Hp / mean Hp of the complete neighbouring levels. Height loss =
  * 1 − the smallest ratio; grade 0 below 20 %, 1 for 20–25 %, 2 for 25–40 %, 3 above 40 % (Genant).
@@ -109,29 +110,58 @@ export interface HeightLine {
 }
 
 /** Depth fractions (from the front of the body box) where the surfaces are found. */
-const SAMPLE_FRACTIONS = [0.15, 0.5, 0.85] as const;
+const SAMPLE_FRACTIONS = [0.15, 0.25, 0.35, 0.5, 0.65, 0.75, 0.85] as const;
+
+/** Least-squares parabola y = a + b·u + c·u² through the points; undefined when they do not determine one. */
+function fitParabola(us: readonly number[], ys: readonly number[]): ((u: number) => number) | undefined {
+  // Normal equations of the 3 × 3 system, solved by Cramer's rule.
+  const s = [0, 0, 0, 0, 0];
+  const t = [0, 0, 0];
+  us.forEach((u, i) => {
+    for (let k = 0; k < 5; k++) s[k]! += u ** k;
+    for (let k = 0; k < 3; k++) t[k]! += ys[i]! * u ** k;
+  });
+  const m = [
+    [s[0]!, s[1]!, s[2]!],
+    [s[1]!, s[2]!, s[3]!],
+    [s[2]!, s[3]!, s[4]!],
+  ];
+  const det3 = (x: number[][]): number =>
+    x[0]![0]! * (x[1]![1]! * x[2]![2]! - x[1]![2]! * x[2]![1]!) - x[0]![1]! * (x[1]![0]! * x[2]![2]! - x[1]![2]! * x[2]![0]!) + x[0]![2]! * (x[1]![0]! * x[2]![1]! - x[1]![1]! * x[2]![0]!);
+  const d = det3(m);
+  if (Math.abs(d) < 1e-9) return undefined;
+  const col = (j: number): number => det3(m.map((row, i) => row.map((v, k) => (k === j ? t[i]! : v)))) / d;
+  const [a, b, c] = [col(0), col(1), col(2)];
+  return (u) => a + b * u + c * u * u;
+}
 
 /**
- * Anterior, middle and posterior heights of a level on the mid-sagittal plane. The surfaces are found at 15 %, 50 %
- * and 85 % of the body box's depth (inside the walls, whose own cortex has no trabecular inside to give an edge);
- * the anterior and posterior heights are then taken at the walls themselves, as a reader measures them, by the
- * parabola through the three (each surface separately), so a wedge is not under-read: at 15 %/85 % a 30 % wedge
- * reads as 22 %. The middle height is the one measured. Undefined when a surface is not found at one of the three.
+ * Anterior, middle and posterior heights of a level on the mid-sagittal plane. The surfaces are found at seven
+ * depths from 15 % to 85 % of the body box (inside the walls, whose own cortex has no trabecular inside to give an
+ * edge); each surface is fitted by a least-squares parabola over depth (u = −1 anterior wall … +1 posterior wall)
+ * and the heights are taken from the fits at the walls, as a reader measures them, and at the middle. At the walls
+ * so that a wedge is not under-read (at 15 %/85 % a 30 % wedge reads as 22 %); seven depths rather than three
+ * halve the noise the extrapolation to the walls adds. Undefined when fewer than five depths, or neither of the
+ * two nearest a wall, give both surfaces.
  */
 export function sagittalHeights(vol: CtVolume, midlineColumn: number, box: { r0: number; r1: number }, v: Pick<Vertebra, 'sliceFrom' | 'sliceTo'>, edgeHu: number): [HeightLine, HeightLine, HeightLine] | undefined {
   const rowAt = (f: number): number => (vol.rowsGoPosterior ? box.r0 + f * (box.r1 - box.r0) : box.r1 - f * (box.r1 - box.r0));
-  const found = SAMPLE_FRACTIONS.map((f) => endPlateEdges(vol, midlineColumn, v, Math.round(rowAt(f)), edgeHu));
-  if (found.some((e) => e === undefined)) return undefined;
-  const [fa, fm, fp] = found as [{ bottom: number; top: number }, { bottom: number; top: number }, { bottom: number; top: number }];
-  // Parabola through u = −0.7, 0, +0.7 (u = −1 anterior wall, +1 posterior wall), evaluated at u = ±1.
-  const u = 1 - 2 * SAMPLE_FRACTIONS[0];
-  const atWall = (a: number, m: number, p: number, sign: 1 | -1): number => m + (sign * (p - a)) / (2 * u) + (p + a - 2 * m) / (2 * u * u);
-  const wall = (sign: 1 | -1): HeightLine => ({
-    row: rowAt(sign < 0 ? 0 : 1),
-    bottom: atWall(fa.bottom, fm.bottom, fp.bottom, sign),
-    top: atWall(fa.top, fm.top, fp.top, sign),
+  const us: number[] = [];
+  const bottoms: number[] = [];
+  const tops: number[] = [];
+  SAMPLE_FRACTIONS.forEach((f) => {
+    const e = endPlateEdges(vol, midlineColumn, v, Math.round(rowAt(f)), edgeHu);
+    if (!e) return;
+    us.push(2 * f - 1);
+    bottoms.push(e.bottom);
+    tops.push(e.top);
   });
-  return [wall(-1), { row: Math.round(rowAt(0.5)), ...fm }, wall(1)];
+  if (us.length < 5 || us[0]! > 2 * SAMPLE_FRACTIONS[1] - 1 || us[us.length - 1]! < 2 * SAMPLE_FRACTIONS[5] - 1) return undefined;
+  const bottom = fitParabola(us, bottoms);
+  const top = fitParabola(us, tops);
+  if (!bottom || !top) return undefined;
+  const at = (u: number, row: number): HeightLine => ({ row, bottom: bottom(u), top: top(u) });
+  return [at(-1, rowAt(0)), at(0, Math.round(rowAt(0.5))), at(1, rowAt(1))];
 }
 
 /**
