@@ -20,6 +20,20 @@ describe('vertebral body localisation and labelling', () => {
     });
   }
 
+  it('labels T11–L4 on 0.625 mm slices with sharp-kernel noise (65 HU), giving levels in the thin volume\'s slices', () => {
+    // Localised on averaged slices: on the thin slices themselves the noise crosses the bone thresholds in soft
+    // tissue, the body box widens and the rib cue is lost (the earlier rule refused this as no-labelling-cue).
+    const { volume, truth } = buildSpinePhantom({ ...DEFAULT_PHANTOM, sliceMm: 0.625, noiseSd: 65, levels: defaultLevels(60) });
+    const loc = localiseVertebrae(volume);
+    assert.ok(!isRefusal(loc), JSON.stringify(loc));
+    assert.deepEqual(loc.vertebrae.map((v) => v.label), truth.map((t) => t.label));
+    loc.vertebrae.forEach((v, i) => {
+      assert.ok(v.sliceTo < volume.slices && v.sliceFrom <= v.sliceTo);
+      assert.equal(v.zBottom, volume.z[v.sliceFrom]! - volume.spacing.slice / 2);
+      assert.ok(Math.abs(v.zBottom - truth[i]!.zBottom) <= 2 && Math.abs(v.zTop - truth[i]!.zTop) <= 2, `${v.label} ${v.zBottom}–${v.zTop}`);
+    });
+  });
+
   it('refuses a field without rib-bearing levels, and one without L1 and L2', () => {
     const lumbar = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels: defaultLevels().slice(0, 3) });
     const a = localiseVertebrae(lumbar.volume);
