@@ -17,11 +17,18 @@ function findings(r: ReturnType<typeof analyseCtVolume>): CtFindings {
 }
 
 describe('CT volume analysis', () => {
-  it('labels the levels, measures L1 and grades a wedge L1 as the worst level', () => {
+  it('labels the levels, measures L1 of an intact spine', () => {
+    const f = findings(analyseCtVolume(phantom(1), NC));
+    assert.equal(f.attenuation?.level, 'L1');
+    assert.equal(f.worstGrade, 0);
+    assert.deepEqual(f.warnings, []);
+  });
+
+  it('grades a wedge L1 as the worst level and measures attenuation at T12 instead (a fracture reads denser)', () => {
     const f = findings(analyseCtVolume(phantom(1, (l) => (l.label === 'L1' ? { ...l, anteriorFraction: 0.7 } : l)), NC));
     assert.deepEqual(f.levels.map((l) => l.label), ['L4', 'L3', 'L2', 'L1', 'T12', 'T11']);
     assert.ok(f.levels.every((l) => l.excluded === undefined || l.truncated));
-    assert.equal(f.attenuation?.level, 'L1');
+    assert.equal(f.attenuation?.level, 'T12');
     assert.ok(Math.abs(f.attenuation!.medianHu - 120) <= 5, `median ${f.attenuation!.medianHu}`);
     assert.equal(f.attenuation!.adjustedHu, f.attenuation!.medianHu);
     assert.equal(f.worstGrade, 2);
@@ -30,7 +37,7 @@ describe('CT volume analysis', () => {
     assert.ok(graded.includes('L1') && graded.every((l) => ['T11', 'T12', 'L1', 'L2', 'L3', 'L4'].includes(l)), graded.join());
     assert.ok(f.morphometry!.filter((m) => m.level !== 'L1').every((m) => m.grade === 0));
     assert.ok(Math.abs(f.geometry.midlineColumn - (f.geometry.box.c0 + f.geometry.box.c1) / 2) <= 1, JSON.stringify(f.geometry));
-    assert.deepEqual(f.warnings, []);
+    assert.deepEqual(f.warnings, ['L1 not used for attenuation: a compression fracture makes trabecular bone read denser; T12 was measured instead']);
   });
 
   it('excludes a level with metal from attenuation and morphometry, with the reason, and falls back to T12', () => {

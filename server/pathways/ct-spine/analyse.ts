@@ -6,7 +6,8 @@
  * 1. Localisation refusals (`no-spine`, `no-labelling-cue`, `l1-l2-not-in-field`) are returned as they are.
  * 2. A level with metal in its body (any voxel > 2500 HU) is excluded from attenuation and morphometry, with the
  *    reason on the level; so is a level cut by the edge of the field.
- * 3. Attenuation: the first usable level of L1, T12, L2. The contrast phase is handled here, not in `l1-roi.ts`:
+ * 3. Attenuation: the first usable level of L1, T12, L2 that is neither excluded nor fractured (grade ≥ 1 by rule 4:
+ *    compacted trabecular bone reads denser). The contrast phase is handled here, not in `l1-roi.ts`:
  *    adjustedHu = medianHu − the caller's offset for the phase (the model manifest's `phase_offset_hu`; 0 when not
  *    given). A contrast phase without an offset, an unknown phase, or a contrast agent recorded without a phase
  *    each add a plain warning, because contrast raises trabecular HU (≈ 10 HU portal-venous) and the Pickhardt
@@ -65,17 +66,6 @@ export function analyseCtVolume(vol: CtVolume, opts: AnalyseOptions): CtFindings
     ...(v.truncated ? { excluded: 'only partly in the field of view' } : metal.has(v.label) ? { excluded: `metal (> ${DEFAULT_ROI.metalHu} HU) in the vertebral body` } : {}),
   }));
 
-  // Phase warnings are composed here (with the offset), so the ROI is asked as if non-contrast.
-  const roi = measureTrabecularHu(vol, loc, { phase: 'non-contrast', exclude: [...metal] });
-  let attenuation: CtFindings['attenuation'] = null;
-  if (isRefusal(roi)) {
-    warnings.push(`no trabecular attenuation: ${roi.reason} (${roi.excluded.map((e) => `${e.level}: ${e.reason}`).join('; ')})`);
-  } else {
-    const offset = opts.phaseOffsetHu?.[opts.phase] ?? 0;
-    warnings.push(...roi.warnings, ...phaseWarnings(opts.phase, opts.phaseRecorded, offset));
-    attenuation = { ...roi, warnings: [...roi.warnings], phase: opts.phase, adjustedHu: roi.medianHu - offset };
-  }
-
   const measured = measureMorphometry(vol, loc, { ...DEFAULT_MORPHOMETRY, exclude: [...metal] });
   let morphometry: CtLevelMorphometry[] | null = null;
   if (isRefusal(measured)) warnings.push(`no vertebral heights or fracture grades: ${measured.reason}`);
@@ -85,6 +75,24 @@ export function analyseCtVolume(vol: CtVolume, opts: AnalyseOptions): CtFindings
       if (Number.isFinite(m.heightLoss)) morphometry.push(m);
       else warnings.push(`${m.level}: the end plates were not found on the midline, so its heights are not measured`);
     }
+  }
+
+  // A compressed vertebra's trabecular bone is compacted and reads denser than its neighbours, so a fractured
+  // level is not used for attenuation; the next of L1, T12, L2 is (Pickhardt et al. measure an adjacent level).
+  const fractured = (morphometry ?? []).filter((m) => m.grade >= 1).map((m) => m.level);
+  // Phase warnings are composed here (with the offset), so the ROI is asked as if non-contrast.
+  const roi = measureTrabecularHu(vol, loc, { phase: 'non-contrast', exclude: [...metal, ...fractured] });
+  let attenuation: CtFindings['attenuation'] = null;
+  if (isRefusal(roi)) {
+    warnings.push(`no trabecular attenuation: ${roi.reason} (${roi.excluded.map((e) => `${e.level}: ${e.reason}`).join('; ')})`);
+  } else {
+    const offset = opts.phaseOffsetHu?.[opts.phase] ?? 0;
+    const skipped = fractured.filter((l) => DEFAULT_ROI.order.indexOf(l) >= 0 && DEFAULT_ROI.order.indexOf(l) < DEFAULT_ROI.order.indexOf(roi.level));
+    // The ROI's own "L1 was not usable" says where, this says why.
+    const roiWarnings = skipped.length ? roi.warnings.filter((w) => !/was not usable/.test(w)) : roi.warnings;
+    if (skipped.length) warnings.push(`${skipped.join(' and ')} not used for attenuation: a compression fracture makes trabecular bone read denser; ${roi.level} was measured instead`);
+    warnings.push(...roiWarnings, ...phaseWarnings(opts.phase, opts.phaseRecorded, offset));
+    attenuation = { ...roi, warnings: [...roi.warnings], phase: opts.phase, adjustedHu: roi.medianHu - offset };
   }
 
   let worstGrade: GenantGrade = 0;

@@ -197,14 +197,14 @@ let root = '';
 let server: Server;
 let base = '';
 let overlayCalls = 0;
-let truthL1 = 0;
+let truthT12 = 0;
 
 before(async () => {
   root = mkdtempSync(join(tmpdir(), 'frcds-ct-pathway-'));
   const levels = defaultLevels(120);
   levels[3] = { ...levels[3]!, anteriorFraction: 0.6 }; // L1 wedge: Genant grade 2–3
   const two = buildSpinePhantom({ ...DEFAULT_PHANTOM, levels, sliceMm: 2, seed: 11 });
-  truthL1 = two.truth.find((t) => t.label === 'L1')!.trabecularHu;
+  truthT12 = two.truth.find((t) => t.label === 'T12')!.trabecularHu;
   const same = () => 'P-CT-1';
   writeSeries(root, two.volume, { studyUid: UID.good, seriesUid: `${UID.good}.1`, patientId: same, thicknessMm: 2, description: 'ABD PORTAL VENOUS 2mm', bodyPart: 'ABDOMEN' });
   writeSeries(root, two.volume, { studyUid: UID.wrongPatient, seriesUid: `${UID.wrongPatient}.1`, patientId: (k) => (k === 37 ? 'P-OTHER' : 'P-CT-1'), thicknessMm: 2, description: 'ABD 2mm' });
@@ -277,8 +277,8 @@ describe('reading a CT study over DICOMweb', () => {
     assert.equal(s.series.thicknessMm, 2);
     assert.equal(s.findings.pathway, 'ct-spine');
     const att = s.findings.attenuation!;
-    assert.equal(att.level, 'L1');
-    assert.ok(Math.abs(att.medianHu - truthL1) < 8, `L1 median ${att.medianHu} vs truth ${truthL1}`);
+    assert.equal(att.level, 'T12', 'the fractured L1 is not used for attenuation');
+    assert.ok(Math.abs(att.medianHu - truthT12) < 8, `T12 median ${att.medianHu} vs truth ${truthT12}`);
     assert.ok(Math.abs(att.adjustedHu - (att.medianHu - 12)) < 1e-9, 'the phase offset is subtracted');
     assert.ok(s.findings.morphometry && s.findings.morphometry.length >= 4, 'heights measured at 2 mm');
     assert.equal(s.findings.worstLevel, 'L1');
