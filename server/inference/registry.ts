@@ -194,6 +194,21 @@ async function loadModel(dir: string, settings: InferenceSettings, logger: Logge
   };
 }
 
+
+/**
+ * Whether a manifest belongs to a model this registry does not run: one that declares a top-level `kind` (the CT spine
+ * model, `"kind": "ct-spine"`, is a classical analysis plus a Cox ensemble loaded by `risk/ct-model.ts` from
+ * MODEL_CT_DIR, with no ONNX file). ONNX manifests (schema 1.x and 2.x) have no top-level `kind`. An unreadable
+ * manifest is not skipped here, so its error is reported by the loader.
+ */
+function declaresOtherKind(manifestPath: string): boolean {
+  try {
+    const m = JSON.parse(readFileSync(manifestPath, 'utf8')) as { kind?: unknown };
+    return typeof m.kind === 'string';
+  } catch {
+    return false;
+  }
+}
 export class ModelRegistry {
   readonly #models = new Map<string, LoadedModel>();
   readonly #failed: { dir: string; error: string }[] = [];
@@ -213,6 +228,7 @@ export class ModelRegistry {
     for (const name of readdirSync(settings.modelsDir).sort()) {
       const dir = join(settings.modelsDir, name);
       if (!statSync(dir).isDirectory() || !existsSync(join(dir, 'manifest.json'))) continue;
+      if (declaresOtherKind(join(dir, 'manifest.json'))) continue;
       try {
         const m = await loadModel(dir, settings, logger);
         if (reg.#models.has(m.id)) throw new ModelLoadError(`duplicate model id ${m.id}`);
