@@ -156,6 +156,8 @@ async function startRiskEngine(config: AppConfig, logger: Logger, readiness: Rea
     // Shared state (server/state/): results, single-flight and the jti cache; waits while a backend is down.
     const stores = await state;
     const service = createRiskService(config, registry, logger, { writeBack: config.risk.writeBack, ...(imaging ? { imaging } : {}), state: stores });
+    // Operators see whether CT studies are assessed, and by which model, beside the radiograph models.
+    readiness.set('models', st.ready ? 'ready' : 'failed', `${st.detail}; CT: ${service.ctModel ?? 'not assessed (no CT model)'}`);
     const riskRouter = createRiskRouter(service, logger);
     // The app's patient history and care status (/api/patients/{id}/…): read with the risk service's FHIR client.
     const patientRouter = createPatientRouter({ fhir: service.fhir, logger });

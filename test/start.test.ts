@@ -97,6 +97,7 @@ describe('npm start (server/index.ts)', () => {
     assert.match(ready.components['state']?.detail ?? '', /results: sqlite/, 'the embedded state file by default');
     // The execution provider in use is shown (this machine has no CUDA: auto fell back to CPU).
     assert.match(ready.components['models']?.detail ?? '', /hip-xray-smoke@0\.0\.1 on cpu/);
+    assert.match(ready.components['models']?.detail ?? '', /; CT: (ct-spine-v\d+@[\d.]+|not assessed)/, 'whether CT studies are assessed is shown');
     assert.ok(readdirSync(join(dataDir, 'dicom')).length > 0);
   });
 

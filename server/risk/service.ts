@@ -88,6 +88,12 @@ export class RiskService {
     return this.#deps.fhir;
   }
 
+  /** The CT spine model in use (`id@version`), or null when CT studies are not assessed. */
+  get ctModel(): string | null {
+    const m = this.#deps.ct?.model;
+    return m ? `${m.id}@${m.version}` : null;
+  }
+
   /**
    * `opts.fhir` (CDS Hooks, issue 6): read the chart from this data source instead of the configured server (e.g.
    * the hook's prefetch with a fall-back to the client's `fhirServer`). Write-back still goes to the configured
