@@ -17,10 +17,14 @@
  *    null and a plain warning (the end plates are too blurred for a 20 % height difference).
  * 5. A level whose end plates are not found on the midline is left out of morphometry with a warning.
  * 6. The worst grade and its level (on a tie the lower level); 0 / null when none is measured or fractured.
+ * 7. The out-of-distribution gate (`gate.ts`: reference fat, muscle and air, spacing, noise, kVp) at the attenuation
+ *    level (else L1, T12, L2, whichever is in the field) is returned as `gate`; it changes no measurement here — the
+ *    service decides what a CT outside the gate may be used for.
  */
 import type { PathwayRefusal } from '../types.ts';
 import { isRefusal } from '../types.ts';
 import { DEFAULT_ROI, hasMetal, measureTrabecularHu, type ContrastPhase } from './l1-roi.ts';
+import { ctGate } from './gate.ts';
 import { DEFAULT_MORPHOMETRY, measureMorphometry } from './morphometry.ts';
 import type { CtFindings, CtLevel, CtLevelMorphometry, GenantGrade } from './types.ts';
 import { localiseVertebrae } from './vertebrae.ts';
@@ -32,6 +36,8 @@ export interface AnalyseOptions {
   phaseRecorded: boolean;
   /** HU that each phase adds at the trabecular ROI (the model manifest's `phase_offset_hu`); missing = 0. */
   phaseOffsetHu?: Partial<Record<ContrastPhase, number>>;
+  /** Tube voltage from the header (KVP), when recorded: one of the gate's acquisition checks. */
+  kvp?: number;
 }
 
 /** The levels whose heights and grade are reported. */
@@ -104,5 +110,9 @@ export function analyseCtVolume(vol: CtVolume, opts: AnalyseOptions): CtFindings
       worstLevel = m.level;
     }
   }
-  return { pathway: 'ct-spine', levels, attenuation, morphometry, worstGrade, worstLevel, geometry: { midlineColumn: loc.midlineColumn, box: loc.box }, warnings };
+  const gateLevel = [attenuation?.level, ...DEFAULT_ROI.order].map((l) => loc.vertebrae.find((v) => v.label === l && !v.truncated)).find((v) => v !== undefined);
+  const gate = gateLevel
+    ? ctGate(vol, { sliceFrom: gateLevel.sliceFrom, sliceTo: gateLevel.sliceTo, box: loc.box, midlineColumn: loc.midlineColumn, level: gateLevel.label }, opts.kvp !== undefined ? { kvp: opts.kvp } : {})
+    : undefined;
+  return { pathway: 'ct-spine', levels, attenuation, morphometry, worstGrade, worstLevel, geometry: { midlineColumn: loc.midlineColumn, box: loc.box }, warnings, ...(gate ? { gate } : {}) };
 }

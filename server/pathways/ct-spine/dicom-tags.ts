@@ -5,6 +5,7 @@
 export const CT_TAG = {
   ImageType: '00080008',
   ContrastBolusAgent: '00180010',
+  KVP: '00180060',
   SliceThickness: '00180050',
   ConvolutionKernel: '00181210',
   ImagePositionPatient: '00200032',

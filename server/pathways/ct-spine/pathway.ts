@@ -340,7 +340,8 @@ export async function readCtStudy(deps: CtReadDeps, study: ImagingStudy): Promis
     return refuse('fetch-failed', `the CT images could not be used (${e.userMessage})`);
   }
   const t3 = performance.now();
-  const findings = analyseCtVolume(volume, { phase, phaseRecorded: contrastRecorded(first), ...(deps.phaseOffsetHu ? { phaseOffsetHu: deps.phaseOffsetHu } : {}) });
+  const kvp = jsonNumber(first, CT_TAG.KVP);
+  const findings = analyseCtVolume(volume, { phase, phaseRecorded: contrastRecorded(first), ...(deps.phaseOffsetHu ? { phaseOffsetHu: deps.phaseOffsetHu } : {}), ...(kvp !== undefined ? { kvp } : {}) });
   const t4 = performance.now();
   if (isRefusal(findings)) {
     log?.info({ code: findings.code }, 'CT analysis refused the study');

@@ -3,6 +3,7 @@
  * CT survival model's manifest holds (`CtModelManifest`, `models/ct-spine-v1/manifest.json`), and what an
  * assessment shows of a CT (`CtAssessmentView`, `Assessment.ct`). Pure types; the rules live in the modules named.
  */
+import type { CtGate } from './gate.ts';
 import type { ContrastPhase, RoiStats } from './l1-roi.ts';
 import type { LevelMorphometry } from './morphometry.ts';
 import type { BodyBox } from './vertebrae.ts';
@@ -48,6 +49,12 @@ export interface CtFindings {
   /** Where the overlays draw: the midline column and body box in the axial plane. */
   geometry: { midlineColumn: number; box: BodyBox };
   warnings: string[];
+  /**
+   * The out-of-distribution gate (`gate.ts`): reference tissues and acquisition against expected ranges. Outside →
+   * the service does not use `attenuation` for the T-score; morphometry is geometric and still counts. Absent when
+   * no level of L1, T12, L2 is wholly in the field.
+   */
+  gate?: CtGate;
 }
 
 /** A measured prevalent vertebral fracture as the risk model uses it: the worst grade (0 = none). */
