@@ -18,6 +18,7 @@ import request from 'supertest';
 import { startDemoStack, type DemoStack } from '../../test/support/demo-stack.ts';
 import { REPO_ROOT } from '../config.ts';
 import { ModelRegistry } from '../inference/registry.ts';
+import { DEFAULT_GATE } from '../pathways/ct-spine/gate.ts';
 import { renderCtOverlays } from '../pathways/ct-spine/overlay.ts';
 import { R4_DEFINITIONS_DIR } from '../sandbox/fhir/definitions.ts';
 import { FhirValidator } from '../sandbox/fhir/validate.ts';
@@ -133,6 +134,27 @@ describe('CT assessment', () => {
     assert.ok(a.ct!.worstGrade >= 2);
     assert.equal(a.decision.action, 'refer-fls');
     assert.match(a.decision.meaning, /vertebral fracture on the CT is itself a treatment indication/);
+  });
+
+  test('a CT outside the gate: attenuation withheld from the T-score (the prior used), plain warning, fractures still counted', async () => {
+    // The muscle range moved so the demo CT's real muscle (≈ 40 HU) reads as a miscalibrated scale.
+    const saved = DEFAULT_GATE.muscleHu;
+    DEFAULT_GATE.muscleHu = [200, 300];
+    try {
+      const { assessment: a } = await assess(deps, { patientId: 'demo-ct-003', at: AT });
+      assert.equal(a.ood?.outside, true);
+      assert.ok(a.ood!.distance > a.ood!.threshold);
+      assert.equal(a.ct?.gate?.outside, true);
+      assert.equal(a.ct?.attenuation, null);
+      assert.equal(a.tscore?.used, 'none');
+      assert.match(a.warnings[0]!, /^CT attenuation withheld: paraspinal muscle reads \d+ HU, outside 200–300 HU — the HU scale may be off; fractures still reported\. The risk uses the T-score distribution of the training population instead\./);
+      assert.ok(!a.warnings.some((w) => /no vertebral attenuation could be measured/.test(w)));
+      assert.ok(a.ct!.worstGrade >= 2 && a.ct!.imminentRisk);
+      assert.equal(a.decision.action, 'refer-fls');
+      assert.equal(a.ct!.observationIds.length, a.ct!.morphometry!.length);
+    } finally {
+      DEFAULT_GATE.muscleHu = saved;
+    }
   });
 
   test('a CT without a fracture: no imminent-risk flag', async () => {

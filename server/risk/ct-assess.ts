@@ -10,6 +10,10 @@
  *   inside the study refuses it and raises the security event, like the hip path.
  * - The T-score the risk rests on: a recent measured DXA (dxa.ts), else the estimate from the phase-adjusted L1
  *   attenuation, else the training cohort's prior (with a warning that attenuation was not measurable).
+ * - The CT out-of-distribution gate (pathways/ct-spine/gate.ts): when the reference tissues or the acquisition are
+ *   outside their ranges, the attenuation is withheld from the T-score (DXA or the prior instead) with a plain
+ *   warning naming the failed check, like the hip path's OOD rule; the morphometry (geometric) still counts.
+ *   `Assessment.ood` is the gate as {distance, threshold: 1, outside}.
  * - A moderate or severe (Genant grade ≥ 2) prevalent vertebral fracture sets `imminentRisk` and makes the
  *   recommended action at least an FLS referral: a prevalent vertebral fracture is itself a treatment indication in
  *   the guidelines (BHOF 2022: a clinical or morphometric vertebral fracture → treat), whatever the modelled risk.
@@ -24,7 +28,7 @@ import type { Condition, ImagingStudy } from '@medplum/fhirtypes';
 import { studyUidOf, type ImagingStudyLike } from '../imaging/select.ts';
 import { inlineImaging } from '../imaging/worker-pool.ts';
 import { readCtStudy, type CtReadDeps } from '../pathways/ct-spine/pathway.ts';
-import type { CtAssessmentView } from '../pathways/ct-spine/types.ts';
+import type { CtAssessmentView, CtFindings } from '../pathways/ct-spine/types.ts';
 import { isRefusal } from '../pathways/types.ts';
 import { hashPatientId } from '../logging.ts';
 import {
@@ -89,6 +93,13 @@ export function ctDxaFor(model: CtModel, prepared: Pick<Prepared, 'chart' | 'at'
   return measuredDxa(prepared.chart.dxaObservations ?? [], prepared.at, deps.settings.dxaMaxAgeYears ?? model.manifest.risk_model.dxa_max_age_years);
 }
 
+/** Whether the gate lets the attenuation into the T-score, and the warning when it does not (header). */
+export function ctAttenuationUse(findings: Pick<CtFindings, 'attenuation' | 'gate'>): { adjustedHu: number | null; withheld: string | null } {
+  if (!findings.attenuation) return { adjustedHu: null, withheld: null };
+  if (findings.gate?.outside) return { adjustedHu: null, withheld: `CT attenuation withheld: ${findings.gate.reason ?? 'outside the checked range'}; fractures still reported.` };
+  return { adjustedHu: findings.attenuation.adjustedHu, withheld: null };
+}
+
 const cloglog10 = (lp: number, o: Outcome, sex: Sex): number => Math.log(-Math.log1p(-riskFromLp(lp, o, sex, 10)));
 
 /** A grade ≥ 2 prevalent fracture makes the action at least an FLS referral (header). */
@@ -142,7 +153,8 @@ export async function assessCt(deps: AssessDeps, req: AssessRequest, prepared: P
   const factors = extractFactors(chart, indexDate);
   const terms = Object.fromEntries(OUTCOMES.map((o) => [o, linearPredictorTerms(o, factors.sex, factors.inputs)])) as Record<Outcome, ReturnType<typeof linearPredictorTerms>>;
   const dxa = ctDxaFor(model, prepared, deps);
-  const ctIn = { worstGrade: findings.worstGrade, adjustedHu: findings.attenuation?.adjustedHu ?? null, phase: read.series.phase };
+  const use = ctAttenuationUse(findings);
+  const ctIn = { worstGrade: findings.worstGrade, adjustedHu: use.adjustedHu, phase: read.series.phase };
   const riskAt = (lp: Record<Outcome, number>): CtRisk => ctRisk(model, { clinical: { hip: cloglog10(lp.hip, 'hip', factors.sex), mof: cloglog10(lp.mof, 'mof', factors.sex) }, ct: ctIn, dxa });
   const risk = riskAt({ hip: terms.hip.lp, mof: terms.mof.lp });
   const imageOnly = riskAt({ hip: 0, mof: 0 });
@@ -202,14 +214,16 @@ export async function assessCt(deps: AssessDeps, req: AssessRequest, prepared: P
 
   // What the CT adds to the warnings, in plain words, before the clinical factors'.
   const ctWarnings = [...read.warnings, ...findings.warnings].map((w) => `CT: ${w.charAt(0).toUpperCase()}${w.slice(1)}${/[.!?]$/.test(w) ? '' : '.'}`);
-  if (!findings.attenuation) ctWarnings.push('CT: no vertebral attenuation could be measured; the risk uses the T-score distribution of the training population instead of an estimate.');
+  if (use.withheld) ctWarnings.unshift(`${use.withheld} The risk uses ${risk.tscore.source === 'dxa' ? 'the measured DXA' : 'the T-score distribution of the training population'} instead.`);
+  else if (!findings.attenuation) ctWarnings.push('CT: no vertebral attenuation could be measured; the risk uses the T-score distribution of the training population instead of an estimate.');
   if (risk.tscore.source === 'dxa') ctWarnings.push(`A measured DXA T-score of ${dxa!.value.toFixed(1)} (${dxa!.date}) is used instead of the CT estimate.`);
   warnings.unshift(...ctWarnings);
   if (factors.missing.length > 0) warnings.push(`Missing risk factors (defaults used): ${factors.missing.join(', ')}.`);
   warnings.push(...factors.warnings, ...prepared.warnings);
 
   const id = randomUUID();
-  const obsIds = ctObservationIds(id, findings);
+  // A withheld attenuation is not written as an Observation (ct-fhir.ts writes what the view shows), so no id for it.
+  const obsIds = ctObservationIds(id, { morphometry: findings.morphometry, attenuation: use.withheld ? null : findings.attenuation });
   const observationIds = [...(obsIds.attenuation ? [obsIds.attenuation] : []), ...obsIds.morphometry.map((m) => m.id)];
   const est = risk.estimate ? tscoreSummary([risk.estimate]) : null;
   const ct: CtAssessmentView = {
@@ -219,7 +233,8 @@ export async function assessCt(deps: AssessDeps, req: AssessRequest, prepared: P
     slices: read.series.slices,
     phase: read.series.phase,
     levels: findings.levels,
-    attenuation: findings.attenuation && est ? { ...findings.attenuation, tScore: { estimate: est.mean, low: est.low, high: est.high } } : null,
+    ...(findings.gate ? { gate: findings.gate } : {}),
+    attenuation: findings.attenuation && est && !use.withheld ? { ...findings.attenuation, tScore: { estimate: est.mean, low: est.low, high: est.high } } : null,
     morphometry: findings.morphometry,
     worstGrade: findings.worstGrade,
     worstLevel: findings.worstLevel,
@@ -230,7 +245,9 @@ export async function assessCt(deps: AssessDeps, req: AssessRequest, prepared: P
   };
   const caveat = imminentRisk
     ? `A ${findings.worstGrade === 3 ? 'severe' : 'moderate'} ${findings.worstLevel} vertebral fracture is seen on the CT${ct.inProblemList ? '' : ' and is not in the problem list'}: confirm it on the images.`
-    : caveatOf({ oodOutside: false, imageProblem: null, quality: [], outcomes, nearOod: false, missingThatMatter: mattering });
+    : use.withheld
+      ? use.withheld
+      : caveatOf({ oodOutside: false, imageProblem: null, quality: [], outcomes, nearOod: false, missingThatMatter: mattering });
 
   const sources = new Set<string>([`Patient/${req.patientId}`]);
   for (const r of factors.records) for (const s of r.sources) sources.add(s);
@@ -252,7 +269,7 @@ export async function assessCt(deps: AssessDeps, req: AssessRequest, prepared: P
     tier: { tier: decided.tier, basis: 'fused', rule: tierRuleText(ds) },
     decision,
     caveat,
-    ood: null,
+    ood: findings.gate ? { distance: findings.gate.distance, threshold: 1, outside: findings.gate.outside } : null,
     quality: [],
     warnings,
     missingFactors: factors.missing,

@@ -128,6 +128,8 @@ export interface CtAssessmentView {
   morphometry: CtLevelMorphometry[] | null;
   worstGrade: GenantGrade;
   worstLevel: string | null;
+  /** The out-of-distribution gate (`gate.ts`); outside → `attenuation` is null here (withheld) and a warning says why. */
+  gate?: CtGate;
   /** A moderate or severe (grade ≥ 2) prevalent fracture: raises FLS priority and sets the imminent-risk flag. */
   imminentRisk: boolean;
   /** Whether the chart's problem list already records a vertebral fracture (the card says when it does not). */
