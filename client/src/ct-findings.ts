@@ -68,7 +68,8 @@ export function ctWarnings(ct: CtAssessmentView): string[] {
   if (ct.phase === 'unknown') out.push('Contrast phase unknown: if contrast was given the attenuation reads high, and the T-score estimate is wider.');
   const att = ct.attenuation;
   if (att && att.level !== 'L1') out.push(`L1 could not be used: attenuation measured at ${att.level} instead.`);
-  if (!att) out.push('Attenuation not measurable: no usable L1, T12 or L2 (the risk uses the population T-score).');
+  if (!att && ct.gate?.outside) out.push(`CT attenuation withheld: ${ct.gate.reason ?? 'outside the checked range'} (the risk does not use it; fractures still reported).`);
+  else if (!att) out.push('Attenuation not measurable: no usable L1, T12 or L2 (the risk uses the population T-score).');
   const excluded = new Map<string, string>();
   for (const l of ct.levels) if (l.excluded) excluded.set(l.label, l.excluded);
   for (const e of att?.excluded ?? []) if (!excluded.has(e.level)) excluded.set(e.level, e.reason);
