@@ -33,6 +33,14 @@ describe('CT findings panel model', () => {
     assert.equal(leadingAction(assessment(ctView({ worstGrade: 1, imminentRisk: false }))), 'none');
   });
 
+  test('attenuation withheld by the out-of-distribution gate: said with its reason, not "not measurable"', () => {
+    const reason = 'paraspinal muscle reads 112 HU, outside 0–100 HU — the HU scale may be off';
+    const ct = ctView({ attenuation: null, gate: { outside: true, reason, distance: 1.24, checks: [{ name: 'paraspinal muscle', value: 112, range: [0, 100], unit: 'HU', ok: false, note: 'mode of the box' }] } });
+    const w = ctWarnings(ct);
+    assert.ok(w.includes(`CT attenuation withheld: ${reason} (the risk does not use it; fractures still reported).`), w.join(' | '));
+    assert.ok(!w.some((x) => /not measurable/.test(x)));
+  });
+
   test('DXA used instead of the CT estimate is said and no DXA is asked for', () => {
     const ct = ctView({ worstGrade: 0, worstLevel: null, imminentRisk: false });
     const m = ctPanelModel(assessment(ct, { tscore: { estimate: null, dxa: { value: -2.9, date: '2026-05-02', observationId: 'o' }, used: 'dxa', calibrationVersion: '1' } }), ct, date);
