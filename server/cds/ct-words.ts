@@ -59,12 +59,14 @@ export function fractureWords(ct: Pick<CtAssessmentView, 'worstGrade' | 'worstLe
 /**
  * The card's CT sentence: attenuation, then the worst fracture and whether the problem list has it, e.g. "CT of
  * 3 Nov 2026: L1 attenuation 96 HU (osteoporosis likely at or below 110 HU); moderate (grade 2) L1 compression
- * fracture, not in the problem list." Levels too thick to measure say so instead of "no fracture".
+ * fracture, not in the problem list." Levels too thick to measure say so instead of "no fracture"; attenuation the
+ * out-of-distribution gate withheld says so with the gate's reason instead of "not measurable".
  */
 export function ctFindingsSentence(ct: CtAssessmentView, date?: string): string {
   const parts: string[] = [];
   const att = attenuationWords(ct);
   if (att) parts.push(att);
+  else if (ct.gate?.outside) parts.push(`attenuation withheld (${ct.gate.reason ?? 'outside the checked range'})`);
   else parts.push('attenuation not measurable (no usable L1, T12 or L2)');
   const fracture = fractureWords(ct);
   if (fracture) parts.push(`${fracture}${ct.inProblemList ? ' (in the problem list)' : ', not in the problem list'}`);

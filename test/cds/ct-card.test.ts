@@ -117,6 +117,8 @@ describe('CT card', () => {
     assert.equal(ctFindingsSentence(thick), 'CT: L1 attenuation 172 HU (osteoporosis unlikely above 160 HU); vertebral heights not measured (slices too thick).');
     const mid = ctView({ attenuation: { ...base.attenuation!, adjustedHu: 135 } });
     assert.match(ctFindingsSentence(mid), /135 HU \(between 110 and 160 HU: low bone density possible, DXA decides\)/);
+    const gated = ctView({ attenuation: null, gate: { outside: true, reason: 'paraspinal muscle reads 112 HU, outside 0–100 HU — the HU scale may be off', distance: 1.24, checks: [] } });
+    assert.match(ctFindingsSentence(gated), /^CT: attenuation withheld \(paraspinal muscle reads 112 HU, outside 0–100 HU — the HU scale may be off\); moderate \(grade 2\) L1 compression fracture/);
     assert.equal(imminentReasonOf(ctView({ worstGrade: 3, worstLevel: 'T12' })), 'vertebral fracture on CT, grade 3 at T12');
     assert.equal(imminentReasonOf(ctView({ worstGrade: 1, imminentRisk: false })), null);
   });
