@@ -22,8 +22,9 @@
  *   2000: normal-density muscle 30–150 HU, low-density 0–29 HU in older adults); 0 admits fatty infiltration and 100
  *   admits portal-venous enhancement;
  * - muscle − fat 90 to 230 HU: a scale (slope) error changes the contrast even when one tissue still looks plausible;
- * - air −1050 to −950 HU: air is −1000 HU by definition; the ACR CT accreditation phantom accepts −1005 to −970 HU,
- *   widened for noise and streaks at the body edge;
+ * - air −1040 to −960 HU: air is −1000 HU by definition of the scale; the median of hundreds of voxels on a
+ *   calibrated scanner lies within a few HU of it (−1000 to −997 on the generator's studies), so ±40 HU leaves room
+ *   for streaks at the body edge and still catches an intercept error of about 40 HU or more when air is in the field;
  * - pixel spacing 0.4 to 1.0 mm: the pathway was built on 0.6–0.9 mm; a 512 matrix over a 200–500 mm field;
  * - noise SD ≤ 90 HU (air outside the body, else the muscle box; robust): the pathway was checked up to ≈ 65 HU
  *   (0.625 mm slices, bone kernel);
@@ -69,7 +70,7 @@ export const DEFAULT_GATE: GateRanges = {
   fatHu: [-160, -50],
   muscleHu: [0, 100],
   muscleMinusFatHu: [90, 230],
-  airHu: [-1050, -950],
+  airHu: [-1040, -960],
   pixelMm: [0.4, 1.0],
   noiseSdHu: [0, 90],
   kvp: [80, 140],
