@@ -4,6 +4,9 @@ import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { gunzipSync } from 'node:zlib';
+import type { ContrastPhase } from '../pathways/ct-spine/l1-roi.ts';
+import type { GenantGrade } from '../pathways/ct-spine/types.ts';
 import { REPO_ROOT } from '../config.ts';
 import { CtModelError, ctRisk, loadCtModel, tscoreFromHu, validateCtManifest, type CtRiskRequest } from './ct-model.ts';
 
@@ -119,5 +122,37 @@ describe('CT risk', () => {
     }
     const base = r10(REQ);
     assert.ok(base.risk > 0.05 && base.risk < 0.4, `MOF 10 y ${base.risk}`);
+  });
+});
+
+describe('the committed CT model served as trained', () => {
+  // The training pipeline saved every test patient's inputs and predicted risks (models/ct-spine-v1/predictions);
+  // the service must give the same numbers from the same inputs, or the evaluation does not describe what is served.
+  test('reproduces the saved site-A test predictions (mean risk and the upper 95 % bound, hip and MOF)', () => {
+    const dir = join(REPO_ROOT, 'models/ct-spine-v1');
+    const model = loadCtModel(dir);
+    const off = model.manifest.tscore_from_hu.phase_offset_hu;
+    const lines = gunzipSync(readFileSync(join(dir, 'predictions/test-site-a.csv.gz'))).toString('utf8').trim().split('\n');
+    const head = lines[0]!.split(',');
+    const fromPercent = (percent: number): number => Math.log(-Math.log(1 - percent / 100));
+    let worst = 0;
+    const sources = new Set<string>();
+    for (const line of lines.slice(1, 401)) {
+      const v = line.split(',');
+      const r = (k: string): string => v[head.indexOf(k)]!;
+      const hu = Number(r('ct_hu'));
+      const phase = r('ct_phase') as ContrastPhase;
+      sources.add(r('t_source'));
+      const res = ctRisk(model, {
+        clinical: { hip: fromPercent(Number(r('qf_risk10_hip'))), mof: fromPercent(Number(r('qf_risk10_mof'))) },
+        ct: { worstGrade: Number(r('ct_grade')) as GenantGrade, adjustedHu: Number.isFinite(hu) ? hu - off[phase] : null, phase },
+        dxa: r('t_source') === 'dxa' ? { value: Number(r('t_mean')), date: '2016-01-01', observationId: 'x' } : null,
+      });
+      for (const o of ['hip', 'mof'] as const) {
+        worst = Math.max(worst, Math.abs(res.outcomes[o].meanRisk(10) - Number(r(`pred_${o}`))), Math.abs(res.outcomes[o].quantile(10, 0.975) - Number(r(`hi_${o}`))));
+      }
+    }
+    assert.ok(sources.size >= 2, `T-score sources covered: ${[...sources].join(', ')}`);
+    assert.ok(worst < 1e-4, `largest difference ${worst}`);
   });
 });
