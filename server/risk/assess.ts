@@ -189,6 +189,7 @@ export interface Assessment {
   decision: Decision;
   /** The single most important caveat for a summary line, in plain words; the full list stays in `warnings`. */
   caveat: string | null;
+  /** The radiograph's embedding distance, or for a CT the reference-tissue gate (ct-spine/gate.ts; threshold 1). */
   ood: { distance: number; threshold: number; outside: boolean } | null;
   quality: QualityCheck[];
   /** Every warning the user must see, in order of importance. */
