@@ -8,7 +8,9 @@ describe('risk engine settings', () => {
   test('defaults', () => {
     const c = loadConfig({});
     assert.equal(c.inference.modelsDir, join(REPO_ROOT, 'models'));
-    assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2, tscoreCalibration: undefined, defaultModel: undefined });
+    assert.deepEqual({ ...c.inference, modelsDir: undefined }, { modelsDir: undefined, device: 'auto', threads: 2, maxBatch: 8, maxWaitMs: 2, tscoreCalibration: undefined, defaultModel: undefined, ctModelDir: join(REPO_ROOT, 'models/ct-spine-v1'), ctModelDirSet: false });
+    // A CT model folder named explicitly must load (start-up stops otherwise); the default may be absent.
+    assert.deepEqual(((i) => [i.ctModelDir, i.ctModelDirSet])(loadConfig({ MODEL_CT_DIR: 'test/fixtures/ct-spine-v1-tiny' }).inference), [join(REPO_ROOT, 'test/fixtures/ct-spine-v1-tiny'), true]);
     assert.deepEqual(c.risk, {
       lookbackDays: 730,
       tiers: { mofModerate: 10, mofHigh: 20, hipHigh: 3 },
