@@ -17,6 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", help="artefact directory (default: config out_dir, else <work>/out)")
     ap.add_argument("--cohort-a", help="use an existing site-A cohort directory instead of generating one")
     ap.add_argument("--cohort-b", help="use an existing site-B cohort directory instead of generating one")
+    ap.add_argument("--cohort-fresh-a", help="hip-xray-v2: an existing site-A cohort for the fresh-seed evaluation")
+    ap.add_argument("--cohort-fresh-b", help="hip-xray-v2: an existing site-B cohort for the fresh-seed evaluation")
     ap.add_argument("--await-cohorts", type=float, default=0.0, metavar="SECONDS",
                     help="another process is generating the cohorts in --work: wait for them instead of generating")
     args = ap.parse_args(argv)
@@ -26,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     if cfg.get("pipeline") == "v2":
         # hip-xray-v2 (frcds/model2): either cohort may be an existing directory, the other is generated
         from frcds.model2.pipeline import run as run_v2
-        res = run_v2(cfg, work=args.work, out_dir=args.out, cohort_dirs={"A": args.cohort_a, "B": args.cohort_b})
+        res = run_v2(cfg, work=args.work, out_dir=args.out, cohort_dirs={"A": args.cohort_a, "B": args.cohort_b,
+                                                                  "A_fresh": args.cohort_fresh_a,
+                                                                  "B_fresh": args.cohort_fresh_b})
         print(f"artefact written to {res['out_dir']}; site-A served hip C "
               f"{res['evaluation']['site_a_served']['hip']['harrell_c10']:.3f}")
         return 0

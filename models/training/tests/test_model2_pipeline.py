@@ -32,8 +32,15 @@ def artefact(tmp_path_factory):
     root = tmp_path_factory.mktemp("v2")
     write_cohort(str(root / "a"), 140, 21)
     write_cohort(str(root / "b"), 50, 22)
+    write_cohort(str(root / "fa"), 40, 23)
+    write_cohort(str(root / "fb"), 30, 24)
     cfg = dict(TINY, pipeline="v2", cohort={"site_a": {"patients": 140, "seed": 1}, "site_b": {"patients": 50,
-                                                                                          "seed": 2}},
+                                                                                          "seed": 2},
+                                            "fresh_site_a": {"patients": 40, "seed": 5},
+                                            "fresh_site_b": {"patients": 30, "seed": 6}},
+               ood=dict(TINY["ood"], aug_strength_grid=[0.5, 1.0], max_other_vendor_flagged=0.5),
+               uncertainty=dict(TINY["uncertainty"], unmeasured_log_hazard_sd=0.3,
+                                unmeasured_log_hazard_note="test prior"),
                split={"train": 70, "val": 35, "seed": 3}, ensemble={"members": 2, "seed": 10, "bootstrap": True},
                evaluation={"bootstrap": 3, "seed": 7}, parity={"dicom_files": 2}, limitations=["test"],
                risk=dict(TINY["risk"], recalibration="validation-cox-slope-intercept"))
@@ -42,7 +49,8 @@ def artefact(tmp_path_factory):
     out = root / "out"
     r = subprocess.run([sys.executable, os.path.join(TRAINING, "train.py"), "--config", str(root / "cfg.json"),
                         "--work", str(root / "work"), "--out", str(out), "--cohort-a", str(root / "a"),
-                        "--cohort-b", str(root / "b")], cwd=REPO, capture_output=True, text=True, timeout=900)
+                        "--cohort-b", str(root / "b"), "--cohort-fresh-a", str(root / "fa"),
+                        "--cohort-fresh-b", str(root / "fb")], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
     return str(out)
 
@@ -113,3 +121,37 @@ def test_predictions_have_the_contract_columns(artefact):
         split = json.load(f)
     assert len(split["site_a"]["test"]) == 35 and len(split["site_b"]["test"]) == 50
     assert not set(split["site_a"]["test"]) & set(split["site_a"]["train"])
+
+
+def test_ood_strength_chosen_on_validation_by_the_stated_rule(artefact):
+    with open(os.path.join(artefact, "manifest.json")) as f:
+        choice = json.load(f)["ood"]["choice"]
+    cands = choice["candidates"]
+    # every strength of the grid with the quality statistics off and on, each scored on validation stand-ins
+    assert sorted({(c["aug_strength"], c["quality_stats"]) for c in cands}) == [(0.5, False), (0.5, True),
+                                                                               (1.0, False), (1.0, True)]
+    ok = [c for c in cands if c["other_vendor_flagged_validation"] <= 0.5] or cands
+    best = max(ok, key=lambda c: (c["artefact_auroc_validation"], c["aug_strength"]))
+    assert (choice["aug_strength"], choice["quality_stats"]) == (best["aug_strength"], best["quality_stats"])
+    assert "validation artefact AUROC" in choice["rule"]
+
+
+def test_unmeasured_term_in_manifest_and_intervals(artefact):
+    with open(os.path.join(artefact, "manifest.json")) as f:
+        unc = json.load(f)["uncertainty"]
+    assert unc["unmeasured_log_hazard_sd"] == 0.3 and unc["unmeasured_log_hazard_note"] == "test prior"
+    assert "unmeasured-determinants" in unc["interval"]
+
+
+def test_fresh_cohorts_are_evaluated_whole(artefact):
+    for name, n in (("site_a_test", 40), ("site_b_test", 30)):
+        with gzip.open(os.path.join(artefact, "predictions", "fresh", f"{name}.csv.gz"), "rt") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == n and {r["split"] for r in rows} == {"fresh"}
+    with open(os.path.join(artefact, "predictions", "fresh", "split.json")) as f:
+        split = json.load(f)
+    assert len(split["site_a"]["test"]) == 40 and len(split["site_b"]["test"]) == 30
+    with open(os.path.join(artefact, "evaluation.json")) as f:
+        ev = json.load(f)
+    assert ev["fresh"]["cohorts"]["site_a"] == {"patients": 40, "seed": 5}
+    assert ev["fresh"]["sets"]["test_site_a"] == 40 and "site_a_served" in ev["fresh"]

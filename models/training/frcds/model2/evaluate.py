@@ -29,10 +29,10 @@ def predict(t: Trained2, g, obs: ObservableCohort) -> dict:
     base, ts = base.astype(np.float64), ts.astype(np.float64)
     tm, tsd = mixture.calibrate(ts[..., 0], ts[..., 1], t.calibration)
     h0 = {o: t.h0[o][-1] for o in OUTCOMES}
-    image = mixture.risk_summary(base, t.gamma, tm, tsd, t.nodes, h0)
+    image = mixture.risk_summary(base, t.gamma, tm, tsd, t.nodes, h0, sigma_u=t.sigma_u)
     sm, ss, used = served_tscore(tm, tsd, np.asarray(obs.tab["dxa_t"], float),
                                  np.asarray(obs.tab["dxa_years"], float), t.dxa_sd, t.dxa_max_age)
-    served = mixture.risk_summary(base, t.gamma, sm, ss, t.nodes, h0)
+    served = mixture.risk_summary(base, t.gamma, sm, ss, t.nodes, h0, sigma_u=t.sigma_u)
     out = {"image": image, "served": served, "dxa_used": used, "ood_distance": dist.astype(np.float64),
            "ood_flag": dist > t.ood_threshold, "cam": cam}
     mix_mean = tm.mean(1)
@@ -176,7 +176,8 @@ def evaluate(cfg: dict, t: Trained2, g, a: ObservableCohort, b: ObservableCohort
     art_a = np.flatnonzero(np.asarray(obs_te.tab["should_exclude"], bool))
     art_b = np.flatnonzero(np.asarray(b.tab["should_exclude"], bool))
     ev["ood"] = {"threshold": t.ood_threshold, "threshold_rule": f"{cfg['ood']['val_quantile']} quantile of the "
-                 "distances of site-A validation images, clean and vendor-augmented (one draw each)",
+                 "distances of site-A validation images, clean and vendor-augmented (one draw each, at the chosen "
+                 f"OOD augmentation strength {t.ood_choice.get('aug_strength')})",
                  "site_a_test_clean_flagged": float(pa["ood_flag"][clean_a].mean()),
                  "site_b_clean_flagged": float(pb["ood_flag"][clean_b].mean()),
                  "artefact_auroc_site_a": ood.auroc(d_a[clean_a], d_a[art_a]) if len(art_a) else None,

@@ -28,12 +28,12 @@ from .train import build_graph, train_stage
 log = logging.getLogger("frcds.model2")
 
 
-def cohort_dir(work: str, site: str, spec: dict, dicom: str, given: str | None) -> str:
-    """An existing cohort directory passed by the caller, else ``work/cohort-<site>`` generated with the project's
-    generator (skipped when a generation with the same parameters already finished there)."""
+def cohort_dir(work: str, site: str, spec: dict, dicom: str, given: str | None, name: str | None = None) -> str:
+    """An existing cohort directory passed by the caller, else ``work/cohort-<name or site>`` generated with the
+    project's generator (skipped when a generation with the same parameters already finished there)."""
     if given:
         return given
-    directory = os.path.join(work, f"cohort-{site}")
+    directory = os.path.join(work, f"cohort-{name or site}")
     stamp = os.path.join(directory, "train-stamp.json")
     want = {"site": site, "patients": int(spec["patients"]), "seed": int(spec["seed"]), "dicom": dicom}
     if os.path.exists(stamp):
@@ -103,6 +103,9 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
                              {k: v[te] for k, v in truth_a.items()}, pa, "test")
     report.write_predictions(os.path.join(pdir, "site_b_test.csv.gz"), b, truth_b, pb, "external")
     os.replace(os.path.join(out_dir, "split.json"), os.path.join(pdir, "split.json"))
+    fresh = fresh_evaluation(cfg, trained, graph, work, dirs, nonhip, pdir)
+    if fresh is not None:
+        ev["fresh"] = fresh
     fixtures = report.write_parity(cfg, graph, a, split, nonhip, out_dir, work)
     report.add_risk_fixtures(trained, graph, out_dir)
     timings["total_s"] = time.time() - t_start
@@ -122,6 +125,33 @@ def run(cfg: dict, *, work: str | None = None, out_dir: str | None = None, cohor
     card.write(cfg, man, ev, out_dir)
     log.info("pipeline finished in %.0f s", time.time() - t_start)
     return {"evaluation": ev, "manifest": man, "out_dir": out_dir, "work": work}
+
+
+def fresh_evaluation(cfg: dict, trained, graph, work: str, dirs: dict, nonhip, pdir: str) -> dict | None:
+    """Evaluation on cohorts generated with seeds that no choice of this model ever saw (``cohort.fresh_site_a`` and
+    ``cohort.fresh_site_b``): every patient is a test patient. The site-A test split of the training cohort informs
+    design decisions between versions once its figures have been read; these cohorts are what a version's figures
+    are judged on. Writes ``predictions/fresh/site_{a,b}_test.csv.gz`` and its split file (for v1 on the same
+    patients) and returns the evaluation; None when the config names no fresh cohorts."""
+    cc = cfg["cohort"]
+    if "fresh_site_a" not in cc or "fresh_site_b" not in cc:
+        return None
+    dicom = cc.get("dicom", "none")
+    fa_dir = cohort_dir(work, "A", cc["fresh_site_a"], dicom, dirs.get("A_fresh"), "A-fresh")
+    fb_dir = cohort_dir(work, "B", cc["fresh_site_b"], dicom, dirs.get("B_fresh"), "B-fresh")
+    fa = load_observables(fa_dir, limit=int(cc["fresh_site_a"]["patients"]))
+    fb = load_observables(fb_dir, limit=int(cc["fresh_site_b"]["patients"]))
+    ta, tb = load_truth(fa_dir, limit=len(fa)), load_truth(fb_dir, limit=len(fb))
+    every = {"test": np.arange(len(fa))}
+    ev, pa, pb = evaluate(cfg, trained, graph, fa, fb, ta, tb, every, nonhip)
+    out = os.path.join(pdir, "fresh")
+    report.write_predictions(os.path.join(out, "site_a_test.csv.gz"), fa, ta, pa, "fresh")
+    report.write_predictions(os.path.join(out, "site_b_test.csv.gz"), fb, tb, pb, "fresh")
+    with open(os.path.join(out, "split.json"), "w", encoding="utf-8") as f:
+        json.dump({"site_a": {"test": [str(x) for x in fa.tab["patient_id"]]},
+                   "site_b": {"test": [str(x) for x in fb.tab["patient_id"]]}}, f)
+    ev["cohorts"] = {"site_a": dict(cc["fresh_site_a"]), "site_b": dict(cc["fresh_site_b"])}
+    return ev
 
 
 def validate(man: dict) -> None:

@@ -182,10 +182,15 @@ def build_manifest(cfg: dict, t, ev: dict, onnx_path: str, fixtures: dict | None
         "uncertainty": {
             "method": "quadrature", "gauss_hermite_nodes": t.nodes,
             "interval": "2.5 and 97.5 percentiles of the risk over the equal-weight mixture of members x T-score "
-                        "distribution, from the exact mixture CDF (within a member the risk is monotone in T: a "
+                        "distribution" + (" x the unmeasured-determinants log-hazard term u ~ N(-s^2/2, s^2), s = "
+                                          "unmeasured_log_hazard_sd, shared by hip and MOF, Gauss-Hermite over u"
+                                          if t.sigma_u > 0 else "") +
+                        ", from the exact mixture CDF (within a member the risk is monotone in T: a "
                         "normal tail per member; bisection); point estimate = Gauss-Hermite mixture mean",
             "ensemble_sd_note": "member spread (epistemic) and the T-score predictive (aleatoric, calibrated against "
                                 "measured DXA) are both in the mixture; nothing is tuned on the true risk",
+            "unmeasured_log_hazard_sd": t.sigma_u,
+            "unmeasured_log_hazard_note": cfg["uncertainty"].get("unmeasured_log_hazard_note", ""),
             "low_confidence": {"max_log_hazard_sd": t.low_conf["max_log_hazard_sd"],
                                "sd_reference": t.low_conf["sd_reference"],
                                "rule": "low confidence when, for hip or MOF, the log-hazard sd over the mixture minus "

@@ -47,6 +47,7 @@ class Trained2:
     dxa_sd: float = 0.12
     dxa_max_age: float = 2.0
     nodes: int = 16
+    sigma_u: float = 0.0                    # sd of the unmeasured-determinants log-hazard term (mixture.py)
     info: dict = field(default_factory=dict)
 
 
@@ -89,7 +90,8 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     va = a.subset(split["val"][~excl[split["val"]]])
     ens, tc, rc = cfg["ensemble"], cfg["tscore"], cfg["risk"]
     t = Trained2(dxa_sd=float(tc["dxa_precision_sd"]), dxa_max_age=float(tc["dxa_max_age_years"]),
-                 nodes=int(cfg["uncertainty"]["gauss_hermite_nodes"]))
+                 nodes=int(cfg["uncertainty"]["gauss_hermite_nodes"]),
+                 sigma_u=float(cfg["uncertainty"].get("unmeasured_log_hazard_sd", 0.0)))
     timings: dict[str, float] = {}
     ckdir = os.path.join(work, "members")
     os.makedirs(ckdir, exist_ok=True)
@@ -173,8 +175,9 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
 
     # low confidence: log-hazard sd over the mixture that is unusual for its risk level (validation, image-only)
     base_va = base_eta(t, z_va, clin_va)
-    eta_va, wts = mixture.member_atoms(base_va, t.gamma, tm_va, ts_va, t.nodes)
-    summ = mixture.summarise(eta_va, wts, {o: t.h0[o][-1] for o in OUTCOMES})
+    # the unmeasured-determinants term is part of the served spread, so the reference includes it
+    eta_va, wts = mixture.member_atoms(base_va, t.gamma, tm_va, ts_va, t.nodes, sigma_u=t.sigma_u)
+    summ = mixture.summarise(eta_va, wts, {o: t.h0[o][-1] for o in OUTCOMES}, sigma_u=t.sigma_u)
     ref, resid = {}, []
     for o in OUTCOMES:
         slope, intercept = np.polyfit(summ[o]["eta_mean"], summ[o]["eta_sd"], 1)
@@ -187,38 +190,8 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
 
     # OOD: training statistics over clean AND vendor-augmented training images; threshold on validation likewise
     t0 = time.time()
-    oc = cfg["ood"]
-    # the OOD statistics may use milder acquisition changes than training (ood.aug_strength): the features must
-    # accept other vendors, but the gate should still see strong blur or noise as unusual
-    s_ood = float(oc.get("aug_strength", strength))
-    aug_tr = pool[0] if pool is not None and s_ood == strength else augmented_copy(tr.images, int(oc["seed"]), s_ood)
-    aug_va = augmented_copy(va.images, int(oc["seed"]) + 1, s_ood)
-    z_atr = outputs(t.members, aug_tr)[0]
-    z_ava = outputs(t.members, aug_va)[0]
-    art = a.subset(split["train"][excl[split["train"]]])       # quality-review rejects of the training split
-    z_art = outputs(t.members, art.images)[0] if len(art) else None
-    feats_tr = {q_: np.concatenate([ood_vectors(z_tr, tr.images, q_), ood_vectors(z_atr, aug_tr, q_)])
-                for q_ in (False, True)}
-    val_imgs = np.concatenate([va.images, aug_va])
-    z_vall = np.concatenate([z_va, z_ava])
-    q_cfg = oc.get("quality_stats", "auto")
-    scores = {}
-    for q_ in (False, True):
-        if q_cfg != "auto" and q_ != bool(q_cfg):
-            continue
-        st = ood.fit(feats_tr[q_])
-        d_v = ood.distance(ood_vectors(z_vall, val_imgs, q_), st)
-        scores[q_] = ood.auroc(d_v, ood.distance(ood_vectors(z_art, art.images, q_), st)) if z_art is not None \
-            else 0.5
-    t.quality = bool(max(scores, key=scores.get))
-    t.ood_choice = {"quality_stats": t.quality, "auroc_validation_clean_and_augmented_vs_training_split_rejects":
-                    {str(k): v for k, v in scores.items()}, "n_rejects": 0 if z_art is None else int(len(z_art))}
-    t.ood = ood.fit(feats_tr[t.quality])
-    d_val = ood.distance(ood_vectors(z_vall, val_imgs, t.quality), t.ood)
-    t.ood_threshold = float(np.quantile(d_val, float(oc["val_quantile"])))
-    d_clean = d_val[:len(va)]
-    t.ood_choice["validation_clean_flagged"] = float(np.mean(d_clean > t.ood_threshold))
-    t.ood_choice["validation_augmented_flagged"] = float(np.mean(d_val[len(va):] > t.ood_threshold))
+    t.ood, t.ood_threshold, t.quality, t.ood_choice = choose_ood(cfg, t.members, tr, va, a.subset(
+        split["train"][excl[split["train"]]]), z_tr, z_va, pool, strength)
     log.info("OOD: %s threshold %.2f", t.ood_choice, t.ood_threshold)
 
     # CAM weights of the expected image log-hazard and the training-mean reference map
@@ -233,6 +206,69 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
                    "train_events_10y": {o: int((tr.event(o) & (tr.time(o) <= 10)).sum()) for o in OUTCOMES},
                    "train_rejects_for_ood": int(len(art))}
     return t
+
+
+def choose_ood(cfg: dict, members: list[Member2], tr: ObservableCohort, va: ObservableCohort,
+               rejects: ObservableCohort, z_tr: np.ndarray, z_va: np.ndarray, pool: np.ndarray | None,
+               strength: float) -> tuple[dict, float, bool, dict]:
+    """OOD statistics and threshold, chosen on training and validation observables only.
+
+    The gate has two jobs that pull against each other: a clean radiograph from another vendor must pass, and an
+    artefact must not. The statistics are fitted over clean and vendor-augmented training images; augmenting at the
+    full training strength makes every acquisition change look usual, including blur that resembles motion, while
+    milder augmentation keeps the gate sharper but may refuse other vendors. With ``ood.aug_strength_grid`` each
+    candidate strength s (and the image-quality statistics on or off) is fitted, thresholded at ``val_quantile`` of
+    the validation images (clean and augmented at s), and scored on two validation stand-ins:
+
+    - other vendors: a separate draw of the validation images augmented at the FULL training strength (the range of
+      acquisitions the model is meant to accept); the share flagged must not exceed ``max_other_vendor_flagged``;
+    - artefacts: AUROC of the training split's quality-review rejects against validation clean + full-strength
+      augmented images.
+
+    The admissible candidate with the highest artefact AUROC wins (ties: the stronger augmentation). Without a grid,
+    ``ood.aug_strength`` (default: the training strength) is used as before, the quality statistics chosen by AUROC.
+    """
+    oc = cfg["ood"]
+    seed = int(oc["seed"])
+    grid = [float(x) for x in oc.get("aug_strength_grid", [])] or [float(oc.get("aug_strength", strength))]
+    max_flag = float(oc.get("max_other_vendor_flagged", 1.0))
+    q_cfg = oc.get("quality_stats", "auto")
+    qualities = [q_ for q_ in (False, True) if q_cfg == "auto" or q_ == bool(q_cfg)]
+    z_art = outputs(members, rejects.images)[0] if len(rejects) else None
+    # the fixed reference every candidate is judged on: validation clean + one full-strength vendor draw
+    ref_imgs = augmented_copy(va.images, seed + 7, strength)
+    z_ref = outputs(members, ref_imgs)[0]
+    cands = []
+    for s_ood in grid:
+        aug_tr = pool[0] if pool is not None and s_ood == strength else augmented_copy(tr.images, seed, s_ood)
+        aug_va = augmented_copy(va.images, seed + 1, s_ood)
+        z_atr, z_ava = outputs(members, aug_tr)[0], outputs(members, aug_va)[0]
+        val_imgs, z_vall = np.concatenate([va.images, aug_va]), np.concatenate([z_va, z_ava])
+        for q_ in qualities:
+            st = ood.fit(np.concatenate([ood_vectors(z_tr, tr.images, q_), ood_vectors(z_atr, aug_tr, q_)]))
+            d_val = ood.distance(ood_vectors(z_vall, val_imgs, q_), st)
+            thr = float(np.quantile(d_val, float(oc["val_quantile"])))
+            d_ref = ood.distance(ood_vectors(z_ref, ref_imgs, q_), st)
+            d_clean_ref = np.concatenate([d_val[:len(va)], d_ref])
+            auroc = ood.auroc(d_clean_ref, ood.distance(ood_vectors(z_art, rejects.images, q_), st)) \
+                if z_art is not None else 0.5
+            cands.append({"aug_strength": s_ood, "quality_stats": q_, "threshold": thr, "stats": st,
+                          "artefact_auroc_validation": float(auroc),
+                          "other_vendor_flagged_validation": float(np.mean(d_ref > thr)),
+                          "validation_clean_flagged": float(np.mean(d_val[:len(va)] > thr)),
+                          "validation_augmented_flagged": float(np.mean(d_val[len(va):] > thr))})
+    ok = [c for c in cands if c["other_vendor_flagged_validation"] <= max_flag] or cands
+    best = max(ok, key=lambda c: (c["artefact_auroc_validation"], c["aug_strength"]))
+    table = [{k: v for k, v in c.items() if k != "stats"} for c in cands]
+    choice = {"rule": "highest validation artefact AUROC among candidates flagging at most "
+              f"{max_flag:.0%} of full-strength vendor-augmented validation images" if len(cands) > 1 else
+              "single candidate", "aug_strength": best["aug_strength"], "quality_stats": best["quality_stats"],
+              "candidates": table, "n_rejects": 0 if z_art is None else int(len(z_art)),
+              "validation_clean_flagged": best["validation_clean_flagged"],
+              "validation_augmented_flagged": best["validation_augmented_flagged"],
+              "other_vendor_flagged_validation": best["other_vendor_flagged_validation"],
+              "artefact_auroc_validation": best["artefact_auroc_validation"]}
+    return best["stats"], best["threshold"], bool(best["quality_stats"]), choice
 
 
 def build_graph(t: Trained2) -> Graph2:
