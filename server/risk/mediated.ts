@@ -22,6 +22,24 @@
  * - **Spread** of the log-hazard = its sd over the mixture (members × nodes; the quadrature is exact for it), for the
  *   manifest's low-confidence rule.
  *
+ * **Unmeasured determinants** (manifest `uncertainty.unmeasured_log_hazard_sd` = σ; absent or 0: none, and every
+ * number is exactly as without the term). A person's hazard also depends on what neither the chart, nor the DXA, nor
+ * the model measures (bone quality beyond BMD, errors in the chart), so the T-score mixture alone makes the interval
+ * too narrow for the person's true risk. One log-hazard offset u ~ N(−σ²/2, σ), independent of T, is shared by every
+ * head and every member: η_mk(T, u) = b_mk + γ_mk·T + u. It is centred so that E exp(u) = 1: the mean hazard is
+ * unchanged and the Breslow baselines stay valid; only the spread grows.
+ * - the mean adds u's Gauss-Hermite rule (the same node count) to each member's T nodes; the MOF floor is applied per
+ *   (member, T, u) node, so the mean of MOF stays at least the hip's.
+ * - the tail is exact: within a member, each head's log cumulative hazard log H0_k + b_k + γ_k·T + u is normal
+ *   (mean log H0_k + b_k + γ_k·μ − σ²/2, variance γ_k²σ_T² + σ²), so P(H ≥ h) is a normal tail for one head and,
+ *   for MOF with its hip floor, P(hip) + P(MOF head and not hip) = P(hip) + P(MOF head) − P(both), with P(both) a
+ *   bivariate normal probability (correlation (γ_mof·γ_hip·σ_T² + σ²) / (sd_mof·sd_hip); {@link bivariateUpperTail}).
+ *   The hip term is computed exactly as for hip alone and the second term is clamped at 0, so MOF's tail is at least
+ *   the hip's in floating point too. (Integrating u over the Gauss-Hermite nodes of the T-tail instead makes the CDF a
+ *   staircase when the T-score is nearly known — a measured DXA: with σ_T·|γ| = 0.08 and σ = 0.3 its error reaches
+ *   0.01 in probability, 0.15 for a point mass — which the threshold probability cannot afford.)
+ * - the log-hazard spread: its mean moves by −σ²/2 and its variance grows by σ².
+ *
  * Pure and synchronous; no Node imports.
  */
 import { baselineAt } from './survival.ts';
@@ -96,31 +114,139 @@ export function gaussHermite(n: number): GaussHermiteRule {
   return rule;
 }
 
+/** The n-point Gauss-Legendre rule on [−1, 1] (Newton on the Legendre recurrence), cached. */
+const legendreRules = new Map<number, GaussHermiteRule>();
+function gaussLegendre(n: number): GaussHermiteRule {
+  const hit = legendreRules.get(n);
+  if (hit) return hit;
+  const nodes: number[] = [];
+  const weights: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let z = Math.cos((Math.PI * (i + 0.75)) / (n + 0.5));
+    let dp = 0;
+    for (let its = 0; its < 100; its++) {
+      let p0 = 1;
+      let p1 = z;
+      for (let j = 2; j <= n; j++) [p0, p1] = [p1, ((2 * j - 1) * z * p1 - (j - 1) * p0) / j];
+      dp = (n * (z * p1 - p0)) / (z * z - 1);
+      const z1 = z;
+      z = z1 - p1 / dp;
+      if (Math.abs(z - z1) <= 1e-15) break;
+    }
+    nodes.push(z);
+    weights.push(2 / ((1 - z * z) * dp * dp));
+  }
+  const rule = { nodes, weights };
+  legendreRules.set(n, rule);
+  return rule;
+}
+
+/**
+ * P(X > h, Y > k) for a standard bivariate normal (X, Y) with correlation r: the method of Drezner & Wesolowsky
+ * (1990, J Stat Comput Simul 35:101–107) with Genz's double-precision changes (Genz 2004, Stat Comput 14:251–260,
+ * §2.2). For |r| < 0.925 the integral of the density over the correlation from 0 to r (Gauss-Legendre with 6, 12
+ * or 20 nodes as |r| grows); above, the integral over √(1 − r²) from the perfectly correlated limit, its leading
+ * terms in closed form and the remainder by 20-node Gauss-Legendre. Accurate to the normal tail it uses
+ * (`normalUpperTail`, 1.2e-7 relative).
+ */
+export function bivariateUpperTail(h: number, k: number, r: number): number {
+  if (h === Infinity || k === Infinity) return 0;
+  if (h === -Infinity) return k === -Infinity ? 1 : normalUpperTail(k);
+  if (k === -Infinity) return normalUpperTail(h);
+  const rho = Math.min(1, Math.max(-1, r));
+  const ar = Math.abs(rho);
+  let p: number;
+  if (ar < 0.925) {
+    const { nodes, weights } = gaussLegendre(ar < 0.3 ? 6 : ar < 0.75 ? 12 : 20);
+    const hk = h * k;
+    const hs = (h * h + k * k) / 2;
+    const asr = Math.asin(rho);
+    let s = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      const sn = Math.sin((asr * (nodes[i]! + 1)) / 2);
+      s += weights[i]! * Math.exp((sn * hk - hs) / (1 - sn * sn));
+    }
+    p = (s * asr) / (4 * Math.PI) + normalUpperTail(h) * normalUpperTail(k);
+  } else {
+    const kk = rho < 0 ? -k : k;
+    const hk = h * kk;
+    let integral = 0;
+    if (ar < 1) {
+      // The density's integral from the perfectly correlated limit: √(1 − x²)-expansion to x⁴ in closed form, the
+      // remainder numerically.
+      const as = (1 - rho) * (1 + rho);
+      const a = Math.sqrt(as);
+      const bs = (h - kk) ** 2;
+      const c = (4 - hk) / 8;
+      const d = (12 - hk) / 16;
+      const e0 = -(bs / as + hk) / 2;
+      if (e0 > -100) integral = a * Math.exp(e0) * (1 - (c * (bs - as) * (1 - (d * bs) / 5)) / 3 + (c * d * as * as) / 5);
+      if (hk > -100) {
+        const b = Math.sqrt(bs);
+        integral -= Math.exp(-hk / 2) * Math.sqrt(2 * Math.PI) * normalUpperTail(b / a) * b * (1 - (c * bs * (1 - (d * bs) / 5)) / 3);
+      }
+      const { nodes, weights } = gaussLegendre(20);
+      for (let i = 0; i < nodes.length; i++) {
+        const xs = ((a * (1 + nodes[i]!)) / 2) ** 2;
+        const e = -(bs / xs + hk) / 2;
+        if (!(e > -100)) continue;
+        const rs = Math.sqrt(1 - xs);
+        const ep = Math.exp((-hk * (1 - rs)) / (2 * (1 + rs))) / rs;
+        integral += (a / 2) * weights[i]! * Math.exp(e) * (ep - (1 + c * xs * (1 + d * xs)));
+      }
+      integral /= -2 * Math.PI;
+    }
+    p = rho > 0 ? integral + normalUpperTail(Math.max(h, kk)) : -integral + Math.max(0, normalUpperTail(h) - normalUpperTail(kk));
+  }
+  return Math.min(1, Math.max(0, p));
+}
+
 /** Standard normal CDF at (t − μ)/σ; σ = 0: a point mass at μ. */
 const below = (t: number, tn: TscoreNormal): number =>
   t === -Infinity ? 0 : t === Infinity ? 1 : tn.sd > 0 ? 1 - normalUpperTail((t - tn.mean) / tn.sd) : tn.mean <= t ? 1 : 0;
 
+/** Options of a {@link MediatedOutcome}. */
+export interface MediatedOptions {
+  /**
+   * σ of the unmeasured-determinants log-hazard offset u ~ N(−σ²/2, σ) shared by all heads and members (header);
+   * 0 (default): none.
+   */
+  unmeasuredLogHazardSd?: number;
+}
+
 /**
  * The predictive distribution of one outcome's risk (MOF: with the hip head as its floor) under the T-score
- * mixture: its mean, percentiles and tail probabilities at any time.
+ * mixture, and the unmeasured-determinants offset when σ > 0: its mean, percentiles and tail probabilities at any
+ * time.
  */
 export class MediatedOutcome {
   readonly #heads: readonly MediatedHead[];
   readonly #tscore: readonly TscoreNormal[];
   readonly #rule: GaussHermiteRule;
+  readonly #sigma: number;
+  /** σ > 0: exp(u_i) at u's Gauss-Hermite nodes u_i = −σ²/2 + σ·x_i. */
+  readonly #expU: readonly number[];
 
   /**
-   * @param heads the outcome's own head first, then any head that is its floor (hip for MOF).
+   * @param heads the outcome's own head first, then any head that is its floor (hip for MOF); with σ > 0 at most
+   *   one floor.
    * @param tscore per member, the T-score distribution that member's risk is computed under.
+   * @param nodes Gauss-Hermite nodes per member's T-score (and for u).
    */
-  constructor(heads: readonly MediatedHead[], tscore: readonly TscoreNormal[], nodes: number) {
+  constructor(heads: readonly MediatedHead[], tscore: readonly TscoreNormal[], nodes: number, options: MediatedOptions = {}) {
     const M = tscore.length;
     if (M === 0) throw new RangeError('no ensemble member');
     for (const h of heads) if (h.base.length !== M || h.gamma.length !== M) throw new RangeError(`a head has ${h.base.length} base log-hazards and ${h.gamma.length} T-score coefficients for ${M} members`);
     for (const t of tscore) if (!(Number.isFinite(t.mean) && t.sd >= 0)) throw new RangeError(`T-score distribution needs a finite mean and sd ≥ 0, got ${t.mean}, ${t.sd}`);
+    const sigma = options.unmeasuredLogHazardSd ?? 0;
+    if (!(Number.isFinite(sigma) && sigma >= 0)) throw new RangeError(`the unmeasured log-hazard sd must be finite and ≥ 0, got ${sigma}`);
+    // The exact tail is a bivariate normal for a head and its floor; more floors would need higher dimensions.
+    if (sigma > 0 && heads.length > 2) throw new RangeError(`an unmeasured log-hazard term supports a head and one floor, got ${heads.length} heads`);
     this.#heads = heads;
     this.#tscore = tscore;
     this.#rule = gaussHermite(nodes);
+    this.#sigma = sigma;
+    this.#expU = sigma > 0 ? this.#rule.nodes.map((x) => Math.exp(-sigma * sigma / 2 + sigma * x)) : [];
   }
 
   /** Each head's baseline cumulative hazard at t. */
@@ -128,10 +254,14 @@ export class MediatedOutcome {
     return this.#heads.map((x) => baselineAt(x.grid, x.h0, t));
   }
 
-  /** Mixture mean of the risk given the heads' baselines (Gauss-Hermite over each member's T-score). */
+  /**
+   * Mixture mean of the risk given the heads' baselines (Gauss-Hermite over each member's T-score and, σ > 0, over
+   * u: exp(u) multiplies every head's hazard alike, so the floor's max is taken before it).
+   */
   #mean(h0: readonly number[]): number {
     const M = this.#tscore.length;
     const { nodes, weights } = this.#rule;
+    const expU = this.#expU;
     let s = 0;
     for (let m = 0; m < M; m++) {
       const tn = this.#tscore[m]!;
@@ -139,7 +269,13 @@ export class MediatedOutcome {
         const T = tn.mean + tn.sd * nodes[j]!;
         let h = 0;
         for (let k = 0; k < h0.length; k++) h = Math.max(h, h0[k]! * Math.exp(this.#heads[k]!.base[m]! + this.#heads[k]!.gamma[m]! * T));
-        s += (weights[j]! / M) * -Math.expm1(-h);
+        if (expU.length === 0) {
+          s += (weights[j]! / M) * -Math.expm1(-h);
+          continue;
+        }
+        let su = 0;
+        for (let i = 0; i < expU.length; i++) su += weights[i]! * -Math.expm1(-h * expU[i]!);
+        s += (weights[j]! / M) * su;
       }
     }
     return s;
@@ -151,6 +287,7 @@ export class MediatedOutcome {
    * (two half-lines pointing the same way: the wider; opposite ways: both tails, or everything when they overlap).
    */
   #tail(h0: readonly number[], logH: number): number {
+    if (this.#sigma > 0) return this.#tailWithU(h0, logH);
     const M = this.#tscore.length;
     let p = 0;
     for (let m = 0; m < M; m++) {
@@ -172,16 +309,65 @@ export class MediatedOutcome {
     return Math.min(1, Math.max(0, p));
   }
 
+  /**
+   * σ > 0: P(cumulative hazard ≥ exp(logH)) with T and u (header). Per member, head k's log cumulative hazard is
+   * N(a_k, s_k²), a_k = log H0_k + b_k + γ_k·μ − σ²/2, s_k² = γ_k²σ_T² + σ²; one head: its normal tail; a head and
+   * its floor: P(floor) + max(0, P(head) − P(both)), the floor's term computed exactly as for the floor alone.
+   */
+  #tailWithU(h0: readonly number[], logH: number): number {
+    const M = this.#tscore.length;
+    const sigma = this.#sigma;
+    const half = (sigma * sigma) / 2;
+    let p = 0;
+    for (let m = 0; m < M; m++) {
+      const tn = this.#tscore[m]!;
+      // z-score and sd of the active heads, own head first (the floor last).
+      let zOwn = NaN;
+      let sOwn = 0;
+      let gOwn = 0;
+      let zFloor = NaN;
+      let sFloor = 0;
+      let gFloor = 0;
+      for (let k = 0; k < h0.length; k++) {
+        if (!(h0[k]! > 0)) continue;
+        const head = this.#heads[k]!;
+        const g = head.gamma[m]!;
+        const sd = Math.hypot(g * tn.sd, sigma);
+        const z = (logH - (Math.log(h0[k]!) + head.base[m]! + g * tn.mean - half)) / sd;
+        if (k === h0.length - 1) [zFloor, sFloor, gFloor] = [z, sd, g];
+        else [zOwn, sOwn, gOwn] = [z, sd, g];
+      }
+      let pm = 0;
+      if (!Number.isNaN(zFloor)) pm = normalUpperTail(zFloor);
+      if (!Number.isNaN(zOwn)) {
+        const own = normalUpperTail(zOwn);
+        if (Number.isNaN(zFloor)) pm = own;
+        else pm += Math.max(0, own - bivariateUpperTail(zOwn, zFloor, (gOwn * gFloor * tn.sd * tn.sd + sigma * sigma) / (sOwn * sFloor)));
+      }
+      p += pm / M;
+    }
+    return Math.min(1, Math.max(0, p));
+  }
+
   /** The q-quantile of the risk given the heads' baselines: bisection on the log cumulative hazard. */
   #quantile(h0: readonly number[], q: number): number {
     if (!h0.some((h) => h > 0)) return 0;
-    // Bracket: every head of every member between T = μ ∓ 9σ (beyond, the tails are below 1e-18).
+    // Bracket: every head of every member between T = μ ∓ 9σ (beyond, the tails are below 1e-18); with u, between
+    // its log cumulative hazard's mean ∓ 9 sd.
     let lo = Infinity;
     let hi = -Infinity;
+    const sigma = this.#sigma;
     for (let k = 0; k < h0.length; k++) {
       if (!(h0[k]! > 0)) continue;
       const head = this.#heads[k]!;
       this.#tscore.forEach((tn, m) => {
+        if (sigma > 0) {
+          const centre = Math.log(h0[k]!) + head.base[m]! + head.gamma[m]! * tn.mean - (sigma * sigma) / 2;
+          const sd = Math.hypot(head.gamma[m]! * tn.sd, sigma);
+          lo = Math.min(lo, centre - 9 * sd);
+          hi = Math.max(hi, centre + 9 * sd);
+          return;
+        }
         for (const T of [tn.mean - 9 * tn.sd, tn.mean + 9 * tn.sd]) {
           const x = Math.log(h0[k]!) + head.base[m]! + head.gamma[m]! * T;
           lo = Math.min(lo, x);
@@ -191,6 +377,7 @@ export class MediatedOutcome {
     }
     lo -= 1e-9;
     hi += 1e-9;
+    if (sigma > 0) return -Math.expm1(-Math.exp(this.#root(h0, q, lo, hi)));
     // CDF(x) = 1 − P(log H ≥ x) is non-decreasing: the smallest x with CDF(x) ≥ q, to 1e-7 on the log scale (a
     // relative 1e-7 in the hazard, far below the 0.1-point rounding of a shown risk).
     while (hi - lo > 1e-7) {
@@ -199,6 +386,44 @@ export class MediatedOutcome {
       else lo = mid;
     }
     return -Math.expm1(-Math.exp((lo + hi) / 2));
+  }
+
+  /**
+   * σ > 0: the x in [lo, hi] with CDF(x) = q, to the same 1e-7 bracket on the log scale as the bisection. With u the
+   * CDF is continuous and smooth, so the Illinois variant of regula falsi (the end kept twice has its value halved)
+   * gets there in about a third of the bisection's evaluations, each costing a bivariate normal for MOF; a step
+   * never lands closer than a quarter of the tolerance to an end, so the bracket always shrinks.
+   */
+  #root(h0: readonly number[], q: number, lo: number, hi: number): number {
+    const tol = 1e-7;
+    // On the logit scale of the CDF (monotone: the same root), which is nearly linear in x near a normal's centre and
+    // grows only quadratically in its tails, where the CDF itself is flat.
+    const target = Math.log(q) - Math.log1p(-q);
+    const f = (x: number): number => {
+      const tail = this.#tail(h0, x);
+      return Math.log(Math.max(1 - tail, 1e-16)) - Math.log(Math.max(tail, 1e-16)) - target;
+    };
+    let flo = f(lo);
+    let fhi = f(hi);
+    let kept = 0;
+    while (hi - lo > tol) {
+      let x = fhi > flo ? lo - (flo * (hi - lo)) / (fhi - flo) : (lo + hi) / 2;
+      if (!(x >= lo + tol / 4)) x = lo + tol / 4;
+      if (!(x <= hi - tol / 4)) x = hi - tol / 4;
+      const fx = f(x);
+      if (fx >= 0) {
+        hi = x;
+        fhi = fx;
+        if (kept === -1) flo /= 2;
+        kept = -1;
+      } else {
+        lo = x;
+        flo = fx;
+        if (kept === 1) fhi /= 2;
+        kept = 1;
+      }
+    }
+    return (lo + hi) / 2;
   }
 
   /** Mixture mean of the risk at t (Gauss-Hermite over each member's T-score). */
@@ -232,7 +457,10 @@ export class MediatedOutcome {
     });
   }
 
-  /** Mean and sd of the own head's log-hazard over the mixture (members × nodes). */
+  /**
+   * Mean and sd of the own head's log-hazard over the mixture (members × nodes); with σ > 0 the mean moves by −σ²/2
+   * and the variance grows by σ² (u is independent of T).
+   */
   logHazardSpread(): { mean: number; sd: number } {
     const own = this.#heads[0]!;
     const M = this.#tscore.length;
@@ -247,6 +475,7 @@ export class MediatedOutcome {
         ss += w * eta * eta;
       });
     }
+    if (this.#sigma > 0) return { mean: s - (this.#sigma * this.#sigma) / 2, sd: Math.sqrt(Math.max(0, ss - s * s) + this.#sigma * this.#sigma) };
     return { mean: s, sd: Math.sqrt(Math.max(0, ss - s * s)) };
   }
 
@@ -257,7 +486,7 @@ export class MediatedOutcome {
    */
   floorRaised(composite: readonly CurvePoint[]): boolean {
     if (this.#heads.length < 2) return false;
-    const alone = new MediatedOutcome([this.#heads[0]!], this.#tscore, this.#rule.nodes.length);
+    const alone = new MediatedOutcome([this.#heads[0]!], this.#tscore, this.#rule.nodes.length, { unmeasuredLogHazardSd: this.#sigma });
     return alone.curve().some((p, i) => {
       const c = composite[i]!;
       return p.survival - c.survival > 1e-7 || p.lower - c.lower > 1e-7 || p.upper - c.upper > 1e-7;
