@@ -204,7 +204,7 @@ def train_stage(cfg: dict, a: ObservableCohort, split: dict, work: str) -> Train
     t.info["n"] = {"train": len(tr), "validation": len(va), "validation_dxa_pairs": int(hv.sum()),
                    "train_dxa": int(np.isfinite(dxa_tr).sum()),
                    "train_events_10y": {o: int((tr.event(o) & (tr.time(o) <= 10)).sum()) for o in OUTCOMES},
-                   "train_rejects_for_ood": int(len(art))}
+                   "train_rejects_for_ood": int(t.ood_choice.get("n_rejects", 0))}
     return t
 
 
