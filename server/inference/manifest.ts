@@ -87,6 +87,13 @@ export interface TscoreManifest extends ManifestCommon {
     method: string;
     /** Probabilists' Gauss-Hermite nodes per member over its T-score distribution. */
     gauss_hermite_nodes: number;
+    /**
+     * sd σ ≥ 0 of a log-hazard offset u ~ N(−σ²/2, σ) shared by all heads and members, independent of the T-score:
+     * determinants nothing measures (bone quality beyond BMD, chart errors). Absent or 0: none (mediated.ts).
+     */
+    unmeasured_log_hazard_sd?: number;
+    /** How σ was chosen. */
+    unmeasured_log_hazard_note?: string;
     interval?: string;
     low_confidence: { max_log_hazard_sd: number; sd_reference?: Record<string, SdReference>; rule?: string };
   };

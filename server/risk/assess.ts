@@ -525,11 +525,13 @@ export async function assess(deps: AssessDeps, req: AssessRequest, prepared?: Pr
       heads[o] = { fused: head, imageOnly: perMember ? { ...head, base: b.map((x, m) => x - betas![m]! * (terms[o].lp + lpShift[o])) } : null };
     }
     const n = mediatedMan.uncertainty.gauss_hermite_nodes;
+    // The unmeasured-determinants log-hazard sd (mediated.ts): absent in older manifests, which means none.
+    const u = { unmeasuredLogHazardSd: mediatedMan.uncertainty.unmeasured_log_hazard_sd ?? 0 };
     const hipOnly = heads.hip.imageOnly;
     const mofOnly = heads.mof.imageOnly;
     return {
-      hip: { fused: new MediatedOutcome([heads.hip.fused], tscoreUsed, n), imageOnly: hipOnly ? new MediatedOutcome([hipOnly], tscoreUsed, n) : null },
-      mof: { fused: new MediatedOutcome([heads.mof.fused, heads.hip.fused], tscoreUsed, n), imageOnly: mofOnly && hipOnly ? new MediatedOutcome([mofOnly, hipOnly], tscoreUsed, n) : null },
+      hip: { fused: new MediatedOutcome([heads.hip.fused], tscoreUsed, n, u), imageOnly: hipOnly ? new MediatedOutcome([hipOnly], tscoreUsed, n, u) : null },
+      mof: { fused: new MediatedOutcome([heads.mof.fused, heads.hip.fused], tscoreUsed, n, u), imageOnly: mofOnly && hipOnly ? new MediatedOutcome([mofOnly, hipOnly], tscoreUsed, n, u) : null },
     };
   };
   const mediated = mediatedFor({ hip: 0, mof: 0 });

@@ -8,7 +8,7 @@
  * recorded) and is the caveat when the charted value could change the tier.
  */
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -180,6 +180,42 @@ describe('T-score-mediated model end to end', () => {
       }
     }
     assert.ok(inside >= 1, 'at least one outcome with a probability strictly inside (0, 1)');
+  });
+
+  test('the manifest\'s unmeasured log-hazard sd reaches every outcome: log-hazard mean −σ²/2, variance +σ², wider intervals, MOF ≥ hip', async () => {
+    const sigma = 0.4;
+    const uDir = mkdtempSync(join(tmpdir(), 'frcds-v2-unmeasured-'));
+    let uRegistry: ModelRegistry | undefined;
+    try {
+      cpSync(join(REPO_ROOT, 'test/fixtures/hip-xray-v2-tiny'), join(uDir, V2), { recursive: true });
+      const file = join(uDir, V2, 'manifest.json');
+      const man = JSON.parse(readFileSync(file, 'utf8')) as { uncertainty: Record<string, unknown> };
+      man.uncertainty['unmeasured_log_hazard_sd'] = sigma;
+      writeFileSync(file, JSON.stringify(man));
+      const reg = await ModelRegistry.load({ modelsDir: uDir, device: 'cpu', threads: 2, maxBatch: 8, maxWaitMs: 2 }, stack.logger);
+      uRegistry = reg;
+      assert.equal(reg.status().ready, true, reg.status().detail);
+      const uDeps = stack.assessDeps(reg, SETTINGS);
+      for (const id of ['demo-a-002', 'demo-a-008']) {
+        const a: Assessment = (await assess(deps, { patientId: id, at: AT, modelId: V2 })).assessment;
+        const b: Assessment = (await assess(uDeps, { patientId: id, at: AT, modelId: V2 })).assessment;
+        assert.equal(b.mode, 'image-and-clinical');
+        checkMofAtLeastHip(b);
+        for (const o of ['hip', 'mof'] as const) {
+          const f0 = a.outcomes[o].fused!;
+          const f1 = b.outcomes[o].fused!;
+          assert.ok(Math.abs(f1.logHazard - (f0.logHazard - sigma ** 2 / 2)) < 1e-9 && Math.abs(f1.sd ** 2 - (f0.sd ** 2 + sigma ** 2)) < 1e-9, `${id} ${o} spread ${f1.logHazard} ${f1.sd} vs ${f0.logHazard} ${f0.sd}`);
+          const i0 = a.outcomes[o].imageTermOnly!;
+          const i1 = b.outcomes[o].imageTermOnly!;
+          assert.ok(Math.abs(i1.logHazard - (i0.logHazard - sigma ** 2 / 2)) < 1e-9, `${id} ${o} image-term-only log-hazard`);
+          f1.risks.forEach((r, i) => assert.ok(r.lower! < f0.risks[i]!.lower! && r.upper! > f0.risks[i]!.upper!, `${id} ${o} ${r.years}y interval`));
+          i1.risks.forEach((r, i) => assert.ok(r.lower! < i0.risks[i]!.lower! && r.upper! > i0.risks[i]!.upper!, `${id} ${o} ${r.years}y image-term-only interval`));
+        }
+      }
+    } finally {
+      await uRegistry?.close();
+      rmSync(uDir, { recursive: true, force: true });
+    }
   });
 
   test('the v1 model of the same registry: no T-score, no DXA read, same numbers whether or not the chart has a DXA', async () => {
