@@ -71,6 +71,90 @@ def test_summary_mof_never_below_hip_and_interval_contains_point():
     np.testing.assert_allclose(s1["hip"]["lo"], s1["hip"]["hi"], rtol=1e-6)
 
 
+def _one_member(b, g, mu, sd):
+    return np.array([[[b, -20.0]]]), np.array([[g, -0.3]]), np.array([[mu]]), np.array([[sd]])
+
+
+def test_unmeasured_term_sigma_zero_is_unchanged():
+    rng = np.random.default_rng(3)
+    n, m = 20, 3
+    base = rng.normal(0, 1, (n, m, 2))
+    gamma = np.array([[-0.9, -0.4], [-1.1, 0.3], [-0.7, -0.6]])
+    t_mean, t_sd = rng.normal(-1.5, 1, (n, m)), np.full((n, m), 0.5)
+    h0 = {"hip": 0.02, "mof": 0.05}
+    a, b = mixture.risk_summary(base, gamma, t_mean, t_sd, 16, h0), mixture.risk_summary(base, gamma, t_mean, t_sd, 16, h0, sigma_u=0.0)
+    for o in ("hip", "mof"):
+        for k in a[o]:
+            assert np.array_equal(a[o][k], b[o][k]), (o, k)
+    e0, w0 = mixture.member_atoms(base, gamma, t_mean, t_sd, 16)
+    e1, w1 = mixture.member_atoms(base, gamma, t_mean, t_sd, 16, sigma_u=0.0)
+    assert np.array_equal(e0, e1) and np.array_equal(w0, w1)
+
+
+@pytest.mark.parametrize("sd", [0.0, 0.6])
+def test_unmeasured_term_one_member_closed_form(sd):
+    """gamma * T + u is normal with variance gamma^2 sd^2 + sigma^2: closed-form percentiles and tail; mean by quad."""
+    from scipy.integrate import quad
+    from scipy.stats import norm
+    sig, b, g, mu, h0 = 0.3, 1.1, -0.9, -2.2, 0.0107
+    base, gamma, t_mean, t_sd = _one_member(b, g, mu, sd)
+    s = mixture.risk_summary(base, gamma, t_mean, t_sd, 16, {"hip": h0, "mof": 0.04}, sigma_u=sig)["hip"]
+    c = math.log(h0) + b + g * mu - sig ** 2 / 2
+    tot = math.hypot(g * sd, sig)
+    risk = lambda x: -math.expm1(-math.exp(x))
+    z = norm.ppf(0.975)
+    assert s["lo"][0] == pytest.approx(risk(c - z * tot), rel=1e-7)
+    assert s["hi"][0] == pytest.approx(risk(c + z * tot), rel=1e-7)
+    assert s["pthr"][0] == pytest.approx(norm.sf((math.log(-math.log1p(-0.03)) - c) / tot), abs=1e-12)
+    exact = quad(lambda x: risk(c + tot * x) * norm.pdf(x), -12, 12, epsabs=1e-14)[0]
+    assert s["pred"][0] == pytest.approx(exact, rel=1e-6)
+    # eta sd over the atoms (members x T nodes x u nodes) = the total sd; mean moved by -sigma^2/2
+    assert s["eta_sd"][0] == pytest.approx(tot, rel=1e-9)
+    assert s["eta_mean"][0] == pytest.approx(b + g * mu - sig ** 2 / 2, abs=1e-12)
+
+
+def test_unmeasured_term_mof_floor_mean_hazard_and_wider_interval():
+    from scipy.stats import multivariate_normal
+    rng = np.random.default_rng(5)
+    n, m, sig = 40, 4, 0.35
+    base = np.stack([rng.normal(0.5, 1, (n, m)), rng.normal(-0.3, 1, (n, m))], axis=2)
+    gamma = np.stack([-np.abs(rng.normal(0.9, 0.3, m)), rng.normal(-0.3, 0.5, m)], axis=1)     # mixed-sign MOF
+    t_mean = rng.normal(-1.5, 1, (n, m))
+    t_sd = np.where(np.arange(n)[:, None] % 4 == 0, 0.1, rng.uniform(0.2, 0.8, (n, m)))
+    h0 = {"hip": 0.02, "mof": 0.05}
+    s0 = mixture.risk_summary(base, gamma, t_mean, t_sd, 16, h0)
+    s = mixture.risk_summary(base, gamma, t_mean, t_sd, 16, h0, sigma_u=sig)
+    assert (s["mof"]["pred"] >= s["hip"]["pred"] - 1e-12).all()
+    hip_heads = [(h0["hip"], base[:, :, 0], gamma[:, 0])]
+    mof_heads = [(h0["mof"], base[:, :, 1], gamma[:, 1])] + hip_heads
+    for thr in (0.01, 0.03, 0.1, 0.2):
+        lh = np.full(n, math.log(-math.log1p(-thr)))
+        assert (mixture._tail(lh, mof_heads, t_mean, t_sd, sig) >= mixture._tail(lh, hip_heads, t_mean, t_sd, sig)).all()
+    for k in ("lo", "hi"):                                   # both bisected to 1e-9 on log H
+        assert (s["mof"][k] >= s["hip"][k] - 2e-9).all(), k
+    for o in ("hip", "mof"):
+        assert (s[o]["lo"] < s0[o]["lo"]).all() and ((s[o]["hi"] > s0[o]["hi"]) | (s0[o]["hi"] == 1.0)).all()
+        np.testing.assert_allclose(s[o]["cumhaz_mean"], s0[o]["cumhaz_mean"], rtol=1e-12)   # E exp(u) = 1
+        np.testing.assert_allclose(s[o]["eta_sd"] ** 2, s0[o]["eta_sd"] ** 2 + sig ** 2, rtol=1e-9)
+    # the MOF tail against a direct bivariate normal per member (scipy), at its own 97.5th percentile
+    i = 1
+    x = np.log(-np.log1p(-s["mof"]["hi"][i]))
+    tails = []
+    for j in range(m):
+        a = [math.log(h0[o]) + base[i, j, c] + gamma[j, c] * t_mean[i, j] - sig ** 2 / 2 for c, o in ((1, "mof"), (0, "hip"))]
+        cov = np.array([[gamma[j, 1] ** 2, gamma[j, 1] * gamma[j, 0]], [gamma[j, 1] * gamma[j, 0], gamma[j, 0] ** 2]]) * t_sd[i, j] ** 2 + sig ** 2
+        tails.append(1 - multivariate_normal(mean=a, cov=cov).cdf([x, x]))
+    assert np.mean(tails) == pytest.approx(0.025, abs=1e-7)
+
+
+def test_bivariate_normal_tail_against_scipy():
+    from scipy.stats import multivariate_normal
+    for r in (-0.999, -0.95, -0.6, 0.0, 0.4, 0.8, 0.93, 0.99, 0.99999):
+        for h, k in ((-2.0, 0.5), (0.3, -1.2), (1.7, 2.9), (-0.4, -0.4)):
+            want = multivariate_normal(mean=[0, 0], cov=[[1, r], [r, 1]]).cdf([-h, -k])
+            assert float(mixture.bvn_upper(np.array(h), np.array(k), np.array(r))) == pytest.approx(want, abs=1e-9)
+
+
 def test_tier_rule_matches_decision_ts():
     # shown percent: 2.96 % shows as 3.0 % and counts as over the 3 % hip threshold
     assert mixture.shown_percent(np.array([0.02996]))[0] == 3.0

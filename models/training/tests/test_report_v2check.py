@@ -19,7 +19,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(HERE)))
 H0 = {"hip": 0.0107, "mof": 0.042}
 
 
-def _model(gamma_hip, gamma_mof, nodes=16, sd_ref=None, max_sd=1.0) -> v2check.V2Model:
+def _model(gamma_hip, gamma_mof, nodes=16, sd_ref=None, max_sd=1.0, sigma_u=None) -> v2check.V2Model:
     lc = {"max_log_hazard_sd": max_sd}
     if sd_ref:
         lc["sd_reference"] = sd_ref
@@ -29,6 +29,8 @@ def _model(gamma_hip, gamma_mof, nodes=16, sd_ref=None, max_sd=1.0) -> v2check.V
                           "tscore_coefficient_per_member": {"hip": list(gamma_hip), "mof": list(gamma_mof)}},
            "tscore_head": {"calibration": {"intercept": 0.0, "slope": 1.0, "sd_scale": 1.0}, "dxa_precision_sd": 0.1},
            "uncertainty": {"gauss_hermite_nodes": nodes, "low_confidence": lc}, "ood": {"threshold": 10.0}}
+    if sigma_u is not None:
+        man["uncertainty"]["unmeasured_log_hazard_sd"] = sigma_u
     return v2check.V2Model(man)
 
 
@@ -56,18 +58,42 @@ def test_one_member_closed_forms():
     assert v2check.predict(_model([g], [-0.3], max_sd=0.4), base, MU, SD)["low_confidence"][0]
 
 
-def test_mixture_with_floor_and_mixed_signs_against_monte_carlo():
+@pytest.mark.parametrize("sd", [0.0, 0.6])
+def test_unmeasured_term_one_member_closed_forms(sd):
+    """With u ~ N(-sigma^2/2, sigma): log H = log H0 + b + gamma T + u is normal, variance gamma^2 sd^2 + sigma^2."""
+    g, b, mu, sig = -0.8, 1.0, -1.5, 0.3
+    m = _model([g], [-0.3], sigma_u=sig)
+    base = np.array([[[b, -5.0]]])
+    MU, SD = np.array([[mu]]), np.array([[sd]])
+    c = np.log(H0["hip"]) + b + g * mu - sig ** 2 / 2
+    tot = np.hypot(g * sd, sig)
+    risk = lambda x: -np.expm1(-np.exp(x))
+    out = v2check.predict(m, base, MU, SD)
+    assert out["lo10_hip"][0] == pytest.approx(risk(c - 1.959964 * tot), rel=1e-6)
+    assert out["hi10_hip"][0] == pytest.approx(risk(c + 1.959964 * tot), rel=1e-6)
+    assert out["pthr_hip"][0] == pytest.approx(norm.sf((np.log(-np.log1p(-0.03)) - c) / tot), abs=1e-12)
+    exact = quad(lambda x: risk(c + tot * x) * norm.pdf(x), -12, 12, epsabs=1e-14)[0]
+    assert out["pred10_hip"][0] == pytest.approx(exact, rel=1e-6)
+    em, es = v2check.eta_moments(m, "hip", base, MU, SD)
+    assert em[0] == pytest.approx(b + g * mu - sig ** 2 / 2) and es[0] == pytest.approx(tot)
+    # the manifest without the key is sigma 0
+    assert _model([g], [-0.3]).sigma_u == 0.0
+
+
+@pytest.mark.parametrize("sig", [0.0, 0.35])
+def test_mixture_with_floor_and_mixed_signs_against_monte_carlo(sig):
     rng = np.random.default_rng(4)
     gh, gm = np.array([-0.9, -0.5, 0.3]), np.array([-0.2, 0.4, -0.6])
-    m = _model(gh, gm)
+    m = _model(gh, gm, sigma_u=sig)
     base = np.array([[[1.2, 0.1], [0.4, 0.8], [2.0, -0.5]]])
     MU, SD = np.array([[-2.0, -1.2, -0.5]]), np.array([[0.5, 0.9, 0.3]])
     out = v2check.predict(m, base, MU, SD)
     n = 400_000
     mem = rng.integers(0, 3, n)
     t = MU[0, mem] + SD[0, mem] * rng.standard_normal(n)
-    h_hip = H0["hip"] * np.exp(base[0, mem, 0] + gh[mem] * t)
-    h_mof = np.maximum(H0["mof"] * np.exp(base[0, mem, 1] + gm[mem] * t), h_hip)
+    u = -sig ** 2 / 2 + sig * rng.standard_normal(n)                   # shared by both heads
+    h_hip = H0["hip"] * np.exp(base[0, mem, 0] + gh[mem] * t + u)
+    h_mof = np.maximum(H0["mof"] * np.exp(base[0, mem, 1] + gm[mem] * t + u), h_hip)
     for k, h in (("hip", h_hip), ("mof", h_mof)):
         r = 1 - np.exp(-h)
         assert out[f"pred10_{k}"][0] == pytest.approx(r.mean(), rel=0.01)
@@ -87,12 +113,13 @@ import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 const { MediatedOutcome } = await import(pathToFileURL(process.argv[2] + '/server/risk/mediated.ts').href);
 const cases = JSON.parse(readFileSync(0, 'utf8'));
+const opt = (c) => ({ unmeasuredLogHazardSd: c.sigma });
 const grid = [0, 5, 10];
 const out = cases.map((c) => {
   const head = (k, i) => ({ grid, h0: [0, c.h0[k] / 2, c.h0[k]], base: c.base.map((b) => b[i]), gamma: c.gamma[k] });
   const tn = c.mu.map((mu, m) => ({ mean: mu, sd: c.sd[m] }));
-  const hip = new MediatedOutcome([head('hip', 0)], tn, 16);
-  const mof = new MediatedOutcome([head('mof', 1), head('hip', 0)], tn, 16);
+  const hip = new MediatedOutcome([head('hip', 0)], tn, 16, opt(c));
+  const mof = new MediatedOutcome([head('mof', 1), head('hip', 0)], tn, 16, opt(c));
   const r = (o, thr) => ({ ...o.riskAt(10), p: o.probabilityAtLeast(10, thr), sd: o.logHazardSpread().sd });
   return { hip: r(hip, 0.03), mof: r(mof, 0.2) };
 });
@@ -100,19 +127,26 @@ console.log(JSON.stringify(out));
 """
 
 
-def test_equals_the_services_mediated_outcome(tmp_path):
+@pytest.mark.parametrize("sig", [0.0, 0.3])
+def test_equals_the_services_mediated_outcome(tmp_path, sig):
+    """The service against this independent recomputation; with the unmeasured-determinants term (sig > 0) also
+    against the training code's mirror (mixture.py), every fifth patient with a DXA-like T-score sd of 0.1."""
     if not os.path.exists(os.path.join(REPO, "server", "risk", "mediated.ts")):
         pytest.fail("server/risk/mediated.ts (the service's v2 risk code) is missing")
     rng = np.random.default_rng(8)
     n, M = 60, 5
     gamma = {"hip": -np.abs(rng.normal(0.9, 0.3, M)), "mof": -np.abs(rng.normal(0.4, 0.2, M))}
-    m = _model(gamma["hip"], gamma["mof"])
+    if sig > 0:
+        gamma["mof"][1] = 0.25                                          # a mixed-sign MOF head
+    m = _model(gamma["hip"], gamma["mof"], sigma_u=sig)
     base = np.stack([rng.normal(0.5, 1.0, (n, M)), rng.normal(0.8, 0.8, (n, M))], axis=2)
     MU = rng.normal(-1.5, 1.0, (n, 1)) + rng.normal(0, 0.3, (n, M))
     SD = np.abs(rng.normal(0.6, 0.2, (n, M))) + 0.05
+    if sig > 0:
+        SD[::5] = 0.1
     ours = v2check.predict(m, base, MU, SD)
     cases = [{"h0": H0, "base": base[i].tolist(), "gamma": {k: v.tolist() for k, v in gamma.items()},
-              "mu": MU[i].tolist(), "sd": SD[i].tolist()} for i in range(n)]
+              "mu": MU[i].tolist(), "sd": SD[i].tolist(), "sigma": sig} for i in range(n)]
     script = tmp_path / "mediated_numbers.mts"
     script.write_text(SERVICE_SCRIPT)
     r = subprocess.run(["node", "--import", "tsx", str(script), REPO], input=json.dumps(cases), capture_output=True,
@@ -127,6 +161,16 @@ def test_equals_the_services_mediated_outcome(tmp_path):
         assert ours[f"pthr_{k}"] == pytest.approx([s[k]["p"] for s in svc], abs=3e-7)
         assert v2check.eta_moments(m, k, base, MU, SD)[1] == pytest.approx([s[k]["sd"] for s in svc], rel=1e-9)
     assert len({t for t in ours["tier"]}) >= 2
+    if sig > 0:
+        from frcds.model2 import mixture
+        g = np.stack([gamma["hip"], gamma["mof"]], axis=1)
+        mir = mixture.risk_summary(base, g, MU, SD, 16, H0, sigma_u=sig)
+        for k in ("hip", "mof"):
+            assert mir[k]["pred"] == pytest.approx(ours[f"pred10_{k}"], rel=1e-12)
+            assert mir[k]["lo"] == pytest.approx(ours[f"lo10_{k}"], rel=1e-7)
+            assert mir[k]["hi"] == pytest.approx(ours[f"hi10_{k}"], rel=1e-7)
+            assert mir[k]["pthr"] == pytest.approx(ours[f"pthr_{k}"], abs=1e-12)
+            assert mir[k]["eta_sd"] == pytest.approx([s[k]["sd"] for s in svc], rel=1e-9)
 
 
 def test_compare_reports_differences_and_agreement():

@@ -7,6 +7,16 @@ P(risk10 >= threshold) come from the EXACT mixture CDF, as server/risk/mediated.
 the cumulative hazard is monotone in T, so P(H >= h) is a normal tail per member (the union of two half-lines for
 MOF with its hip floor), and each percentile is found by bisection on log H. No random numbers.
 
+Unmeasured determinants (keyword ``sigma_u``, the manifest's uncertainty.unmeasured_log_hazard_sd; 0 = none, every
+number exactly as without it): a person's hazard also depends on what neither the chart, the DXA nor the model
+measures (bone quality beyond BMD, chart errors). One log-hazard offset u ~ N(-sigma_u^2/2, sigma_u), independent of
+T, is shared by all heads and members: eta_mk(T, u) = base_mk + gamma_mk * T + u. Centred so E exp(u) = 1: the mean
+hazard is unchanged and the Breslow baselines stay valid. The atoms add u's Gauss-Hermite nodes (same count) to the
+T nodes (MOF floor per atom, u shared, so MOF >= hip holds per atom); the tail stays exact: per member each head's
+log H is normal (mean log H0 + base + gamma * mean_m - sigma_u^2/2, variance gamma^2 sd_m^2 + sigma_u^2), one head's
+tail is a normal tail, MOF's with its hip floor P(hip) + max(0, P(MOF head) - P(both)) with P(both) a bivariate
+normal probability (mediated.ts bivariateUpperTail, the same method).
+
 Also the tier rule of server/risk/decision.ts on the shown (rounded) percentages, for the predictions' 'tier' column.
 """
 from __future__ import annotations
@@ -58,14 +68,22 @@ def normal_mixture_quantile(mean: np.ndarray, sd: np.ndarray, q: float, iters: i
     return 0.5 * (lo + hi)
 
 
-def member_atoms(base: np.ndarray, gamma: np.ndarray, t_mean: np.ndarray, t_sd: np.ndarray, n_nodes: int):
-    """eta atoms [N, 2, M*J] and weights [M*J]: base [N,M,2], gamma [M,2], calibrated T mean/sd [N,M]."""
+def member_atoms(base: np.ndarray, gamma: np.ndarray, t_mean: np.ndarray, t_sd: np.ndarray, n_nodes: int,
+                 sigma_u: float = 0.0):
+    """eta atoms [N, 2, M*J] and weights [M*J]: base [N,M,2], gamma [M,2], calibrated T mean/sd [N,M]. With
+    sigma_u > 0 every (member, T node) atom is split over u's nodes u_i = -sigma_u^2/2 + sigma_u * x_i (weights
+    w_j * w_i / M, order member, T node, u node): [N, 2, M*J*J]."""
     x, w = gh(n_nodes)
     t = t_mean[:, :, None] + t_sd[:, :, None] * x[None, None]                    # [N,M,J]
     eta = base[:, :, :, None] + gamma[None, :, :, None] * t[:, :, None, :]       # [N,M,2,J]
     n, m = t_mean.shape
     eta = eta.transpose(0, 2, 1, 3).reshape(n, 2, m * len(x))
-    return eta, np.tile(w, m) / m
+    weights = np.tile(w, m) / m
+    if sigma_u > 0:
+        u = -0.5 * sigma_u ** 2 + sigma_u * x
+        eta = (eta[:, :, :, None] + u[None, None, None, :]).reshape(n, 2, m * len(x) * len(x))
+        weights = (weights[:, None] * w[None, :]).reshape(-1)
+    return eta, weights
 
 
 def atom_cumhaz(eta: np.ndarray, h0_hip: np.ndarray | float, h0_mof: np.ndarray | float) -> np.ndarray:
@@ -75,11 +93,104 @@ def atom_cumhaz(eta: np.ndarray, h0_hip: np.ndarray | float, h0_mof: np.ndarray 
     return np.stack([h_hip, h_mof], axis=1)
 
 
-def _tail(log_h: np.ndarray, heads: list[tuple[float, np.ndarray, np.ndarray]], t_mean: np.ndarray,
-          t_sd: np.ndarray) -> np.ndarray:
-    """P(log H >= log_h [N]) under the mixture; heads = [(H0, base [N,M], gamma [M])] (own head, then floors);
-    T ~ N(t_mean, t_sd) per member [N,M] (mediated.ts #tail)."""
+_GL: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    if n not in _GL:
+        _GL[n] = np.polynomial.legendre.leggauss(n)
+    return _GL[n]
+
+
+def bvn_upper(h: np.ndarray, k: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """P(X > h, Y > k) for a standard bivariate normal with correlation r (elementwise, finite h and k): Drezner &
+    Wesolowsky (1990) with Genz's double-precision changes (Genz 2004, Stat Comput 14:251-260), as
+    server/risk/mediated.ts bivariateUpperTail: |r| < 0.925 by Gauss-Legendre (6/12/20 nodes) over the correlation
+    from 0 to r; above, from the perfectly correlated limit (leading terms closed form, remainder 20 nodes)."""
     from scipy.special import ndtr
+    h, k, r = np.broadcast_arrays(np.asarray(h, np.float64), np.asarray(k, np.float64),
+                                  np.clip(np.asarray(r, np.float64), -1.0, 1.0))
+    out = np.empty(h.shape)
+    ar = np.abs(r)
+    for n, sel in ((6, ar < 0.3), (12, (ar >= 0.3) & (ar < 0.75)), (20, (ar >= 0.75) & (ar < 0.925))):
+        if not sel.any():
+            continue
+        x, w = _legendre(n)
+        hh, kk, rr = h[sel], k[sel], r[sel]
+        asr = np.arcsin(rr)
+        sn = np.sin(asr[:, None] * (x[None] + 1) / 2)
+        f = np.exp((sn * (hh * kk)[:, None] - ((hh * hh + kk * kk) / 2)[:, None]) / (1 - sn * sn))
+        out[sel] = (f * w).sum(1) * asr / (4 * np.pi) + ndtr(-hh) * ndtr(-kk)
+    sel = ar >= 0.925
+    if sel.any():
+        hh, rr = h[sel], r[sel]
+        kk = np.where(rr < 0, -k[sel], k[sel])
+        hk = hh * kk
+        integral = np.zeros(hh.shape)
+        part = np.abs(rr) < 1
+        if part.any():
+            h1, k1, r1, hk1 = hh[part], kk[part], rr[part], hk[part]
+            as_ = (1 - r1) * (1 + r1)
+            a = np.sqrt(as_)
+            bs = (h1 - k1) ** 2
+            c = (4 - hk1) / 8
+            d = (12 - hk1) / 16
+            e0 = -(bs / as_ + hk1) / 2
+            with np.errstate(over="ignore", under="ignore"):
+                i1 = np.where(e0 > -100, a * np.exp(np.minimum(e0, 0.0)) *
+                              (1 - c * (bs - as_) * (1 - d * bs / 5) / 3 + c * d * as_ * as_ / 5), 0.0)
+                b = np.sqrt(bs)
+                i1 = i1 - np.where(hk1 > -100, np.exp(-np.maximum(hk1, -100) / 2) * np.sqrt(2 * np.pi) * ndtr(-b / a) * b *
+                                   (1 - c * bs * (1 - d * bs / 5) / 3), 0.0)
+                x, w = _legendre(20)
+                xs = (a[:, None] * (1 + x[None]) / 2) ** 2
+                e = -(bs[:, None] / xs + hk1[:, None]) / 2
+                rs = np.sqrt(1 - xs)
+                ep = np.exp(-hk1[:, None] * (1 - rs) / (2 * (1 + rs))) / rs
+                term = np.where(e > -100, np.exp(np.minimum(e, 0.0)) * (ep - (1 + c[:, None] * xs * (1 + d[:, None] * xs))), 0.0)
+            i1 = i1 + (a / 2) * (term * w).sum(1)
+            integral[part] = -i1 / (2 * np.pi)
+        out[sel] = np.where(rr > 0, integral + ndtr(-np.maximum(hh, kk)),
+                            -integral + np.maximum(0.0, ndtr(-hh) - ndtr(-kk)))
+    return np.clip(out, 0.0, 1.0)
+
+
+def _tail_u(log_h: np.ndarray, heads: list[tuple[float, np.ndarray, np.ndarray]], t_mean: np.ndarray,
+            t_sd: np.ndarray, sigma_u: float) -> np.ndarray:
+    """sigma_u > 0: P(log H >= log_h [N]) with T and u (mediated.ts #tailWithU): per member each head's log H is
+    normal; one head: its tail; a head and its floor: P(floor) + max(0, P(head) - P(both))."""
+    from scipy.special import ndtr
+    if len(heads) > 2:
+        raise ValueError("an unmeasured log-hazard term supports a head and one floor")
+    active = []
+    for i, (h0, base, gamma) in enumerate(heads):
+        if not h0 > 0:
+            continue
+        g = np.broadcast_to(gamma[None, :], base.shape)
+        sd = np.hypot(g * t_sd, sigma_u)
+        z = (log_h[:, None] - (np.log(h0) + base + g * t_mean - 0.5 * sigma_u ** 2)) / sd
+        active.append((i == len(heads) - 1, z, sd, g))
+    if not active:
+        return np.zeros(len(log_h))
+    floor = [a for a in active if a[0]]
+    own = [a for a in active if not a[0]]
+    if floor and own:
+        _, zf, sf, gf = floor[0]
+        _, zo, so, go = own[0]
+        rho = (go * gf * t_sd * t_sd + sigma_u ** 2) / (so * sf)
+        p = ndtr(-zf) + np.maximum(0.0, ndtr(-zo) - bvn_upper(zo, zf, rho))
+    else:
+        p = ndtr(-active[0][1])
+    return np.clip(p.mean(1), 0.0, 1.0)
+
+
+def _tail(log_h: np.ndarray, heads: list[tuple[float, np.ndarray, np.ndarray]], t_mean: np.ndarray,
+          t_sd: np.ndarray, sigma_u: float = 0.0) -> np.ndarray:
+    """P(log H >= log_h [N]) under the mixture; heads = [(H0, base [N,M], gamma [M])] (own head, then floors);
+    T ~ N(t_mean, t_sd) per member [N,M] (mediated.ts #tail); sigma_u > 0: with the unmeasured-determinants u."""
+    from scipy.special import ndtr
+    if sigma_u > 0:
+        return _tail_u(log_h, heads, t_mean, t_sd, sigma_u)
     n, m = t_mean.shape
     le, ge = np.full((n, m), -np.inf), np.full((n, m), np.inf)
     every = np.zeros((n, m), bool)
@@ -103,12 +214,18 @@ def _tail(log_h: np.ndarray, heads: list[tuple[float, np.ndarray, np.ndarray]], 
     return np.clip(p.mean(1), 0.0, 1.0)
 
 
-def _quantile(heads, t_mean, t_sd, q: float) -> np.ndarray:
-    """q-quantile of the risk: the smallest log H with CDF >= q, bisection to 1e-9 (mediated.ts #quantile)."""
+def _quantile(heads, t_mean, t_sd, q: float, sigma_u: float = 0.0) -> np.ndarray:
+    """q-quantile of the risk: the smallest log H with CDF >= q, bisection to 1e-9 (mediated.ts #quantile); with
+    sigma_u > 0 the bracket is each head's log H mean -/+ 9 sd."""
     lo = np.full(len(t_mean), np.inf)
     hi = np.full(len(t_mean), -np.inf)
     for h0, base, gamma in heads:
         if not h0 > 0:
+            continue
+        if sigma_u > 0:
+            centre = np.log(h0) + base + gamma[None] * t_mean - 0.5 * sigma_u ** 2
+            sd = np.hypot(gamma[None] * t_sd, sigma_u)
+            lo, hi = np.minimum(lo, (centre - 9 * sd).min(1)), np.maximum(hi, (centre + 9 * sd).max(1))
             continue
         for sign in (-9.0, 9.0):
             x = np.log(h0) + base + gamma[None] * (t_mean + sign * t_sd)
@@ -116,17 +233,18 @@ def _quantile(heads, t_mean, t_sd, q: float) -> np.ndarray:
     lo, hi = lo - 1e-9, hi + 1e-9
     while (hi - lo).max() > 1e-9:
         mid = 0.5 * (lo + hi)
-        ok = 1.0 - _tail(mid, heads, t_mean, t_sd) >= q
+        ok = 1.0 - _tail(mid, heads, t_mean, t_sd, sigma_u) >= q
         hi, lo = np.where(ok, mid, hi), np.where(ok, lo, mid)
     return -np.expm1(-np.exp(0.5 * (lo + hi)))
 
 
 def summarise(eta: np.ndarray, weights: np.ndarray, h0_10: dict[str, float], base: np.ndarray | None = None,
               gamma: np.ndarray | None = None, t_mean: np.ndarray | None = None,
-              t_sd: np.ndarray | None = None) -> dict[str, dict[str, np.ndarray]]:
+              t_sd: np.ndarray | None = None, sigma_u: float = 0.0) -> dict[str, dict[str, np.ndarray]]:
     """Per outcome at 10 years: point (Gauss-Hermite mixture mean of the risk), lo/hi (2.5/97.5 percentiles) and
     pthr from the exact mixture CDF when base [N,M,2], gamma [M,2] and the T distribution [N,M] are given (else from
-    the atoms, left-continuous), and the log-hazard mean and sd over the atoms."""
+    the atoms, left-continuous), and the log-hazard mean and sd over the atoms. ``eta``/``weights`` must come from
+    member_atoms with the same sigma_u (the exact CDF uses sigma_u; the atoms carry u themselves)."""
     h = atom_cumhaz(eta, h0_10["hip"], h0_10["mof"])
     risk = -np.expm1(-h)
     out = {}
@@ -139,8 +257,8 @@ def summarise(eta: np.ndarray, weights: np.ndarray, h0_10: dict[str, float], bas
             heads = [(h0_10[o], base[:, :, k], gamma[:, k])]
             if o == "mof":
                 heads.append((h0_10["hip"], base[:, :, 0], gamma[:, 0]))
-            lo, hi = _quantile(heads, t_mean, t_sd, 0.025), _quantile(heads, t_mean, t_sd, 0.975)
-            pthr = _tail(np.full(len(r), np.log(-np.log1p(-thr))), heads, t_mean, t_sd)
+            lo, hi = _quantile(heads, t_mean, t_sd, 0.025, sigma_u), _quantile(heads, t_mean, t_sd, 0.975, sigma_u)
+            pthr = _tail(np.full(len(r), np.log(-np.log1p(-thr))), heads, t_mean, t_sd, sigma_u)
         else:
             lo, hi = mixture_quantile(r, weights, 0.025), mixture_quantile(r, weights, 0.975)
             pthr = (weights * (r >= thr)).sum(1)
@@ -150,10 +268,11 @@ def summarise(eta: np.ndarray, weights: np.ndarray, h0_10: dict[str, float], bas
 
 
 def risk_summary(base: np.ndarray, gamma: np.ndarray, t_mean: np.ndarray, t_sd: np.ndarray, n_nodes: int,
-                 h0_10: dict[str, float]) -> dict[str, dict[str, np.ndarray]]:
-    """The served numbers for base [N,M,2], gamma [M,2] and per-member T distributions [N,M] (exact CDF)."""
-    eta, w = member_atoms(base, gamma, t_mean, t_sd, n_nodes)
-    return summarise(eta, w, h0_10, base, gamma, t_mean, t_sd)
+                 h0_10: dict[str, float], sigma_u: float = 0.0) -> dict[str, dict[str, np.ndarray]]:
+    """The served numbers for base [N,M,2], gamma [M,2] and per-member T distributions [N,M] (exact CDF), with the
+    unmeasured-determinants sd sigma_u (0: none)."""
+    eta, w = member_atoms(base, gamma, t_mean, t_sd, n_nodes, sigma_u)
+    return summarise(eta, w, h0_10, base, gamma, t_mean, t_sd, sigma_u)
 
 
 def shown_percent(fraction: np.ndarray) -> np.ndarray:

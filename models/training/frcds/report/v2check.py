@@ -14,6 +14,11 @@ H_k = H0_k(10) exp(eta_mk); MOF includes hip: H_mof = max(H_mof, H_hip) at the s
 - pthr_k = P(risk_k >= threshold) from the same CDF (hip 3 %, MOF 20 %);
 - low confidence: for hip or MOF, sd(eta over the mixture) - (intercept + slope * mean eta) > max_log_hazard_sd
   (sd_reference optional; eta the outcome's own, before the MOF max); tier by the service's rule on the served values.
+- unmeasured determinants (uncertainty.unmeasured_log_hazard_sd = sigma, absent = 0): a log-hazard offset
+  u ~ N(-sigma^2/2, sigma) shared by both heads and all members, independent of T. The mean adds u's Gauss-Hermite
+  nodes; the eta mean moves by -sigma^2/2 and its variance grows by sigma^2; the CDF stays exact: per member each
+  head's log H is normal, so P(every head <= h) is a normal CDF (hip) or a bivariate normal CDF (MOF with hip),
+  computed here with Owen's T function (the service uses a different method, Drezner-Wesolowsky/Genz).
 
 Usage: sh models/training/run -m frcds.report.v2check --model-dir models/hip-xray-v2 --cohort-a DIR_A
        --cohort-b DIR_B --pred-dir models/hip-xray-v2/predictions [--sample N]
@@ -52,6 +57,7 @@ class V2Model:
         self.a, self.b, self.s = float(c["intercept"]), float(c["slope"]), float(c["sd_scale"])
         self.dxa_sd = float(th["dxa_precision_sd"])
         self.nodes = int(u["gauss_hermite_nodes"])
+        self.sigma_u = float(u.get("unmeasured_log_hazard_sd") or 0.0)
         lc = u["low_confidence"]
         self.max_sd = float(lc["max_log_hazard_sd"])
         self.sd_ref = lc.get("sd_reference") or {k: {"intercept": 0.0, "slope": 0.0} for k in ("hip", "mof")}
@@ -71,13 +77,50 @@ def mixture_mean(m: V2Model, base: np.ndarray, mu: np.ndarray, sd: np.ndarray) -
     for k in ("hip", "mof"):
         h = np.max([m.h0[j] * np.exp(base[:, :, m.idx[j], None] + m.gamma[j][None, :, None] * t)
                     for j in _hazard_terms(k)], axis=0)
+        if m.sigma_u > 0:                                                      # u shared by the heads: after the max
+            eu = np.exp(-0.5 * m.sigma_u ** 2 + m.sigma_u * x)
+            out[k] = ((1.0 - np.exp(-h[..., None] * eu)) * w[:, None] * w[None, :]).sum(axis=(2, 3)).mean(axis=1)
+            continue
         out[k] = ((1.0 - np.exp(-h)) * w).sum(axis=2).mean(axis=1)
     return out
+
+
+def _bvn_lower(h: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+    """P(X <= h, Y <= k), standard bivariate normal with correlation rho, by Owen's T function (Owen 1956):
+    Phi2 = (Phi(h) + Phi(k))/2 - T(h, a_h) - T(k, a_k) - beta; rho = 1: Phi(min(h, k))."""
+    from scipy.special import owens_t
+    h = np.where(h == 0, 1e-12, h)
+    k = np.where(k == 0, 1e-12, k)
+    one = rho >= 1 - 1e-13
+    q = np.sqrt(np.maximum(1 - rho * rho, 1e-300))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p = 0.5 * (norm.cdf(h) + norm.cdf(k)) - owens_t(h, (k - rho * h) / (h * q)) - owens_t(k, (h - rho * k) / (k * q)) \
+            - np.where(h * k < 0, 0.5, 0.0)
+    return np.clip(np.where(one, norm.cdf(np.minimum(h, k)), p), 0.0, 1.0)
+
+
+def _cdf_u(m: V2Model, k: str, h_r: np.ndarray, base: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """sigma_u > 0: P(every hazard of outcome k <= h_r) per member, averaged; each head's log H ~ N(c, s) exactly."""
+    s2 = m.sigma_u ** 2
+    z, s, g = [], [], []
+    for j in _hazard_terms(k):
+        gj = np.broadcast_to(m.gamma[j][None, :], mu.shape)
+        sj = np.sqrt(gj ** 2 * sd ** 2 + s2)
+        c = np.log(m.h0[j]) + base[:, :, m.idx[j]] + gj * mu - 0.5 * s2
+        z.append((np.log(h_r)[:, None] - c) / sj)
+        s.append(sj)
+        g.append(gj)
+    if len(z) == 1:
+        return norm.cdf(z[0]).mean(axis=1)
+    rho = np.clip((g[0] * g[1] * sd ** 2 + s2) / (s[0] * s[1]), -1.0, 1.0)
+    return _bvn_lower(z[0], z[1], rho).mean(axis=1)
 
 
 def cdf(m: V2Model, k: str, r: np.ndarray, base: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
     """P(risk_k <= r) under the exact mixture, r [N]."""
     h_r = -np.log1p(-np.clip(r, 1e-300, 1 - 1e-16))
+    if m.sigma_u > 0:
+        return np.clip(_cdf_u(m, k, h_r, base, mu, sd), 0.0, 1.0)
     lo = np.full(mu.shape, -np.inf)
     hi = np.full(mu.shape, np.inf)
     for j in _hazard_terms(k):
@@ -121,7 +164,10 @@ def eta_moments(m: V2Model, k: str, base, mu, sd) -> tuple[np.ndarray, np.ndarra
     e_m = base[:, :, m.idx[k]] + m.gamma[k][None] * mu
     v_m = (m.gamma[k][None] * sd) ** 2
     mean = e_m.mean(axis=1)
-    return mean, np.sqrt(np.maximum((v_m + e_m ** 2).mean(axis=1) - mean ** 2, 0.0))
+    var = np.maximum((v_m + e_m ** 2).mean(axis=1) - mean ** 2, 0.0)
+    if m.sigma_u > 0:                                                          # u: independent, mean -sigma^2/2
+        return mean - 0.5 * m.sigma_u ** 2, np.sqrt(var + m.sigma_u ** 2)
+    return mean, np.sqrt(var)
 
 
 def predict(m: V2Model, base: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> dict[str, np.ndarray]:
