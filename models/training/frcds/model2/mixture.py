@@ -26,6 +26,7 @@ from numpy.polynomial.hermite_e import hermegauss
 
 THRESHOLDS = {"hip": 0.03, "mof": 0.20}
 MOF_MODERATE = 0.10
+ROWS_PER_BLOCK = 1000
 DECISION_PROBABILITY = 0.8
 
 
@@ -270,7 +271,14 @@ def summarise(eta: np.ndarray, weights: np.ndarray, h0_10: dict[str, float], bas
 def risk_summary(base: np.ndarray, gamma: np.ndarray, t_mean: np.ndarray, t_sd: np.ndarray, n_nodes: int,
                  h0_10: dict[str, float], sigma_u: float = 0.0) -> dict[str, dict[str, np.ndarray]]:
     """The served numbers for base [N,M,2], gamma [M,2] and per-member T distributions [N,M] (exact CDF), with the
-    unmeasured-determinants sd sigma_u (0: none)."""
+    unmeasured-determinants sd sigma_u (0: none). With sigma_u > 0 the atoms are J times as many (M*J*J per
+    patient), so patients go through in blocks of ``ROWS_PER_BLOCK`` to bound memory (the same numbers to the
+    bisection's 1e-9 on log H)."""
+    if sigma_u > 0 and len(t_mean) > ROWS_PER_BLOCK:
+        parts = [risk_summary(base[i:i + ROWS_PER_BLOCK], gamma, t_mean[i:i + ROWS_PER_BLOCK],
+                              t_sd[i:i + ROWS_PER_BLOCK], n_nodes, h0_10, sigma_u)
+                 for i in range(0, len(t_mean), ROWS_PER_BLOCK)]
+        return {o: {k: np.concatenate([p[o][k] for p in parts]) for k in parts[0][o]} for o in parts[0]}
     eta, w = member_atoms(base, gamma, t_mean, t_sd, n_nodes, sigma_u)
     return summarise(eta, w, h0_10, base, gamma, t_mean, t_sd, sigma_u)
 
