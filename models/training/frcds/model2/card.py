@@ -71,6 +71,31 @@ def _recalibration(man: dict) -> list[str]:
             f"{rc['rule']} Fitted: {per}."]
 
 
+def _fresh(ev: dict) -> list[str]:
+    """The fresh-seed cohorts' section (evaluation.json "fresh"), when the config named them."""
+    fr = ev.get("fresh")
+    if not fr:
+        return []
+    c, oo, ts = fr["cohorts"], fr["ood"], fr["tscore"]
+    return [
+        "## Performance — fresh-seed cohorts (the figures this version is judged on)",
+        f"Site A seed {c['site_a']['seed']} ({fr['sets']['test_site_a']} patients, {fr['sets']['test_site_a_clean']} "
+        f"without quality-review rejects) and site B seed {c['site_b']['seed']} ({fr['sets']['site_b']} patients), "
+        "generated after this version's choices were fixed; every patient is a test patient.", "",
+        *_risk_table(fr, "site_a"), "", *_risk_table(fr, "site_b"), "",
+        f"- Hip C drop site A -> B (served): {fr['site_b_c_drop_served']['hip']['drop']:+.3f} "
+        f"({fr['site_b_c_drop_served']['hip']['ci95'][0]:+.3f} to {fr['site_b_c_drop_served']['hip']['ci95'][1]:+.3f}).",
+        f"- T-score vs measured DXA, site A: r {_f(ts['site_a_r_measured_dxa'])}, coverage "
+        f"{_p(ts['site_a_coverage_measured_dxa'])} ({ts['site_a_dxa_pairs']} pairs); site B: r "
+        f"{_f(ts['site_b_r_measured_dxa'])}, coverage {_p(ts['site_b_coverage_measured_dxa'])}, bias "
+        f"{ts['site_b_bias_vs_measured_dxa']:+.2f} T.",
+        f"- OOD: site-B clean flagged {_p(oo['site_b_clean_flagged'])}; artefact AUROC {_f(oo.get('artefact_auroc_site_a'))}"
+        f" (site A), {_f(oo.get('artefact_auroc_site_b'))} (site B); by kind at site A: "
+        + ", ".join(f"{k} {_f(v['auroc'])}" for k, v in oo.get("artefact_by_kind_site_a", {}).items()) + ".",
+        f"- Low confidence (served): {_p(fr['site_a_served']['low_confidence']['high_tier'])} of high-tier site-A "
+        f"patients; tiers {fr['site_a_served']['tiers']}.", ""]
+
+
 def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
     fig = plot(ev, out_dir)
     ts, oo, cal = ev["tscore"], ev["ood"], man["tscore_head"]["calibration"]
@@ -103,7 +128,13 @@ def write(cfg: dict, man: dict, ev: dict, out_dir: str) -> None:
         "stage gives identical output when they are poisoned).",
         f"- T-score calibration: intercept {cal['intercept']:.3f}, slope {cal['slope']:.3f}, sd_scale "
         f"{cal['sd_scale']:.3f}, fitted on {cal['fitted_on']}.", *_recalibration(man), "",
-        "## Performance — site-A test (TRIPOD+AI 23)",
+        *([f"- Unmeasured determinants: log-hazard term u ~ N(-s^2/2, s^2), s = "
+           f"{man['uncertainty']['unmeasured_log_hazard_sd']:.3f}, shared by hip and MOF and part of every interval "
+           f"and threshold probability. {man['uncertainty'].get('unmeasured_log_hazard_note', '')}"]
+          if man["uncertainty"].get("unmeasured_log_hazard_sd") else []), "",
+        *_fresh(ev),
+        "## Performance — site-A test (TRIPOD+AI 23)" + (" split (development data for this version)"
+                                                         if ev.get("fresh") else ""),
         "'served' = measured DXA (<= max age) replaces the image T-score; 'image' = image T-score for everyone. "
         "Coverage and interval score use the TRUE simulated 10-year risk (available only because the data are "
         "simulated).", "", *_risk_table(ev, "site_a"), "",
