@@ -16,6 +16,11 @@ def _f(x, nd=3) -> str:
     return "n/a" if x is None else f"{x:.{nd}f}"
 
 
+def _s(x, nd=3) -> str:
+    """Signed, or n/a: a small cohort can leave a difference undefined (no events: NaN, stored as null)."""
+    return "n/a" if x is None else f"{x:+.{nd}f}"
+
+
 def _p(x, nd=1) -> str:
     return "n/a" if x is None else f"{100 * x:.{nd}f} %"
 
@@ -53,8 +58,8 @@ def _risk_table(ev: dict, site: str) -> list[str]:
             td, w = m["top_decile"], m["median_top_decile_interval"]
             ci = m["c_minus_qfracture_ci95"]
             rows.append(f"| {o} | {mode} | {m['n']} ({m['events_10y']}) | {_f(m['harrell_c10'])} | "
-                        f"{_f(m['qfracture_harrell_c10'])} | {m['c_minus_qfracture']:+.3f} ({ci[0]:+.3f} to "
-                        f"{ci[1]:+.3f}) | {_f(m['km_decile_slope'], 2)} | {_p(td['predicted'])} / "
+                        f"{_f(m['qfracture_harrell_c10'])} | {_s(m['c_minus_qfracture'])} ({_s(ci[0])} to "
+                        f"{_s(ci[1])}) | {_f(m['km_decile_slope'], 2)} | {_p(td['predicted'])} / "
                         f"{_p(td['observed_km'])} | {_f(m['coverage_true_risk10'])} | "
                         f"{_f(m['interval_score_alpha05'], 4)} | {_p(w['lo'])}-{_p(w['hi'])} |")
     return rows
@@ -83,12 +88,12 @@ def _fresh(ev: dict) -> list[str]:
         f"without quality-review rejects) and site B seed {c['site_b']['seed']} ({fr['sets']['site_b']} patients), "
         "generated after this version's choices were fixed; every patient is a test patient.", "",
         *_risk_table(fr, "site_a"), "", *_risk_table(fr, "site_b"), "",
-        f"- Hip C drop site A -> B (served): {fr['site_b_c_drop_served']['hip']['drop']:+.3f} "
-        f"({fr['site_b_c_drop_served']['hip']['ci95'][0]:+.3f} to {fr['site_b_c_drop_served']['hip']['ci95'][1]:+.3f}).",
+        f"- Hip C drop site A -> B (served): {_s(fr['site_b_c_drop_served']['hip']['drop'])} "
+        f"({_s(fr['site_b_c_drop_served']['hip']['ci95'][0])} to {_s(fr['site_b_c_drop_served']['hip']['ci95'][1])}).",
         f"- T-score vs measured DXA, site A: r {_f(ts['site_a_r_measured_dxa'])}, coverage "
         f"{_p(ts['site_a_coverage_measured_dxa'])} ({ts['site_a_dxa_pairs']} pairs); site B: r "
         f"{_f(ts['site_b_r_measured_dxa'])}, coverage {_p(ts['site_b_coverage_measured_dxa'])}, bias "
-        f"{ts['site_b_bias_vs_measured_dxa']:+.2f} T.",
+        f"{_s(ts['site_b_bias_vs_measured_dxa'], 2)} T.",
         f"- OOD: site-B clean flagged {_p(oo['site_b_clean_flagged'])}; artefact AUROC {_f(oo.get('artefact_auroc_site_a'))}"
         f" (site A), {_f(oo.get('artefact_auroc_site_b'))} (site B); by kind at site A: "
         + ", ".join(f"{k} {_f(v['auroc'])}" for k, v in oo.get("artefact_by_kind_site_a", {}).items()) + ".",
